@@ -1,0 +1,262 @@
+#!/usr/bin/env node
+import { spawn } from 'node:child_process';
+import { openSync, promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError, Option } from 'commander';
+import type { FsckReport } from '../check/fsck.js';
+import type { DiskReport, PoolStatus } from '../check/status.js';
+import { poolCommands, type CommandArgs } from '../control/commands.js';
+import { callControl } from '../control/socket.js';
+import { runMountDaemon } from '../daemon/mount-daemon.js';
+import { FileSystem } from '../fs/filesystem.js';
+import { isMounted, lazyUnmount } from '../fuse/mount.js';
+import { DEFAULT_CHECKSUM, isChecksumAlgorithm } from '../integrity/checksum.js';
+import { readPoolConfigFile } from '../pool/config-file.js';
+import { PoolBusyError, readLockOwner } from '../pool/lock.js';
+import { Pool, TIERS } from '../pool/pool.js';
+import { parsePolicy } from '../redundancy/policy.js';
+import { UsageError } from '../util/errors.js';
+import { formatBytes, parseSize } from '../util/units.js';
+import { renderDisks, renderFsck, renderStatus } from './render.js';
+
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+let jsonOutput = false;
+
+function emit(result: unknown, human: string): void {
+  process.stdout.write(jsonOutput ? JSON.stringify(result, null, 2) + '\n' : human + '\n');
+}
+
+/** Runs a pool command in this process, or through the daemon that has the pool mounted. */
+async function onPool(poolDir: string, command: string, args: CommandArgs): Promise<unknown> {
+  const abs = path.resolve(poolDir);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    if (readLockOwner(abs)) return callControl(abs, command, args);
+    let pool: Pool;
+    try {
+      pool = await Pool.open(abs);
+    } catch (err) {
+      if (err instanceof PoolBusyError && attempt === 0) continue;
+      throw err;
+    }
+    try {
+      return await poolCommands[command]({ pool, fs: new FileSystem(pool), mountpoint: null }, args);
+    } finally {
+      await pool.close();
+    }
+  }
+  throw new Error(`pool ${abs} changed owner while the command ran; try again`);
+}
+
+function sizeOption(v: string, what: string): number {
+  return parseSize(v, what);
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return check();
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function buildCli(): Command {
+  const program = new Command('dynamicfs')
+    .description('DynamicFS: pool directories and disks into one filesystem with replication or erasure coding')
+    .version('0.1.0')
+    .option('--json', 'machine-readable output')
+    .showHelpAfterError()
+    .exitOverride();
+  program.hook('preAction', (cmd) => {
+    jsonOutput = Boolean(cmd.opts().json || cmd.optsWithGlobals().json);
+  });
+
+  program
+    .command('init')
+    .description('create a pool: POOL is a directory for its identity, metadata and control files')
+    .argument('<pool>', 'pool directory (created if missing, must be empty)')
+    .option('--redundancy <policy>', 'default policy: replication:N or erasure:k+m')
+    .option('--extent-size <size>', 'extent size, e.g. 1MiB')
+    .option('--checksum <algorithm>', 'fragment checksum: xxh64 or crc32c')
+    .option('--config <file>', 'YAML file with storage.extent_size, storage.redundancy, storage.checksum')
+    .option('--json', 'machine-readable output')
+    .action(async (poolDir: string, o: { redundancy?: string; extentSize?: string; checksum?: string; config?: string }) => {
+      const file = o.config ? readPoolConfigFile(o.config) : {};
+      const policy = parsePolicy(o.redundancy ?? file.redundancy ?? 'replication:2');
+      const extentSize = o.extentSize ? sizeOption(o.extentSize, '--extent-size') : (file.extentSize ?? 2 ** 20);
+      const checksum = o.checksum ?? file.checksum ?? DEFAULT_CHECKSUM;
+      if (!isChecksumAlgorithm(checksum)) throw new UsageError(`--checksum '${checksum}' is not one of xxh64, crc32c`);
+      if (extentSize % 4096 !== 0 || extentSize < 4096 || extentSize > 64 * 2 ** 20) {
+        throw new UsageError(`--extent-size ${extentSize} must be a multiple of 4 KiB between 4 KiB and 64 MiB`);
+      }
+      const id = await Pool.create(poolDir, { extentSize, defaultPolicy: policy, checksum });
+      emit({ pool: id, dir: path.resolve(poolDir), redundancy: o.redundancy ?? file.redundancy ?? 'replication:2', extentSize, checksum },
+        `created pool ${id.name} (${id.poolId}) in ${path.resolve(poolDir)}: ${o.redundancy ?? file.redundancy ?? 'replication:2'}, extent ${formatBytes(extentSize)}, checksum ${checksum}`);
+    });
+
+  program
+    .command('add-disk')
+    .description('add a directory (or a mounted device) to the pool as a disk')
+    .argument('<pool>')
+    .argument('<disk>', 'directory that will hold fragments')
+    .addOption(new Option('--tier <tier>', 'storage tier').choices([...TIERS]).default('warm'))
+    .option('--capacity <size>', 'cap the bytes this disk may hold (several disks can share one filesystem)')
+    .option('--json', 'machine-readable output')
+    .action(async (poolDir: string, disk: string, o: { tier: string; capacity?: string }) => {
+      const capacity = o.capacity ? sizeOption(o.capacity, '--capacity') : null;
+      const r = (await onPool(poolDir, 'add-disk', { disk: path.resolve(disk), tier: o.tier, capacity })) as { disk: { id: string; path: string }; recognised: boolean };
+      emit(r, r.recognised ? `recognised disk ${r.disk.id} at its new path ${r.disk.path}` : `added disk ${r.disk.id} at ${r.disk.path}`);
+    });
+
+  program
+    .command('list-disks')
+    .description('disks with tier, capacity, used, health and error counts')
+    .argument('<pool>')
+    .option('--json', 'machine-readable output')
+    .action(async (poolDir: string) => {
+      const r = (await onPool(poolDir, 'list-disks', {})) as { disks: DiskReport[] };
+      emit(r, renderDisks(r.disks));
+    });
+
+  program
+    .command('status')
+    .description('pool health, extents by health, capacity, disks, and files with lost ranges')
+    .argument('<pool>')
+    .option('--json', 'machine-readable output')
+    .action(async (poolDir: string) => {
+      const r = (await onPool(poolDir, 'status', {})) as PoolStatus;
+      emit(r, renderStatus(r));
+      if (r.health === 'critical') process.exitCode = EXIT_FAILURE;
+    });
+
+  program
+    .command('set-disk-health')
+    .description('set a disk state by hand: healthy, degraded, suspect, draining, failed')
+    .argument('<pool>')
+    .argument('<disk>', 'disk id or path')
+    .argument('<state>')
+    .option('--reason <text>', 'why (recorded with the transition)')
+    .option('--json', 'machine-readable output')
+    .action(async (poolDir: string, disk: string, state: string, o: { reason?: string }) => {
+      const r = (await onPool(poolDir, 'set-disk-health', { disk, state, reason: o.reason })) as { disk: string; from: string; to: string };
+      emit(r, `disk ${r.disk}: ${r.from} -> ${r.to}`);
+    });
+
+  program
+    .command('set-policy')
+    .description("set the redundancy policy of a top-level directory ('/' sets the pool default)")
+    .argument('<pool>')
+    .argument('<path>', "directory inside the pool, e.g. /databases, or '/'")
+    .argument('<policy>', 'replication:N or erasure:k+m')
+    .option('--json', 'machine-readable output')
+    .action(async (poolDir: string, p: string, policy: string) => {
+      parsePolicy(policy);
+      const r = await onPool(poolDir, 'set-policy', { path: p, policy });
+      emit(r, `${p}: ${policy} for new data`);
+    });
+
+  program
+    .command('fsck')
+    .description('cross-check metadata against fragment files; exit 0 when clean, 1 when not')
+    .argument('<pool>')
+    .option('--repair', 'delete orphan fragments older than the grace period')
+    .option('--grace <seconds>', 'age before an orphan fragment may be reclaimed', '600')
+    .option('--json', 'machine-readable output')
+    .action(async (poolDir: string, o: { repair?: boolean; grace: string }) => {
+      const grace = Number(o.grace);
+      if (!Number.isFinite(grace) || grace < 0) throw new UsageError(`--grace '${o.grace}' must be a number of seconds`);
+      const r = (await onPool(poolDir, 'fsck', { repair: o.repair === true, graceSeconds: grace })) as FsckReport;
+      emit(r, renderFsck(r));
+      if (!r.clean) process.exitCode = EXIT_FAILURE;
+    });
+
+  program
+    .command('mount')
+    .description('mount the pool with FUSE (in the background unless --foreground)')
+    .argument('<pool>')
+    .argument('<mountpoint>')
+    .option('--foreground', 'serve in this process until SIGTERM or SIGINT')
+    .option('--allow-other', 'let other users access the mount')
+    .option('--json', 'machine-readable output')
+    .action(async (poolDir: string, mnt: string, o: { foreground?: boolean; allowOther?: boolean }) => {
+      const abs = path.resolve(mnt);
+      if (o.foreground) {
+        await runMountDaemon(poolDir, abs, { allowOther: o.allowOther });
+        return;
+      }
+      const owner = readLockOwner(path.resolve(poolDir));
+      if (owner) throw new PoolBusyError(path.resolve(poolDir), owner);
+      const logFile = path.join(path.resolve(poolDir), 'mount.log');
+      const out = openSync(logFile, 'a');
+      const args = [fileURLToPath(import.meta.url), 'mount', poolDir, abs, '--foreground', ...(o.allowOther ? ['--allow-other'] : [])];
+      const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out, out] });
+      let exited: number | null = null;
+      child.on('exit', (code) => (exited = code ?? 1));
+      const ok = await waitFor(async () => exited !== null || (await isMounted(abs)), 30_000);
+      if (!ok || exited !== null) {
+        const tail = (await fsp.readFile(logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join('\n');
+        throw new Error(`mount of ${abs} failed${exited !== null ? ` (daemon exited with ${exited})` : ' (timed out)'}:\n${tail}`);
+      }
+      child.unref();
+      emit({ mountpoint: abs, pid: child.pid, log: logFile }, `mounted ${path.resolve(poolDir)} at ${abs} (daemon pid ${child.pid}, log ${logFile})`);
+    });
+
+  program
+    .command('unmount')
+    .alias('umount')
+    .description('flush and unmount a mounted pool (POOL or its mount point)')
+    .argument('<pool>')
+    .option('--json', 'machine-readable output')
+    .action(async (poolDir: string) => {
+      const abs = path.resolve(poolDir);
+      const owner = readLockOwner(abs);
+      if (!owner) {
+        if (await isMounted(abs)) {
+          await lazyUnmount(abs);
+          emit({ unmounted: abs, daemon: null }, `lazily unmounted ${abs} (no daemon was serving it)`);
+          return;
+        }
+        throw new Error(`pool ${abs} is not mounted`);
+      }
+      process.kill(owner.pid, 'SIGTERM');
+      const gone = await waitFor(async () => !processAlive(owner.pid), 60_000);
+      if (!gone) throw new Error(`daemon ${owner.pid} did not stop within 60s`);
+      emit({ unmounted: owner.mountpoint, daemon: owner.pid }, `unmounted ${owner.mountpoint ?? abs}`);
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildCli();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      return EXIT_USAGE;
+    }
+    const usage = err instanceof UsageError;
+    const message = err instanceof Error ? err.message : String(err);
+    if (jsonOutput) process.stdout.write(JSON.stringify({ ok: false, error: message }) + '\n');
+    process.stderr.write(`dynamicfs: ${usage ? 'usage error' : 'error'}: ${message}\n`);
+    return usage ? EXIT_USAGE : EXIT_FAILURE;
+  }
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  // main() returns when the command is done (for a foreground mount: after a clean unmount).
+  main(process.argv).then((code) => process.exit(code));
+}

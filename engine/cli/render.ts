@@ -1,0 +1,46 @@
+import type { DiskReport, PoolStatus } from '../check/status.js';
+import type { FsckReport } from '../check/fsck.js';
+import { formatBytes } from '../util/units.js';
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
+}
+
+export function renderDisks(disks: DiskReport[]): string {
+  if (disks.length === 0) return 'no disks; add one with: dynamicfs add-disk POOL DIR';
+  const rows = [['DISK', 'PATH', 'TIER', 'CAPACITY', 'USED', 'FREE', 'HEALTH', 'ERRORS r/w/c', 'SINCE / REASON']];
+  for (const d of disks) {
+    rows.push([
+      d.id, d.path, d.tier, formatBytes(d.capacity) + (d.capped ? ' (cap)' : ''), formatBytes(d.used), formatBytes(d.free), d.health,
+      `${d.errors.read}/${d.errors.write}/${d.errors.checksum}`, `${d.healthChangedAt}${d.healthReason ? ' ' + d.healthReason : ''}`,
+    ]);
+  }
+  return table(rows);
+}
+
+export function renderStatus(s: PoolStatus): string {
+  const lines = [
+    `pool     ${s.pool.name} (${s.pool.id})`,
+    `dir      ${s.pool.dir}`,
+    `mounted  ${s.mounted ? `${s.mounted.mountpoint ?? '(daemon)'} by pid ${s.mounted.pid}` : 'no'}`,
+    `policy   ${s.pool.defaultPolicy}, extent ${formatBytes(s.pool.extentSize)}, checksum ${s.pool.checksum}`,
+    `health   ${s.health.toUpperCase()}`,
+    ...s.reasons.map((r) => `         - ${r}`),
+    `capacity raw ${formatBytes(s.capacity.raw)}, used ${formatBytes(s.capacity.used)}, free ${formatBytes(s.capacity.free)} (usable ${formatBytes(s.capacity.usableFree)} after redundancy)`,
+    `extents  ${s.extents.total} total: ${s.extents.healthy} healthy, ${s.extents.degraded} degraded, ${s.extents.unrecoverable} unrecoverable; ${formatBytes(s.bytesAtRisk)} at risk`,
+  ];
+  if (s.unrecoverable.length) {
+    lines.push('unrecoverable ranges:');
+    for (const u of s.unrecoverable) lines.push(`  ${u.path} bytes ${u.start}-${u.end - 1}`);
+  }
+  if (s.degradedFiles.length) lines.push(`files with reduced redundancy: ${s.degradedFiles.length} (${s.degradedFiles.slice(0, 5).join(', ')}${s.degradedFiles.length > 5 ? ', ...' : ''})`);
+  lines.push('', renderDisks(s.disks));
+  return lines.join('\n');
+}
+
+export function renderFsck(r: FsckReport): string {
+  const head = `fsck: ${r.clean ? 'clean' : `${r.problems.length} problem(s)`}; checked ${r.checked.inodes} inodes, ${r.checked.extents} extents, ${r.checked.fragments} fragments, ${r.checked.fragmentFiles} fragment files` +
+    (r.reclaimed ? `; reclaimed ${r.reclaimed} orphan fragment(s)` : '');
+  return [head, ...r.problems.slice(0, 50).map((p) => `  ${p.kind}: ${p.detail}`), ...(r.problems.length > 50 ? [`  ... and ${r.problems.length - 50} more`] : [])].join('\n');
+}

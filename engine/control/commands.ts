@@ -1,0 +1,69 @@
+import { fsck } from '../check/fsck.js';
+import { diskReports, poolStatus } from '../check/status.js';
+import type { FileSystem } from '../fs/filesystem.js';
+import { isDiskHealth } from '../pool/disk-health.js';
+import { TIERS, type Pool, type Tier, PoolError } from '../pool/pool.js';
+import { fragmentCount, formatPolicy, parsePolicy } from '../redundancy/policy.js';
+import { UsageError } from '../util/errors.js';
+
+/** What a command may receive: plain JSON, so the same call works locally and over the control socket. */
+export type CommandArgs = Record<string, string | number | boolean | null | undefined>;
+
+export interface CommandContext {
+  pool: Pool;
+  fs: FileSystem;
+  mountpoint: string | null;
+}
+
+function str(args: CommandArgs, key: string): string {
+  const v = args[key];
+  if (typeof v !== 'string' || v === '') throw new UsageError(`missing argument: ${key}`);
+  return v;
+}
+
+/** Commands that act on an open pool. The CLI runs them in-process or forwards them to the mount daemon. */
+export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArgs) => Promise<unknown>> = {
+  async status({ pool, fs, mountpoint }) {
+    return poolStatus(pool, fs.ns, mountpoint !== null ? { pid: process.pid, mountpoint } : null);
+  },
+
+  async 'list-disks'({ pool }) {
+    await pool.disks.refreshSpace();
+    return { disks: diskReports(pool) };
+  },
+
+  async 'add-disk'({ pool }, args) {
+    const tier = (args.tier as string | undefined) ?? 'warm';
+    if (!(TIERS as readonly string[]).includes(tier)) throw new UsageError(`--tier '${tier}' is not one of ${TIERS.join(', ')}`);
+    const cap = typeof args.capacity === 'number' ? args.capacity : null;
+    const { disk, recognised } = await pool.addDisk(str(args, 'disk'), tier as Tier, cap);
+    return { disk: { id: disk.id, path: disk.path, tier: disk.tier, capacity: cap }, recognised };
+  },
+
+  async 'set-disk-health'({ pool }, args) {
+    const state = str(args, 'state');
+    if (!isDiskHealth(state)) throw new UsageError(`state '${state}' is not one of healthy, degraded, suspect, draining, failed`);
+    const d = pool.findDisk(str(args, 'disk'));
+    const reason = (args.reason as string | undefined) ?? `set by operator`;
+    pool.setDiskHealth(d.id, state, reason);
+    return { disk: d.id, from: d.health, to: state, reason };
+  },
+
+  async 'set-policy'({ pool, fs }, args) {
+    const dir = str(args, 'path');
+    const text = str(args, 'policy');
+    const policy = parsePolicy(text);
+    const healthy = pool.disks.writable().length;
+    if (fragmentCount(policy) > healthy) {
+      throw new PoolError(`policy ${text} needs ${fragmentCount(policy)} healthy disks on distinct devices; pool ${pool.name} has ${healthy}. Add disks first.`);
+    }
+    if (dir === '/') pool.setDefaultPolicy(policy);
+    else fs.ns.setPolicy(dir.startsWith('/') ? dir : `/${dir}`, formatPolicy(policy));
+    return { path: dir, policy: formatPolicy(policy) };
+  },
+
+  async fsck({ pool }, args) {
+    const graceMs = typeof args.graceSeconds === 'number' ? args.graceSeconds * 1000 : undefined;
+    return fsck(pool, { repair: args.repair === true, graceMs });
+  },
+};

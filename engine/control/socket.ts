@@ -1,0 +1,79 @@
+import net from 'node:net';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { POOL_SOCKET } from '../pool/layout.js';
+import { FsError, UsageError } from '../util/errors.js';
+import { poolCommands, type CommandArgs, type CommandContext } from './commands.js';
+
+interface Request { command: string; args: CommandArgs }
+type Reply = { ok: true; result: unknown } | { ok: false; error: string; usage: boolean };
+
+export function socketPath(poolDir: string): string {
+  return path.join(poolDir, POOL_SOCKET);
+}
+
+/** The mount daemon's local control socket: one JSON request per line, one JSON reply per line. */
+export async function serveControl(ctx: CommandContext, extra: Record<string, () => Promise<unknown>> = {}): Promise<net.Server> {
+  const file = socketPath(ctx.pool.dir);
+  await fsp.rm(file, { force: true });
+  const server = net.createServer((sock) => {
+    let buf = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        void handle(line).then((reply) => sock.write(JSON.stringify(reply) + '\n'));
+      }
+    });
+    sock.on('error', () => undefined);
+  });
+  async function handle(line: string): Promise<Reply> {
+    try {
+      const req = JSON.parse(line) as Request;
+      const special = extra[req.command];
+      if (special) return { ok: true, result: await special() };
+      const fn = poolCommands[req.command];
+      if (!fn) return { ok: false, error: `unknown command '${req.command}'`, usage: true };
+      return { ok: true, result: await fn(ctx, req.args ?? {}) };
+    } catch (err) {
+      return { ok: false, error: err instanceof Error ? err.message : String(err), usage: err instanceof UsageError };
+    }
+  }
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(file, () => resolve());
+  });
+  await fsp.chmod(file, 0o600);
+  return server;
+}
+
+/** Sends one command to a pool's running daemon. */
+export function callControl(poolDir: string, command: string, args: CommandArgs, timeoutMs = 120_000): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(socketPath(poolDir));
+    let buf = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`the daemon of ${poolDir} did not answer '${command}' within ${timeoutMs / 1000}s`));
+    }, timeoutMs);
+    sock.setEncoding('utf8');
+    sock.on('connect', () => sock.write(JSON.stringify({ command, args }) + '\n'));
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      sock.end();
+      const reply = JSON.parse(buf.slice(0, nl)) as Reply;
+      if (reply.ok) resolve(reply.result);
+      else reject(reply.usage ? new UsageError(reply.error) : new FsError('EIO', reply.error));
+    });
+    sock.on('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot reach the daemon of ${poolDir}: ${err.message}`));
+    });
+  });
+}

@@ -1,0 +1,140 @@
+import path from 'node:path';
+import { checksum } from '../integrity/checksum.js';
+import type { ExtentRow, FragmentRow } from '../metadata/store.js';
+import { chooseDisks } from '../pool/placement.js';
+import { fragmentPath } from '../pool/layout.js';
+import type { Pool } from '../pool/pool.js';
+import { decodeExtent, encodeExtent } from '../redundancy/codec.js';
+import { formatPolicy, fragmentCount, parsePolicy, type RedundancyPolicy } from '../redundancy/policy.js';
+import { fsError, FsError, isNodeError } from '../util/errors.js';
+import { readFragmentFile, writeFragmentFile } from './fragment-io.js';
+
+const policyCache = new Map<string, RedundancyPolicy>();
+export function policyOf(text: string): RedundancyPolicy {
+  let p = policyCache.get(text);
+  if (!p) {
+    p = parsePolicy(text);
+    policyCache.set(text, p);
+  }
+  return p;
+}
+
+export interface WrittenExtent {
+  extent: ExtentRow;
+  fragments: FragmentRow[];
+  files: string[];
+}
+
+export interface ReadCounters {
+  fragmentErrors: number;
+  reconstructions: number;
+}
+
+/**
+ * Writes extents as fragments on distinct disks and reads them back, verifying every fragment's
+ * checksum and reconstructing around bad or missing ones.
+ */
+export class ExtentStore {
+  readonly counters: ReadCounters = { fragmentErrors: 0, reconstructions: 0 };
+
+  constructor(private readonly pool: Pool) {}
+
+  /** Encodes and stores one extent version. Nothing points at it until the caller commits it. */
+  async write(ino: number, idx: number, data: Buffer, policy: RedundancyPolicy): Promise<WrittenExtent> {
+    const policyName = formatPolicy(policy);
+    const fragments = await encodeExtent(policy, data);
+    const size = fragments[0].length;
+    const disks = chooseDisks(this.pool.disks.writable(), fragmentCount(policy), size, policyName);
+    for (const d of disks) d.reserved += size;
+    const store = this.pool.store;
+    const placement = disks.map((d, slot) => ({ slot, disk: d.id }));
+    const eid = store.beginWrite(placement, Date.now());
+    const alg = this.pool.settings.checksum;
+    const rows: FragmentRow[] = fragments.map((f, slot) => ({ eid, slot, disk: disks[slot].id, size, checksum: checksum(alg, f) }));
+    const files = disks.map((d, slot) => fragmentPath(d.path, eid, slot));
+    try {
+      const results = await Promise.allSettled(fragments.map((f, slot) => writeFragmentFile(files[slot], f)));
+      const failed = results.findIndex((r) => r.status === 'rejected');
+      if (failed >= 0) {
+        const reason = (results[failed] as PromiseRejectedResult).reason as unknown;
+        results.forEach((r, slot) => r.status === 'rejected' && store.bumpDiskErrors(disks[slot].id, { write: 1 }));
+        store.discardIntentFragments(eid, placement);
+        void this.pool.reapGarbage();
+        if (isNodeError(reason, 'ENOSPC') || isNodeError(reason, 'EDQUOT')) {
+          throw fsError('ENOSPC', `disk ${disks[failed].id} is full`);
+        }
+        throw fsError('EIO', `writing a fragment to disk ${disks[failed].id} failed: ${(reason as Error).message}`);
+      }
+    } finally {
+      for (const d of disks) d.reserved -= size;
+    }
+    return {
+      extent: { ino, idx, eid, policy: policyName, length: data.length, encoded_length: data.length, checksum_alg: alg },
+      fragments: rows,
+      files,
+    };
+  }
+
+  /** The extent's bytes (its `length`), read from the fewest fragments that verify. */
+  async read(ext: ExtentRow): Promise<Buffer> {
+    const policy = policyOf(ext.policy);
+    const frags = this.pool.store.fragments(ext.eid);
+    const n = fragmentCount(policy);
+    const got: (Buffer | null)[] = new Array<Buffer | null>(n).fill(null);
+    const tried = new Set<number>();
+    const need = policy.kind === 'replication' ? 1 : policy.data;
+    // Preferred order: data slots first (no decode needed), readable disks only.
+    const order = frags.filter((f) => this.pool.disks.readable(f.disk));
+    let good = 0;
+    let cursor = 0;
+    while (good < need && cursor < order.length) {
+      const batch = order.slice(cursor, cursor + (need - good));
+      cursor += batch.length;
+      const results = await Promise.all(batch.map((f) => this.readVerified(ext, f)));
+      results.forEach((data, i) => {
+        tried.add(batch[i].slot);
+        if (data) {
+          got[batch[i].slot] = data;
+          good++;
+        }
+      });
+    }
+    if (good < need) {
+      throw fsError('EIO', `extent ${ext.eid} (file inode ${ext.ino}, bytes ${ext.idx} extent) has ${good} good fragments, needs ${need}`);
+    }
+    if (policy.kind === 'erasure' && [...Array(policy.data).keys()].some((i) => !got[i])) this.counters.reconstructions++;
+    const full = await decodeExtent(policy, got, ext.encoded_length);
+    return full.length === ext.length ? full : full.subarray(0, ext.length);
+  }
+
+  /** One fragment, or null if it is missing, unreadable or fails its checksum (recorded for repair). */
+  async readVerified(ext: ExtentRow, f: FragmentRow): Promise<Buffer | null> {
+    const disk = this.pool.disks.get(f.disk);
+    if (!disk) return null;
+    const res = await readFragmentFile(fragmentPath(disk.path, f.eid, f.slot), f.size);
+    let kind: string;
+    if (res.ok) {
+      if (checksum(ext.checksum_alg as 'xxh64', res.data) === f.checksum) return res.data;
+      kind = 'checksum';
+    } else {
+      kind = res.kind;
+    }
+    this.counters.fragmentErrors++;
+    const store = this.pool.store;
+    try {
+      store.recordFragmentError(f.eid, f.slot, f.disk, kind, Date.now());
+      store.bumpDiskErrors(f.disk, kind === 'checksum' ? { checksum: 1 } : { read: 1 });
+    } catch {
+      /* metadata closed under us (shutdown): the read result stands */
+    }
+    return null;
+  }
+}
+
+export function isFsError(err: unknown): err is FsError {
+  return err instanceof FsError;
+}
+
+export function fragmentDirs(files: string[]): string[] {
+  return [...new Set(files.map((f) => path.dirname(f)))];
+}

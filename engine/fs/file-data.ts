@@ -1,0 +1,330 @@
+import { ExtentCache } from '../data/extent-cache.js';
+import { ExtentStore, fragmentDirs, policyOf } from '../data/extent-store.js';
+import { syncFile } from '../data/fragment-io.js';
+import type { ExtentRow } from '../metadata/store.js';
+import type { Pool } from '../pool/pool.js';
+import { formatPolicy, fragmentCount } from '../redundancy/policy.js';
+import { fsError, FsError } from '../util/errors.js';
+import { Semaphore } from '../util/semaphore.js';
+
+interface DirtyExtent {
+  /** extentSize bytes, zero past `len`. Never changed once handed to a flush. */
+  buf: Buffer;
+  len: number;
+}
+
+/** Per-inode state while at least one handle is open: the write buffer and what is being flushed. */
+export interface OpenFile {
+  ino: number;
+  refs: number;
+  size: number;
+  /** Size as last written to metadata. */
+  persistedSize: number;
+  mtime: number;
+  policy: string;
+  dirty: Map<number, DirtyExtent>;
+  loading: Map<number, Promise<DirtyExtent>>;
+  inflight: Map<number, DirtyExtent>;
+  chains: Map<number, Promise<void>>;
+  /** Fragment files written since the last fsync. */
+  unsynced: string[];
+  error: FsError | null;
+  lastReadIdx: number;
+}
+
+export interface FileDataOptions {
+  cacheBytes: number;
+  /** Extents being encoded and written at once, across all files. */
+  flushConcurrency: number;
+  /** Full extents a file may have in flight before writes wait. */
+  maxInflightPerFile: number;
+  /** Partially written extents kept per file before they are flushed anyway. */
+  maxDirtyPerFile: number;
+  readAheadExtents: number;
+}
+
+export const DEFAULT_FILE_DATA_OPTIONS: FileDataOptions = {
+  cacheBytes: 64 * 2 ** 20,
+  flushConcurrency: 4,
+  maxInflightPerFile: 8,
+  maxDirtyPerFile: 16,
+  readAheadExtents: 2,
+};
+
+/**
+ * File contents: buffers writes into whole extents, flushes them as new extent versions
+ * (copy-on-write, committed in one metadata transaction each) and serves reads from write
+ * buffers, a decoded-extent cache, or the fragments.
+ */
+export class FileData {
+  readonly extents: ExtentStore;
+  readonly cache: ExtentCache;
+  private readonly open = new Map<number, OpenFile>();
+  private readonly reading = new Map<number, Promise<Buffer>>();
+  private readonly flushSlots: Semaphore;
+  private readonly E: number;
+  bytesWritten = 0;
+  bytesRead = 0;
+
+  constructor(private readonly pool: Pool, private readonly opts: FileDataOptions = DEFAULT_FILE_DATA_OPTIONS) {
+    this.extents = new ExtentStore(pool);
+    this.cache = new ExtentCache(opts.cacheBytes);
+    this.flushSlots = new Semaphore(opts.flushConcurrency);
+    this.E = pool.settings.extentSize;
+  }
+
+  isOpen(ino: number): boolean {
+    return this.open.has(ino);
+  }
+
+  get(ino: number): OpenFile | undefined {
+    return this.open.get(ino);
+  }
+
+  acquire(ino: number, size: number, mtime: number, policy: string | null): OpenFile {
+    let of = this.open.get(ino);
+    if (!of) {
+      of = {
+        ino, refs: 0, size, persistedSize: size, mtime, policy: policy ?? formatPolicy(this.pool.settings.defaultPolicy),
+        dirty: new Map(), loading: new Map(), inflight: new Map(), chains: new Map(), unsynced: [], error: null, lastReadIdx: -2,
+      };
+      this.open.set(ino, of);
+    }
+    of.refs++;
+    return of;
+  }
+
+  /** Drops one reference; returns true when it was the last. Flushes first. */
+  async release(of: OpenFile): Promise<boolean> {
+    try {
+      await this.flush(of);
+    } finally {
+      of.refs--;
+      if (of.refs <= 0 && of.dirty.size === 0 && of.chains.size === 0) this.open.delete(of.ino);
+    }
+    return of.refs <= 0;
+  }
+
+  private takeError(of: OpenFile): void {
+    if (of.error) {
+      const e = of.error;
+      of.error = null;
+      throw e;
+    }
+  }
+
+  async write(of: OpenFile, src: Buffer, len: number, pos: number): Promise<number> {
+    this.takeError(of);
+    const policy = policyOf(of.policy);
+    const writable = this.pool.disks.writable().length;
+    if (writable < fragmentCount(policy)) {
+      throw fsError('ENOSPC', `policy ${of.policy} needs ${fragmentCount(policy)} healthy disks, the pool has ${writable}`);
+    }
+    const E = this.E;
+    let done = 0;
+    while (done < len) {
+      const off = pos + done;
+      const idx = Math.floor(off / E);
+      const within = off - idx * E;
+      const n = Math.min(len - done, E - within);
+      const d = await this.dirtyExtent(of, idx);
+      src.copy(d.buf, within, done, done + n);
+      if (within + n > d.len) d.len = within + n;
+      done += n;
+      if (within + n === E) this.startFlush(of, idx);
+    }
+    if (pos + len > of.size) of.size = pos + len;
+    of.mtime = Date.now();
+    this.bytesWritten += len;
+    if (of.dirty.size > this.opts.maxDirtyPerFile) for (const idx of [...of.dirty.keys()]) this.startFlush(of, idx);
+    while (of.inflight.size > this.opts.maxInflightPerFile) await Promise.race(of.chains.values());
+    return len;
+  }
+
+  private dirtyExtent(of: OpenFile, idx: number): Promise<DirtyExtent> | DirtyExtent {
+    const d = of.dirty.get(idx);
+    if (d) return d;
+    const loading = of.loading.get(idx);
+    if (loading) return loading;
+    const p = (async (): Promise<DirtyExtent> => {
+      const buf = Buffer.alloc(this.E);
+      let len = 0;
+      const newer = of.inflight.get(idx);
+      if (newer) {
+        newer.buf.copy(buf, 0, 0, newer.len);
+        len = newer.len;
+      } else {
+        const ext = this.pool.store.extent(of.ino, idx);
+        if (ext) {
+          const data = await this.extentData(ext);
+          len = Math.min(ext.length, data.length);
+          data.copy(buf, 0, 0, len);
+        }
+      }
+      const fresh = { buf, len };
+      of.dirty.set(idx, fresh);
+      of.loading.delete(idx);
+      return fresh;
+    })();
+    of.loading.set(idx, p);
+    p.catch(() => of.loading.delete(idx));
+    return p;
+  }
+
+  private startFlush(of: OpenFile, idx: number): void {
+    const d = of.dirty.get(idx);
+    if (!d) return;
+    of.dirty.delete(idx);
+    of.inflight.set(idx, d);
+    const prev = of.chains.get(idx) ?? Promise.resolve();
+    const p: Promise<void> = prev
+      .then(() => this.flushSlots.run(() => this.commitExtent(of, idx, d)))
+      .catch((err: unknown) => {
+        of.error ??= err instanceof FsError ? err : fsError('EIO', String(err));
+      })
+      .finally(() => {
+        if (of.inflight.get(idx) === d) of.inflight.delete(idx);
+        if (of.chains.get(idx) === p) of.chains.delete(idx);
+        if (of.refs <= 0 && of.chains.size === 0 && of.dirty.size === 0) this.open.delete(of.ino);
+      });
+    of.chains.set(idx, p);
+  }
+
+  private async commitExtent(of: OpenFile, idx: number, d: DirtyExtent): Promise<void> {
+    const data = d.buf.subarray(0, d.len);
+    const written = await this.extents.write(of.ino, idx, data, policyOf(of.policy));
+    const now = Date.now();
+    const committed = this.pool.store.commitExtent(written.extent, written.fragments, Math.min(of.size, idx * this.E + d.len), now);
+    for (const f of written.fragments) this.pool.disks.noteUsed(f.disk, f.size);
+    if (committed) {
+      of.unsynced.push(...written.files);
+      of.persistedSize = Math.max(of.persistedSize, Math.min(of.size, idx * this.E + d.len));
+      this.cache.set(written.extent.eid, data);
+    }
+    this.pool.scheduleMirror();
+    void this.pool.reapGarbage();
+  }
+
+  /** Pushes every buffered byte of the file into committed extents and the size into metadata. */
+  async flush(of: OpenFile): Promise<void> {
+    for (;;) {
+      for (const idx of [...of.dirty.keys()]) this.startFlush(of, idx);
+      if (of.loading.size) await Promise.allSettled(of.loading.values());
+      if (of.chains.size === 0 && of.dirty.size === 0) break;
+      await Promise.allSettled([...of.chains.values()]);
+    }
+    if (this.pool.store.inode(of.ino) && of.persistedSize !== of.size) {
+      this.pool.store.setSize(of.ino, of.size, of.mtime);
+      of.persistedSize = of.size;
+    }
+    this.takeError(of);
+  }
+
+  /** flush, then make the fragments and the metadata durable. */
+  async fsync(of: OpenFile): Promise<void> {
+    await this.flush(of);
+    const files = of.unsynced;
+    of.unsynced = [];
+    await Promise.all(files.map((f) => syncFile(f)));
+    await Promise.all(fragmentDirs(files).map((dir) => syncFile(dir)));
+    this.pool.store.makeDurable();
+  }
+
+  async read(of: OpenFile, dest: Buffer, len: number, pos: number): Promise<number> {
+    this.takeErrorSoft(of);
+    if (pos >= of.size) return 0;
+    const end = Math.min(pos + len, of.size);
+    const E = this.E;
+    let done = 0;
+    let lastIdx = -1;
+    while (pos + done < end) {
+      const off = pos + done;
+      const idx = Math.floor(off / E);
+      const within = off - idx * E;
+      const n = Math.min(end - off, E - within);
+      let src: Buffer | null = null;
+      let srcLen = 0;
+      const buffered = of.dirty.get(idx) ?? of.inflight.get(idx) ?? (of.loading.has(idx) ? await of.loading.get(idx) : undefined);
+      if (buffered) {
+        src = buffered.buf;
+        srcLen = buffered.len;
+      } else {
+        const ext = this.pool.store.extent(of.ino, idx);
+        if (ext) {
+          src = await this.extentData(ext);
+          srcLen = Math.min(ext.length, src.length);
+        }
+      }
+      const avail = src ? Math.max(0, Math.min(n, srcLen - within)) : 0;
+      if (avail > 0 && src) src.copy(dest, done, within, within + avail);
+      if (avail < n) dest.fill(0, done + avail, done + n);
+      done += n;
+      lastIdx = idx;
+    }
+    this.bytesRead += done;
+    if (lastIdx >= 0) this.readAhead(of, lastIdx);
+    return done;
+  }
+
+  private takeErrorSoft(_of: OpenFile): void {
+    /* read errors are returned directly; write-back errors wait for the writer's flush or fsync */
+  }
+
+  private readAhead(of: OpenFile, idx: number): void {
+    const sequential = idx === of.lastReadIdx || idx === of.lastReadIdx + 1;
+    of.lastReadIdx = idx;
+    if (!sequential) return;
+    for (let i = 1; i <= this.opts.readAheadExtents; i++) {
+      const next = idx + i;
+      if (next * this.E >= of.size || of.dirty.has(next) || of.inflight.has(next)) break;
+      const ext = this.pool.store.extent(of.ino, next);
+      if (ext) this.extentData(ext).catch(() => undefined);
+    }
+  }
+
+  /** Decoded bytes of an extent version: from the cache, a read already under way, or the disks. */
+  extentData(ext: ExtentRow): Promise<Buffer> {
+    const cached = this.cache.get(ext.eid);
+    if (cached) return Promise.resolve(cached);
+    let p = this.reading.get(ext.eid);
+    if (!p) {
+      p = this.extents.read(ext).then((data) => {
+        this.cache.set(ext.eid, data);
+        return data;
+      });
+      p.finally(() => this.reading.delete(ext.eid)).catch(() => undefined);
+      this.reading.set(ext.eid, p);
+    }
+    return p;
+  }
+
+  /** Applies a new size: buffered bytes past it are dropped, committed extents trimmed or freed. */
+  async truncate(ino: number, size: number): Promise<void> {
+    const of = this.open.get(ino);
+    if (of) {
+      if (of.loading.size) await Promise.allSettled(of.loading.values());
+      await Promise.allSettled([...of.chains.values()]);
+      for (const [idx, d] of of.dirty) {
+        const start = idx * this.E;
+        if (start >= size) of.dirty.delete(idx);
+        else if (start + d.len > size) {
+          d.buf.fill(0, size - start);
+          d.len = size - start;
+        }
+      }
+      of.size = size;
+      of.persistedSize = size;
+      of.mtime = Date.now();
+    }
+    const store = this.pool.store;
+    store.tx(() => {
+      store.truncateExtents(ino, size, this.E);
+      store.setSize(ino, size, Date.now());
+    });
+    void this.pool.reapGarbage();
+  }
+
+  async flushAll(): Promise<void> {
+    await Promise.allSettled([...this.open.values()].map((of) => this.flush(of)));
+  }
+}

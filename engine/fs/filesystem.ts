@@ -1,0 +1,209 @@
+import type { InodeRow } from '../metadata/store.js';
+import { diskCapacity, diskFree } from '../pool/disk-set.js';
+import type { Pool } from '../pool/pool.js';
+import { efficiency } from '../redundancy/policy.js';
+import { fsError } from '../util/errors.js';
+import { DEFAULT_FILE_DATA_OPTIONS, FileData, type FileDataOptions, type OpenFile } from './file-data.js';
+import { isDir, isReg, O_APPEND } from './modes.js';
+import { Namespace } from './namespace.js';
+
+export interface Attr {
+  ino: number; mode: number; uid: number; gid: number; size: number; nlink: number;
+  atime: number; mtime: number; ctime: number; blocks: number; blksize: number;
+}
+
+export interface FsStats {
+  bsize: number; frsize: number; blocks: number; bfree: number; bavail: number;
+  files: number; ffree: number; favail: number; fsid: number; flag: number; namemax: number;
+}
+
+interface Handle { ino: number; flags: number; file: OpenFile | null }
+
+/** The filesystem as FUSE (and tests) see it: path operations over the namespace and file data. */
+export class FileSystem {
+  readonly ns: Namespace;
+  readonly data: FileData;
+  private readonly handles = new Map<number, Handle>();
+  private nextHandle = 1;
+  private readonly uid = process.getuid?.() ?? 0;
+  private readonly gid = process.getgid?.() ?? 0;
+
+  constructor(readonly pool: Pool, opts: Partial<FileDataOptions> = {}) {
+    this.data = new FileData(pool, { ...DEFAULT_FILE_DATA_OPTIONS, ...opts });
+    this.ns = new Namespace(pool.store, (ino) => this.data.isOpen(ino));
+  }
+
+  private attr(row: InodeRow): Attr {
+    const of = this.data.get(row.ino);
+    const size = of ? of.size : row.size;
+    return {
+      ino: row.ino, mode: row.mode, uid: row.uid, gid: row.gid, size, nlink: row.nlink,
+      atime: row.atime, mtime: of ? Math.max(of.mtime, row.mtime) : row.mtime, ctime: row.ctime,
+      blocks: Math.ceil(size / 512), blksize: 4096,
+    };
+  }
+
+  getattr(p: string): Attr {
+    return this.attr(this.ns.stat(p));
+  }
+
+  fgetattr(fh: number): Attr {
+    return this.attr(this.ns.inode(this.handle(fh).ino));
+  }
+
+  readdir(p: string): string[] {
+    return this.ns.readdir(p);
+  }
+
+  mkdir(p: string, mode: number): void {
+    this.ns.mkdir(p, mode, this.uid, this.gid);
+  }
+
+  rmdir(p: string): void {
+    this.ns.rmdir(p);
+  }
+
+  private handle(fh: number): Handle {
+    const h = this.handles.get(fh);
+    if (!h) throw fsError('EBADF', `no open handle ${fh}`);
+    return h;
+  }
+
+  private openIno(p: string, ino: number, flags: number): number {
+    const row = this.ns.inode(ino);
+    const file = isReg(row.mode) ? this.data.acquire(ino, row.size, row.mtime, this.ns.policyFor(p)) : null;
+    const fh = this.nextHandle++;
+    this.handles.set(fh, { ino, flags, file });
+    return fh;
+  }
+
+  create(p: string, mode: number, flags = 2): number {
+    const ino = this.ns.createFile(p, mode, this.uid, this.gid);
+    return this.openIno(p, ino, flags);
+  }
+
+  open(p: string, flags: number): number {
+    const ino = this.ns.resolve(p);
+    if (isDir(this.ns.inode(ino).mode) && (flags & 3) !== 0) throw fsError('EISDIR', `'${p}' is a directory`);
+    return this.openIno(p, ino, flags);
+  }
+
+  private fileOf(fh: number): OpenFile {
+    const h = this.handle(fh);
+    if (!h.file) throw fsError('EISDIR', `handle ${fh} is not a regular file`);
+    return h.file;
+  }
+
+  read(fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
+    return this.data.read(this.fileOf(fh), buf, len, pos);
+  }
+
+  write(fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
+    const h = this.handle(fh);
+    const of = this.fileOf(fh);
+    return this.data.write(of, buf, len, h.flags & O_APPEND ? of.size : pos);
+  }
+
+  async flush(fh: number): Promise<void> {
+    const h = this.handle(fh);
+    if (h.file) await this.data.flush(h.file);
+  }
+
+  async fsync(fh: number): Promise<void> {
+    const h = this.handle(fh);
+    if (h.file) await this.data.fsync(h.file);
+    else this.pool.store.makeDurable();
+  }
+
+  async release(fh: number): Promise<void> {
+    const h = this.handle(fh);
+    this.handles.delete(fh);
+    if (!h.file) return;
+    const last = await this.data.release(h.file);
+    if (last) {
+      const row = this.pool.store.inode(h.ino);
+      if (row && row.nlink <= 0) {
+        this.pool.store.tx(() => this.pool.store.freeInode(h.ino));
+        void this.pool.reapGarbage();
+      }
+    }
+  }
+
+  async truncate(p: string, size: number): Promise<void> {
+    const row = this.ns.stat(p);
+    if (isDir(row.mode)) throw fsError('EISDIR', `'${p}' is a directory`);
+    if (!isReg(row.mode)) throw fsError('EINVAL', `'${p}' is not a regular file`);
+    await this.data.truncate(row.ino, size);
+  }
+
+  async ftruncate(fh: number, size: number): Promise<void> {
+    await this.data.truncate(this.fileOf(fh).ino, size);
+  }
+
+  unlink(p: string): void {
+    this.ns.unlink(p);
+    void this.pool.reapGarbage();
+  }
+
+  rename(src: string, dst: string): void {
+    this.ns.rename(src, dst);
+    void this.pool.reapGarbage();
+  }
+
+  link(src: string, dst: string): void {
+    this.ns.link(src, dst);
+  }
+
+  symlink(target: string, p: string): void {
+    this.ns.symlink(target, p, this.uid, this.gid);
+  }
+
+  readlink(p: string): string {
+    return this.ns.readlink(p);
+  }
+
+  chmod(p: string, mode: number): void {
+    this.ns.chmod(p, mode);
+  }
+
+  chown(p: string, uid: number, gid: number): void {
+    this.ns.chown(p, uid, gid);
+  }
+
+  utimens(p: string, atime: number, mtime: number): void {
+    const ino = this.ns.resolve(p);
+    const of = this.data.get(ino);
+    if (of) of.mtime = mtime;
+    this.ns.utimens(ino, atime, mtime);
+  }
+
+  setxattr(p: string, name: string, value: Buffer, flags: number): void {
+    this.ns.setxattr(p, name, value, flags);
+  }
+  getxattr(p: string, name: string): Buffer {
+    return this.ns.getxattr(p, name);
+  }
+  listxattr(p: string): string[] {
+    return this.ns.listxattr(p);
+  }
+  removexattr(p: string, name: string): void {
+    this.ns.removexattr(p, name);
+  }
+
+  /** Capacity as a user can fill it: raw bytes of usable disks scaled by the default policy's overhead. */
+  statfs(): FsStats {
+    const disks = this.pool.disks.all().filter((d) => d.health !== 'failed');
+    const eff = efficiency(this.pool.settings.defaultPolicy);
+    const bsize = 4096;
+    const total = disks.reduce((s, d) => s + diskCapacity(d), 0) * eff;
+    const free = disks.filter((d) => d.health === 'healthy').reduce((s, d) => s + diskFree(d), 0) * eff;
+    return {
+      bsize, frsize: bsize, blocks: Math.floor(total / bsize), bfree: Math.floor(free / bsize), bavail: Math.floor(free / bsize),
+      files: 1 << 30, ffree: 1 << 30, favail: 1 << 30, fsid: 0, flag: 0, namemax: 255,
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.data.flushAll();
+  }
+}

@@ -1,0 +1,70 @@
+import { execFile } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import Fuse, { type Operations } from 'fuse-native';
+
+const exec = promisify(execFile);
+
+/** Largest write the kernel may send us in one request (it caps this at its own limit, 128 KiB on FUSE 2). */
+export const MAX_WRITE = 1024 * 1024;
+
+export interface MountOptions {
+  fsname: string;
+  allowOther?: boolean;
+  extraOptions?: string[];
+}
+
+/**
+ * fuse-native hides big_writes and max_write; without them every write is cut to 4 KiB.
+ * We extend its option builder. No operation timeout: a slow disk must delay, never fail, a call.
+ */
+class DynamicFsFuse extends Fuse {
+  constructor(mnt: string, ops: Operations, private readonly extra: string[], opts: { fsname: string; allowOther?: boolean }) {
+    super(mnt, ops, { timeout: false, fsname: opts.fsname, subtype: 'dynamicfs', allowOther: opts.allowOther, defaultPermissions: true });
+  }
+
+  protected override _fuseOptions(): string {
+    const base = super._fuseOptions();
+    const ours = ['big_writes', `max_write=${MAX_WRITE}`, `max_read=${MAX_WRITE}`, ...this.extra].join(',');
+    return base ? `${base},${ours}` : `-o${ours}`;
+  }
+}
+
+export class FuseMount {
+  private fuse: DynamicFsFuse | null = null;
+
+  constructor(readonly mountpoint: string, private readonly ops: Operations, private readonly options: MountOptions) {}
+
+  async mount(): Promise<void> {
+    const mnt = path.resolve(this.mountpoint);
+    await fsp.mkdir(mnt, { recursive: true });
+    const fuse = new DynamicFsFuse(mnt, this.ops, this.options.extraOptions ?? [], { fsname: this.options.fsname, allowOther: this.options.allowOther });
+    await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
+    this.fuse = fuse;
+  }
+
+  async unmount(): Promise<void> {
+    const fuse = this.fuse;
+    if (!fuse) return;
+    this.fuse = null;
+    await new Promise<void>((resolve) =>
+      fuse.unmount((err) => {
+        if (err) void lazyUnmount(this.mountpoint).finally(resolve);
+        else resolve();
+      }),
+    );
+  }
+}
+
+/** Detaches a mount even if its server is gone (ENOTCONN); never throws. */
+export async function lazyUnmount(mnt: string): Promise<void> {
+  await exec('fusermount', ['-uz', mnt]).catch(() => exec('umount', ['-l', mnt]).catch(() => undefined));
+}
+
+/** Whether `mnt` is a mount point according to /proc/self/mountinfo. */
+export async function isMounted(mnt: string): Promise<boolean> {
+  const abs = path.resolve(mnt);
+  const info = await fsp.readFile('/proc/self/mountinfo', 'utf8');
+  return info.split('\n').some((line) => line.split(' ')[4] === abs);
+}

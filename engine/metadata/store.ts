@@ -1,0 +1,331 @@
+import Database from 'better-sqlite3';
+import { SCHEMA, SCHEMA_VERSION } from './schema.js';
+
+export interface InodeRow {
+  ino: number; mode: number; uid: number; gid: number; size: number; nlink: number;
+  atime: number; mtime: number; ctime: number; target: string | null; policy: string | null;
+}
+export interface DiskRow {
+  id: string; path: string; tier: string; capacity: number | null; health: string; health_reason: string;
+  health_changed_at: number; used: number; read_errors: number; write_errors: number; checksum_errors: number;
+  added_at: number;
+}
+export interface ExtentRow {
+  ino: number; idx: number; eid: number; policy: string; length: number; encoded_length: number; checksum_alg: string;
+}
+export interface FragmentRow { eid: number; slot: number; disk: string; size: number; checksum: string }
+export interface GarbageRow { disk: string; eid: number; slot: number; size: number }
+export interface DirentRow { parent: number; name: string; ino: number }
+export interface DiskEventRow { id: number; disk: string; at: number; from_state: string | null; to_state: string; reason: string }
+
+export const ROOT_INO = 1;
+
+/**
+ * The pool's metadata in SQLite (better-sqlite3 v12), WAL mode. Every namespace change and every
+ * extent commit is one transaction, so a crash leaves either the old or the new state. Commits use
+ * synchronous=NORMAL (durable against a process kill at once, against power loss at the next
+ * checkpoint); fsync() forces a checkpoint, which syncs the WAL first.
+ */
+export class MetadataStore {
+  readonly db: Database.Database;
+  private readonly s;
+
+  constructor(readonly file: string, options: { create?: boolean } = {}) {
+    this.db = new Database(file, { fileMustExist: !options.create });
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(SCHEMA);
+    const d = this.db;
+    this.s = {
+      getMeta: d.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
+      setMeta: d.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
+      inode: d.prepare<[number], InodeRow>('SELECT * FROM inodes WHERE ino = ?'),
+      lookup: d.prepare<[number, string], { ino: number }>('SELECT ino FROM dirents WHERE parent = ? AND name = ?'),
+      children: d.prepare<[number], DirentRow>('SELECT * FROM dirents WHERE parent = ? ORDER BY name'),
+      childCount: d.prepare<[number], { n: number }>('SELECT count(*) AS n FROM dirents WHERE parent = ?'),
+      parentsOf: d.prepare<[number], DirentRow>('SELECT * FROM dirents WHERE ino = ?'),
+      insertInode: d.prepare(
+        'INSERT INTO inodes (mode, uid, gid, size, nlink, atime, mtime, ctime, target, policy) VALUES (@mode, @uid, @gid, @size, @nlink, @atime, @mtime, @ctime, @target, @policy)',
+      ),
+      insertInodeWithIno: d.prepare(
+        'INSERT INTO inodes (ino, mode, uid, gid, size, nlink, atime, mtime, ctime, target, policy) VALUES (@ino, @mode, @uid, @gid, @size, @nlink, @atime, @mtime, @ctime, @target, @policy)',
+      ),
+      insertDirent: d.prepare('INSERT INTO dirents (parent, name, ino) VALUES (?, ?, ?)'),
+      deleteDirent: d.prepare('DELETE FROM dirents WHERE parent = ? AND name = ?'),
+      deleteInode: d.prepare('DELETE FROM inodes WHERE ino = ?'),
+      deleteXattrs: d.prepare('DELETE FROM xattrs WHERE ino = ?'),
+      setNlink: d.prepare('UPDATE inodes SET nlink = ?, ctime = ? WHERE ino = ?'),
+      setMode: d.prepare('UPDATE inodes SET mode = ?, ctime = ? WHERE ino = ?'),
+      setOwner: d.prepare('UPDATE inodes SET uid = ?, gid = ?, ctime = ? WHERE ino = ?'),
+      setTimes: d.prepare('UPDATE inodes SET atime = ?, mtime = ?, ctime = ? WHERE ino = ?'),
+      setSize: d.prepare('UPDATE inodes SET size = ?, mtime = ?, ctime = ? WHERE ino = ?'),
+      growSize: d.prepare('UPDATE inodes SET size = max(size, ?), mtime = ?, ctime = ? WHERE ino = ?'),
+      touchDir: d.prepare('UPDATE inodes SET mtime = ?, ctime = ? WHERE ino = ?'),
+      setPolicy: d.prepare('UPDATE inodes SET policy = ? WHERE ino = ?'),
+      extent: d.prepare<[number, number], ExtentRow>('SELECT * FROM extents WHERE ino = ? AND idx = ?'),
+      extentsOf: d.prepare<[number], ExtentRow>('SELECT * FROM extents WHERE ino = ? ORDER BY idx'),
+      extentsFrom: d.prepare<[number, number], ExtentRow>('SELECT * FROM extents WHERE ino = ? AND idx >= ?'),
+      upsertExtent: d.prepare(
+        'INSERT INTO extents (ino, idx, eid, policy, length, encoded_length, checksum_alg) VALUES (@ino, @idx, @eid, @policy, @length, @encoded_length, @checksum_alg) ON CONFLICT(ino, idx) DO UPDATE SET eid = excluded.eid, policy = excluded.policy, length = excluded.length, encoded_length = excluded.encoded_length, checksum_alg = excluded.checksum_alg',
+      ),
+      deleteExtent: d.prepare('DELETE FROM extents WHERE ino = ? AND idx = ?'),
+      setExtentLength: d.prepare('UPDATE extents SET length = ? WHERE ino = ? AND idx = ?'),
+      fragments: d.prepare<[number], FragmentRow>('SELECT * FROM fragments WHERE eid = ? ORDER BY slot'),
+      insertFragment: d.prepare('INSERT INTO fragments (eid, slot, disk, size, checksum) VALUES (@eid, @slot, @disk, @size, @checksum)'),
+      deleteFragments: d.prepare('DELETE FROM fragments WHERE eid = ?'),
+      deleteFragmentErrors: d.prepare('DELETE FROM fragment_errors WHERE eid = ?'),
+      insertGarbage: d.prepare('INSERT OR IGNORE INTO garbage (disk, eid, slot, size) VALUES (@disk, @eid, @slot, @size)'),
+      garbage: d.prepare<[number], GarbageRow>('SELECT * FROM garbage LIMIT ?'),
+      deleteGarbage: d.prepare('DELETE FROM garbage WHERE disk = ? AND eid = ? AND slot = ?'),
+      addUsed: d.prepare('UPDATE disks SET used = max(0, used + ?) WHERE id = ?'),
+      insertIntent: d.prepare('INSERT INTO write_intents (created_at, placement) VALUES (?, ?)'),
+      deleteIntent: d.prepare('DELETE FROM write_intents WHERE eid = ?'),
+      intents: d.prepare<[], { eid: number; created_at: number; placement: string }>('SELECT * FROM write_intents'),
+      getXattr: d.prepare<[number, string], { value: Buffer }>('SELECT value FROM xattrs WHERE ino = ? AND name = ?'),
+      setXattr: d.prepare('INSERT INTO xattrs (ino, name, value) VALUES (?, ?, ?) ON CONFLICT(ino, name) DO UPDATE SET value = excluded.value'),
+      listXattrs: d.prepare<[number], { name: string }>('SELECT name FROM xattrs WHERE ino = ? ORDER BY name'),
+      removeXattr: d.prepare('DELETE FROM xattrs WHERE ino = ? AND name = ?'),
+      disks: d.prepare<[], DiskRow>('SELECT * FROM disks ORDER BY added_at, id'),
+      insertDisk: d.prepare(
+        'INSERT INTO disks (id, path, tier, capacity, health, health_changed_at, added_at) VALUES (@id, @path, @tier, @capacity, @health, @at, @at)',
+      ),
+      setDiskPath: d.prepare('UPDATE disks SET path = ? WHERE id = ?'),
+      setDiskHealth: d.prepare('UPDATE disks SET health = ?, health_reason = ?, health_changed_at = ? WHERE id = ?'),
+      insertDiskEvent: d.prepare('INSERT INTO disk_events (disk, at, from_state, to_state, reason) VALUES (?, ?, ?, ?, ?)'),
+      diskEvents: d.prepare<[string, number], DiskEventRow>('SELECT * FROM disk_events WHERE disk = ? ORDER BY id DESC LIMIT ?'),
+      bumpDiskErrors: d.prepare(
+        'UPDATE disks SET read_errors = read_errors + @read, write_errors = write_errors + @write, checksum_errors = checksum_errors + @checksum WHERE id = @id',
+      ),
+      recordFragmentError: d.prepare(
+        'INSERT INTO fragment_errors (eid, slot, disk, kind, at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(eid, slot) DO UPDATE SET kind = excluded.kind, at = excluded.at',
+      ),
+      orphanInodes: d.prepare<[], { ino: number }>('SELECT ino FROM inodes WHERE nlink <= 0'),
+    };
+  }
+
+  static initialise(store: MetadataStore, meta: Record<string, string>, now: number): void {
+    store.tx(() => {
+      store.setMeta('schema_version', String(SCHEMA_VERSION));
+      for (const [k, v] of Object.entries(meta)) store.setMeta(k, v);
+      store.s.insertInodeWithIno.run({
+        ino: 1, mode: 0o040755, uid: 0, gid: 0, size: 0, nlink: 2, atime: now, mtime: now, ctime: now, target: null, policy: null,
+      });
+    });
+  }
+
+  tx<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  getMeta(key: string): string | undefined {
+    return this.s.getMeta.get(key)?.value;
+  }
+  setMeta(key: string, value: string): void {
+    this.s.setMeta.run(key, value);
+  }
+
+  inode(ino: number): InodeRow | undefined {
+    return this.s.inode.get(ino);
+  }
+  lookup(parent: number, name: string): number | undefined {
+    return this.s.lookup.get(parent, name)?.ino;
+  }
+  children(parent: number): DirentRow[] {
+    return this.s.children.all(parent);
+  }
+  childCount(parent: number): number {
+    return this.s.childCount.get(parent)?.n ?? 0;
+  }
+  parentsOf(ino: number): DirentRow[] {
+    return this.s.parentsOf.all(ino);
+  }
+  insertInode(row: Omit<InodeRow, 'ino'>): number {
+    return Number(this.s.insertInode.run(row).lastInsertRowid);
+  }
+  insertDirent(parent: number, name: string, ino: number): void {
+    this.s.insertDirent.run(parent, name, ino);
+  }
+  deleteDirent(parent: number, name: string): void {
+    this.s.deleteDirent.run(parent, name);
+  }
+  deleteInode(ino: number): void {
+    this.s.deleteInode.run(ino);
+    this.s.deleteXattrs.run(ino);
+  }
+  setNlink(ino: number, nlink: number, now: number): void {
+    this.s.setNlink.run(nlink, now, ino);
+  }
+  setMode(ino: number, mode: number, now: number): void {
+    this.s.setMode.run(mode, now, ino);
+  }
+  setOwner(ino: number, uid: number, gid: number, now: number): void {
+    this.s.setOwner.run(uid, gid, now, ino);
+  }
+  setTimes(ino: number, atime: number, mtime: number, now: number): void {
+    this.s.setTimes.run(atime, mtime, now, ino);
+  }
+  setSize(ino: number, size: number, now: number): void {
+    this.s.setSize.run(size, now, now, ino);
+  }
+  growSize(ino: number, size: number, now: number): void {
+    this.s.growSize.run(size, now, now, ino);
+  }
+  touchDir(ino: number, now: number): void {
+    this.s.touchDir.run(now, now, ino);
+  }
+  setPolicy(ino: number, policy: string | null): void {
+    this.s.setPolicy.run(policy, ino);
+  }
+
+  extent(ino: number, idx: number): ExtentRow | undefined {
+    return this.s.extent.get(ino, idx);
+  }
+  extentsOf(ino: number): ExtentRow[] {
+    return this.s.extentsOf.all(ino);
+  }
+  allExtents(): IterableIterator<ExtentRow> {
+    return this.db.prepare<[], ExtentRow>('SELECT * FROM extents ORDER BY ino, idx').iterate();
+  }
+  fragments(eid: number): FragmentRow[] {
+    return this.s.fragments.all(eid);
+  }
+
+  /** Allocates a fresh extent id and records where its fragments are about to be written. */
+  beginWrite(placement: { slot: number; disk: string }[], now: number): number {
+    return Number(this.s.insertIntent.run(now, JSON.stringify(placement)).lastInsertRowid);
+  }
+  intents(): { eid: number; created_at: number; placement: { slot: number; disk: string }[] }[] {
+    return this.s.intents.all().map((r) => ({ ...r, placement: JSON.parse(r.placement) as { slot: number; disk: string }[] }));
+  }
+  dropIntent(eid: number): void {
+    this.s.deleteIntent.run(eid);
+  }
+
+  /** Moves an extent's fragments to the garbage list (reclaimed after the transaction commits). */
+  private discardExtent(eid: number): void {
+    for (const f of this.s.fragments.all(eid)) this.s.insertGarbage.run({ disk: f.disk, eid, slot: f.slot, size: f.size });
+    this.s.deleteFragments.run(eid);
+    this.s.deleteFragmentErrors.run(eid);
+  }
+
+  /**
+   * Makes a freshly written extent current in one transaction: the old version's fragments become
+   * garbage, the new fragments are recorded, the write intent is closed and the file grows to cover it.
+   * Returns false (and discards the new fragments) when the file no longer exists.
+   */
+  commitExtent(extent: ExtentRow, fragments: FragmentRow[], fileSize: number, now: number): boolean {
+    return this.tx(() => {
+      this.s.deleteIntent.run(extent.eid);
+      if (!this.s.inode.get(extent.ino)) {
+        for (const f of fragments) this.s.insertGarbage.run({ disk: f.disk, eid: f.eid, slot: f.slot, size: f.size });
+        for (const f of fragments) this.s.addUsed.run(f.size, f.disk);
+        return false;
+      }
+      const old = this.s.extent.get(extent.ino, extent.idx);
+      if (old) this.discardExtent(old.eid);
+      this.s.upsertExtent.run(extent);
+      for (const f of fragments) {
+        this.s.insertFragment.run(f);
+        this.s.addUsed.run(f.size, f.disk);
+      }
+      this.s.growSize.run(fileSize, now, now, extent.ino);
+      return true;
+    });
+  }
+
+  /** Drops extents at or past `firstDropped` and trims the one that holds the new end. Call inside tx. */
+  truncateExtents(ino: number, newSize: number, extentSize: number): void {
+    const firstDropped = Math.ceil(newSize / extentSize);
+    for (const e of this.s.extentsFrom.all(ino, firstDropped)) {
+      this.discardExtent(e.eid);
+      this.s.deleteExtent.run(ino, e.idx);
+    }
+    if (newSize % extentSize !== 0) {
+      const idx = Math.floor(newSize / extentSize);
+      const e = this.s.extent.get(ino, idx);
+      const keep = newSize - idx * extentSize;
+      if (e && e.length > keep) this.s.setExtentLength.run(keep, ino, idx);
+    }
+  }
+
+  /** Frees all data of an inode and deletes it. Call inside tx. */
+  freeInode(ino: number): void {
+    for (const e of this.s.extentsOf.all(ino)) this.discardExtent(e.eid);
+    this.db.prepare('DELETE FROM extents WHERE ino = ?').run(ino);
+    this.deleteInode(ino);
+  }
+
+  orphanInodes(): number[] {
+    return this.s.orphanInodes.all().map((r) => r.ino);
+  }
+
+  garbage(limit: number): GarbageRow[] {
+    return this.s.garbage.all(limit);
+  }
+  reclaimed(rows: GarbageRow[]): void {
+    this.tx(() => {
+      for (const g of rows) {
+        this.s.deleteGarbage.run(g.disk, g.eid, g.slot);
+        this.s.addUsed.run(-g.size, g.disk);
+      }
+    });
+  }
+  /** Fragments written under an intent that never committed: their bytes were counted nowhere. */
+  discardIntentFragments(eid: number, placement: { slot: number; disk: string }[]): void {
+    this.tx(() => {
+      for (const p of placement) this.s.insertGarbage.run({ disk: p.disk, eid, slot: p.slot, size: 0 });
+      this.s.deleteIntent.run(eid);
+    });
+  }
+
+  getXattr(ino: number, name: string): Buffer | undefined {
+    return this.s.getXattr.get(ino, name)?.value;
+  }
+  setXattr(ino: number, name: string, value: Buffer): void {
+    this.s.setXattr.run(ino, name, value);
+  }
+  listXattrs(ino: number): string[] {
+    return this.s.listXattrs.all(ino).map((r) => r.name);
+  }
+  removeXattr(ino: number, name: string): boolean {
+    return this.s.removeXattr.run(ino, name).changes > 0;
+  }
+
+  disks(): DiskRow[] {
+    return this.s.disks.all();
+  }
+  insertDisk(d: { id: string; path: string; tier: string; capacity: number | null; health: string; at: number }): void {
+    this.s.insertDisk.run(d);
+  }
+  setDiskPath(id: string, path: string): void {
+    this.s.setDiskPath.run(path, id);
+  }
+  setDiskHealth(id: string, from: string | null, to: string, reason: string, now: number): void {
+    this.tx(() => {
+      this.s.setDiskHealth.run(to, reason, now, id);
+      this.s.insertDiskEvent.run(id, now, from, to, reason);
+    });
+  }
+  diskEvents(id: string, limit: number): DiskEventRow[] {
+    return this.s.diskEvents.all(id, limit);
+  }
+  bumpDiskErrors(id: string, kind: { read?: number; write?: number; checksum?: number }): void {
+    this.s.bumpDiskErrors.run({ id, read: kind.read ?? 0, write: kind.write ?? 0, checksum: kind.checksum ?? 0 });
+  }
+  recordFragmentError(eid: number, slot: number, disk: string, kind: string, now: number): void {
+    this.s.recordFragmentError.run(eid, slot, disk, kind, now);
+  }
+  fragmentErrors(): { eid: number; slot: number; disk: string; kind: string; at: number }[] {
+    return this.db.prepare<[], { eid: number; slot: number; disk: string; kind: string; at: number }>('SELECT * FROM fragment_errors').all();
+  }
+
+  /** Forces every committed transaction to stable storage (a checkpoint syncs the WAL first). */
+  makeDurable(): void {
+    this.db.pragma('wal_checkpoint(PASSIVE)');
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

@@ -1,0 +1,38 @@
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { UsageError } from '../util/errors.js';
+import { parseSize } from '../util/units.js';
+
+/** Pool creation settings from a YAML file: `storage.extent_size`, `storage.redundancy`, `storage.checksum`. */
+export interface PoolConfigFile { extentSize?: number; redundancy?: string; checksum?: string }
+
+const STORAGE_KEYS = ['extent_size', 'redundancy', 'checksum'];
+
+export function readPoolConfigFile(file: string): PoolConfigFile {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--config ${file}: cannot read it (${(err as Error).message})`);
+  }
+  let doc: unknown;
+  try {
+    doc = parse(text);
+  } catch (err) {
+    throw new UsageError(`--config ${file}: not valid YAML: ${(err as Error).message}`);
+  }
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new UsageError(`--config ${file}: expected a mapping at the top level`);
+  const out: PoolConfigFile = {};
+  for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
+    if (k !== 'storage') throw new UsageError(`--config ${file}: unknown field '${k}' (known: storage)`);
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new UsageError(`--config ${file}: 'storage' must be a mapping`);
+    for (const [sk, sv] of Object.entries(v as Record<string, unknown>)) {
+      if (!STORAGE_KEYS.includes(sk)) throw new UsageError(`--config ${file}: unknown field 'storage.${sk}' (known: ${STORAGE_KEYS.join(', ')})`);
+      if (typeof sv !== 'string' && typeof sv !== 'number') throw new UsageError(`--config ${file}: 'storage.${sk}' must be a string or number, got ${JSON.stringify(sv)}`);
+      if (sk === 'extent_size') out.extentSize = parseSize(String(sv), `storage.extent_size in ${file}`);
+      if (sk === 'redundancy') out.redundancy = String(sv);
+      if (sk === 'checksum') out.checksum = String(sv);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,93 @@
+import { promises as fsp } from 'node:fs';
+import type { DiskRow, MetadataStore } from '../metadata/store.js';
+import { isReadable, isWritable, type DiskHealth } from './disk-health.js';
+
+export interface Disk {
+  id: string;
+  path: string;
+  tier: string;
+  /** Operator cap in bytes, or null to use the whole filesystem. */
+  cap: number | null;
+  health: DiskHealth;
+  healthReason: string;
+  healthChangedAt: number;
+  /** Bytes of committed fragments on this disk (from metadata). */
+  used: number;
+  /** Free bytes of the filesystem under the disk, from the last statfs. */
+  fsFree: number;
+  fsTotal: number;
+  /** Bytes placed on this disk by writes that have not committed yet. */
+  reserved: number;
+  readErrors: number;
+  writeErrors: number;
+  checksumErrors: number;
+  addedAt: number;
+}
+
+export function diskCapacity(d: Disk): number {
+  return d.cap ?? d.fsTotal;
+}
+
+/** Bytes a new fragment may still use on this disk. */
+export function diskFree(d: Disk): number {
+  const byCap = d.cap === null ? Infinity : d.cap - d.used - d.reserved;
+  return Math.max(0, Math.min(byCap, d.fsFree - d.reserved));
+}
+
+function fromRow(r: DiskRow, prev?: Disk): Disk {
+  return {
+    id: r.id, path: r.path, tier: r.tier, cap: r.capacity, health: r.health as DiskHealth, healthReason: r.health_reason,
+    healthChangedAt: r.health_changed_at, used: r.used, fsFree: prev?.fsFree ?? 0, fsTotal: prev?.fsTotal ?? 0,
+    reserved: prev?.reserved ?? 0, readErrors: r.read_errors, writeErrors: r.write_errors, checksumErrors: r.checksum_errors,
+    addedAt: r.added_at,
+  };
+}
+
+/** The pool's disks as the data path sees them: metadata rows plus live free-space figures. */
+export class DiskSet {
+  private byId = new Map<string, Disk>();
+
+  constructor(private readonly store: MetadataStore) {
+    this.reload();
+  }
+
+  reload(): void {
+    const next = new Map<string, Disk>();
+    for (const r of this.store.disks()) next.set(r.id, fromRow(r, this.byId.get(r.id)));
+    this.byId = next;
+  }
+
+  all(): Disk[] {
+    return [...this.byId.values()];
+  }
+  get(id: string): Disk | undefined {
+    return this.byId.get(id);
+  }
+  writable(): Disk[] {
+    return this.all().filter((d) => isWritable(d.health));
+  }
+  readable(id: string): boolean {
+    const d = this.byId.get(id);
+    return d !== undefined && isReadable(d.health);
+  }
+
+  async refreshSpace(): Promise<void> {
+    await Promise.all(
+      this.all().map(async (d) => {
+        try {
+          const s = await fsp.statfs(d.path);
+          d.fsFree = s.bavail * s.bsize;
+          d.fsTotal = s.blocks * s.bsize;
+        } catch {
+          d.fsFree = 0;
+        }
+      }),
+    );
+  }
+
+  /** Applies a committed change in used bytes to the in-memory view (metadata already has it). */
+  noteUsed(id: string, delta: number): void {
+    const d = this.byId.get(id);
+    if (d) d.used = Math.max(0, d.used + delta);
+  }
+}

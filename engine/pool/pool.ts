@@ -1,0 +1,286 @@
+import { randomUUID } from 'node:crypto';
+import fs, { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { DEFAULT_CHECKSUM, isChecksumAlgorithm, type ChecksumAlgorithm } from '../integrity/checksum.js';
+import { MetadataStore } from '../metadata/store.js';
+import { formatPolicy, parsePolicy, type RedundancyPolicy } from '../redundancy/policy.js';
+import { isNodeError } from '../util/errors.js';
+import { isDiskHealth, type DiskHealth } from './disk-health.js';
+import { DiskSet, type Disk } from './disk-set.js';
+import { readDiskIdentity, readPoolIdentity, writeDiskIdentity, writePoolIdentity, type PoolIdentity } from './identity.js';
+import { DISK_DATA_DIR, fragmentPath, mirrorPath, POOL_METADATA } from './layout.js';
+import { PoolLock } from './lock.js';
+
+export interface PoolSettings {
+  extentSize: number;
+  defaultPolicy: RedundancyPolicy;
+  checksum: ChecksumAlgorithm;
+}
+
+export class PoolError extends Error {}
+
+export const TIERS = ['hot', 'warm', 'cold'] as const;
+export type Tier = (typeof TIERS)[number];
+
+const MIN_EXTENT = 4096;
+const MAX_EXTENT = 64 * 2 ** 20;
+/** How many disks carry a copy of the metadata database besides the pool directory. */
+const METADATA_MIRRORS = 3;
+
+/** A pool opened by this process: its identity, metadata, disks and the lock that makes it ours. */
+export class Pool {
+  readonly disks: DiskSet;
+  private reaping: Promise<void> | null = null;
+  private mirrorTimer: NodeJS.Timeout | null = null;
+  private mirrorDirty = false;
+  private mirroring: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  private constructor(
+    readonly dir: string,
+    readonly identity: PoolIdentity,
+    readonly store: MetadataStore,
+    readonly settings: PoolSettings,
+    private readonly lock: PoolLock,
+  ) {
+    this.disks = new DiskSet(store);
+  }
+
+  get id(): string {
+    return this.identity.poolId;
+  }
+  get name(): string {
+    return this.identity.name;
+  }
+
+  static validateSettings(s: { extentSize: number }): void {
+    if (s.extentSize < MIN_EXTENT || s.extentSize > MAX_EXTENT || s.extentSize % 4096 !== 0) {
+      throw new PoolError(`extent size ${s.extentSize} must be a multiple of 4096 between ${MIN_EXTENT} and ${MAX_EXTENT} bytes`);
+    }
+  }
+
+  static async create(dir: string, settings: PoolSettings): Promise<PoolIdentity> {
+    Pool.validateSettings(settings);
+    const abs = path.resolve(dir);
+    await fsp.mkdir(abs, { recursive: true });
+    if (await readPoolIdentity(abs)) throw new PoolError(`${abs} already holds a pool; choose another directory`);
+    const entries = (await fsp.readdir(abs)).filter((e) => !e.startsWith('.'));
+    if (entries.length > 0) throw new PoolError(`${abs} is not empty (found ${entries.slice(0, 3).join(', ')}); a pool needs an empty directory`);
+    const identity: PoolIdentity = { poolId: randomUUID(), name: path.basename(abs), createdAt: new Date().toISOString(), format: 1 };
+    const store = new MetadataStore(path.join(abs, POOL_METADATA), { create: true });
+    MetadataStore.initialise(store, {
+      pool_id: identity.poolId,
+      extent_size: String(settings.extentSize),
+      default_policy: formatPolicy(settings.defaultPolicy),
+      checksum: settings.checksum,
+      generation: '1',
+    }, Date.now());
+    store.close();
+    await writePoolIdentity(abs, identity);
+    return identity;
+  }
+
+  /** Opens a pool and takes its lock. Recovers metadata from a disk mirror if the pool's copy is gone. */
+  static async open(dir: string, options: { mountpoint?: string | null } = {}): Promise<Pool> {
+    const abs = path.resolve(dir);
+    const identity = await readPoolIdentity(abs);
+    if (!identity) throw new PoolError(`${abs} is not a DynamicFS pool (no pool.json); create one with 'dynamicfs init ${dir}'`);
+    const lock = PoolLock.acquire(abs, options.mountpoint ?? null);
+    try {
+      const dbFile = path.join(abs, POOL_METADATA);
+      if (!fs.existsSync(dbFile)) await restoreFromMirror(abs, identity.poolId, dbFile);
+      const store = new MetadataStore(dbFile);
+      if (store.getMeta('pool_id') !== identity.poolId) {
+        store.close();
+        throw new PoolError(`${dbFile} belongs to pool ${store.getMeta('pool_id')}, not ${identity.poolId}`);
+      }
+      const checksumName = store.getMeta('checksum') ?? DEFAULT_CHECKSUM;
+      if (!isChecksumAlgorithm(checksumName)) throw new PoolError(`metadata names unknown checksum algorithm '${checksumName}'`);
+      const settings: PoolSettings = {
+        extentSize: Number(store.getMeta('extent_size')),
+        defaultPolicy: parsePolicy(store.getMeta('default_policy') ?? 'replication:2'),
+        checksum: checksumName,
+      };
+      const pool = new Pool(abs, identity, store, settings, lock);
+      await pool.verifyDiskIdentities();
+      await pool.disks.refreshSpace();
+      await pool.recover();
+      return pool;
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+  }
+
+  setMountpoint(mnt: string | null): void {
+    this.lock.updateMountpoint(mnt);
+  }
+
+  /** A disk whose identity file is gone or names another pool is failed, never silently trusted. */
+  private async verifyDiskIdentities(): Promise<void> {
+    for (const d of this.disks.all()) {
+      if (d.health === 'failed') continue;
+      const id = await readDiskIdentity(d.path).catch(() => undefined);
+      if (!id) this.setDiskHealth(d.id, 'failed', `identity file missing at ${d.path} (disk gone or moved)`);
+      else if (id.poolId !== this.id || id.diskId !== d.id) this.setDiskHealth(d.id, 'failed', `identity file at ${d.path} names another disk or pool`);
+    }
+  }
+
+  /** Finishes what a crash interrupted: uncommitted fragment writes, unlinked inodes, pending frees. */
+  private async recover(): Promise<void> {
+    for (const intent of this.store.intents()) this.store.discardIntentFragments(intent.eid, intent.placement);
+    const orphans = this.store.orphanInodes();
+    if (orphans.length) this.store.tx(() => orphans.forEach((ino) => this.store.freeInode(ino)));
+    await this.reapGarbage();
+  }
+
+  async addDisk(diskPath: string, tier: Tier, cap: number | null): Promise<{ disk: Disk; recognised: boolean }> {
+    const abs = path.resolve(diskPath);
+    let st: fs.Stats;
+    try {
+      st = await fsp.stat(abs);
+    } catch {
+      throw new PoolError(`disk path ${abs} does not exist; create the directory (or mount the device) first`);
+    }
+    if (!st.isDirectory()) throw new PoolError(`disk path ${abs} is not a directory`);
+    if (abs === this.dir || abs.startsWith(this.dir + path.sep)) throw new PoolError(`disk path ${abs} is inside the pool directory ${this.dir}`);
+    const existing = await readDiskIdentity(abs);
+    if (existing && existing.poolId !== this.id) {
+      throw new PoolError(`disk ${abs} belongs to another pool (${existing.poolId}); refusing to add it`);
+    }
+    if (existing) {
+      const known = this.disks.get(existing.diskId);
+      if (!known) throw new PoolError(`disk ${abs} carries this pool's id but disk id ${existing.diskId} is not in the pool's metadata`);
+      if (known.path !== abs) {
+        this.store.setDiskPath(known.id, abs);
+        this.disks.reload();
+        await this.disks.refreshSpace();
+        return { disk: this.disks.get(known.id) as Disk, recognised: true };
+      }
+      throw new PoolError(`disk ${abs} is already in the pool as ${known.id}`);
+    }
+    for (const d of this.disks.all()) if (d.path === abs) throw new PoolError(`a disk at ${abs} is already in the pool as ${d.id}`);
+    const diskId = `disk-${randomUUID().slice(0, 8)}`;
+    const dataDir = path.join(abs, DISK_DATA_DIR, 'fragments');
+    await Promise.all(Array.from({ length: 256 }, (_, i) => fsp.mkdir(path.join(dataDir, i.toString(16).padStart(2, '0')), { recursive: true })));
+    await writeDiskIdentity(abs, { poolId: this.id, diskId, addedAt: new Date().toISOString() });
+    const now = Date.now();
+    this.store.tx(() => {
+      this.store.insertDisk({ id: diskId, path: abs, tier, capacity: cap, health: 'healthy', at: now });
+      this.store.setMeta('generation', String(Number(this.store.getMeta('generation') ?? '0') + 1));
+    });
+    this.disks.reload();
+    await this.disks.refreshSpace();
+    this.scheduleMirror(0);
+    return { disk: this.disks.get(diskId) as Disk, recognised: false };
+  }
+
+  findDisk(ref: string): Disk {
+    const abs = path.resolve(ref);
+    const d = this.disks.get(ref) ?? this.disks.all().find((x) => x.path === abs);
+    if (!d) throw new PoolError(`no disk '${ref}' in pool ${this.name} (known: ${this.disks.all().map((x) => x.id).join(', ') || 'none'})`);
+    return d;
+  }
+
+  setDiskHealth(id: string, state: DiskHealth, reason: string): void {
+    if (!isDiskHealth(state)) throw new PoolError(`'${state}' is not a disk state`);
+    const d = this.disks.get(id);
+    this.store.setDiskHealth(id, d?.health ?? null, state, reason, Date.now());
+    this.disks.reload();
+  }
+
+  setDefaultPolicy(policy: RedundancyPolicy): void {
+    this.store.setMeta('default_policy', formatPolicy(policy));
+    this.settings.defaultPolicy = policy;
+  }
+
+  /** Deletes fragment files whose metadata is gone, then forgets them. */
+  reapGarbage(): Promise<void> {
+    if (this.reaping) return this.reaping;
+    this.reaping = (async () => {
+      for (;;) {
+        const batch = this.store.garbage(256);
+        if (batch.length === 0) break;
+        await Promise.all(
+          batch.map(async (g) => {
+            const d = this.disks.get(g.disk);
+            if (!d) return;
+            try {
+              await fsp.unlink(fragmentPath(d.path, g.eid, g.slot));
+            } catch (err) {
+              if (!isNodeError(err, 'ENOENT') && !isNodeError(err, 'ENOTDIR')) throw err;
+            }
+          }),
+        );
+        this.store.reclaimed(batch);
+        for (const g of batch) this.disks.noteUsed(g.disk, -g.size);
+      }
+    })().finally(() => {
+      this.reaping = null;
+    });
+    return this.reaping;
+  }
+
+  /** Copies the metadata database to a few disks, so losing the pool directory loses nothing either. */
+  scheduleMirror(delayMs = 2000): void {
+    this.mirrorDirty = true;
+    if (this.mirrorTimer || this.closed) return;
+    this.mirrorTimer = setTimeout(() => {
+      this.mirrorTimer = null;
+      void this.mirrorNow();
+    }, delayMs);
+    this.mirrorTimer.unref();
+  }
+
+  mirrorNow(): Promise<void> {
+    this.mirroring = this.mirroring.then(async () => {
+      if (!this.mirrorDirty) return;
+      this.mirrorDirty = false;
+      const targets = this.disks.all().filter((d) => d.health !== 'failed').slice(0, METADATA_MIRRORS);
+      for (const d of targets) {
+        const dest = mirrorPath(d.path);
+        const tmp = `${dest}.tmp`;
+        try {
+          await this.store.db.backup(tmp);
+          await fsp.rename(tmp, dest);
+        } catch {
+          await fsp.rm(tmp, { force: true }).catch(() => undefined);
+        }
+      }
+    });
+    return this.mirroring;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.mirrorTimer) clearTimeout(this.mirrorTimer);
+    this.mirrorTimer = null;
+    await this.reapGarbage();
+    this.mirrorDirty = true;
+    await this.mirrorNow();
+    this.closed = true;
+    this.store.makeDurable();
+    this.store.close();
+    this.lock.release();
+  }
+}
+
+async function restoreFromMirror(poolDir: string, poolId: string, dbFile: string): Promise<void> {
+  // The pool directory lost its database: take the newest mirror that names this pool.
+  const candidates: { file: string; generation: number; mtime: number }[] = [];
+  const hints = await fsp.readFile(path.join(poolDir, 'disks.hint'), 'utf8').then((s) => s.split('\n').filter(Boolean)).catch(() => []);
+  for (const diskPath of hints) {
+    const file = mirrorPath(diskPath);
+    try {
+      const st = await fsp.stat(file);
+      const store = new MetadataStore(file);
+      if (store.getMeta('pool_id') === poolId) candidates.push({ file, generation: Number(store.getMeta('generation') ?? 0), mtime: st.mtimeMs });
+      store.close();
+    } catch {
+      /* not usable */
+    }
+  }
+  candidates.sort((a, b) => b.mtime - a.mtime);
+  if (!candidates.length) throw new PoolError(`${dbFile} is missing and no disk holds a mirror of this pool's metadata`);
+  await fsp.copyFile(candidates[0].file, dbFile);
+}
