@@ -5,7 +5,7 @@ export class ExtentCache {
   hits = 0;
   misses = 0;
 
-  constructor(private readonly capacityBytes: number) {}
+  constructor(private readonly capacityBytes: number, private readonly onEvict: (b: Buffer) => void = () => undefined) {}
 
   get(eid: number): Buffer | undefined {
     const b = this.map.get(eid);
@@ -17,6 +17,10 @@ export class ExtentCache {
       this.misses++;
     }
     return b;
+  }
+
+  has(eid: number): boolean {
+    return this.map.has(eid);
   }
 
   set(eid: number, data: Buffer): void {
@@ -31,6 +35,7 @@ export class ExtentCache {
       if (this.bytes <= this.capacityBytes) break;
       this.map.delete(k);
       this.bytes -= v.length;
+      this.onEvict(v);
     }
   }
 

@@ -1,5 +1,7 @@
 import path from 'node:path';
-import { checksum } from '../integrity/checksum.js';
+import { checksum, type ChecksumAlgorithm } from '../integrity/checksum.js';
+import { ChecksumPool } from '../integrity/checksum-pool.js';
+import { BufferPool } from './buffer-pool.js';
 import type { ExtentRow, FragmentRow } from '../metadata/store.js';
 import { chooseDisks } from '../pool/placement.js';
 import { fragmentPath } from '../pool/layout.js';
@@ -36,8 +38,16 @@ export interface ReadCounters {
  */
 export class ExtentStore {
   readonly counters: ReadCounters = { fragmentErrors: 0, reconstructions: 0 };
+  readonly buffers: BufferPool;
+  private readonly hasher = new ChecksumPool();
 
-  constructor(private readonly pool: Pool) {}
+  constructor(private readonly pool: Pool, bufferSlots = 128) {
+    this.buffers = new BufferPool(pool.settings.extentSize, bufferSlots);
+  }
+
+  close(): Promise<void> {
+    return this.hasher.close();
+  }
 
   /** Encodes and stores one extent version. Nothing points at it until the caller commits it. */
   async write(ino: number, idx: number, data: Buffer, policy: RedundancyPolicy): Promise<WrittenExtent> {
@@ -50,7 +60,8 @@ export class ExtentStore {
     const placement = disks.map((d, slot) => ({ slot, disk: d.id }));
     const eid = store.beginWrite(placement, Date.now());
     const alg = this.pool.settings.checksum;
-    const rows: FragmentRow[] = fragments.map((f, slot) => ({ eid, slot, disk: disks[slot].id, size, checksum: checksum(alg, f) }));
+    const sums = await this.sums(alg, fragments);
+    const rows: FragmentRow[] = fragments.map((_, slot) => ({ eid, slot, disk: disks[slot].id, size, checksum: sums[slot] }));
     const files = disks.map((d, slot) => fragmentPath(d.path, eid, slot));
     try {
       const results = await Promise.allSettled(fragments.map((f, slot) => writeFragmentFile(files[slot], f)));
@@ -73,6 +84,14 @@ export class ExtentStore {
       fragments: rows,
       files,
     };
+  }
+
+  /** Replicas share one buffer: hash it once. */
+  private async sums(alg: ChecksumAlgorithm, fragments: Buffer[]): Promise<string[]> {
+    const distinct = [...new Set(fragments)];
+    const hashed = await Promise.all(distinct.map((b) => this.hasher.hash(alg, b)));
+    const bySource = new Map(distinct.map((b, i) => [b, hashed[i]]));
+    return fragments.map((f) => bySource.get(f) as string);
   }
 
   /** The extent's bytes (its `length`), read from the fewest fragments that verify. */
@@ -104,17 +123,20 @@ export class ExtentStore {
     }
     if (policy.kind === 'erasure' && [...Array(policy.data).keys()].some((i) => !got[i])) this.counters.reconstructions++;
     const full = await decodeExtent(policy, got, ext.encoded_length);
-    return full.length === ext.length ? full : full.subarray(0, ext.length);
+    for (const g of got) if (g && g !== full) this.buffers.give(g);
+    return full;
   }
 
   /** One fragment, or null if it is missing, unreadable or fails its checksum (recorded for repair). */
   async readVerified(ext: ExtentRow, f: FragmentRow): Promise<Buffer | null> {
     const disk = this.pool.disks.get(f.disk);
     if (!disk) return null;
-    const res = await readFragmentFile(fragmentPath(disk.path, f.eid, f.slot), f.size);
+    const into = f.size === this.buffers.size ? this.buffers.take() : undefined;
+    const res = await readFragmentFile(fragmentPath(disk.path, f.eid, f.slot), f.size, into, disk.path);
     let kind: string;
     if (res.ok) {
-      if (checksum(ext.checksum_alg as 'xxh64', res.data) === f.checksum) return res.data;
+      if ((await this.hasher.hash(ext.checksum_alg as ChecksumAlgorithm, res.data)) === f.checksum) return res.data;
+      this.buffers.give(res.data);
       kind = 'checksum';
     } else {
       kind = res.kind;

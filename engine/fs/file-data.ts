@@ -1,3 +1,4 @@
+import type { BufferPool } from '../data/buffer-pool.js';
 import { ExtentCache } from '../data/extent-cache.js';
 import { ExtentStore, fragmentDirs, policyOf } from '../data/extent-store.js';
 import { syncFile } from '../data/fragment-io.js';
@@ -8,7 +9,7 @@ import { fsError, FsError } from '../util/errors.js';
 import { Semaphore } from '../util/semaphore.js';
 
 interface DirtyExtent {
-  /** extentSize bytes, zero past `len`. Never changed once handed to a flush. */
+  /** extentSize bytes; only the first `len` are meaningful. Never changed once handed to a flush. */
   buf: Buffer;
   len: number;
 }
@@ -48,7 +49,7 @@ export const DEFAULT_FILE_DATA_OPTIONS: FileDataOptions = {
   flushConcurrency: 4,
   maxInflightPerFile: 8,
   maxDirtyPerFile: 16,
-  readAheadExtents: 2,
+  readAheadExtents: Number(process.env.DYNAMICFS_READAHEAD ?? 8),
 };
 
 /**
@@ -56,6 +57,12 @@ export const DEFAULT_FILE_DATA_OPTIONS: FileDataOptions = {
  * (copy-on-write, committed in one metadata transaction each) and serves reads from write
  * buffers, a decoded-extent cache, or the fragments.
  */
+function copyOrZero(src: Buffer | null, srcLen: number, within: number, dest: Buffer, at: number, n: number): void {
+  const avail = src ? Math.max(0, Math.min(n, srcLen - within)) : 0;
+  if (avail > 0 && src) src.copy(dest, at, within, within + avail);
+  if (avail < n) dest.fill(0, at + avail, at + n);
+}
+
 export class FileData {
   readonly extents: ExtentStore;
   readonly cache: ExtentCache;
@@ -63,14 +70,16 @@ export class FileData {
   private readonly reading = new Map<number, Promise<Buffer>>();
   private readonly flushSlots: Semaphore;
   private readonly E: number;
+  private readonly buffers: BufferPool;
   bytesWritten = 0;
   bytesRead = 0;
 
   constructor(private readonly pool: Pool, private readonly opts: FileDataOptions = DEFAULT_FILE_DATA_OPTIONS) {
-    this.extents = new ExtentStore(pool);
-    this.cache = new ExtentCache(opts.cacheBytes);
+    this.extents = new ExtentStore(pool, Math.ceil(opts.cacheBytes / pool.settings.extentSize) + 64);
+    this.cache = new ExtentCache(opts.cacheBytes, (b) => this.extents.buffers.give(b));
     this.flushSlots = new Semaphore(opts.flushConcurrency);
     this.E = pool.settings.extentSize;
+    this.buffers = this.extents.buffers;
   }
 
   isOpen(ino: number): boolean {
@@ -128,6 +137,7 @@ export class FileData {
       const within = off - idx * E;
       const n = Math.min(len - done, E - within);
       const d = await this.dirtyExtent(of, idx);
+      if (within > d.len) d.buf.fill(0, d.len, within);
       src.copy(d.buf, within, done, done + n);
       if (within + n > d.len) d.len = within + n;
       done += n;
@@ -147,7 +157,7 @@ export class FileData {
     const loading = of.loading.get(idx);
     if (loading) return loading;
     const p = (async (): Promise<DirtyExtent> => {
-      const buf = Buffer.alloc(this.E);
+      const buf = this.buffers.take();
       let len = 0;
       const newer = of.inflight.get(idx);
       if (newer) {
@@ -184,6 +194,7 @@ export class FileData {
       })
       .finally(() => {
         if (of.inflight.get(idx) === d) of.inflight.delete(idx);
+        this.buffers.give(d.buf);
         if (of.chains.get(idx) === p) of.chains.delete(idx);
         if (of.refs <= 0 && of.chains.size === 0 && of.dirty.size === 0) this.open.delete(of.ino);
       });
@@ -199,7 +210,6 @@ export class FileData {
     if (committed) {
       of.unsynced.push(...written.files);
       of.persistedSize = Math.max(of.persistedSize, Math.min(of.size, idx * this.E + d.len));
-      this.cache.set(written.extent.eid, data);
     }
     this.pool.scheduleMirror();
     void this.pool.reapGarbage();
@@ -230,13 +240,48 @@ export class FileData {
     this.pool.store.makeDurable();
   }
 
-  async read(of: OpenFile, dest: Buffer, len: number, pos: number): Promise<number> {
-    this.takeErrorSoft(of);
+  /**
+   * Reads into `dest`. Returns a plain number when every byte is already in memory (the common
+   * case under read-ahead), so the FUSE reply skips a promise round trip.
+   */
+  read(of: OpenFile, dest: Buffer, len: number, pos: number): number | Promise<number> {
     if (pos >= of.size) return 0;
     const end = Math.min(pos + len, of.size);
     const E = this.E;
     let done = 0;
-    let lastIdx = -1;
+    while (pos + done < end) {
+      const off = pos + done;
+      const idx = Math.floor(off / E);
+      const within = off - idx * E;
+      const n = Math.min(end - off, E - within);
+      if (idx !== of.lastReadIdx) this.readAhead(of, idx);
+      const buffered = of.dirty.get(idx) ?? of.inflight.get(idx);
+      let src: Buffer | null = null;
+      let srcLen = 0;
+      if (buffered) {
+        src = buffered.buf;
+        srcLen = buffered.len;
+      } else if (of.loading.has(idx)) {
+        return this.readSlow(of, dest, len, pos, done);
+      } else {
+        const ext = this.pool.store.extent(of.ino, idx);
+        if (ext) {
+          src = this.cache.get(ext.eid) ?? null;
+          if (!src) return this.readSlow(of, dest, len, pos, done);
+          srcLen = Math.min(ext.length, src.length);
+        }
+      }
+      copyOrZero(src, srcLen, within, dest, done, n);
+      done += n;
+    }
+    this.bytesRead += done;
+    return done;
+  }
+
+  /** The same as read() from byte `done` on, waiting for extents that are not in memory yet. */
+  private async readSlow(of: OpenFile, dest: Buffer, len: number, pos: number, done: number): Promise<number> {
+    const end = Math.min(pos + len, of.size);
+    const E = this.E;
     while (pos + done < end) {
       const off = pos + done;
       const idx = Math.floor(off / E);
@@ -255,30 +300,23 @@ export class FileData {
           srcLen = Math.min(ext.length, src.length);
         }
       }
-      const avail = src ? Math.max(0, Math.min(n, srcLen - within)) : 0;
-      if (avail > 0 && src) src.copy(dest, done, within, within + avail);
-      if (avail < n) dest.fill(0, done + avail, done + n);
+      copyOrZero(src, srcLen, within, dest, done, n);
       done += n;
-      lastIdx = idx;
     }
     this.bytesRead += done;
-    if (lastIdx >= 0) this.readAhead(of, lastIdx);
     return done;
   }
 
-  private takeErrorSoft(_of: OpenFile): void {
-    /* read errors are returned directly; write-back errors wait for the writer's flush or fsync */
-  }
-
+  /** On entering a new extent of a sequential reader, start loading the next few. */
   private readAhead(of: OpenFile, idx: number): void {
-    const sequential = idx === of.lastReadIdx || idx === of.lastReadIdx + 1;
+    const sequential = idx === of.lastReadIdx + 1;
     of.lastReadIdx = idx;
-    if (!sequential) return;
+    if (!sequential && idx !== 0) return;
     for (let i = 1; i <= this.opts.readAheadExtents; i++) {
       const next = idx + i;
       if (next * this.E >= of.size || of.dirty.has(next) || of.inflight.has(next)) break;
       const ext = this.pool.store.extent(of.ino, next);
-      if (ext) this.extentData(ext).catch(() => undefined);
+      if (ext && !this.cache.has(ext.eid)) this.extentData(ext).catch(() => undefined);
     }
   }
 
@@ -306,9 +344,10 @@ export class FileData {
       await Promise.allSettled([...of.chains.values()]);
       for (const [idx, d] of of.dirty) {
         const start = idx * this.E;
-        if (start >= size) of.dirty.delete(idx);
-        else if (start + d.len > size) {
-          d.buf.fill(0, size - start);
+        if (start >= size) {
+          of.dirty.delete(idx);
+          this.buffers.give(d.buf);
+        } else if (start + d.len > size) {
           d.len = size - start;
         }
       }
@@ -326,5 +365,10 @@ export class FileData {
 
   async flushAll(): Promise<void> {
     await Promise.allSettled([...this.open.values()].map((of) => this.flush(of)));
+  }
+
+  async close(): Promise<void> {
+    await this.flushAll();
+    await this.extents.close();
   }
 }

@@ -94,7 +94,7 @@ export class FileSystem {
     return h.file;
   }
 
-  read(fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
+  read(fh: number, buf: Buffer, len: number, pos: number): number | Promise<number> {
     return this.data.read(this.fileOf(fh), buf, len, pos);
   }
 
@@ -204,6 +204,6 @@ export class FileSystem {
   }
 
   async close(): Promise<void> {
-    await this.data.flushAll();
+    await this.data.close();
   }
 }

@@ -178,8 +178,19 @@ export class MetadataStore {
     this.s.setPolicy.run(policy, ino);
   }
 
+  /** Hot on the read path (one lookup per FUSE read), so served from a map cleared on every extent change. */
+  private readonly extentCache = new Map<string, ExtentRow | undefined>();
+  private extentsChanged(): void {
+    this.extentCache.clear();
+  }
+
   extent(ino: number, idx: number): ExtentRow | undefined {
-    return this.s.extent.get(ino, idx);
+    const key = `${ino}:${idx}`;
+    if (this.extentCache.has(key)) return this.extentCache.get(key);
+    const row = this.s.extent.get(ino, idx);
+    if (this.extentCache.size > 4096) this.extentCache.clear();
+    this.extentCache.set(key, row);
+    return row;
   }
   extentsOf(ino: number): ExtentRow[] {
     return this.s.extentsOf.all(ino);
@@ -215,6 +226,7 @@ export class MetadataStore {
    * Returns false (and discards the new fragments) when the file no longer exists.
    */
   commitExtent(extent: ExtentRow, fragments: FragmentRow[], fileSize: number, now: number): boolean {
+    this.extentsChanged();
     return this.tx(() => {
       this.s.deleteIntent.run(extent.eid);
       if (!this.s.inode.get(extent.ino)) {
@@ -236,6 +248,7 @@ export class MetadataStore {
 
   /** Drops extents at or past `firstDropped` and trims the one that holds the new end. Call inside tx. */
   truncateExtents(ino: number, newSize: number, extentSize: number): void {
+    this.extentsChanged();
     const firstDropped = Math.ceil(newSize / extentSize);
     for (const e of this.s.extentsFrom.all(ino, firstDropped)) {
       this.discardExtent(e.eid);
@@ -251,6 +264,7 @@ export class MetadataStore {
 
   /** Frees all data of an inode and deletes it. Call inside tx. */
   freeInode(ino: number): void {
+    this.extentsChanged();
     for (const e of this.s.extentsOf.all(ino)) this.discardExtent(e.eid);
     this.db.prepare('DELETE FROM extents WHERE ino = ?').run(ino);
     this.deleteInode(ino);
