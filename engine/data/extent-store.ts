@@ -1,7 +1,7 @@
 import path from 'node:path';
-import { checksum, type ChecksumAlgorithm } from '../integrity/checksum.js';
-import { ChecksumPool } from '../integrity/checksum-pool.js';
+import type { ChecksumAlgorithm } from '../integrity/checksum.js';
 import { BufferPool } from './buffer-pool.js';
+import { FragmentWorkers } from './fragment-workers.js';
 import type { ExtentRow, FragmentRow } from '../metadata/store.js';
 import { chooseDisks } from '../pool/placement.js';
 import { fragmentPath } from '../pool/layout.js';
@@ -9,7 +9,6 @@ import type { Pool } from '../pool/pool.js';
 import { decodeExtent, encodeExtent } from '../redundancy/codec.js';
 import { formatPolicy, fragmentCount, parsePolicy, type RedundancyPolicy } from '../redundancy/policy.js';
 import { fsError, FsError, isNodeError } from '../util/errors.js';
-import { readFragmentFile, writeFragmentFile } from './fragment-io.js';
 
 const policyCache = new Map<string, RedundancyPolicy>();
 export function policyOf(text: string): RedundancyPolicy {
@@ -39,14 +38,14 @@ export interface ReadCounters {
 export class ExtentStore {
   readonly counters: ReadCounters = { fragmentErrors: 0, reconstructions: 0 };
   readonly buffers: BufferPool;
-  private readonly hasher = new ChecksumPool();
+  readonly io = new FragmentWorkers();
 
   constructor(private readonly pool: Pool, bufferSlots = 128) {
     this.buffers = new BufferPool(pool.settings.extentSize, bufferSlots);
   }
 
   close(): Promise<void> {
-    return this.hasher.close();
+    return this.io.close();
   }
 
   /** Encodes and stores one extent version. Nothing points at it until the caller commits it. */
@@ -60,11 +59,10 @@ export class ExtentStore {
     const placement = disks.map((d, slot) => ({ slot, disk: d.id }));
     const eid = store.beginWrite(placement, Date.now());
     const alg = this.pool.settings.checksum;
-    const sums = await this.sums(alg, fragments);
-    const rows: FragmentRow[] = fragments.map((_, slot) => ({ eid, slot, disk: disks[slot].id, size, checksum: sums[slot] }));
     const files = disks.map((d, slot) => fragmentPath(d.path, eid, slot));
+    let sums: string[];
     try {
-      const results = await Promise.allSettled(fragments.map((f, slot) => writeFragmentFile(files[slot], f)));
+      const results = await Promise.allSettled(fragments.map((f, slot) => this.io.write(files[slot], alg, f)));
       const failed = results.findIndex((r) => r.status === 'rejected');
       if (failed >= 0) {
         const reason = (results[failed] as PromiseRejectedResult).reason as unknown;
@@ -76,22 +74,16 @@ export class ExtentStore {
         }
         throw fsError('EIO', `writing a fragment to disk ${disks[failed].id} failed: ${(reason as Error).message}`);
       }
+      sums = results.map((r) => (r as PromiseFulfilledResult<string>).value);
     } finally {
       for (const d of disks) d.reserved -= size;
     }
+    const rows: FragmentRow[] = fragments.map((_, slot) => ({ eid, slot, disk: disks[slot].id, size, checksum: sums[slot] }));
     return {
       extent: { ino, idx, eid, policy: policyName, length: data.length, encoded_length: data.length, checksum_alg: alg },
       fragments: rows,
       files,
     };
-  }
-
-  /** Replicas share one buffer: hash it once. */
-  private async sums(alg: ChecksumAlgorithm, fragments: Buffer[]): Promise<string[]> {
-    const distinct = [...new Set(fragments)];
-    const hashed = await Promise.all(distinct.map((b) => this.hasher.hash(alg, b)));
-    const bySource = new Map(distinct.map((b, i) => [b, hashed[i]]));
-    return fragments.map((f) => bySource.get(f) as string);
   }
 
   /** The extent's bytes (its `length`), read from the fewest fragments that verify. */
@@ -131,16 +123,13 @@ export class ExtentStore {
   async readVerified(ext: ExtentRow, f: FragmentRow): Promise<Buffer | null> {
     const disk = this.pool.disks.get(f.disk);
     if (!disk) return null;
-    const into = f.size === this.buffers.size ? this.buffers.take() : undefined;
-    const res = await readFragmentFile(fragmentPath(disk.path, f.eid, f.slot), f.size, into, disk.path);
+    const buf = f.size === this.buffers.size ? this.buffers.take() : Buffer.from(new SharedArrayBuffer(f.size));
+    const res = await this.io.read(fragmentPath(disk.path, f.eid, f.slot), disk.path, ext.checksum_alg as ChecksumAlgorithm, buf);
     let kind: string;
-    if (res.ok) {
-      if ((await this.hasher.hash(ext.checksum_alg as ChecksumAlgorithm, res.data)) === f.checksum) return res.data;
-      this.buffers.give(res.data);
-      kind = 'checksum';
-    } else {
-      kind = res.kind;
-    }
+    if (res.ok && res.sum === f.checksum) return buf;
+    this.buffers.give(buf);
+    if (res.ok) kind = 'checksum';
+    else kind = res.code === 'ENOENT' || res.code === 'ENOTDIR' ? 'missing' : res.code === 'SHORT' ? 'short' : 'io';
     this.counters.fragmentErrors++;
     const store = this.pool.store;
     try {

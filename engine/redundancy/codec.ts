@@ -43,10 +43,10 @@ export async function encodeExtent(policy: RedundancyPolicy, data: Buffer): Prom
   if (policy.kind === 'replication') return Array.from({ length: policy.copies }, () => data);
   const { data: k, parity: m } = policy;
   const size = shardSize(data.length, k);
-  const dataShards = Buffer.allocUnsafe(size * k);
+  // Shared memory, so fragment workers can write the shards without another copy.
+  const dataShards = Buffer.from(new SharedArrayBuffer(size * k));
   data.copy(dataShards, 0);
-  dataShards.fill(0, data.length);
-  const parityShards = Buffer.allocUnsafe(size * m);
+  const parityShards = Buffer.from(new SharedArrayBuffer(size * m));
   let sources = 0;
   for (let i = 0; i < k; i++) sources |= 1 << i;
   let targets = 0;
