@@ -29,6 +29,7 @@ const mount = new FuseMount(mnt, {
   release: (_p, _fd, cb) => cb(0),
   utimens: (_p, _a, _m, cb) => cb(0),
   chmod: (_p, _m, cb) => cb(0),
+  ...(process.env.NULL_FUSE_XATTR ? { getxattr: (_p: string, _n: string, _pos: number, cb: (e: number) => void) => cb(-61) } : {}),
 }, { fsname: 'nullfs' });
 
 await mount.mount();

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { ChecksumAlgorithm } from '../integrity/checksum.js';
 import { BufferPool } from './buffer-pool.js';
 import { FragmentWorkers } from './fragment-workers.js';
+import { writeFragment } from './fragment-io.js';
 import type { ExtentRow, FragmentRow } from '../metadata/store.js';
 import { chooseDisks } from '../pool/placement.js';
 import { fragmentPath } from '../pool/layout.js';
@@ -62,7 +63,7 @@ export class ExtentStore {
     const files = disks.map((d, slot) => fragmentPath(d.path, eid, slot));
     let sums: string[];
     try {
-      const results = await Promise.allSettled(fragments.map((f, slot) => this.io.write(files[slot], alg, f)));
+      const results = await Promise.allSettled(fragments.map((f, slot) => writeFragment(files[slot], alg, f)));
       const failed = results.findIndex((r) => r.status === 'rejected');
       if (failed >= 0) {
         const reason = (results[failed] as PromiseRejectedResult).reason as unknown;

@@ -1,6 +1,6 @@
 /**
- * Fragment I/O off the event loop that answers FUSE: reads (O_DIRECT where the filesystem allows),
- * writes and checksums of fragments held in shared memory. One message in, one message out.
+ * Fragment reads off the event loop that answers FUSE: reads (O_DIRECT where the filesystem allows)
+ * and checksums of fragments held in shared memory. One message in, one message out.
  */
 import { constants, promises as fsp } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
@@ -8,7 +8,6 @@ import { checksum, type ChecksumAlgorithm } from '../integrity/checksum.js';
 
 export type FragmentJob =
   | { id: number; op: 'read'; file: string; buffer: SharedArrayBuffer; offset: number; length: number; direct: boolean; alg: ChecksumAlgorithm }
-  | { id: number; op: 'write'; file: string; buffer: SharedArrayBuffer; offset: number; length: number; alg: ChecksumAlgorithm }
   | { id: number; op: 'hash'; buffer: SharedArrayBuffer; offset: number; length: number; alg: ChecksumAlgorithm };
 
 export type FragmentReply =
@@ -34,9 +33,6 @@ async function run(job: FragmentJob): Promise<FragmentReply> {
   const buf = Buffer.from(job.buffer, job.offset, job.length);
   switch (job.op) {
     case 'hash':
-      return { id: job.id, ok: true, sum: checksum(job.alg, buf) };
-    case 'write':
-      await fsp.writeFile(job.file, buf);
       return { id: job.id, ok: true, sum: checksum(job.alg, buf) };
     case 'read': {
       let direct = job.direct;

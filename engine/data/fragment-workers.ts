@@ -15,7 +15,7 @@ function shared(buf: Buffer): { buffer: SharedArrayBuffer; offset: number; lengt
 }
 
 /**
- * A small pool of worker threads that do fragment I/O and hashing. The main thread answers FUSE
+ * A small pool of worker threads that read and hash fragments. The main thread answers FUSE
  * requests; measured here, moving open/read/close and xxh64 off it is what lets reads keep up.
  */
 export class FragmentWorkers {
@@ -66,13 +66,6 @@ export class FragmentWorkers {
     if (this.size === 0 || buf.length < 64 * 1024) return checksum(alg, buf);
     const r = await this.submit({ op: 'hash', alg }, buf);
     if (!r.ok) throw new Error(r.message);
-    return r.sum;
-  }
-
-  /** Writes a fragment file; resolves to its checksum. Rejects with the errno code of the failure. */
-  async write(file: string, alg: ChecksumAlgorithm, buf: Buffer): Promise<string> {
-    const r = await this.submit({ op: 'write', file, alg }, buf);
-    if (!r.ok) throw Object.assign(new Error(r.message), { code: r.code });
     return r.sum;
   }
 

@@ -49,7 +49,7 @@ export const DEFAULT_FILE_DATA_OPTIONS: FileDataOptions = {
   flushConcurrency: 4,
   maxInflightPerFile: 8,
   maxDirtyPerFile: 16,
-  readAheadExtents: Number(process.env.DYNAMICFS_READAHEAD ?? 8),
+  readAheadExtents: 8,
 };
 
 /**
@@ -156,29 +156,40 @@ export class FileData {
     if (d) return d;
     const loading = of.loading.get(idx);
     if (loading) return loading;
-    const p = (async (): Promise<DirtyExtent> => {
-      const buf = this.buffers.take();
-      let len = 0;
-      const newer = of.inflight.get(idx);
-      if (newer) {
-        newer.buf.copy(buf, 0, 0, newer.len);
-        len = newer.len;
-      } else {
-        const ext = this.pool.store.extent(of.ino, idx);
-        if (ext) {
-          const data = await this.extentData(ext);
-          len = Math.min(ext.length, data.length);
-          data.copy(buf, 0, 0, len);
-        }
-      }
-      const fresh = { buf, len };
-      of.dirty.set(idx, fresh);
-      of.loading.delete(idx);
-      return fresh;
-    })();
+    const p = this.loadForWrite(of, idx);
     of.loading.set(idx, p);
-    p.catch(() => of.loading.delete(idx));
+    const done = () => {
+      if (of.loading.get(idx) === p) of.loading.delete(idx);
+    };
+    p.then(done, done);
     return p;
+  }
+
+  /** A write buffer for extent `idx` holding its current bytes (newest in-flight version, else committed). */
+  private async loadForWrite(of: OpenFile, idx: number): Promise<DirtyExtent> {
+    const buf = this.buffers.take();
+    let len = 0;
+    const newer = of.inflight.get(idx);
+    if (newer) {
+      newer.buf.copy(buf, 0, 0, newer.len);
+      len = newer.len;
+    } else {
+      const ext = this.pool.store.extent(of.ino, idx);
+      if (ext) {
+        let data: Buffer;
+        try {
+          data = await this.extentData(ext);
+        } catch (err) {
+          this.buffers.give(buf);
+          throw err;
+        }
+        len = Math.min(ext.length, data.length);
+        data.copy(buf, 0, 0, len);
+      }
+    }
+    const fresh = { buf, len };
+    of.dirty.set(idx, fresh);
+    return fresh;
   }
 
   private startFlush(of: OpenFile, idx: number): void {

@@ -8,6 +8,7 @@ export const POOL_SOCKET = 'control.sock';
 export const DISK_IDENTITY = '.dynamicfs-disk.json';
 export const DISK_DATA_DIR = 'dynamicfs';
 export const METADATA_MIRROR = 'metadata-mirror.db';
+export const DISK_HINTS = 'disk-paths.txt';
 
 export function fragmentDir(diskPath: string, eid: number): string {
   return path.join(diskPath, DISK_DATA_DIR, 'fragments', (eid & 0xff).toString(16).padStart(2, '0'));

@@ -25,10 +25,10 @@ function alive(pid: number): boolean {
 }
 
 /** The live owner of a pool, if any (a lock whose process is gone is stale and ignored). */
-export function readLockOwner(poolDir: string): LockOwner | undefined {
+export function readLockOwner(poolDir: string, includeSelf = false): LockOwner | undefined {
   try {
     const owner = JSON.parse(fs.readFileSync(path.join(poolDir, POOL_LOCK), 'utf8')) as LockOwner;
-    return alive(owner.pid) && owner.pid !== process.pid ? owner : undefined;
+    return alive(owner.pid) && (includeSelf || owner.pid !== process.pid) ? owner : undefined;
   } catch {
     return undefined;
   }
@@ -49,7 +49,7 @@ export class PoolLock {
         return new PoolLock(file);
       } catch (err) {
         if (!isNodeError(err, 'EEXIST')) throw err;
-        const owner = readLockOwner(poolDir);
+        const owner = readLockOwner(poolDir, true);
         if (owner) throw new PoolBusyError(poolDir, owner);
         try {
           fs.unlinkSync(file);

@@ -8,9 +8,9 @@ export function chooseDisks(candidates: Disk[], count: number, fragmentBytes: nu
   if (fit.length < count) {
     const why =
       healthy < count
-        ? `${healthy} healthy disk${healthy === 1 ? '' : 's'}`
+        ? `the pool has ${healthy} healthy disk${healthy === 1 ? '' : 's'}`
         : `only ${fit.length} healthy disk${fit.length === 1 ? ' has' : 's have'} room for a ${fragmentBytes}-byte fragment`;
-    throw fsError('ENOSPC', `policy ${policyName} needs ${count} distinct disks but the pool has ${why}`);
+    throw fsError('ENOSPC', `policy ${policyName} needs ${count} distinct disks but ${why}`);
   }
   // Weighted sampling without replacement: each pick is proportional to remaining free bytes,
   // so disks of mixed sizes fill in proportion to their free space.

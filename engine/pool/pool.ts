@@ -7,8 +7,8 @@ import { formatPolicy, parsePolicy, type RedundancyPolicy } from '../redundancy/
 import { isNodeError } from '../util/errors.js';
 import { isDiskHealth, type DiskHealth } from './disk-health.js';
 import { DiskSet, type Disk } from './disk-set.js';
-import { readDiskIdentity, readPoolIdentity, writeDiskIdentity, writePoolIdentity, type PoolIdentity } from './identity.js';
-import { DISK_DATA_DIR, fragmentPath, mirrorPath, POOL_METADATA } from './layout.js';
+import { readDiskIdentity, readPoolIdentity, writeDiskIdentity, writeFileAtomic, writePoolIdentity, type PoolIdentity } from './identity.js';
+import { DISK_DATA_DIR, DISK_HINTS, fragmentPath, mirrorPath, POOL_METADATA } from './layout.js';
 import { PoolLock } from './lock.js';
 
 export interface PoolSettings {
@@ -154,6 +154,7 @@ export class Pool {
       if (known.path !== abs) {
         this.store.setDiskPath(known.id, abs);
         this.disks.reload();
+        await this.writeDiskHints();
         await this.disks.refreshSpace();
         return { disk: this.disks.get(known.id) as Disk, recognised: true };
       }
@@ -171,7 +172,9 @@ export class Pool {
     });
     this.disks.reload();
     await this.disks.refreshSpace();
-    this.scheduleMirror(0);
+    await this.writeDiskHints();
+    this.mirrorDirty = true;
+    await this.mirrorNow();
     return { disk: this.disks.get(diskId) as Disk, recognised: false };
   }
 
@@ -251,6 +254,11 @@ export class Pool {
     return this.mirroring;
   }
 
+  /** Disk paths in the pool directory, so a lost metadata database can be found again on the disks. */
+  private async writeDiskHints(): Promise<void> {
+    await writeFileAtomic(path.join(this.dir, DISK_HINTS), this.disks.all().map((d) => d.path).join('\n') + '\n');
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     if (this.mirrorTimer) clearTimeout(this.mirrorTimer);
@@ -268,7 +276,7 @@ export class Pool {
 async function restoreFromMirror(poolDir: string, poolId: string, dbFile: string): Promise<void> {
   // The pool directory lost its database: take the newest mirror that names this pool.
   const candidates: { file: string; generation: number; mtime: number }[] = [];
-  const hints = await fsp.readFile(path.join(poolDir, 'disks.hint'), 'utf8').then((s) => s.split('\n').filter(Boolean)).catch(() => []);
+  const hints = await fsp.readFile(path.join(poolDir, DISK_HINTS), 'utf8').then((s) => s.split('\n').filter(Boolean)).catch(() => []);
   for (const diskPath of hints) {
     const file = mirrorPath(diskPath);
     try {

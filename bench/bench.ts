@@ -1,0 +1,200 @@
+/**
+ * `npm run bench`: DynamicFS side by side with its references, in one run, on the same kind of
+ * directories. Writes and reads a file in 1 MiB blocks with dd, caches dropped in between, and
+ * prints MiB/s and ratios. Absolute numbers on shared machines are noise; the ratios are the figure.
+ */
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isMounted, lazyUnmount } from '../engine/fuse/mount.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const CLI = path.resolve(here, '../engine/cli/main.js');
+const NULL_FUSE = path.resolve(here, 'null-fuse.js');
+const SIZE_MIB = Number(process.env.BENCH_SIZE_MIB ?? 1024);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const json = process.argv.includes('--json');
+
+interface Target {
+  name: string;
+  /** Makes the target ready and returns the directory to write into. */
+  up(): Promise<string>;
+  /** Between the write and the read: drop whatever the target caches itself. */
+  cycle(): Promise<void>;
+  down(): Promise<void>;
+}
+
+function dropCaches(): void {
+  spawnSync('sync');
+  try {
+    writeFileSync('/proc/sys/vm/drop_caches', '3\n');
+  } catch {
+    process.stderr.write('warning: cannot drop caches (not root?): read figures include the page cache\n');
+  }
+}
+
+function timeDd(args: string[]): number {
+  const start = process.hrtime.bigint();
+  const r = spawnSync('dd', [...args, 'status=none'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  if (r.status !== 0) throw new Error(`dd ${args.join(' ')} failed: ${r.stderr.toString()}`);
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+async function waitMounted(mnt: string, child?: ChildProcess): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (await isMounted(mnt)) return;
+    if (child && child.exitCode !== null) throw new Error(`${mnt}: server exited with ${child.exitCode}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${mnt} did not mount`);
+}
+
+const root = mkdtempSync('/var/tmp/dynamicfs-bench-');
+
+function dirs(prefix: string, n: number): string[] {
+  return Array.from({ length: n }, (_, i) => {
+    const d = path.join(root, `${prefix}-${i + 1}`);
+    mkdirSync(d, { recursive: true });
+    return d;
+  });
+}
+
+function cli(...args: string[]): void {
+  execFileSync(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+function rawTarget(): Target {
+  const d = path.join(root, 'raw');
+  return { name: 'raw directory', up: async () => (mkdirSync(d, { recursive: true }), d), cycle: async () => undefined, down: async () => undefined };
+}
+
+function mergerfsTarget(): Target {
+  const branches = dirs('mergerfs-branch', 4);
+  const mnt = path.join(root, 'mergerfs');
+  return {
+    name: 'mergerfs (4 branches)',
+    async up() {
+      mkdirSync(mnt, { recursive: true });
+      execFileSync('mergerfs', ['-o', 'category.create=mfs,cache.files=off', branches.join(':'), mnt]);
+      await waitMounted(mnt);
+      return mnt;
+    },
+    async cycle() {},
+    async down() {
+      await lazyUnmount(mnt);
+    },
+  };
+}
+
+function nullTarget(): Target {
+  const mnt = path.join(root, 'null-fuse');
+  let child: ChildProcess | null = null;
+  return {
+    name: 'fuse-native do-nothing (ceiling)',
+    async up() {
+      mkdirSync(mnt, { recursive: true });
+      child = spawn(process.execPath, [NULL_FUSE, mnt], { stdio: 'ignore' });
+      await waitMounted(mnt, child);
+      return mnt;
+    },
+    async cycle() {},
+    async down() {
+      child?.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 300));
+      await lazyUnmount(mnt);
+    },
+  };
+}
+
+function dynamicfsTarget(policy: string): Target {
+  const pool = path.join(root, `pool-${policy.replace(/[:+]/g, '-')}`);
+  const mnt = `${pool}-mnt`;
+  const disks = dirs(`${path.basename(pool)}-disk`, 6);
+  cli('init', pool, '--redundancy', policy);
+  for (const d of disks) cli('add-disk', pool, d);
+  const mount = async () => {
+    cli('mount', pool, mnt);
+    await waitMounted(mnt);
+  };
+  return {
+    name: `DynamicFS ${policy}`,
+    async up() {
+      await mount();
+      return mnt;
+    },
+    async cycle() {
+      // Remount so the read starts cold, like the others after drop_caches.
+      cli('unmount', pool);
+      dropCaches();
+      await mount();
+    },
+    async down() {
+      cli('unmount', pool);
+    },
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+interface Row { name: string; writeMiBs: number; readMiBs: number; writes: number[]; reads: number[] }
+
+async function measure(t: Target): Promise<Row> {
+  const writes: number[] = [];
+  const reads: number[] = [];
+  const dir = await t.up();
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      const file = path.join(dir, 'file');
+      dropCaches();
+      writes.push(timeDd(['if=/dev/zero', `of=${file}`, 'bs=1M', `count=${SIZE_MIB}`]));
+      await t.cycle();
+      dropCaches();
+      reads.push(timeDd([`if=${file}`, 'of=/dev/null', 'bs=1M', `count=${SIZE_MIB}`]));
+      if (!t.name.startsWith('fuse-native')) rmSync(file, { force: true });
+    }
+  } finally {
+    await t.down();
+  }
+  return { name: t.name, writeMiBs: SIZE_MIB / median(writes), readMiBs: SIZE_MIB / median(reads), writes, reads };
+}
+
+async function main(): Promise<void> {
+  const targets = [rawTarget(), mergerfsTarget(), nullTarget(), dynamicfsTarget('replication:1'), dynamicfsTarget('replication:2'), dynamicfsTarget('erasure:4+2')];
+  const rows: Row[] = [];
+  try {
+    for (const t of targets) {
+      process.stderr.write(`measuring ${t.name} ...\n`);
+      rows.push(await measure(t));
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+  const ceiling = rows.find((r) => r.name.startsWith('fuse-native')) as Row;
+  const merger = rows.find((r) => r.name.startsWith('mergerfs')) as Row;
+  const out = rows.map((r) => ({
+    target: r.name,
+    write_mib_s: Math.round(r.writeMiBs),
+    read_mib_s: Math.round(r.readMiBs),
+    write_vs_ceiling: +(r.writeMiBs / ceiling.writeMiBs).toFixed(2),
+    read_vs_ceiling: +(r.readMiBs / ceiling.readMiBs).toFixed(2),
+    write_vs_mergerfs: +(r.writeMiBs / merger.writeMiBs).toFixed(2),
+    read_vs_mergerfs: +(r.readMiBs / merger.readMiBs).toFixed(2),
+    write_seconds: r.writes.map((x) => +x.toFixed(2)),
+    read_seconds: r.reads.map((x) => +x.toFixed(2)),
+  }));
+  if (json) {
+    process.stdout.write(JSON.stringify({ sizeMiB: SIZE_MIB, rounds: ROUNDS, results: out }, null, 2) + '\n');
+    return;
+  }
+  const header = ['target', 'write MiB/s', 'read MiB/s', 'write/ceiling', 'read/ceiling', 'write/mergerfs', 'read/mergerfs'];
+  const lines = [header, ...out.map((o) => [o.target, String(o.write_mib_s), String(o.read_mib_s), o.write_vs_ceiling.toFixed(2), o.read_vs_ceiling.toFixed(2), o.write_vs_mergerfs.toFixed(2), o.read_vs_mergerfs.toFixed(2)])];
+  const widths = header.map((_, i) => Math.max(...lines.map((l) => l[i].length)));
+  process.stdout.write(`${SIZE_MIB} MiB file, 1 MiB blocks, median of ${ROUNDS} rounds, caches dropped between write and read\n`);
+  for (const l of lines) process.stdout.write(l.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ') + '\n');
+}
+
+await main();

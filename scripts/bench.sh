@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# npm run bench: installs what the references need, builds, and runs the side-by-side benchmark.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/ensure-deps.sh
+ensure_debian_packages fuse libfuse2 mergerfs
+ensure_node_modules
+npm run --silent build
+exec node dist/bench/bench.js "$@"

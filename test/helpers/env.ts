@@ -1,0 +1,137 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isMounted, lazyUnmount } from '../../engine/fuse/mount.js';
+import { Pool } from '../../engine/pool/pool.js';
+import { parsePolicy } from '../../engine/redundancy/policy.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const CLI = path.resolve(here, '../../engine/cli/main.js');
+
+export function tempDir(prefix = 'dfs-test-'): string {
+  return mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export interface TestPool {
+  root: string;
+  pool: string;
+  disks: string[];
+  mnt: string;
+}
+
+/** A pool of `disks` directory disks in a fresh temporary folder, created through the engine API. */
+export async function makePool(options: { disks?: number; redundancy?: string; extentSize?: number; capacities?: (number | null)[] } = {}): Promise<TestPool> {
+  const root = tempDir();
+  const poolDir = path.join(root, 'pool');
+  await Pool.create(poolDir, {
+    extentSize: options.extentSize ?? 64 * 1024,
+    defaultPolicy: parsePolicy(options.redundancy ?? 'replication:2'),
+    checksum: 'xxh64',
+  });
+  const pool = await Pool.open(poolDir);
+  const disks: string[] = [];
+  try {
+    for (let i = 0; i < (options.disks ?? 4); i++) {
+      const d = path.join(root, `disk${i + 1}`);
+      mkdirSync(d);
+      await pool.addDisk(d, 'warm', options.capacities?.[i] ?? null);
+      disks.push(d);
+    }
+  } finally {
+    await pool.close();
+  }
+  const mnt = path.join(root, 'mnt');
+  mkdirSync(mnt);
+  return { root, pool: poolDir, disks, mnt };
+}
+
+export interface CliResult { code: number; stdout: string; stderr: string }
+
+export function cli(...args: string[]): CliResult {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+export function cliJson<T>(...args: string[]): T {
+  const r = cli(...args, '--json');
+  if (r.code !== 0 && !r.stdout.trim().startsWith('{')) throw new Error(`dynamicfs ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+/** A mount served by a child process (a test process must never serve the mount it touches). */
+export class MountedPool {
+  private constructor(readonly child: ChildProcess, readonly mnt: string, readonly log: () => string) {}
+
+  static async start(pool: string, mnt: string): Promise<MountedPool> {
+    let log = '';
+    const child = spawn(process.execPath, [CLI, 'mount', pool, mnt, '--foreground'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+    const m = new MountedPool(child, mnt, () => log);
+    for (let i = 0; i < 300; i++) {
+      if (await isMounted(mnt)) return m;
+      if (child.exitCode !== null) throw new Error(`mount daemon exited with ${child.exitCode}: ${log}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await m.kill();
+    throw new Error(`mount of ${mnt} timed out: ${log}`);
+  }
+
+  /** Clean stop: SIGTERM, then wait for the daemon to flush and exit. */
+  async stop(): Promise<number | null> {
+    if (this.child.exitCode !== null) {
+      await lazyUnmount(this.mnt);
+      return this.child.exitCode;
+    }
+    const exited = new Promise<number | null>((r) => this.child.once('exit', (code) => r(code)));
+    this.child.kill('SIGTERM');
+    const code = await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 30_000))]);
+    if (await isMounted(this.mnt)) await lazyUnmount(this.mnt);
+    return code;
+  }
+
+  /** Crash: SIGKILL, then detach the dead mount. */
+  async kill(): Promise<void> {
+    if (this.child.exitCode === null) {
+      const exited = new Promise<void>((r) => this.child.once('exit', () => r()));
+      this.child.kill('SIGKILL');
+      await exited;
+    }
+    await lazyUnmount(this.mnt);
+  }
+}
+
+export function cleanup(root: string): void {
+  rmSync(root, { recursive: true, force: true });
+}
+
+/** Deterministic bytes for a (seed, length) pair, so a file's expected content needs no storage. */
+export function patternBytes(seed: number, length: number): Buffer {
+  const out = Buffer.allocUnsafe(length);
+  let x = (seed * 2654435761) >>> 0 || 1;
+  for (let i = 0; i + 4 <= length; i += 4) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    out.writeUInt32LE(x, i);
+  }
+  for (let i = length - (length % 4); i < length; i++) out[i] = (seed + i) & 0xff;
+  return out;
+}
+
+/** Small seeded PRNG for reproducible random tests (the seed is printed on failure). */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 0x100000000;
+  };
+}
