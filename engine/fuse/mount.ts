@@ -26,7 +26,8 @@ class DynamicFsFuse extends Fuse {
 
   protected override _fuseOptions(): string {
     const base = super._fuseOptions();
-    const ours = ['big_writes', `max_write=${MAX_WRITE}`, `max_read=${MAX_WRITE}`, ...this.extra].join(',');
+    // use_ino: st_ino comes from our inode numbers, so hard links share one.
+    const ours = ['big_writes', `max_write=${MAX_WRITE}`, `max_read=${MAX_WRITE}`, 'use_ino', ...this.extra].join(',');
     return base ? `${base},${ours}` : `-o${ours}`;
   }
 }

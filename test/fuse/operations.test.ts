@@ -1,0 +1,260 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { isMounted } from '../../engine/fuse/mount.js';
+import { cleanup, cli, cliJson, makePool, MountedPool, patternBytes, type TestPool } from '../helpers/env.js';
+
+function errno(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? String(err);
+  }
+  return 'OK';
+}
+
+function xattr(op: 'set' | 'get' | 'list' | 'remove', file: string, name = '', value = ''): { ok: boolean; out: string } {
+  const py = {
+    set: 'import os,sys; os.setxattr(sys.argv[1], sys.argv[2], sys.argv[3].encode())',
+    get: 'import os,sys; print(os.getxattr(sys.argv[1], sys.argv[2]).decode())',
+    list: 'import os,sys; print(",".join(sorted(os.listxattr(sys.argv[1]))))',
+    remove: 'import os,sys; os.removexattr(sys.argv[1], sys.argv[2])',
+  }[op];
+  const r = spawnSync('python3', ['-c', py, file, name, value], { encoding: 'utf8' });
+  return { ok: r.status === 0, out: r.status === 0 ? r.stdout.trim() : r.stderr.trim().split('\n').pop() ?? '' };
+}
+
+describe('FUSE operations on a mounted pool', () => {
+  let p: TestPool;
+  let m: MountedPool;
+  let mnt: string;
+  before(async () => {
+    p = await makePool({ redundancy: 'replication:2', disks: 4, capacities: [64 << 20, 64 << 20, 64 << 20, 64 << 20] });
+    m = await MountedPool.start(p.pool, p.mnt);
+    mnt = p.mnt;
+  });
+  after(async () => {
+    await m?.stop();
+    cleanup(p.root);
+  });
+
+  test('the mount is recognisable: type fuse.dynamicfs, source dynamicfs:<pool>', () => {
+    const line = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === mnt);
+    assert.ok(line, 'mount not found in mountinfo');
+    assert.match(line, / - fuse\.dynamicfs dynamicfs:pool /);
+  });
+
+  test('mkdir, readdir, getattr, rmdir and their errors', () => {
+    fs.mkdirSync(path.join(mnt, 'd1/d2'), { recursive: true });
+    assert.ok(fs.statSync(path.join(mnt, 'd1')).isDirectory());
+    assert.equal(fs.statSync(path.join(mnt, 'd1')).nlink, 3);
+    assert.deepEqual(fs.readdirSync(path.join(mnt, 'd1')), ['d2']);
+    assert.equal(errno(() => fs.mkdirSync(path.join(mnt, 'd1'))), 'EEXIST');
+    assert.equal(errno(() => fs.rmdirSync(path.join(mnt, 'd1'))), 'ENOTEMPTY');
+    assert.equal(errno(() => fs.statSync(path.join(mnt, 'nope'))), 'ENOENT');
+    assert.equal(errno(() => fs.readdirSync(path.join(mnt, 'nope'))), 'ENOENT');
+    fs.writeFileSync(path.join(mnt, 'plain'), 'x');
+    assert.equal(errno(() => fs.mkdirSync(path.join(mnt, 'plain/sub'))), 'ENOTDIR');
+    assert.equal(errno(() => fs.statSync(path.join(mnt, 'plain/sub'))), 'ENOTDIR');
+    assert.equal(errno(() => fs.rmdirSync(path.join(mnt, 'plain'))), 'ENOTDIR');
+    assert.equal(errno(() => fs.unlinkSync(path.join(mnt, 'd1'))), 'EISDIR');
+    assert.equal(errno(() => fs.openSync(path.join(mnt, 'd1'), 'w')), 'EISDIR');
+    assert.equal(errno(() => fs.writeFileSync(path.join(mnt, 'n'.repeat(256)), 'x')), 'ENAMETOOLONG');
+    fs.writeFileSync(path.join(mnt, 'n'.repeat(255)), 'x');
+    fs.rmdirSync(path.join(mnt, 'd1/d2'));
+    fs.rmdirSync(path.join(mnt, 'd1'));
+    assert.equal(errno(() => fs.statSync(path.join(mnt, 'd1'))), 'ENOENT');
+  });
+
+  test('create, write at offsets, read, fsync, close; overwrite and append', () => {
+    const f = path.join(mnt, 'data.bin');
+    const fd = fs.openSync(f, 'w+');
+    const a = patternBytes(11, 300_000);
+    fs.writeSync(fd, a, 0, a.length, 0);
+    const b = patternBytes(12, 50_000);
+    fs.writeSync(fd, b, 0, b.length, 120_000); // overwrite inside
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    const expected = Buffer.from(a);
+    b.copy(expected, 120_000);
+    assert.ok(fs.readFileSync(f).equals(expected));
+    fs.appendFileSync(f, 'tail');
+    assert.equal(fs.statSync(f).size, 300_004);
+    assert.equal(fs.readFileSync(f).subarray(300_000).toString(), 'tail');
+    const fd2 = fs.openSync(f, 'a');
+    fs.writeSync(fd2, 'more', 0); // O_APPEND ignores the position
+    fs.closeSync(fd2);
+    assert.equal(fs.readFileSync(f).subarray(300_004).toString(), 'more');
+  });
+
+  test('sparse files, truncate and ftruncate: holes read as zeros', () => {
+    const f = path.join(mnt, 'sparse');
+    const fd = fs.openSync(f, 'w+');
+    fs.writeSync(fd, Buffer.from('end'), 0, 3, 5_000_000);
+    assert.equal(fs.fstatSync(fd).size, 5_000_003);
+    const hole = Buffer.alloc(100_000, 1);
+    fs.readSync(fd, hole, 0, hole.length, 2_000_000);
+    assert.ok(hole.equals(Buffer.alloc(100_000)));
+    fs.ftruncateSync(fd, 10);
+    fs.closeSync(fd);
+    assert.equal(fs.statSync(f).size, 10);
+    fs.writeFileSync(f, 'abcdefghij');
+    fs.truncateSync(f, 4);
+    fs.truncateSync(f, 8);
+    assert.deepEqual([...fs.readFileSync(f)], [97, 98, 99, 100, 0, 0, 0, 0]);
+  });
+
+  test('rename: replaces files and empty directories atomically, refuses the rest', () => {
+    const r = (x: string) => path.join(mnt, x);
+    fs.writeFileSync(r('old'), 'old-content');
+    fs.writeFileSync(r('new'), 'new-content');
+    fs.renameSync(r('new'), r('old'));
+    assert.equal(fs.readFileSync(r('old'), 'utf8'), 'new-content');
+    assert.equal(errno(() => fs.statSync(r('new'))), 'ENOENT');
+    fs.mkdirSync(r('da'));
+    fs.mkdirSync(r('db'));
+    fs.writeFileSync(r('da/inside'), 'i');
+    fs.renameSync(r('da'), r('db')); // over an empty directory
+    assert.equal(fs.readFileSync(r('db/inside'), 'utf8'), 'i');
+    fs.mkdirSync(r('dc'));
+    fs.writeFileSync(r('dc/x'), 'x');
+    fs.mkdirSync(r('dd'));
+    assert.equal(errno(() => fs.renameSync(r('dd'), r('dc'))), 'ENOTEMPTY');
+    assert.equal(errno(() => fs.renameSync(r('old'), r('dd'))), 'EISDIR');
+    assert.equal(errno(() => fs.renameSync(r('dd'), r('old'))), 'ENOTDIR');
+    assert.equal(errno(() => fs.renameSync(r('dc'), r('dc/sub'))), 'EINVAL');
+    assert.equal(errno(() => fs.renameSync(r('missing'), r('x'))), 'ENOENT');
+  });
+
+  test('hard links, symlinks and readlink', () => {
+    const r = (x: string) => path.join(mnt, x);
+    fs.writeFileSync(r('orig'), 'shared');
+    fs.linkSync(r('orig'), r('alias'));
+    assert.equal(fs.statSync(r('orig')).nlink, 2);
+    assert.equal(fs.statSync(r('orig')).ino, fs.statSync(r('alias')).ino);
+    fs.unlinkSync(r('orig'));
+    assert.equal(fs.readFileSync(r('alias'), 'utf8'), 'shared');
+    assert.equal(errno(() => fs.linkSync(r('alias'), r('alias'))), 'EEXIST');
+    fs.symlinkSync('alias', r('sym'));
+    assert.equal(fs.readlinkSync(r('sym')), 'alias');
+    assert.ok(fs.lstatSync(r('sym')).isSymbolicLink());
+    assert.equal(fs.readFileSync(r('sym'), 'utf8'), 'shared');
+    assert.equal(errno(() => fs.readlinkSync(r('alias'))), 'EINVAL');
+  });
+
+  test('chmod, chown, utimens', () => {
+    const f = path.join(mnt, 'meta');
+    fs.writeFileSync(f, 'm');
+    fs.chmodSync(f, 0o600);
+    assert.equal(fs.statSync(f).mode & 0o7777, 0o600);
+    fs.chownSync(f, 1234, 5678);
+    assert.equal(fs.statSync(f).uid, 1234);
+    assert.equal(fs.statSync(f).gid, 5678);
+    const t = new Date('2021-06-07T08:09:10Z');
+    fs.utimesSync(f, t, t);
+    assert.equal(fs.statSync(f).mtime.toISOString(), t.toISOString());
+    assert.equal(fs.statSync(f).atime.toISOString(), t.toISOString());
+  });
+
+  test('utimens with different atime and mtime', (t) => {
+    // fuse-native 2.2.6 hands its JS side tv[0] (atime) twice and drops tv[1] (mtime): see
+    // fuse_native_utimens in its fuse-native.c. Until the binding is fixed both get the atime.
+    t.skip('fuse-native 2.2.6 passes atime in place of mtime to utimens (binding bug); documented in docs/ARCHITECTURE.md');
+  });
+
+  test('statfs reports usable capacity after redundancy overhead', () => {
+    const s = fs.statfsSync(mnt);
+    const total = s.blocks * s.bsize;
+    // 4 disks capped at 64 MiB, replication:2 -> 128 MiB usable.
+    assert.ok(Math.abs(total - 128 * 2 ** 20) < 4096 * 4, `total ${total}`);
+    assert.ok(s.bavail * s.bsize <= total);
+  });
+
+  test('extended attributes: set, get, list, remove, ENODATA', () => {
+    const f = path.join(mnt, 'xa');
+    fs.writeFileSync(f, 'x');
+    assert.ok(xattr('set', f, 'user.color', 'blue').ok);
+    assert.equal(xattr('get', f, 'user.color').out, 'blue');
+    assert.equal(xattr('list', f).out, 'user.color');
+    assert.ok(xattr('remove', f, 'user.color').ok);
+    assert.match(xattr('get', f, 'user.color').out, /No data available|ENODATA/);
+    assert.match(xattr('remove', f, 'user.color').out, /No data available|ENODATA/);
+  });
+
+  test('a top-level directory carries its own policy (xattr or CLI); bad policies are refused', () => {
+    const d = path.join(mnt, 'triple');
+    fs.mkdirSync(d);
+    assert.ok(xattr('set', d, 'user.dynamicfs.policy', 'erasure:2+1').ok);
+    fs.writeFileSync(path.join(d, 'f'), patternBytes(3, 100_000));
+    assert.match(xattr('set', d, 'user.dynamicfs.policy', 'raid5').out, /Invalid argument|EINVAL/);
+    const st = cliJson<{ extents: { total: number } }>('status', p.pool);
+    assert.ok(st.extents.total > 0);
+    const bad = cli('set-policy', p.pool, '/triple', 'replication:5');
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /replication:5 needs 5 healthy disks.*has 4/);
+  });
+
+  test('reads of data that cannot be reconstructed fail with EIO, never wrong bytes', async () => {
+    const f = path.join(mnt, 'fragile');
+    fs.writeFileSync(f, patternBytes(21, 200_000));
+    // Remove both replicas of every extent behind the daemon's back.
+    const { execFileSync } = await import('node:child_process');
+    const py = `import sqlite3,sys; c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True); print('\\n'.join(f"{r[0]}.{r[1]}" for r in c.execute("select f.eid, f.slot from fragments f join extents e on e.eid=f.eid join dirents d on d.ino=e.ino where d.name='fragile'")))`;
+    const names = execFileSync('python3', ['-c', py, path.join(p.pool, 'metadata.db')], { encoding: 'utf8' }).trim().split('\n');
+    assert.ok(names.length >= 4);
+    for (const disk of p.disks) {
+      for (const name of names) {
+        const eid = Number(name.split('.')[0]);
+        fs.rmSync(path.join(disk, 'dynamicfs/fragments', (eid & 0xff).toString(16).padStart(2, '0'), name), { force: true });
+      }
+    }
+    assert.equal(errno(() => fs.readFileSync(f)), 'EIO');
+  });
+
+  test('ENOSPC when the healthy disks cannot satisfy the policy: no silent downgrade', () => {
+    const d = path.join(mnt, 'wide');
+    fs.mkdirSync(d);
+    assert.equal(cli('set-policy', p.pool, '/wide', 'replication:4').code, 0);
+    fs.writeFileSync(path.join(d, 'ok'), 'fits on 4 disks');
+    assert.equal(cli('set-disk-health', p.pool, p.disks[0], 'failed', '--reason', 'test').code, 0);
+    assert.equal(errno(() => fs.writeFileSync(path.join(d, 'no'), 'needs 4 healthy disks')), 'ENOSPC');
+    assert.equal(fs.readFileSync(path.join(d, 'ok'), 'utf8'), 'fits on 4 disks');
+    assert.equal(cli('set-disk-health', p.pool, p.disks[0], 'healthy').code, 0);
+  });
+
+  test('ENOSPC when the disks are full; the pool stays consistent', () => {
+    const f = path.join(mnt, 'huge');
+    assert.equal(errno(() => fs.writeFileSync(f, Buffer.alloc(160 << 20, 1))), 'ENOSPC');
+    fs.rmSync(f, { force: true });
+    fs.writeFileSync(path.join(mnt, 'after-full'), 'still works');
+    assert.equal(fs.readFileSync(path.join(mnt, 'after-full'), 'utf8'), 'still works');
+  });
+
+  test('CLI works while mounted (through the control socket); a second mount is refused', () => {
+    const st = cliJson<{ mounted: { mountpoint: string } | null; disks: unknown[] }>('status', p.pool);
+    assert.equal(st.mounted?.mountpoint, mnt);
+    assert.equal(st.disks.length, 4);
+    const second = cli('mount', p.pool, path.join(p.root, 'other'));
+    assert.equal(second.code, 1);
+    assert.match(second.stderr, /in use by process \d+ \(mounted at .*mnt\)/);
+  });
+});
+
+test('SIGTERM flushes and unmounts cleanly; data is there on the next mount', async () => {
+  const p = await makePool({ redundancy: 'erasure:2+1', disks: 3 });
+  try {
+    let m = await MountedPool.start(p.pool, p.mnt);
+    const data = patternBytes(99, 1_000_000);
+    fs.writeFileSync(path.join(p.mnt, 'kept'), data);
+    assert.equal(await m.stop(), 0);
+    assert.equal(await isMounted(p.mnt), false);
+    m = await MountedPool.start(p.pool, p.mnt);
+    assert.ok(fs.readFileSync(path.join(p.mnt, 'kept')).equals(data));
+    assert.equal(await m.stop(), 0);
+    assert.equal(cli('fsck', p.pool).code, 0);
+  } finally {
+    cleanup(p.root);
+  }
+});
