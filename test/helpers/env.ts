@@ -87,7 +87,9 @@ export class MountedPool {
     }
     const exited = new Promise<number | null>((r) => this.child.once('exit', (code) => r(code)));
     this.child.kill('SIGTERM');
-    const code = await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 30_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    const code = await Promise.race([exited, new Promise<null>((r) => (timer = setTimeout(() => r(null), 30_000)))]);
+    clearTimeout(timer);
     if (await isMounted(this.mnt)) await lazyUnmount(this.mnt);
     return code;
   }
