@@ -27,7 +27,10 @@ class DynamicFsFuse extends Fuse {
   protected override _fuseOptions(): string {
     const base = super._fuseOptions();
     // use_ino: st_ino comes from our inode numbers, so hard links share one.
-    const ours = ['big_writes', `max_write=${MAX_WRITE}`, `max_read=${MAX_WRITE}`, 'use_ino', ...this.extra].join(',');
+    // attr_timeout=0: the high-level FUSE API gives each name of a hard-linked file its own kernel
+    // inode, so cached sizes would go stale across names; streaming I/O is unaffected (the kernel
+    // asks only when a read crosses the size it knows).
+    const ours = ['big_writes', `max_write=${MAX_WRITE}`, `max_read=${MAX_WRITE}`, 'use_ino', 'attr_timeout=0', ...this.extra].join(',');
     return base ? `${base},${ours}` : `-o${ours}`;
   }
 }
