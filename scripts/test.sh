@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Quick start, part two: installs what it needs, builds, and runs the whole test suite with
+# Node's test runner (real FUSE mounts; run as root). Exits non-zero on any failed test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/ensure-deps.sh
+ensure_debian_packages fuse libfuse2 python3
+ensure_fuse_device
+ensure_node_modules
+npm run --silent build
+exec node --test --test-reporter=spec --test-reporter-destination=stdout dist/test/
