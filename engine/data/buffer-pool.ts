@@ -8,6 +8,7 @@ const WASM_PAGE = 65536;
  * page-aligned, so fragment reads can use O_DIRECT and skip the kernel's page-cache copy.
  */
 export class BufferPool {
+  private static readonly slabs = new WeakSet<ArrayBufferLike>();
   private slab: WebAssembly.Memory | null = null;
   private readonly free: number[] = [];
   private readonly stride: number;
@@ -20,6 +21,7 @@ export class BufferPool {
     if (!this.slab) {
       const pages = Math.ceil((this.stride * this.slots) / WASM_PAGE);
       this.slab = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+      BufferPool.slabs.add(this.slab.buffer);
       for (let i = this.slots - 1; i >= 0; i--) this.free.push(i * this.stride);
     }
     return this.slab;
@@ -39,6 +41,6 @@ export class BufferPool {
 
   static isPageAligned(buf: Buffer): boolean {
     // Slab buffers sit at page-multiple offsets of a page-aligned mapping.
-    return buf.buffer instanceof SharedArrayBuffer && buf.byteOffset % PAGE === 0 && buf.buffer.byteLength % WASM_PAGE === 0;
+    return BufferPool.slabs.has(buf.buffer) && buf.byteOffset % PAGE === 0;
   }
 }

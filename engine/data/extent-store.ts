@@ -40,6 +40,9 @@ export class ExtentStore {
   readonly counters: ReadCounters = { fragmentErrors: 0, reconstructions: 0 };
   readonly buffers: BufferPool;
   readonly io = new FragmentWorkers();
+  private readonly shardPools = new Map<number, BufferPool>();
+  /** Disks whose filesystem refused O_DIRECT writes (tmpfs, for one). */
+  private readonly noDirectWrite = new Set<string>();
 
   constructor(private readonly pool: Pool, bufferSlots = 128) {
     this.buffers = new BufferPool(pool.settings.extentSize, bufferSlots);
@@ -52,7 +55,29 @@ export class ExtentStore {
   /** Encodes and stores one extent version. Nothing points at it until the caller commits it. */
   async write(ino: number, idx: number, data: Buffer, policy: RedundancyPolicy): Promise<WrittenExtent> {
     const policyName = formatPolicy(policy);
-    const fragments = await encodeExtent(policy, data);
+    const leased: [BufferPool, Buffer][] = [];
+    const fragments = await encodeExtent(policy, data, (n) => this.shardBuffer(n, leased));
+    try {
+      return await this.place(ino, idx, data.length, policy, policyName, fragments);
+    } finally {
+      for (const [pool, b] of leased) pool.give(b);
+    }
+  }
+
+  /** Page-aligned, recycled memory for erasure shards of full extents (so they can go out with O_DIRECT). */
+  private shardBuffer(size: number, leased: [BufferPool, Buffer][]): Buffer {
+    if (size % 4096 !== 0) return Buffer.from(new SharedArrayBuffer(size));
+    let pool = this.shardPools.get(size);
+    if (!pool) {
+      pool = new BufferPool(size, 16);
+      this.shardPools.set(size, pool);
+    }
+    const b = pool.take();
+    leased.push([pool, b]);
+    return b;
+  }
+
+  private async place(ino: number, idx: number, length: number, policy: RedundancyPolicy, policyName: string, fragments: Buffer[]): Promise<WrittenExtent> {
     const size = fragments[0].length;
     const disks = chooseDisks(this.pool.disks.writable(), fragmentCount(policy), size, policyName);
     for (const d of disks) d.reserved += size;
@@ -63,7 +88,15 @@ export class ExtentStore {
     const files = disks.map((d, slot) => fragmentPath(d.path, eid, slot));
     let sums: string[];
     try {
-      const results = await Promise.allSettled(fragments.map((f, slot) => writeFragment(files[slot], alg, f)));
+      const results = await Promise.allSettled(
+        fragments.map(async (f, slot) => {
+          const disk = disks[slot];
+          const direct = !this.noDirectWrite.has(disk.id) && f.length % 4096 === 0 && BufferPool.isPageAligned(f);
+          const r = await writeFragment(files[slot], alg, f, direct);
+          if (r.refused) this.noDirectWrite.add(disk.id);
+          return r.sum;
+        }),
+      );
       const failed = results.findIndex((r) => r.status === 'rejected');
       if (failed >= 0) {
         const reason = (results[failed] as PromiseRejectedResult).reason as unknown;
@@ -81,7 +114,7 @@ export class ExtentStore {
     }
     const rows: FragmentRow[] = fragments.map((_, slot) => ({ eid, slot, disk: disks[slot].id, size, checksum: sums[slot] }));
     return {
-      extent: { ino, idx, eid, policy: policyName, length: data.length, encoded_length: data.length, checksum_alg: alg },
+      extent: { ino, idx, eid, policy: policyName, length, encoded_length: length, checksum_alg: alg },
       fragments: rows,
       files,
     };

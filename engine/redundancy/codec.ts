@@ -39,14 +39,18 @@ function runCoder(k: number, m: number, sources: number, targets: number, data: 
 }
 
 /** Encodes `data` (exactly the extent's bytes) into one buffer per fragment slot. */
-export async function encodeExtent(policy: RedundancyPolicy, data: Buffer): Promise<Buffer[]> {
+export async function encodeExtent(
+  policy: RedundancyPolicy,
+  data: Buffer,
+  alloc: (size: number) => Buffer = (size) => Buffer.from(new SharedArrayBuffer(size)),
+): Promise<Buffer[]> {
   if (policy.kind === 'replication') return Array.from({ length: policy.copies }, () => data);
   const { data: k, parity: m } = policy;
   const size = shardSize(data.length, k);
-  // Shared memory, so fragment workers can write the shards without another copy.
-  const dataShards = Buffer.from(new SharedArrayBuffer(size * k));
+  const dataShards = alloc(size * k);
   data.copy(dataShards, 0);
-  const parityShards = Buffer.from(new SharedArrayBuffer(size * m));
+  dataShards.fill(0, data.length);
+  const parityShards = alloc(size * m);
   let sources = 0;
   for (let i = 0; i < k; i++) sources |= 1 << i;
   let targets = 0;
