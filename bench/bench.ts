@@ -7,7 +7,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isMounted, lazyUnmount } from '../engine/fuse/mount.js';
+import { DEFAULT_READ_AHEAD_KB, isMounted, lazyUnmount } from '../engine/fuse/mount.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CLI = path.resolve(here, '../engine/cli/main.js');
@@ -87,14 +87,15 @@ function mergerfsTarget(): Target {
   };
 }
 
-function nullTarget(): Target {
-  const mnt = path.join(root, 'null-fuse');
+/** The do-nothing mount: with the kernel's default read-ahead (the ceiling), or with DynamicFS's. */
+function nullTarget(readAheadKb: number): Target {
+  const mnt = path.join(root, `null-fuse-${readAheadKb}`);
   let child: ChildProcess | null = null;
   return {
-    name: 'fuse-native do-nothing (ceiling)',
+    name: readAheadKb ? `fuse-native do-nothing, read-ahead ${readAheadKb} KiB` : 'fuse-native do-nothing (ceiling)',
     async up() {
       mkdirSync(mnt, { recursive: true });
-      child = spawn(process.execPath, [NULL_FUSE, mnt], { stdio: 'ignore' });
+      child = spawn(process.execPath, [NULL_FUSE, mnt, String(readAheadKb)], { stdio: 'ignore' });
       await waitMounted(mnt, child);
       return mnt;
     },
@@ -163,7 +164,10 @@ async function measure(t: Target): Promise<Row> {
 }
 
 async function main(): Promise<void> {
-  const targets = [rawTarget(), mergerfsTarget(), nullTarget(), dynamicfsTarget('replication:1'), dynamicfsTarget('replication:2'), dynamicfsTarget('erasure:4+2')];
+  const targets = [
+    rawTarget(), mergerfsTarget(), nullTarget(0), nullTarget(DEFAULT_READ_AHEAD_KB),
+    dynamicfsTarget('replication:1'), dynamicfsTarget('replication:2'), dynamicfsTarget('erasure:4+2'),
+  ];
   const rows: Row[] = [];
   try {
     for (const t of targets) {
@@ -173,7 +177,8 @@ async function main(): Promise<void> {
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
-  const ceiling = rows.find((r) => r.name.startsWith('fuse-native')) as Row;
+  const ceiling = rows.find((r) => r.name === 'fuse-native do-nothing (ceiling)') as Row;
+  const sameSettings = rows.find((r) => r.name.startsWith('fuse-native do-nothing, read-ahead')) as Row;
   const merger = rows.find((r) => r.name.startsWith('mergerfs')) as Row;
   const out = rows.map((r) => ({
     target: r.name,
@@ -181,6 +186,7 @@ async function main(): Promise<void> {
     read_mib_s: Math.round(r.readMiBs),
     write_vs_ceiling: +(r.writeMiBs / ceiling.writeMiBs).toFixed(2),
     read_vs_ceiling: +(r.readMiBs / ceiling.readMiBs).toFixed(2),
+    read_vs_same_readahead: +(r.readMiBs / sameSettings.readMiBs).toFixed(2),
     write_vs_mergerfs: +(r.writeMiBs / merger.writeMiBs).toFixed(2),
     read_vs_mergerfs: +(r.readMiBs / merger.readMiBs).toFixed(2),
     write_seconds: r.writes.map((x) => +x.toFixed(2)),
@@ -190,10 +196,11 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify({ sizeMiB: SIZE_MIB, rounds: ROUNDS, results: out }, null, 2) + '\n');
     return;
   }
-  const header = ['target', 'write MiB/s', 'read MiB/s', 'write/ceiling', 'read/ceiling', 'write/mergerfs', 'read/mergerfs'];
-  const lines = [header, ...out.map((o) => [o.target, String(o.write_mib_s), String(o.read_mib_s), o.write_vs_ceiling.toFixed(2), o.read_vs_ceiling.toFixed(2), o.write_vs_mergerfs.toFixed(2), o.read_vs_mergerfs.toFixed(2)])];
+  const header = ['target', 'write MiB/s', 'read MiB/s', 'write/ceiling', 'read/ceiling', 'read/same-RA', 'write/mergerfs', 'read/mergerfs'];
+  const lines = [header, ...out.map((o) => [o.target, String(o.write_mib_s), String(o.read_mib_s), o.write_vs_ceiling.toFixed(2), o.read_vs_ceiling.toFixed(2), o.read_vs_same_readahead.toFixed(2), o.write_vs_mergerfs.toFixed(2), o.read_vs_mergerfs.toFixed(2)])];
   const widths = header.map((_, i) => Math.max(...lines.map((l) => l[i].length)));
   process.stdout.write(`${SIZE_MIB} MiB file, 1 MiB blocks, median of ${ROUNDS} rounds, caches dropped between write and read\n`);
+  process.stdout.write(`ceiling: the do-nothing mount with kernel defaults; same-RA: the do-nothing mount with DynamicFS's ${DEFAULT_READ_AHEAD_KB} KiB read-ahead\n`);
   for (const l of lines) process.stdout.write(l.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ') + '\n');
 }
 

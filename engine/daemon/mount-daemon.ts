@@ -21,6 +21,8 @@ export async function runMountDaemon(poolDir: string, mountpoint: string, opts: 
   if (await isMounted(mnt)) throw new Error(`${mnt} is already a mount point; unmount it first (fusermount -u ${mnt})`);
   const pool = await Pool.open(poolDir, { mountpoint: mnt });
   const fs = new FileSystem(pool);
+  // A long-lived daemon commits its buffer memory up front instead of faulting it in on the data path.
+  fs.data.extents.buffers.prefault();
   const fuse = new FuseMount(mnt, fuseOperations(fs, (op, _ms, errno, err) => {
     if (errno === -5) log(`${op} failed with EIO: ${err instanceof Error ? err.message : String(err)}`);
   }), { fsname: `dynamicfs:${pool.name}`, allowOther: opts.allowOther });
