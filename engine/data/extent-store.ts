@@ -64,17 +64,34 @@ export class ExtentStore {
     }
   }
 
-  /** Page-aligned, recycled memory for erasure shards of full extents (so they can go out with O_DIRECT). */
+  /** Page-aligned, recycled memory for erasure shards of full extents (so they move with O_DIRECT). */
   private shardBuffer(size: number, leased: [BufferPool, Buffer][]): Buffer {
-    if (size % 4096 !== 0) return Buffer.from(new SharedArrayBuffer(size));
-    let pool = this.shardPools.get(size);
-    if (!pool) {
-      pool = new BufferPool(size, 16);
-      this.shardPools.set(size, pool);
-    }
+    const pool = this.shardPool(size);
+    if (!pool) return Buffer.from(new SharedArrayBuffer(size));
     const b = pool.take();
     leased.push([pool, b]);
     return b;
+  }
+
+  private shardPool(size: number): BufferPool | undefined {
+    if (size % 4096 !== 0) return undefined;
+    let pool = this.shardPools.get(size);
+    if (!pool) {
+      pool = new BufferPool(size, 32);
+      this.shardPools.set(size, pool);
+    }
+    return pool;
+  }
+
+  /** A buffer for reading one fragment: an extent buffer, a shard buffer, or (odd sizes) fresh memory. */
+  private fragmentBuffer(size: number): Buffer {
+    if (size === this.buffers.size) return this.buffers.take();
+    return this.shardPool(size)?.take() ?? Buffer.from(new SharedArrayBuffer(size));
+  }
+
+  private giveBack(buf: Buffer): void {
+    if (buf.length === this.buffers.size) this.buffers.give(buf);
+    else this.shardPools.get(buf.length)?.give(buf);
   }
 
   private async place(ino: number, idx: number, length: number, policy: RedundancyPolicy, policyName: string, fragments: Buffer[]): Promise<WrittenExtent> {
@@ -88,13 +105,16 @@ export class ExtentStore {
     const files = disks.map((d, slot) => fragmentPath(d.path, eid, slot));
     let sums: string[];
     try {
+      // Checksums on a worker thread while the writes are under way; replicas share one buffer and one sum.
+      const distinct = [...new Set(fragments)];
+      const sumOf = new Map(distinct.map((b) => [b, this.io.hash(alg, b)]));
       const results = await Promise.allSettled(
         fragments.map(async (f, slot) => {
           const disk = disks[slot];
           const direct = !this.noDirectWrite.has(disk.id) && f.length % 4096 === 0 && BufferPool.isPageAligned(f);
-          const r = await writeFragment(files[slot], alg, f, direct);
+          const r = await writeFragment(files[slot], f, direct);
           if (r.refused) this.noDirectWrite.add(disk.id);
-          return r.sum;
+          return (await sumOf.get(f)) as string;
         }),
       );
       const failed = results.findIndex((r) => r.status === 'rejected');
@@ -148,8 +168,8 @@ export class ExtentStore {
       throw fsError('EIO', `extent ${ext.eid} (file inode ${ext.ino}, bytes ${ext.idx} extent) has ${good} good fragments, needs ${need}`);
     }
     if (policy.kind === 'erasure' && [...Array(policy.data).keys()].some((i) => !got[i])) this.counters.reconstructions++;
-    const full = await decodeExtent(policy, got, ext.encoded_length);
-    for (const g of got) if (g && g !== full) this.buffers.give(g);
+    const full = await decodeExtent(policy, got, ext.encoded_length, (n) => (n === this.buffers.size ? this.buffers.take() : Buffer.allocUnsafe(n)));
+    for (const g of got) if (g && g !== full) this.giveBack(g);
     return full;
   }
 
@@ -157,11 +177,11 @@ export class ExtentStore {
   async readVerified(ext: ExtentRow, f: FragmentRow): Promise<Buffer | null> {
     const disk = this.pool.disks.get(f.disk);
     if (!disk) return null;
-    const buf = f.size === this.buffers.size ? this.buffers.take() : Buffer.from(new SharedArrayBuffer(f.size));
+    const buf = this.fragmentBuffer(f.size);
     const res = await this.io.read(fragmentPath(disk.path, f.eid, f.slot), disk.path, ext.checksum_alg as ChecksumAlgorithm, buf);
     let kind: string;
     if (res.ok && res.sum === f.checksum) return buf;
-    this.buffers.give(buf);
+    this.giveBack(buf);
     if (res.ok) kind = 'checksum';
     else kind = res.code === 'ENOENT' || res.code === 'ENOTDIR' ? 'missing' : res.code === 'SHORT' ? 'short' : 'io';
     this.counters.fragmentErrors++;

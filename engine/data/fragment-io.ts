@@ -1,5 +1,4 @@
 import fs, { promises as fsp } from 'node:fs';
-import { checksum, type ChecksumAlgorithm } from '../integrity/checksum.js';
 import { isNodeError } from '../util/errors.js';
 
 export async function syncFile(file: string): Promise<void> {
@@ -19,12 +18,12 @@ export async function syncFile(file: string): Promise<void> {
 
 /**
  * Writes a new fragment file with the callback API (three thread-pool hops, no promise machinery)
- * and returns its checksum, computed while the write is under way. With `direct`, the file is
+ * (the caller computes the checksum elsewhere, in parallel). With `direct`, the file is
  * written with O_DIRECT (the buffer must be page-aligned, its length a multiple of 4096): the bytes
  * go from our buffer to the device without a page-cache copy, which measured here halves the CPU of
  * a write. Resolves `refused: true` when the filesystem refused O_DIRECT and the write fell back.
  */
-export function writeFragment(file: string, alg: ChecksumAlgorithm, data: Buffer, direct: boolean): Promise<{ sum: string; refused: boolean }> {
+export function writeFragment(file: string, data: Buffer, direct: boolean): Promise<{ refused: boolean }> {
   const { O_WRONLY, O_CREAT, O_TRUNC, O_DIRECT } = fs.constants;
   return new Promise((resolve, reject) => {
     const attempt = (useDirect: boolean, refused: boolean): void => {
@@ -33,7 +32,6 @@ export function writeFragment(file: string, alg: ChecksumAlgorithm, data: Buffer
           if (useDirect && err.code === 'EINVAL') return attempt(false, true);
           return reject(err);
         }
-        const sum = checksum(alg, data);
         const writeFrom = (at: number): void => {
           fs.write(fd, data, at, data.length - at, at, (werr, n) => {
             if (werr) {
@@ -41,7 +39,7 @@ export function writeFragment(file: string, alg: ChecksumAlgorithm, data: Buffer
               return fs.close(fd, () => reject(werr));
             }
             if (at + n < data.length) return writeFrom(at + n);
-            fs.close(fd, (cerr) => (cerr ? reject(cerr) : resolve({ sum, refused })));
+            fs.close(fd, (cerr) => (cerr ? reject(cerr) : resolve({ refused })));
           });
         };
         writeFrom(0);

@@ -26,7 +26,7 @@ export class FragmentWorkers {
   /** Disk roots where O_DIRECT was refused (tmpfs and the like). */
   private readonly noDirect = new Set<string>();
 
-  constructor(private readonly size = Number(process.env.DYNAMICFS_IO_WORKERS ?? Math.max(1, Math.min(2, availableParallelism() - 1)))) {}
+  constructor(private readonly size = Math.max(1, Math.min(2, availableParallelism() - 1))) {}
 
   private start(): void {
     for (let i = 0; i < this.size; i++) {

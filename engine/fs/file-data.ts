@@ -122,7 +122,12 @@ export class FileData {
     }
   }
 
-  async write(of: OpenFile, src: Buffer, len: number, pos: number): Promise<number> {
+  /**
+   * Copies `len` bytes into the file's write buffers. Returns a plain number when nothing had to be
+   * loaded and no back-pressure applies (a sequential writer's every call), so the FUSE reply skips
+   * a promise round trip.
+   */
+  write(of: OpenFile, src: Buffer, len: number, pos: number): number | Promise<number> {
     this.takeError(of);
     const policy = policyOf(of.policy);
     const writable = this.pool.disks.writable().length;
@@ -134,21 +139,56 @@ export class FileData {
     while (done < len) {
       const off = pos + done;
       const idx = Math.floor(off / E);
-      const within = off - idx * E;
-      const n = Math.min(len - done, E - within);
-      const d = await this.dirtyExtent(of, idx);
-      if (within > d.len) d.buf.fill(0, d.len, within);
-      src.copy(d.buf, within, done, done + n);
-      if (within + n > d.len) d.len = within + n;
-      done += n;
-      if (within + n === E) this.startFlush(of, idx);
+      const d = of.dirty.get(idx) ?? this.freshExtent(of, idx);
+      if (!d) return this.writeSlow(of, src, len, pos, done);
+      done += this.copyIn(of, d, idx, src, done, off - idx * E, Math.min(len - done, E - (off - idx * E)));
     }
+    return this.finishWrite(of, len, pos);
+  }
+
+  private async writeSlow(of: OpenFile, src: Buffer, len: number, pos: number, done: number): Promise<number> {
+    const E = this.E;
+    while (done < len) {
+      const off = pos + done;
+      const idx = Math.floor(off / E);
+      const d = await this.dirtyExtent(of, idx);
+      done += this.copyIn(of, d, idx, src, done, off - idx * E, Math.min(len - done, E - (off - idx * E)));
+    }
+    return this.finishWrite(of, len, pos);
+  }
+
+  private copyIn(of: OpenFile, d: DirtyExtent, idx: number, src: Buffer, from: number, within: number, n: number): number {
+    if (within > d.len) d.buf.fill(0, d.len, within);
+    src.copy(d.buf, within, from, from + n);
+    if (within + n > d.len) d.len = within + n;
+    if (within + n === this.E) this.startFlush(of, idx);
+    return n;
+  }
+
+  private finishWrite(of: OpenFile, len: number, pos: number): number | Promise<number> {
     if (pos + len > of.size) of.size = pos + len;
     of.mtime = Date.now();
     this.bytesWritten += len;
     if (of.dirty.size > this.opts.maxDirtyPerFile) for (const idx of [...of.dirty.keys()]) this.startFlush(of, idx);
-    while (of.inflight.size > this.opts.maxInflightPerFile) await Promise.race(of.chains.values());
-    return len;
+    if (of.inflight.size <= this.opts.maxInflightPerFile) return len;
+    return (async () => {
+      while (of.inflight.size > this.opts.maxInflightPerFile) await Promise.race(of.chains.values());
+      return len;
+    })();
+  }
+
+  /** A write buffer made without waiting: nothing committed to load, or only an in-flight version to copy. */
+  private freshExtent(of: OpenFile, idx: number): DirtyExtent | null {
+    if (of.loading.has(idx)) return null;
+    const newer = of.inflight.get(idx);
+    if (!newer && this.pool.store.extent(of.ino, idx)) return null;
+    const fresh = { buf: this.buffers.take(), len: 0 };
+    if (newer) {
+      newer.buf.copy(fresh.buf, 0, 0, newer.len);
+      fresh.len = newer.len;
+    }
+    of.dirty.set(idx, fresh);
+    return fresh;
   }
 
   private dirtyExtent(of: OpenFile, idx: number): Promise<DirtyExtent> | DirtyExtent {

@@ -98,7 +98,7 @@ export class FileSystem {
     return this.data.read(this.fileOf(fh), buf, len, pos);
   }
 
-  write(fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
+  write(fh: number, buf: Buffer, len: number, pos: number): number | Promise<number> {
     const h = this.handle(fh);
     const of = this.fileOf(fh);
     return this.data.write(of, buf, len, h.flags & O_APPEND ? of.size : pos);

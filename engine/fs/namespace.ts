@@ -5,6 +5,7 @@ import { isDir, isLink, S_IFDIR, S_IFLNK, S_IFREG, XATTR_CREATE, XATTR_REPLACE }
 import { parentAndName, splitPath } from './paths.js';
 
 export const POLICY_XATTR = 'user.dynamicfs.policy';
+const CAPABILITY_XATTR = 'security.capability';
 
 /**
  * Directory tree, inodes and xattrs, all in metadata. Every method is one SQLite transaction, so
@@ -237,6 +238,7 @@ export class Namespace {
       return;
     }
     this.store.setXattr(ino, name, value);
+    if (name === CAPABILITY_XATTR) this.capabilitiesSet = true;
   }
 
   /** Sets the redundancy policy of a top-level directory (null: back to the pool default). */
@@ -260,7 +262,17 @@ export class Namespace {
     });
   }
 
+  /**
+   * The kernel asks for security.capability before every write(2) to a FUSE file. Until some file
+   * has one, answer without a path walk or a query.
+   */
+  private capabilitiesSet: boolean | null = null;
+
   getxattr(p: string, name: string): Buffer {
+    if (name === CAPABILITY_XATTR) {
+      this.capabilitiesSet ??= this.store.anyXattrNamed(CAPABILITY_XATTR);
+      if (!this.capabilitiesSet) throw fsError('ENODATA', `no xattr ${name} on '${p}'`);
+    }
     const v = this.store.getXattr(this.resolve(p), name);
     if (v === undefined) throw fsError('ENODATA', `no xattr ${name} on '${p}'`);
     return v;

@@ -213,8 +213,12 @@ export class MetadataStore {
     this.s.deleteIntent.run(eid);
   }
 
+  /** Set whenever fragments are queued for deletion; the reaper skips its query while it is false. */
+  garbagePending = true;
+
   /** Moves an extent's fragments to the garbage list (reclaimed after the transaction commits). */
   private discardExtent(eid: number): void {
+    this.garbagePending = true;
     for (const f of this.s.fragments.all(eid)) this.s.insertGarbage.run({ disk: f.disk, eid, slot: f.slot, size: f.size });
     this.s.deleteFragments.run(eid);
     this.s.deleteFragmentErrors.run(eid);
@@ -230,6 +234,7 @@ export class MetadataStore {
     return this.tx(() => {
       this.s.deleteIntent.run(extent.eid);
       if (!this.s.inode.get(extent.ino)) {
+        this.garbagePending = true;
         for (const f of fragments) this.s.insertGarbage.run({ disk: f.disk, eid: f.eid, slot: f.slot, size: f.size });
         for (const f of fragments) this.s.addUsed.run(f.size, f.disk);
         return false;
@@ -287,6 +292,7 @@ export class MetadataStore {
   }
   /** Fragments written under an intent that never committed: their bytes were counted nowhere. */
   discardIntentFragments(eid: number, placement: { slot: number; disk: string }[]): void {
+    this.garbagePending = true;
     this.tx(() => {
       for (const p of placement) this.s.insertGarbage.run({ disk: p.disk, eid, slot: p.slot, size: 0 });
       this.s.deleteIntent.run(eid);
@@ -298,6 +304,9 @@ export class MetadataStore {
   }
   setXattr(ino: number, name: string, value: Buffer): void {
     this.s.setXattr.run(ino, name, value);
+  }
+  anyXattrNamed(name: string): boolean {
+    return this.db.prepare('SELECT 1 FROM xattrs WHERE name = ? LIMIT 1').get(name) !== undefined;
   }
   listXattrs(ino: number): string[] {
     return this.s.listXattrs.all(ino).map((r) => r.name);

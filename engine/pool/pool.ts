@@ -200,10 +200,14 @@ export class Pool {
   /** Deletes fragment files whose metadata is gone, then forgets them. */
   reapGarbage(): Promise<void> {
     if (this.reaping) return this.reaping;
+    if (!this.store.garbagePending) return Promise.resolve();
     this.reaping = (async () => {
       for (;;) {
         const batch = this.store.garbage(256);
-        if (batch.length === 0) break;
+        if (batch.length === 0) {
+          this.store.garbagePending = false;
+          break;
+        }
         await Promise.all(
           batch.map(async (g) => {
             const d = this.disks.get(g.disk);

@@ -112,7 +112,12 @@ export async function reconstructFragments(
 }
 
 /** Rebuilds the extent's bytes from its fragments (null = missing or bad). */
-export async function decodeExtent(policy: RedundancyPolicy, fragments: (Buffer | null)[], length: number): Promise<Buffer> {
+export async function decodeExtent(
+  policy: RedundancyPolicy,
+  fragments: (Buffer | null)[],
+  length: number,
+  alloc: (size: number) => Buffer = (size) => Buffer.allocUnsafe(size),
+): Promise<Buffer> {
   if (policy.kind === 'replication') {
     const f = fragments.find((x): x is Buffer => x !== null);
     if (!f) throw fsError('EIO', 'every replica of the extent is lost');
@@ -122,7 +127,7 @@ export async function decodeExtent(policy: RedundancyPolicy, fragments: (Buffer 
   let allData = true;
   for (let i = 0; i < k; i++) if (!fragments[i]) allData = false;
   if (allData) {
-    const out = Buffer.allocUnsafe(length);
+    const out = alloc(length);
     let pos = 0;
     for (let i = 0; i < k && pos < length; i++) pos += (fragments[i] as Buffer).copy(out, pos, 0, Math.min(length - pos, (fragments[i] as Buffer).length));
     return out;
@@ -130,7 +135,7 @@ export async function decodeExtent(policy: RedundancyPolicy, fragments: (Buffer 
   const missingData: number[] = [];
   for (let i = 0; i < k; i++) if (!fragments[i]) missingData.push(i);
   const all = await reconstructFragments(policy, fragments, length, missingData);
-  const out = Buffer.allocUnsafe(length);
+  const out = alloc(length);
   let pos = 0;
   for (let i = 0; i < k && pos < length; i++) pos += all[i].copy(out, pos, 0, Math.min(length - pos, all[i].length));
   return out;
