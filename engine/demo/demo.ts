@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMounted, lazyUnmount } from '../fuse/mount.js';
+import { patternBytes } from '../util/pattern.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../cli/main.js');
 const started = Date.now();
@@ -54,10 +55,10 @@ async function main(): Promise<void> {
       samples.set(rel, sha(data));
     };
     put('README.txt', Buffer.from('DynamicFS demo: every byte of this pool survives the loss of any one disk.\n'));
-    put('photos/big.bin', randomBytes(24 << 20));
-    put('photos/small.bin', randomBytes(300_000));
+    put('photos/big.bin', patternBytes(1, 24 << 20));
+    put('photos/small.bin', patternBytes(2, 300_000));
     put('mirrored/ledger.csv', Buffer.from(Array.from({ length: 5000 }, (_, i) => `${i},${(i * 7919) % 1000},entry-${i}`).join('\n')));
-    put('mirrored/db.bin', randomBytes(5 << 20));
+    put('mirrored/db.bin', patternBytes(3, 5 << 20));
     for (const [rel, digest] of samples) process.stdout.write(`  ${rel.padEnd(22)} ${fs.statSync(path.join(mnt, rel)).size.toString().padStart(10)} bytes  sha256 ${digest.slice(0, 16)}\n`);
 
     step(`mark ${disks[1]} failed`);
@@ -91,21 +92,6 @@ async function main(): Promise<void> {
     }
     fs.rmSync(root, { recursive: true, force: true });
   }
-}
-
-function randomBytes(n: number): Buffer {
-  // Incompressible sample data without reading /dev/urandom through a file descriptor per call.
-  const out = Buffer.allocUnsafe(n);
-  let x = 0x9e3779b9;
-  for (let i = 0; i + 4 <= n; i += 4) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out.writeUInt32LE(x, i);
-  }
-  return out;
 }
 
 main().catch((err: unknown) => {
