@@ -4,6 +4,7 @@ import type { Pool } from '../pool/pool.js';
 import { efficiency, formatPolicy } from '../redundancy/policy.js';
 import type { Namespace } from '../fs/namespace.js';
 import { assessAll, type ExtentHealth } from './extent-health.js';
+import { lastScrub } from '../heal/scrub.js';
 
 export interface DiskReport {
   id: string; path: string; tier: string; capacity: number; capped: boolean; used: number; free: number;
@@ -25,6 +26,7 @@ export interface PoolStatus {
   unrecoverable: DamagedRange[];
   degradedFiles: string[];
   capacity: { raw: number; used: number; free: number; usableFree: number };
+  lastScrub: ReturnType<typeof lastScrub>;
 }
 
 export function diskReports(pool: Pool): DiskReport[] {
@@ -73,5 +75,6 @@ export async function poolStatus(pool: Pool, ns: Namespace, mountedBy: { pid: nu
     health, reasons, disks, extents, bytesAtRisk, unrecoverable,
     degradedFiles: [...degradedInodes].flatMap((ino) => ns.pathsOf(ino)).sort(),
     capacity: { raw, used, free, usableFree: Math.floor(free * efficiency(pool.settings.defaultPolicy)) },
+    lastScrub: lastScrub(pool),
   };
 }

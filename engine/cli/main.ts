@@ -18,7 +18,9 @@ import { Pool, TIERS } from '../pool/pool.js';
 import { parsePolicy } from '../redundancy/policy.js';
 import { UsageError } from '../util/errors.js';
 import { formatBytes, parseSize } from '../util/units.js';
-import { renderDisks, renderFsck, renderStatus } from './render.js';
+import type { RebuildReport } from '../heal/rebuild.js';
+import type { ScrubReport } from '../heal/scrub.js';
+import { renderDisks, renderFsck, renderRebuild, renderScrub, renderStatus } from './render.js';
 
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
@@ -29,6 +31,20 @@ function emit(result: unknown, human: string): void {
 }
 
 /** Runs a pool command in this process, or through the daemon that has the pool mounted. */
+/** A one-line progress display on a terminal (bytes, extents, rate, ETA); silent otherwise. */
+function terminalProgress(label: string): ((p: { extentsDone: number; extentsTotal: number; bytesRead?: number; bytesWritten?: number }) => void) | undefined {
+  if (!process.stderr.isTTY || jsonOutput) return undefined;
+  const start = Date.now();
+  return (p) => {
+    const secs = (Date.now() - start) / 1000;
+    const bytes = p.bytesRead ?? p.bytesWritten ?? 0;
+    const rate = secs > 0 ? bytes / secs : 0;
+    const eta = p.extentsDone > 0 ? ((p.extentsTotal - p.extentsDone) * secs) / p.extentsDone : 0;
+    process.stderr.write(`\r${label}: ${p.extentsDone}/${p.extentsTotal} extents, ${formatBytes(bytes)}, ${formatBytes(rate)}/s, ETA ${eta.toFixed(0)}s   `);
+    if (p.extentsDone === p.extentsTotal) process.stderr.write('\n');
+  };
+}
+
 async function onPool(poolDir: string, command: string, args: CommandArgs): Promise<unknown> {
   const abs = path.resolve(poolDir);
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -41,7 +57,12 @@ async function onPool(poolDir: string, command: string, args: CommandArgs): Prom
       throw err;
     }
     try {
-      return await poolCommands[command]({ pool, fs: new FileSystem(pool), mountpoint: null }, args);
+      const fs = new FileSystem(pool);
+      try {
+        return await poolCommands[command]({ pool, fs, mountpoint: null, progress: terminalProgress(command) }, args);
+      } finally {
+        await fs.close();
+      }
     } finally {
       await pool.close();
     }
@@ -164,6 +185,29 @@ export function buildCli(): Command {
       parsePolicy(policy);
       const r = await onPool(poolDir, 'set-policy', { path: p, policy });
       emit(r, `${p}: ${policy} for new data`);
+    });
+
+  program
+    .command('scrub')
+    .description('read and verify every fragment (parity included); --repair rewrites bad ones from the good')
+    .argument('<pool>')
+    .option('--repair', 'rewrite bad and missing fragments')
+    .option('--json', 'machine-readable output')
+    .action(async (poolDir: string, o: { repair?: boolean }) => {
+      const r = (await onPool(poolDir, 'scrub', { repair: o.repair === true })) as ScrubReport;
+      emit(r, renderScrub(r));
+      if (r.extents.unrecoverable > 0 || (r.issues.some((i) => !i.repaired))) process.exitCode = EXIT_FAILURE;
+    });
+
+  program
+    .command('rebuild')
+    .description('re-protect every extent that lost fragments, most at risk first')
+    .argument('<pool>')
+    .option('--json', 'machine-readable output')
+    .action(async (poolDir: string) => {
+      const r = (await onPool(poolDir, 'rebuild', {})) as RebuildReport;
+      emit(r, renderRebuild(r));
+      if (r.extents.failed > 0) process.exitCode = EXIT_FAILURE;
     });
 
   program

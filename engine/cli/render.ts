@@ -1,6 +1,8 @@
 import type { DiskReport, PoolStatus } from '../check/status.js';
 import type { FsckReport } from '../check/fsck.js';
 import { formatBytes } from '../util/units.js';
+import type { RebuildReport } from '../heal/rebuild.js';
+import type { ScrubReport } from '../heal/scrub.js';
 
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
@@ -30,6 +32,12 @@ export function renderStatus(s: PoolStatus): string {
     `capacity raw ${formatBytes(s.capacity.raw)}, used ${formatBytes(s.capacity.used)}, free ${formatBytes(s.capacity.free)} (usable ${formatBytes(s.capacity.usableFree)} after redundancy)`,
     `extents  ${s.extents.total} total: ${s.extents.healthy} healthy, ${s.extents.degraded} degraded, ${s.extents.unrecoverable} unrecoverable; ${formatBytes(s.bytesAtRisk)} at risk`,
   ];
+  if (s.lastScrub) {
+    const l = s.lastScrub;
+    lines.push(`scrub    last ${l.finishedAt}${l.repair ? ' (repair)' : ''}: ${l.extents.scanned} extents, ${formatBytes(l.bytesRead)} read, ${l.issues} issue(s), ${l.repaired} repaired, ${l.extents.unrecoverable} unrecoverable`);
+  } else {
+    lines.push('scrub    never run (dynamicfs scrub POOL)');
+  }
   if (s.unrecoverable.length) {
     lines.push('unrecoverable ranges:');
     for (const u of s.unrecoverable) lines.push(`  ${u.path} bytes ${u.start}-${u.end - 1}`);
@@ -43,4 +51,26 @@ export function renderFsck(r: FsckReport): string {
   const head = `fsck: ${r.clean ? 'clean' : `${r.problems.length} problem(s)`}; checked ${r.checked.inodes} inodes, ${r.checked.extents} extents, ${r.checked.fragments} fragments, ${r.checked.fragmentFiles} fragment files` +
     (r.reclaimed ? `; reclaimed ${r.reclaimed} orphan fragment(s)` : '');
   return [head, ...r.problems.slice(0, 50).map((p) => `  ${p.kind}: ${p.detail}`), ...(r.problems.length > 50 ? [`  ... and ${r.problems.length - 50} more`] : [])].join('\n');
+}
+
+export function renderScrub(r: ScrubReport): string {
+  const lines = [
+    `scrub ${r.repair ? 'with repair ' : ''}${r.startedAt} -> ${r.finishedAt}: ${r.extents.scanned} extents, ${formatBytes(r.bytesRead)} read`,
+    `  ${r.extents.healthy} healthy, ${r.extents.degraded} degraded, ${r.extents.unrecoverable} unrecoverable; ${r.issues.length} bad fragment(s), ${r.repaired} repaired`,
+  ];
+  for (const i of r.issues.slice(0, 100)) {
+    lines.push(`  ${i.repaired ? 'repaired' : 'BAD     '} ${i.paths.join(',') || `inode ${i.ino}`} extent ${i.extent} (bytes ${i.offset}-) fragment ${i.eid}.${i.slot} on ${i.disk}: ${i.problem}`);
+  }
+  if (r.issues.length > 100) lines.push(`  ... and ${r.issues.length - 100} more (--json lists all)`);
+  for (const u of r.unrecoverable) lines.push(`  UNRECOVERABLE ${u.path} bytes ${u.start}-${u.end - 1}`);
+  return lines.join('\n');
+}
+
+export function renderRebuild(r: RebuildReport): string {
+  const lines = [
+    `rebuild ${r.startedAt} -> ${r.finishedAt}: ${r.extents.scanned} extents scanned, ${r.extents.needingRebuild} needed rebuilding`,
+    `  ${r.extents.rebuilt} rebuilt, ${r.extents.failed} failed; ${r.fragmentsWritten} fragment(s), ${formatBytes(r.bytesWritten)} written`,
+  ];
+  for (const f of r.failures.slice(0, 50)) lines.push(`  FAILED inode ${f.ino} extent ${f.extent}: ${f.error}`);
+  return lines.join('\n');
 }

@@ -1,4 +1,6 @@
 import { fsck } from '../check/fsck.js';
+import { rebuild, type RebuildProgress } from '../heal/rebuild.js';
+import { scrub, type ScrubProgress } from '../heal/scrub.js';
 import { diskReports, poolStatus } from '../check/status.js';
 import type { FileSystem } from '../fs/filesystem.js';
 import { isDiskHealth } from '../pool/disk-health.js';
@@ -13,6 +15,8 @@ export interface CommandContext {
   pool: Pool;
   fs: FileSystem;
   mountpoint: string | null;
+  /** Where long operations report progress (a terminal line in the CLI; nothing over the socket yet). */
+  progress?: (p: ScrubProgress | RebuildProgress) => void;
 }
 
 function str(args: CommandArgs, key: string): string {
@@ -60,6 +64,14 @@ export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArg
     if (dir === '/') pool.setDefaultPolicy(policy);
     else fs.ns.setPolicy(dir.startsWith('/') ? dir : `/${dir}`, formatPolicy(policy));
     return { path: dir, policy: formatPolicy(policy) };
+  },
+
+  async scrub({ pool, fs, progress }, args) {
+    return scrub(pool, fs.ns, fs.data.extents, { repair: args.repair === true, onProgress: progress });
+  },
+
+  async rebuild({ pool, fs, progress }) {
+    return rebuild(pool, fs.data.extents, { onProgress: progress });
   },
 
   async fsck({ pool }, args) {

@@ -2,7 +2,8 @@ import path from 'node:path';
 import type { ChecksumAlgorithm } from '../integrity/checksum.js';
 import { BufferPool } from './buffer-pool.js';
 import { FragmentWorkers } from './fragment-workers.js';
-import { writeFragment } from './fragment-io.js';
+import { rename, rm } from 'node:fs/promises';
+import { syncFile, writeFragment } from './fragment-io.js';
 import type { ExtentRow, FragmentRow } from '../metadata/store.js';
 import { chooseDisks } from '../pool/placement.js';
 import { fragmentPath } from '../pool/layout.js';
@@ -175,15 +176,22 @@ export class ExtentStore {
 
   /** One fragment, or null if it is missing, unreadable or fails its checksum (recorded for repair). */
   async readVerified(ext: ExtentRow, f: FragmentRow): Promise<Buffer | null> {
+    return (await this.checkFragment(ext, f)).data;
+  }
+
+  /**
+   * Reads and verifies one fragment. A problem (missing, short, io, checksum, disk failed) is
+   * recorded against the fragment and its disk, so status and rebuild see it.
+   */
+  async checkFragment(ext: ExtentRow, f: FragmentRow): Promise<{ data: Buffer | null; problem: string | null }> {
     const disk = this.pool.disks.get(f.disk);
-    if (!disk) return null;
+    if (!disk) return { data: null, problem: 'disk not in pool' };
+    if (disk.health === 'failed') return { data: null, problem: 'disk failed' };
     const buf = this.fragmentBuffer(f.size);
     const res = await this.io.read(fragmentPath(disk.path, f.eid, f.slot), disk.path, ext.checksum_alg as ChecksumAlgorithm, buf);
-    let kind: string;
-    if (res.ok && res.sum === f.checksum) return buf;
+    if (res.ok && res.sum === f.checksum) return { data: buf, problem: null };
     this.giveBack(buf);
-    if (res.ok) kind = 'checksum';
-    else kind = res.code === 'ENOENT' || res.code === 'ENOTDIR' ? 'missing' : res.code === 'SHORT' ? 'short' : 'io';
+    const kind = res.ok ? 'checksum' : res.code === 'ENOENT' || res.code === 'ENOTDIR' ? 'missing' : res.code === 'SHORT' ? 'short' : 'io';
     this.counters.fragmentErrors++;
     const store = this.pool.store;
     try {
@@ -192,7 +200,50 @@ export class ExtentStore {
     } catch {
       /* metadata closed under us (shutdown): the read result stands */
     }
-    return null;
+    return { data: null, problem: kind };
+  }
+
+  /** Returns a buffer that checkFragment or read handed out. */
+  release(buf: Buffer): void {
+    this.giveBack(buf);
+  }
+
+  /**
+   * Puts a rebuilt copy of fragment (eid, slot) on disk: over the bad file when its disk is still
+   * healthy (written aside, then renamed over it), else on another healthy disk that holds no other
+   * fragment of the extent (recorded as a repair intent, then relocated in one transaction).
+   * Returns the disk it landed on, or null when the extent changed under us.
+   */
+  async writeRepair(frag: FragmentRow, data: Buffer, siblings: string[]): Promise<string | null> {
+    const store = this.pool.store;
+    const current = this.pool.disks.get(frag.disk);
+    if (current && current.health === 'healthy') {
+      const final = fragmentPath(current.path, frag.eid, frag.slot);
+      const aside = `${final}.repair`;
+      await writeFragment(aside, data, false);
+      await syncFile(aside);
+      await rename(aside, final);
+      if (!store.fragment(frag.eid, frag.slot)) {
+        await rm(final, { force: true }); // the extent was replaced meanwhile; do not leave an orphan
+        return null;
+      }
+      store.clearFragmentError(frag.eid, frag.slot);
+      return current.id;
+    }
+    const candidates = this.pool.disks.writable().filter((d) => !siblings.includes(d.id));
+    const [target] = chooseDisks(candidates, 1, data.length, `rebuild of fragment ${frag.eid}.${frag.slot}`);
+    target.reserved += data.length;
+    try {
+      store.beginRepair(frag.eid, frag.slot, target.id, Date.now());
+      const file = fragmentPath(target.path, frag.eid, frag.slot);
+      await writeFragment(file, data, !this.noDirectWrite.has(target.id) && data.length % 4096 === 0 && BufferPool.isPageAligned(data));
+      await syncFile(file);
+      if (!store.commitRelocation(frag.eid, frag.slot, frag.disk, target.id, data.length)) return null;
+      this.pool.disks.noteUsed(target.id, data.length);
+      return target.id;
+    } finally {
+      target.reserved -= data.length;
+    }
   }
 }
 

@@ -195,8 +195,23 @@ export class MetadataStore {
   extentsOf(ino: number): ExtentRow[] {
     return this.s.extentsOf.all(ino);
   }
-  allExtents(): IterableIterator<ExtentRow> {
-    return this.db.prepare<[], ExtentRow>('SELECT * FROM extents ORDER BY ino, idx').iterate();
+  /** Extents after (ino, idx) in key order: callers page through the pool without holding a cursor across awaits. */
+  extentsAfter(ino: number, idx: number, limit: number): ExtentRow[] {
+    return this.db
+      .prepare<[number, number, number, number], ExtentRow>('SELECT * FROM extents WHERE ino > ? OR (ino = ? AND idx > ?) ORDER BY ino, idx LIMIT ?')
+      .all(ino, ino, idx, limit);
+  }
+
+  *allExtents(pageSize = 512): Generator<ExtentRow> {
+    let ino = -1;
+    let idx = -1;
+    for (;;) {
+      const page = this.extentsAfter(ino, idx, pageSize);
+      if (page.length === 0) return;
+      yield* page;
+      ino = page[page.length - 1].ino;
+      idx = page[page.length - 1].idx;
+    }
   }
   fragments(eid: number): FragmentRow[] {
     return this.s.fragments.all(eid);
@@ -296,6 +311,44 @@ export class MetadataStore {
     this.tx(() => {
       for (const p of placement) this.s.insertGarbage.run({ disk: p.disk, eid, slot: p.slot, size: 0 });
       this.s.deleteIntent.run(eid);
+    });
+  }
+
+  /** Records that a replacement for fragment (eid, slot) is about to be written on `disk`. */
+  beginRepair(eid: number, slot: number, disk: string, now: number): void {
+    this.db.prepare('INSERT OR REPLACE INTO repair_intents (eid, slot, disk, created_at) VALUES (?, ?, ?, ?)').run(eid, slot, disk, now);
+  }
+  repairIntents(): { eid: number; slot: number; disk: string }[] {
+    return this.db.prepare<[], { eid: number; slot: number; disk: string }>('SELECT eid, slot, disk FROM repair_intents').all();
+  }
+  dropRepairIntent(eid: number, slot: number, disk: string): void {
+    this.db.prepare('DELETE FROM repair_intents WHERE eid = ? AND slot = ? AND disk = ?').run(eid, slot, disk);
+  }
+  fragment(eid: number, slot: number): FragmentRow | undefined {
+    return this.db.prepare<[number, number], FragmentRow>('SELECT * FROM fragments WHERE eid = ? AND slot = ?').get(eid, slot);
+  }
+  clearFragmentError(eid: number, slot: number): void {
+    this.db.prepare('DELETE FROM fragment_errors WHERE eid = ? AND slot = ?').run(eid, slot);
+  }
+
+  /**
+   * Points fragment (eid, slot) at its rebuilt copy on `to`, if it still lives on `from` (a
+   * concurrent overwrite may have replaced the extent meanwhile). The old copy becomes garbage.
+   */
+  commitRelocation(eid: number, slot: number, from: string, to: string, size: number): boolean {
+    return this.tx(() => {
+      this.db.prepare('DELETE FROM repair_intents WHERE eid = ? AND slot = ? AND disk = ?').run(eid, slot, to);
+      const row = this.fragment(eid, slot);
+      this.garbagePending = true;
+      if (!row || row.disk !== from) {
+        this.s.insertGarbage.run({ disk: to, eid, slot, size: 0 });
+        return false;
+      }
+      this.db.prepare('UPDATE fragments SET disk = ? WHERE eid = ? AND slot = ?').run(to, eid, slot);
+      this.s.addUsed.run(size, to);
+      this.s.insertGarbage.run({ disk: from, eid, slot, size });
+      this.clearFragmentError(eid, slot);
+      return true;
     });
   }
 

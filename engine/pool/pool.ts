@@ -129,6 +129,13 @@ export class Pool {
   /** Finishes what a crash interrupted: uncommitted fragment writes, unlinked inodes, pending frees. */
   private async recover(): Promise<void> {
     for (const intent of this.store.intents()) this.store.discardIntentFragments(intent.eid, intent.placement);
+    // A rebuilt fragment whose relocation never committed is an orphan copy: delete it.
+    for (const r of this.store.repairIntents()) {
+      const row = this.store.fragment(r.eid, r.slot);
+      const d = this.disks.get(r.disk);
+      if (d && row?.disk !== r.disk) await fsp.rm(fragmentPath(d.path, r.eid, r.slot), { force: true });
+      this.store.dropRepairIntent(r.eid, r.slot, r.disk);
+    }
     const orphans = this.store.orphanInodes();
     if (orphans.length) this.store.tx(() => orphans.forEach((ino) => this.store.freeInode(ino)));
     await this.reapGarbage();

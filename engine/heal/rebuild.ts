@@ -1,0 +1,61 @@
+import { assessAll, type ExtentAssessment } from '../check/extent-health.js';
+import type { ExtentStore } from '../data/extent-store.js';
+import { policyOf } from '../data/extent-store.js';
+import type { Pool } from '../pool/pool.js';
+import { fragmentCount } from '../redundancy/policy.js';
+import { readFragments, releaseAll, repairExtent } from './repair.js';
+
+export interface RebuildReport {
+  startedAt: string; finishedAt: string;
+  extents: { scanned: number; needingRebuild: number; rebuilt: number; failed: number };
+  fragmentsWritten: number; bytesWritten: number;
+  failures: { ino: number; extent: number; eid: number; error: string }[];
+}
+export interface RebuildProgress { extentsDone: number; extentsTotal: number; bytesWritten: number }
+
+/**
+ * Re-protects every extent that lost fragments (failed disk, missing file, bad checksum) onto
+ * healthy disks, keeping fragments on distinct disks. Extents with the fewest surviving
+ * fragments go first. Only what was lost is copied.
+ */
+export async function rebuild(pool: Pool, extents: ExtentStore, opts: { onProgress?: (p: RebuildProgress) => void } = {}): Promise<RebuildReport> {
+  const started = new Date();
+  const todo: ExtentAssessment[] = [];
+  let scanned = 0;
+  await assessAll(pool, (a) => {
+    scanned++;
+    if (a.health !== 'healthy') todo.push(a);
+  });
+  const survivors = (a: ExtentAssessment) => fragmentCount(policyOf(a.extent.policy)) - a.lost.length;
+  todo.sort((a, b) => survivors(a) - survivors(b));
+  const report: RebuildReport = {
+    startedAt: started.toISOString(), finishedAt: '', extents: { scanned, needingRebuild: todo.length, rebuilt: 0, failed: 0 },
+    fragmentsWritten: 0, bytesWritten: 0, failures: [],
+  };
+  let done = 0;
+  for (const a of todo) {
+    const ext = pool.store.extent(a.extent.ino, a.extent.idx);
+    if (!ext || ext.eid !== a.extent.eid) {
+      done++;
+      continue; // rewritten since the scan: the new version is fully protected
+    }
+    const frags = pool.store.fragments(ext.eid);
+    const { got, problems } = await readFragments(extents, ext, frags.filter((f) => !a.lost.some((l) => l.slot === f.slot)), { all: false });
+    const lost = [...new Set([...a.lost.map((l) => l.slot), ...[...problems.keys()].filter((s) => !got[s])])].filter((s) => s < fragmentCount(policyOf(ext.policy)));
+    const outcome = await repairExtent(extents, ext, frags, got, lost.filter((s) => frags.some((f) => f.slot === s)));
+    releaseAll(extents, got);
+    report.fragmentsWritten += outcome.repaired.length;
+    report.bytesWritten += outcome.bytesWritten;
+    if (outcome.failed.length === 0) report.extents.rebuilt++;
+    else {
+      report.extents.failed++;
+      report.failures.push({ ino: ext.ino, extent: ext.idx, eid: ext.eid, error: outcome.failed.map((f) => `slot ${f.slot}: ${f.error}`).join('; ') });
+    }
+    done++;
+    opts.onProgress?.({ extentsDone: done, extentsTotal: todo.length, bytesWritten: report.bytesWritten });
+  }
+  report.finishedAt = new Date().toISOString();
+  void pool.reapGarbage();
+  pool.scheduleMirror(0);
+  return report;
+}

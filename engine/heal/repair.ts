@@ -1,0 +1,81 @@
+import type { ExtentStore } from '../data/extent-store.js';
+import { policyOf } from '../data/extent-store.js';
+import type { ExtentRow, FragmentRow } from '../metadata/store.js';
+import { reconstructFragments } from '../redundancy/codec.js';
+import { fragmentCount } from '../redundancy/policy.js';
+
+export interface RepairOutcome { repaired: number[]; failed: { slot: number; error: string }[]; bytesWritten: number }
+
+/**
+ * Rebuilds the fragments in `bad` from the good ones in `got` (null = bad or unread) and writes
+ * them back: bit-identical to the originals, so their recorded checksums stay valid.
+ */
+export async function repairExtent(extents: ExtentStore, ext: ExtentRow, frags: FragmentRow[], got: (Buffer | null)[], bad: number[]): Promise<RepairOutcome> {
+  const out: RepairOutcome = { repaired: [], failed: [], bytesWritten: 0 };
+  const policy = policyOf(ext.policy);
+  let rebuilt: Buffer[];
+  try {
+    rebuilt = await reconstructFragments(policy, got, ext.encoded_length, bad);
+  } catch (err) {
+    for (const slot of bad) out.failed.push({ slot, error: (err as Error).message });
+    return out;
+  }
+  const bySlot = new Map(frags.map((f) => [f.slot, f]));
+  for (const slot of bad) {
+    const frag = bySlot.get(slot);
+    if (!frag || slot >= fragmentCount(policy)) {
+      out.failed.push({ slot, error: 'no fragment record to repair' });
+      continue;
+    }
+    const siblings = frags.filter((f) => f.slot !== slot).map((f) => f.disk);
+    try {
+      const landed = await extents.writeRepair(frag, rebuilt[slot], siblings);
+      if (landed) {
+        out.repaired.push(slot);
+        out.bytesWritten += rebuilt[slot].length;
+      } else {
+        out.failed.push({ slot, error: 'the extent was rewritten while it was being repaired' });
+      }
+    } catch (err) {
+      out.failed.push({ slot, error: (err as Error).message });
+    }
+  }
+  return out;
+}
+
+/** Reads every fragment of an extent (or just enough of them), verifying each. */
+export async function readFragments(
+  extents: ExtentStore,
+  ext: ExtentRow,
+  frags: FragmentRow[],
+  options: { all: boolean },
+): Promise<{ got: (Buffer | null)[]; problems: Map<number, string>; bytes: number }> {
+  const policy = policyOf(ext.policy);
+  const n = fragmentCount(policy);
+  const need = policy.kind === 'replication' ? 1 : policy.data;
+  const got: (Buffer | null)[] = new Array<Buffer | null>(n).fill(null);
+  const problems = new Map<number, string>();
+  for (let slot = 0; slot < n; slot++) if (!frags.some((f) => f.slot === slot)) problems.set(slot, 'no fragment recorded');
+  let bytes = 0;
+  let good = 0;
+  const queue = [...frags];
+  while (queue.length && (options.all || good < need)) {
+    const batch = queue.splice(0, options.all ? queue.length : need - good);
+    const results = await Promise.all(batch.map((f) => extents.checkFragment(ext, f)));
+    results.forEach((r, i) => {
+      const f = batch[i];
+      if (r.data) {
+        got[f.slot] = r.data;
+        good++;
+        bytes += f.size;
+      } else {
+        problems.set(f.slot, r.problem ?? 'unreadable');
+      }
+    });
+  }
+  return { got, problems, bytes };
+}
+
+export function releaseAll(extents: ExtentStore, got: (Buffer | null)[]): void {
+  for (const b of got) if (b) extents.release(b);
+}
