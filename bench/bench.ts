@@ -16,8 +16,12 @@ const SIZE_MIB = Number(process.env.BENCH_SIZE_MIB ?? 1024);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const json = process.argv.includes('--json');
 
+interface HealFigures { rawReadMiBs: number; scrubMiBs: number; rebuildMiBs: number; scrubBytes: number; rebuildBytes: number }
+
 interface Target {
   name: string;
+  /** Scrub and rebuild throughput against reading the same fragment files straight from the disks. */
+  heal?(): Promise<HealFigures>;
   /** Makes the target ready and returns the directory to write into. */
   up(): Promise<string>;
   /** Between the write and the read: drop whatever the target caches itself. */
@@ -60,8 +64,14 @@ function dirs(prefix: string, n: number): string[] {
   });
 }
 
-function cli(...args: string[]): void {
-  execFileSync(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+function cli(...args: string[]): string {
+  return execFileSync(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 1 << 28 });
+}
+
+function timed<T>(fn: () => T): [T, number] {
+  const start = process.hrtime.bigint();
+  const v = fn();
+  return [v, Number(process.hrtime.bigint() - start) / 1e9];
 }
 
 function rawTarget(): Target {
@@ -111,7 +121,8 @@ function nullTarget(readAheadKb: number): Target {
 function dynamicfsTarget(policy: string): Target {
   const pool = path.join(root, `pool-${policy.replace(/[:+]/g, '-')}`);
   const mnt = `${pool}-mnt`;
-  const disks = dirs(`${path.basename(pool)}-disk`, 6);
+  // Seven disks: erasure:4+2 needs a spare to rebuild onto after one fails.
+  const disks = dirs(`${path.basename(pool)}-disk`, 7);
   cli('init', pool, '--redundancy', policy);
   for (const d of disks) cli('add-disk', pool, d);
   const mount = async () => {
@@ -133,6 +144,23 @@ function dynamicfsTarget(policy: string): Target {
     async down() {
       cli('unmount', pool);
     },
+    heal: policy === 'replication:1' ? undefined : async () => {
+      await mount();
+      timeDd(['if=/dev/zero', `of=${path.join(mnt, 'heal')}`, 'bs=1M', `count=${SIZE_MIB}`]);
+      cli('unmount', pool);
+      const fragmentDirs = disks.map((d) => path.join(d, 'dynamicfs', 'fragments'));
+      dropCaches();
+      const [, rawSecs] = timed(() => execFileSync('bash', ['-c', 'find "$@" -type f -print0 | xargs -0 cat > /dev/null', 'raw', ...fragmentDirs]));
+      const rawBytes = Number(execFileSync('du', ['-cb', ...fragmentDirs], { encoding: 'utf8' }).trim().split('\n').pop()?.split('\t')[0]);
+      dropCaches();
+      const [scrubOut, scrubSecs] = timed(() => cli('scrub', pool, '--json'));
+      const scrubBytes = (JSON.parse(scrubOut) as { bytesRead: number }).bytesRead;
+      cli('set-disk-health', pool, disks[0], 'failed', '--reason', 'bench');
+      dropCaches();
+      const [rebuildOut, rebuildSecs] = timed(() => cli('rebuild', pool, '--json'));
+      const rebuildBytes = (JSON.parse(rebuildOut) as { bytesWritten: number }).bytesWritten;
+      return { rawReadMiBs: rawBytes / 2 ** 20 / rawSecs, scrubMiBs: scrubBytes / 2 ** 20 / scrubSecs, rebuildMiBs: rebuildBytes / 2 ** 20 / rebuildSecs, scrubBytes, rebuildBytes };
+    },
   };
 }
 
@@ -141,7 +169,7 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-interface Row { name: string; writeMiBs: number; readMiBs: number; writes: number[]; reads: number[] }
+interface Row { name: string; writeMiBs: number; readMiBs: number; writes: number[]; reads: number[]; heal?: HealFigures }
 
 async function measure(t: Target): Promise<Row> {
   const writes: number[] = [];
@@ -160,7 +188,8 @@ async function measure(t: Target): Promise<Row> {
   } finally {
     await t.down();
   }
-  return { name: t.name, writeMiBs: SIZE_MIB / median(writes), readMiBs: SIZE_MIB / median(reads), writes, reads };
+  const heal = t.heal ? await t.heal() : undefined;
+  return { name: t.name, writeMiBs: SIZE_MIB / median(writes), readMiBs: SIZE_MIB / median(reads), writes, reads, heal };
 }
 
 async function main(): Promise<void> {
@@ -192,8 +221,16 @@ async function main(): Promise<void> {
     write_seconds: r.writes.map((x) => +x.toFixed(2)),
     read_seconds: r.reads.map((x) => +x.toFixed(2)),
   }));
+  const heal = rows.filter((r) => r.heal).map((r) => {
+    const h = r.heal as HealFigures;
+    return {
+      target: r.name, raw_fragment_read_mib_s: Math.round(h.rawReadMiBs), scrub_mib_s: Math.round(h.scrubMiBs), rebuild_mib_s: Math.round(h.rebuildMiBs),
+      scrub_vs_raw: +(h.scrubMiBs / h.rawReadMiBs).toFixed(2), rebuild_vs_raw: +(h.rebuildMiBs / h.rawReadMiBs).toFixed(2),
+      scrub_bytes: h.scrubBytes, rebuild_bytes: h.rebuildBytes,
+    };
+  });
   if (json) {
-    process.stdout.write(JSON.stringify({ sizeMiB: SIZE_MIB, rounds: ROUNDS, results: out }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ sizeMiB: SIZE_MIB, rounds: ROUNDS, results: out, heal }, null, 2) + '\n');
     return;
   }
   const header = ['target', 'write MiB/s', 'read MiB/s', 'write/ceiling', 'read/ceiling', 'read/same-RA', 'write/mergerfs', 'read/mergerfs'];
@@ -201,6 +238,18 @@ async function main(): Promise<void> {
   const widths = header.map((_, i) => Math.max(...lines.map((l) => l[i].length)));
   process.stdout.write(`${SIZE_MIB} MiB file, 1 MiB blocks, median of ${ROUNDS} rounds, caches dropped between write and read\n`);
   process.stdout.write(`ceiling: the do-nothing mount with kernel defaults; same-RA: the do-nothing mount with DynamicFS's ${DEFAULT_READ_AHEAD_KB} KiB read-ahead\n`);
+  for (const l of lines) process.stdout.write(l.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ') + '\n');
+  printTable(
+    '\nscrub (every fragment read and verified) and rebuild (one disk failed), against reading the same fragment files with cat',
+    ['target', 'raw MiB/s', 'scrub MiB/s', 'rebuild MiB/s', 'scrub/raw', 'rebuild/raw'],
+    heal.map((h) => [h.target, String(h.raw_fragment_read_mib_s), String(h.scrub_mib_s), String(h.rebuild_mib_s), h.scrub_vs_raw.toFixed(2), h.rebuild_vs_raw.toFixed(2)]),
+  );
+}
+
+function printTable(title: string, header: string[], body: string[][]): void {
+  const lines = [header, ...body];
+  const widths = header.map((_, i) => Math.max(...lines.map((l) => l[i].length)));
+  process.stdout.write(title + '\n');
   for (const l of lines) process.stdout.write(l.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ') + '\n');
 }
 

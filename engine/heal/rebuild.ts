@@ -18,7 +18,7 @@ export interface RebuildProgress { extentsDone: number; extentsTotal: number; by
  * healthy disks, keeping fragments on distinct disks. Extents with the fewest surviving
  * fragments go first. Only what was lost is copied.
  */
-export async function rebuild(pool: Pool, extents: ExtentStore, opts: { onProgress?: (p: RebuildProgress) => void } = {}): Promise<RebuildReport> {
+export async function rebuild(pool: Pool, extents: ExtentStore, opts: { onProgress?: (p: RebuildProgress) => void; concurrency?: number } = {}): Promise<RebuildReport> {
   const started = new Date();
   const todo: ExtentAssessment[] = [];
   let scanned = 0;
@@ -33,12 +33,9 @@ export async function rebuild(pool: Pool, extents: ExtentStore, opts: { onProgre
     fragmentsWritten: 0, bytesWritten: 0, failures: [],
   };
   let done = 0;
-  for (const a of todo) {
+  const one = async (a: ExtentAssessment): Promise<void> => {
     const ext = pool.store.extent(a.extent.ino, a.extent.idx);
-    if (!ext || ext.eid !== a.extent.eid) {
-      done++;
-      continue; // rewritten since the scan: the new version is fully protected
-    }
+    if (!ext || ext.eid !== a.extent.eid) return; // rewritten since the scan: the new version is fully protected
     const frags = pool.store.fragments(ext.eid);
     const { got, problems } = await readFragments(extents, ext, frags.filter((f) => !a.lost.some((l) => l.slot === f.slot)), { all: false });
     const lost = [...new Set([...a.lost.map((l) => l.slot), ...[...problems.keys()].filter((s) => !got[s])])].filter((s) => s < fragmentCount(policyOf(ext.policy)));
@@ -51,9 +48,17 @@ export async function rebuild(pool: Pool, extents: ExtentStore, opts: { onProgre
       report.extents.failed++;
       report.failures.push({ ino: ext.ino, extent: ext.idx, eid: ext.eid, error: outcome.failed.map((f) => `slot ${f.slot}: ${f.error}`).join('; ') });
     }
-    done++;
-    opts.onProgress?.({ extentsDone: done, extentsTotal: todo.length, bytesWritten: report.bytesWritten });
-  }
+  };
+  // A few extents at a time, taken in most-at-risk order.
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < todo.length) {
+      await one(todo[next++]);
+      done++;
+      opts.onProgress?.({ extentsDone: done, extentsTotal: todo.length, bytesWritten: report.bytesWritten });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 8) }, worker));
   report.finishedAt = new Date().toISOString();
   void pool.reapGarbage();
   pool.scheduleMirror(0);

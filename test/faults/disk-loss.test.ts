@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { PoolStatus } from '../../engine/check/status.js';
-import { cleanup, cliJson, makePool, MountedPool, patternBytes } from '../helpers/env.js';
+import { cleanup, cliJson, makePool, MountedPool, patternBytes, writeSamples } from '../helpers/env.js';
 
 function errno(fn: () => unknown): string {
   try {
@@ -24,9 +24,7 @@ for (const { redundancy, disks, lose } of [
     const p = await makePool({ redundancy, disks, extentSize: 64 * 1024 });
     let m: MountedPool | undefined;
     try {
-      m = await MountedPool.start(p.pool, p.mnt);
-      for (const f of FILES) fs.writeFileSync(path.join(p.mnt, f.name), patternBytes(f.seed, f.size));
-      assert.equal(await m.stop(), 0);
+      await writeSamples(p, FILES);
 
       // Lose `lose` disks entirely (directory, identity, fragments and metadata mirror).
       for (const d of p.disks.slice(0, lose)) fs.rmSync(d, { recursive: true, force: true });

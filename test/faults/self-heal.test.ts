@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import type { PoolStatus } from '../../engine/check/status.js';
 import type { RebuildReport } from '../../engine/heal/rebuild.js';
 import type { ScrubReport } from '../../engine/heal/scrub.js';
-import { cleanup, cli, cliJson, makePool, MountedPool, patternBytes, rng, type TestPool } from '../helpers/env.js';
+import { cleanup, cli, cliJson, makePool, MountedPool, patternBytes, writeSamples, rng, type TestPool } from '../helpers/env.js';
 
 const FILES = Array.from({ length: 8 }, (_, i) => ({ name: `f${i}`, seed: 500 + i, size: 70_000 + i * 90_001 }));
 
@@ -24,9 +24,7 @@ test('bit rot: reads stay correct, scrub names every flipped fragment, --repair 
   const p = await makePool({ redundancy: 'erasure:2+1', disks: 3, extentSize: 64 * 1024 });
   let m: MountedPool | undefined;
   try {
-    m = await MountedPool.start(p.pool, p.mnt);
-    for (const f of FILES) fs.writeFileSync(path.join(p.mnt, f.name), patternBytes(f.seed, f.size));
-    assert.equal(await m.stop(), 0);
+    await writeSamples(p, FILES);
 
     // Flip a byte in one fragment of several extents, data and parity slots alike (2+1 tolerates one).
     const random = rng(77);
@@ -74,9 +72,7 @@ for (const { redundancy, disks } of [
     const p = await makePool({ redundancy, disks, extentSize: 64 * 1024 });
     let m: MountedPool | undefined;
     try {
-      m = await MountedPool.start(p.pool, p.mnt);
-      for (const f of FILES) fs.writeFileSync(path.join(p.mnt, f.name), patternBytes(f.seed, f.size));
-      assert.equal(await m.stop(), 0);
+      await writeSamples(p, FILES);
       fs.rmSync(p.disks[1], { recursive: true, force: true });
       m = await MountedPool.start(p.pool, p.mnt);
       const before = cliJson<PoolStatus>('status', p.pool);

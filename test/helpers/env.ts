@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -110,7 +110,8 @@ export function cleanup(root: string): void {
 }
 
 /** Deterministic bytes for a (seed, length) pair, so a file's expected content needs no storage. */
-export { patternBytes } from '../../engine/util/pattern.js';
+import { patternBytes } from '../../engine/util/pattern.js';
+export { patternBytes };
 
 /** Small seeded PRNG for reproducible random tests (the seed is printed on failure). */
 export function rng(seed: number): () => number {
@@ -123,4 +124,17 @@ export function rng(seed: number): () => number {
     s >>>= 0;
     return s / 0x100000000;
   };
+}
+
+export interface SampleFile { name: string; seed: number; size: number }
+
+/** Mounts the pool, writes the sample files, and unmounts cleanly (so later reads start cold). */
+export async function writeSamples(p: TestPool, files: SampleFile[]): Promise<void> {
+  const m = await MountedPool.start(p.pool, p.mnt);
+  try {
+    for (const f of files) writeFileSync(path.join(p.mnt, f.name), patternBytes(f.seed, f.size));
+  } finally {
+    const code = await m.stop();
+    if (code !== 0) throw new Error(`mount daemon exited with ${code}: ${m.log()}`);
+  }
 }
