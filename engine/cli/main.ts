@@ -18,9 +18,10 @@ import { Pool, TIERS } from '../pool/pool.js';
 import { parsePolicy } from '../redundancy/policy.js';
 import { UsageError } from '../util/errors.js';
 import { formatBytes, parseSize } from '../util/units.js';
+import type { DrainReport } from '../heal/drain.js';
 import type { RebuildReport } from '../heal/rebuild.js';
 import type { ScrubReport } from '../heal/scrub.js';
-import { renderDisks, renderFsck, renderRebuild, renderScrub, renderStatus } from './render.js';
+import { renderDisks, renderDrain, renderFsck, renderRebuild, renderScrub, renderStatus } from './render.js';
 
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
@@ -208,6 +209,31 @@ export function buildCli(): Command {
       const r = (await onPool(poolDir, 'rebuild', {})) as RebuildReport;
       emit(r, renderRebuild(r));
       if (r.extents.failed > 0) process.exitCode = EXIT_FAILURE;
+    });
+
+  program
+    .command('remove-disk')
+    .description('drain a disk (every fragment copied elsewhere and verified first), then remove it')
+    .argument('<pool>')
+    .argument('<disk>', 'disk id or path')
+    .option('--json', 'machine-readable output')
+    .action(async (poolDir: string, disk: string) => {
+      const r = (await onPool(poolDir, 'remove-disk', { disk })) as DrainReport;
+      emit(r, renderDrain(r));
+      if (!r.removed) process.exitCode = EXIT_FAILURE;
+    });
+
+  program
+    .command('replace-disk')
+    .description('add NEW (same tier and cap as OLD), then drain and remove OLD')
+    .argument('<pool>')
+    .argument('<old>', 'disk id or path')
+    .argument('<new>', 'directory of the new disk')
+    .option('--json', 'machine-readable output')
+    .action(async (poolDir: string, oldDisk: string, newDisk: string) => {
+      const r = (await onPool(poolDir, 'replace-disk', { old: oldDisk, new: path.resolve(newDisk) })) as { added: { id: string; path: string }; removed: DrainReport };
+      emit(r, `added ${r.added.id} at ${r.added.path}\n${renderDrain(r.removed)}`);
+      if (!r.removed.removed) process.exitCode = EXIT_FAILURE;
     });
 
   program

@@ -1,6 +1,7 @@
 import type { DiskReport, PoolStatus } from '../check/status.js';
 import type { FsckReport } from '../check/fsck.js';
 import { formatBytes } from '../util/units.js';
+import type { DrainReport } from '../heal/drain.js';
 import type { RebuildReport } from '../heal/rebuild.js';
 import type { ScrubReport } from '../heal/scrub.js';
 
@@ -72,5 +73,13 @@ export function renderRebuild(r: RebuildReport): string {
     `  ${r.extents.rebuilt} rebuilt, ${r.extents.failed} failed; ${r.fragmentsWritten} fragment(s), ${formatBytes(r.bytesWritten)} written`,
   ];
   for (const f of r.failures.slice(0, 50)) lines.push(`  FAILED inode ${f.ino} extent ${f.extent}: ${f.error}`);
+  return lines.join('\n');
+}
+
+export function renderDrain(r: DrainReport): string {
+  const lines = [
+    `remove-disk ${r.disk} (${r.path}): ${r.moved} of ${r.fragments} fragment(s) moved and verified, ${formatBytes(r.bytesMoved)}; ${r.removed ? 'disk removed from the pool' : 'disk NOT removed'}`,
+  ];
+  for (const f of r.failures.slice(0, 50)) lines.push(`  FAILED fragment ${f.eid}.${f.slot}: ${f.error}`);
   return lines.join('\n');
 }

@@ -1,4 +1,5 @@
 import { fsck } from '../check/fsck.js';
+import { removeDisk } from '../heal/drain.js';
 import { rebuild, type RebuildProgress } from '../heal/rebuild.js';
 import { scrub, type ScrubProgress } from '../heal/scrub.js';
 import { diskReports, poolStatus } from '../check/status.js';
@@ -72,6 +73,18 @@ export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArg
 
   async rebuild({ pool, fs, progress }) {
     return rebuild(pool, fs.data.extents, { onProgress: progress });
+  },
+
+  async 'remove-disk'({ pool, fs, progress }, args) {
+    const d = pool.findDisk(str(args, 'disk'));
+    return removeDisk(pool, fs.data.extents, d.id, { onProgress: progress });
+  },
+
+  async 'replace-disk'({ pool, fs, progress }, args) {
+    const old = pool.findDisk(str(args, 'old'));
+    const { disk } = await pool.addDisk(str(args, 'new'), old.tier as Tier, old.cap);
+    const drained = await removeDisk(pool, fs.data.extents, old.id, { onProgress: progress });
+    return { added: { id: disk.id, path: disk.path }, removed: drained };
   },
 
   async fsck({ pool }, args) {

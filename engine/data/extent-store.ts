@@ -214,10 +214,10 @@ export class ExtentStore {
    * fragment of the extent (recorded as a repair intent, then relocated in one transaction).
    * Returns the disk it landed on, or null when the extent changed under us.
    */
-  async writeRepair(frag: FragmentRow, data: Buffer, siblings: string[]): Promise<string | null> {
+  async writeRepair(ext: ExtentRow, frag: FragmentRow, data: Buffer, siblings: string[], opts: { relocate?: boolean } = {}): Promise<string | null> {
     const store = this.pool.store;
     const current = this.pool.disks.get(frag.disk);
-    if (current && current.health === 'healthy') {
+    if (current && current.health === 'healthy' && !opts.relocate) {
       const final = fragmentPath(current.path, frag.eid, frag.slot);
       const aside = `${final}.repair`;
       await writeFragment(aside, data, false);
@@ -238,6 +238,10 @@ export class ExtentStore {
       const file = fragmentPath(target.path, frag.eid, frag.slot);
       await writeFragment(file, data, !this.noDirectWrite.has(target.id) && data.length % 4096 === 0 && BufferPool.isPageAligned(data));
       await syncFile(file);
+      // Verified before the old copy is released: read it back and check it against the record.
+      const check = await this.checkFragment(ext, { ...frag, disk: target.id });
+      if (!check.data) throw new Error(`the new copy on ${target.id} did not verify (${check.problem})`);
+      this.release(check.data);
       if (!store.commitRelocation(frag.eid, frag.slot, frag.disk, target.id, data.length)) return null;
       this.pool.disks.noteUsed(target.id, data.length);
       return target.id;

@@ -10,7 +10,14 @@ export interface RepairOutcome { repaired: number[]; failed: { slot: number; err
  * Rebuilds the fragments in `bad` from the good ones in `got` (null = bad or unread) and writes
  * them back: bit-identical to the originals, so their recorded checksums stay valid.
  */
-export async function repairExtent(extents: ExtentStore, ext: ExtentRow, frags: FragmentRow[], got: (Buffer | null)[], bad: number[]): Promise<RepairOutcome> {
+export async function repairExtent(
+  extents: ExtentStore,
+  ext: ExtentRow,
+  frags: FragmentRow[],
+  got: (Buffer | null)[],
+  bad: number[],
+  opts: { relocate?: boolean } = {},
+): Promise<RepairOutcome> {
   const out: RepairOutcome = { repaired: [], failed: [], bytesWritten: 0 };
   const policy = policyOf(ext.policy);
   let rebuilt: Buffer[];
@@ -29,7 +36,7 @@ export async function repairExtent(extents: ExtentStore, ext: ExtentRow, frags: 
     }
     const siblings = frags.filter((f) => f.slot !== slot).map((f) => f.disk);
     try {
-      const landed = await extents.writeRepair(frag, rebuilt[slot], siblings);
+      const landed = await extents.writeRepair(ext, frag, rebuilt[slot], siblings, opts);
       if (landed) {
         out.repaired.push(slot);
         out.bytesWritten += rebuilt[slot].length;

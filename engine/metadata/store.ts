@@ -368,6 +368,22 @@ export class MetadataStore {
     return this.s.removeXattr.run(ino, name).changes > 0;
   }
 
+  fragmentsOnDisk(disk: string): FragmentRow[] {
+    return this.db.prepare<[string], FragmentRow>('SELECT * FROM fragments WHERE disk = ? ORDER BY eid, slot').all(disk);
+  }
+  extentByEid(eid: number): ExtentRow | undefined {
+    return this.db.prepare<[number], ExtentRow>('SELECT * FROM extents WHERE eid = ?').get(eid);
+  }
+  /** Forgets a disk that holds nothing any more (its transitions stay in disk_events). */
+  deleteDisk(id: string): void {
+    this.tx(() => {
+      const n = (this.db.prepare('SELECT count(*) AS n FROM fragments WHERE disk = ?').get(id) as { n: number }).n;
+      if (n > 0) throw new Error(`disk ${id} still holds ${n} fragment(s)`);
+      this.db.prepare('DELETE FROM garbage WHERE disk = ?').run(id);
+      this.db.prepare('DELETE FROM disks WHERE id = ?').run(id);
+    });
+  }
+
   disks(): DiskRow[] {
     return this.s.disks.all();
   }

@@ -265,6 +265,13 @@ export class Pool {
     return this.mirroring;
   }
 
+  /** Keeps the disk hints and the metadata mirrors in step with the set of disks. */
+  async afterDiskSetChange(): Promise<void> {
+    await this.writeDiskHints();
+    this.mirrorDirty = true;
+    await this.mirrorNow();
+  }
+
   /** Disk paths in the pool directory, so a lost metadata database can be found again on the disks. */
   private async writeDiskHints(): Promise<void> {
     await writeFileAtomic(path.join(this.dir, DISK_HINTS), this.disks.all().map((d) => d.path).join('\n') + '\n');
