@@ -5,12 +5,14 @@ import { efficiency, formatPolicy } from '../redundancy/policy.js';
 import type { Namespace } from '../fs/namespace.js';
 import { assessAll, type ExtentHealth } from './extent-health.js';
 import { lastScrub } from '../heal/scrub.js';
+import { lastProbe } from '../heal/probe.js';
 
 export interface DiskReport {
   id: string; path: string; tier: string; capacity: number; capped: boolean; used: number; free: number;
   health: string; healthReason: string; healthChangedAt: string;
   errors: { read: number; write: number; checksum: number };
   recentTransitions: { at: string; from: string | null; to: string; reason: string }[];
+  lastProbe: ReturnType<typeof lastProbe>;
 }
 
 export interface DamagedRange { path: string; ino: number; start: number; end: number; health: ExtentHealth }
@@ -35,6 +37,7 @@ export function diskReports(pool: Pool): DiskReport[] {
     health: d.health, healthReason: d.healthReason, healthChangedAt: new Date(d.healthChangedAt).toISOString(),
     errors: { read: d.readErrors, write: d.writeErrors, checksum: d.checksumErrors },
     recentTransitions: pool.store.diskEvents(d.id, 5).map((e) => ({ at: new Date(e.at).toISOString(), from: e.from_state, to: e.to_state, reason: e.reason })),
+    lastProbe: lastProbe(pool, d.id),
   }));
 }
 

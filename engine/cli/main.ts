@@ -19,6 +19,7 @@ import { parsePolicy } from '../redundancy/policy.js';
 import { UsageError } from '../util/errors.js';
 import { formatBytes, parseSize } from '../util/units.js';
 import type { DrainReport } from '../heal/drain.js';
+import type { ProbeResult } from '../heal/probe.js';
 import type { RebuildReport } from '../heal/rebuild.js';
 import type { ScrubReport } from '../heal/scrub.js';
 import { renderDisks, renderDrain, renderFsck, renderRebuild, renderScrub, renderStatus } from './render.js';
@@ -173,6 +174,17 @@ export function buildCli(): Command {
     .action(async (poolDir: string, disk: string, state: string, o: { reason?: string }) => {
       const r = (await onPool(poolDir, 'set-disk-health', { disk, state, reason: o.reason })) as { disk: string; from: string; to: string };
       emit(r, `disk ${r.disk}: ${r.from} -> ${r.to}`);
+    });
+
+  program
+    .command('probe-disks')
+    .description('write, fsync, read back and remove a probe file on every disk; check identity and free space')
+    .argument('<pool>')
+    .option('--json', 'machine-readable output')
+    .action(async (poolDir: string) => {
+      const r = (await onPool(poolDir, 'probe-disks', {})) as { probes: ProbeResult[] };
+      emit(r, r.probes.map((p) => `${p.disk} ${p.path}: ${p.ok ? 'ok' : 'FAILED: ' + p.problems.join('; ')} (${p.latencyMs} ms)${p.transition ? ` -> ${p.transition.to}` : ''}`).join('\n'));
+      if (r.probes.some((p) => !p.ok)) process.exitCode = EXIT_FAILURE;
     });
 
   program

@@ -1,5 +1,6 @@
 import { fsck } from '../check/fsck.js';
 import { removeDisk } from '../heal/drain.js';
+import { probeDisks, reTrustDisk } from '../heal/probe.js';
 import { rebuild, type RebuildProgress } from '../heal/rebuild.js';
 import { scrub, type ScrubProgress } from '../heal/scrub.js';
 import { diskReports, poolStatus } from '../check/status.js';
@@ -45,13 +46,23 @@ export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArg
     return { disk: { id: disk.id, path: disk.path, tier: disk.tier, capacity: cap }, recognised };
   },
 
-  async 'set-disk-health'({ pool }, args) {
+  async 'set-disk-health'({ pool, fs }, args) {
     const state = str(args, 'state');
     if (!isDiskHealth(state)) throw new UsageError(`state '${state}' is not one of healthy, degraded, suspect, draining, failed`);
     const d = pool.findDisk(str(args, 'disk'));
+    const from = d.health;
     const reason = (args.reason as string | undefined) ?? `set by operator`;
+    if (from === 'failed' && state !== 'failed') {
+      const verification = await reTrustDisk(pool, fs.data.extents, d.id, reason);
+      if (state !== 'healthy') pool.setDiskHealth(d.id, state, reason);
+      return { disk: d.id, from, to: state, reason, verification };
+    }
     pool.setDiskHealth(d.id, state, reason);
-    return { disk: d.id, from: d.health, to: state, reason };
+    return { disk: d.id, from, to: state, reason };
+  },
+
+  async 'probe-disks'({ pool }) {
+    return { probes: await probeDisks(pool) };
   },
 
   async 'set-policy'({ pool, fs }, args) {

@@ -19,6 +19,8 @@ export async function runMountDaemon(poolDir: string, mountpoint: string, opts: 
   const log = opts.log ?? ((m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`));
   const mnt = path.resolve(mountpoint);
   if (await isMounted(mnt)) throw new Error(`${mnt} is already a mount point; unmount it first (fusermount -u ${mnt})`);
+  // A filesystem daemon must not die on a stray rejection: log it loudly and keep serving.
+  process.on('unhandledRejection', (reason) => log(`BUG: unhandled rejection: ${reason instanceof Error ? reason.stack : String(reason)}`));
   const pool = await Pool.open(poolDir, { mountpoint: mnt });
   const fs = new FileSystem(pool);
   // A long-lived daemon commits its buffer memory up front instead of faulting it in on the data path.

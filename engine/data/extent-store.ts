@@ -58,8 +58,22 @@ export class ExtentStore {
     const policyName = formatPolicy(policy);
     const leased: [BufferPool, Buffer][] = [];
     const fragments = await encodeExtent(policy, data, (n) => this.shardBuffer(n, leased));
+    // A disk that fails a fragment write is avoided on the next attempt: writes go to the other disks.
+    const avoid = new Set<string>();
     try {
-      return await this.place(ino, idx, data.length, policy, policyName, fragments);
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await this.place(ino, idx, data.length, policy, policyName, fragments, avoid);
+        } catch (err) {
+          if (!(err instanceof FragmentWriteError) || attempt >= 2) throw err instanceof FragmentWriteError ? err.error : err;
+          for (const d of err.disks) avoid.add(d);
+          try {
+            chooseDisks(this.pool.disks.writable().filter((d) => !avoid.has(d.id)), fragmentCount(policy), fragments[0].length, policyName);
+          } catch {
+            throw err.error; // no other disks to retry on: report the write failure itself
+          }
+        }
+      }
     } finally {
       for (const [pool, b] of leased) pool.give(b);
     }
@@ -95,9 +109,9 @@ export class ExtentStore {
     else this.shardPools.get(buf.length)?.give(buf);
   }
 
-  private async place(ino: number, idx: number, length: number, policy: RedundancyPolicy, policyName: string, fragments: Buffer[]): Promise<WrittenExtent> {
+  private async place(ino: number, idx: number, length: number, policy: RedundancyPolicy, policyName: string, fragments: Buffer[], avoid: Set<string>): Promise<WrittenExtent> {
     const size = fragments[0].length;
-    const disks = chooseDisks(this.pool.disks.writable(), fragmentCount(policy), size, policyName);
+    const disks = chooseDisks(this.pool.disks.writable().filter((d) => !avoid.has(d.id)), fragmentCount(policy), size, policyName);
     for (const d of disks) d.reserved += size;
     const store = this.pool.store;
     const placement = disks.map((d, slot) => ({ slot, disk: d.id }));
@@ -121,13 +135,16 @@ export class ExtentStore {
       const failed = results.findIndex((r) => r.status === 'rejected');
       if (failed >= 0) {
         const reason = (results[failed] as PromiseRejectedResult).reason as unknown;
-        results.forEach((r, slot) => r.status === 'rejected' && store.bumpDiskErrors(disks[slot].id, { write: 1 }));
+        results.forEach((r, slot) => {
+          if (r.status === 'rejected') this.pool.recordDiskError(disks[slot].id, isNodeError(r.reason, 'EROFS') ? 'readonly' : 'write');
+        });
         store.discardIntentFragments(eid, placement);
         void this.pool.reapGarbage();
+        const failedDisks = results.flatMap((r, slot) => (r.status === 'rejected' ? [disks[slot].id] : []));
         if (isNodeError(reason, 'ENOSPC') || isNodeError(reason, 'EDQUOT')) {
-          throw fsError('ENOSPC', `disk ${disks[failed].id} is full`);
+          throw new FragmentWriteError(failedDisks, fsError('ENOSPC', `disk ${disks[failed].id} is full`));
         }
-        throw fsError('EIO', `writing a fragment to disk ${disks[failed].id} failed: ${(reason as Error).message}`);
+        throw new FragmentWriteError(failedDisks, fsError('EIO', `writing a fragment to disk ${disks[failed].id} failed: ${(reason as Error).message}`));
       }
       sums = results.map((r) => (r as PromiseFulfilledResult<string>).value);
     } finally {
@@ -191,15 +208,15 @@ export class ExtentStore {
     const res = await this.io.read(fragmentPath(disk.path, f.eid, f.slot), disk.path, ext.checksum_alg as ChecksumAlgorithm, buf);
     if (res.ok && res.sum === f.checksum) return { data: buf, problem: null };
     this.giveBack(buf);
-    const kind = res.ok ? 'checksum' : res.code === 'ENOENT' || res.code === 'ENOTDIR' ? 'missing' : res.code === 'SHORT' ? 'short' : 'io';
+    const kind = res.ok ? 'checksum' : res.code === 'ENOENT' ? 'missing' : res.code === 'SHORT' ? 'short' : 'io';
     this.counters.fragmentErrors++;
-    const store = this.pool.store;
     try {
-      store.recordFragmentError(f.eid, f.slot, f.disk, kind, Date.now());
-      store.bumpDiskErrors(f.disk, kind === 'checksum' ? { checksum: 1 } : { read: 1 });
+      this.pool.store.recordFragmentError(f.eid, f.slot, f.disk, kind, Date.now());
     } catch {
       /* metadata closed under us (shutdown): the read result stands */
     }
+    // A missing file is a lost fragment, not a misbehaving disk; anything else counts against the disk.
+    if (kind !== 'missing') this.pool.recordDiskError(f.disk, kind === 'checksum' ? 'checksum' : 'read');
     return { data: null, problem: kind };
   }
 
@@ -248,6 +265,13 @@ export class ExtentStore {
     } finally {
       target.reserved -= data.length;
     }
+  }
+}
+
+/** A fragment write failed on these disks; the extent may be placed again elsewhere. */
+class FragmentWriteError extends Error {
+  constructor(readonly disks: string[], readonly error: FsError) {
+    super(error.message);
   }
 }
 

@@ -6,6 +6,7 @@ import { MetadataStore } from '../metadata/store.js';
 import { formatPolicy, parsePolicy, type RedundancyPolicy } from '../redundancy/policy.js';
 import { isNodeError } from '../util/errors.js';
 import { isDiskHealth, type DiskHealth } from './disk-health.js';
+import { DEFAULT_THRESHOLDS, nextHealth, type DiskErrorKind, type HealthThresholds } from './health-policy.js';
 import { DiskSet, type Disk } from './disk-set.js';
 import { readDiskIdentity, readPoolIdentity, writeDiskIdentity, writeFileAtomic, writePoolIdentity, type PoolIdentity } from './identity.js';
 import { DISK_DATA_DIR, DISK_HINTS, fragmentPath, mirrorPath, POOL_METADATA } from './layout.js';
@@ -199,6 +200,33 @@ export class Pool {
     this.disks.reload();
   }
 
+  get thresholds(): HealthThresholds {
+    const text = this.store.getMeta('health_thresholds');
+    return text ? { ...DEFAULT_THRESHOLDS, ...(JSON.parse(text) as Partial<HealthThresholds>) } : DEFAULT_THRESHOLDS;
+  }
+
+  /** Counts an I/O error against a disk and moves it to suspect or failed when a threshold is crossed. */
+  recordDiskError(id: string, kind: DiskErrorKind): void {
+    const d = this.disks.get(id);
+    if (!d) return;
+    try {
+      if (kind === 'write' || kind === 'readonly') d.writeErrors++;
+      else if (kind === 'checksum') d.checksumErrors++;
+      else d.readErrors++;
+      this.store.bumpDiskErrors(id, kind === 'checksum' ? { checksum: 1 } : kind === 'read' ? { read: 1 } : { write: 1 });
+      const next = nextHealth(d, kind, this.thresholds);
+      if (next) {
+        this.setDiskHealth(id, next.state, next.reason);
+        this.onDiskHealthChange?.(id, next.state, next.reason);
+      }
+    } catch {
+      /* metadata closed under us (shutdown): the I/O result stands */
+    }
+  }
+
+  /** Called after an automatic transition (the mount daemon starts a rebuild when a disk fails). */
+  onDiskHealthChange: ((id: string, state: DiskHealth, reason: string) => void) | null = null;
+
   setDefaultPolicy(policy: RedundancyPolicy): void {
     this.store.setMeta('default_policy', formatPolicy(policy));
     this.settings.defaultPolicy = policy;
@@ -209,29 +237,38 @@ export class Pool {
     if (this.reaping) return this.reaping;
     if (!this.store.garbagePending) return Promise.resolve();
     this.reaping = (async () => {
+      // Files that cannot be deleted now (a read-only or failing disk) stay listed for a later pass.
+      const stuck = new Set<string>();
       for (;;) {
-        const batch = this.store.garbage(256);
+        const batch = this.store.garbage(256 + stuck.size).filter((g) => !stuck.has(`${g.disk}/${g.eid}.${g.slot}`));
         if (batch.length === 0) {
-          this.store.garbagePending = false;
+          if (stuck.size === 0) this.store.garbagePending = false;
           break;
         }
-        await Promise.all(
+        const done = await Promise.all(
           batch.map(async (g) => {
             const d = this.disks.get(g.disk);
-            if (!d) return;
+            if (!d) return true;
             try {
               await fsp.unlink(fragmentPath(d.path, g.eid, g.slot));
+              return true;
             } catch (err) {
-              if (!isNodeError(err, 'ENOENT') && !isNodeError(err, 'ENOTDIR')) throw err;
+              if (isNodeError(err, 'ENOENT') || isNodeError(err, 'ENOTDIR')) return true;
+              stuck.add(`${g.disk}/${g.eid}.${g.slot}`);
+              return false;
             }
           }),
         );
-        this.store.reclaimed(batch);
-        for (const g of batch) this.disks.noteUsed(g.disk, -g.size);
+        const reclaimed = batch.filter((_, i) => done[i]);
+        this.store.reclaimed(reclaimed);
+        for (const g of reclaimed) this.disks.noteUsed(g.disk, -g.size);
+        if (reclaimed.length === 0) break;
       }
-    })().finally(() => {
-      this.reaping = null;
-    });
+    })()
+      .catch(() => undefined) // metadata closed during shutdown: the next open finishes the job
+      .finally(() => {
+        this.reaping = null;
+      });
     return this.reaping;
   }
 

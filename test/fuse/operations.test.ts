@@ -221,6 +221,8 @@ describe('FUSE operations on a mounted pool', () => {
     assert.equal(cli('set-disk-health', p.pool, p.disks[0], 'failed', '--reason', 'test').code, 0);
     assert.equal(errno(() => fs.writeFileSync(path.join(d, 'no'), 'needs 4 healthy disks')), 'ENOSPC');
     assert.equal(fs.readFileSync(path.join(d, 'ok'), 'utf8'), 'fits on 4 disks');
+    assert.match(cli('set-disk-health', p.pool, p.disks[0], 'healthy').stderr, /passing probe/);
+    assert.equal(cli('probe-disks', p.pool).code, 0);
     assert.equal(cli('set-disk-health', p.pool, p.disks[0], 'healthy').code, 0);
   });
 

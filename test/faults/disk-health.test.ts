@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import type { DiskReport, PoolStatus } from '../../engine/check/status.js';
+import type { RebuildReport } from '../../engine/heal/rebuild.js';
+import type { ScrubReport } from '../../engine/heal/scrub.js';
+import { Pool } from '../../engine/pool/pool.js';
+import { cleanup, cli, cliJson, makePool, MountedPool, patternBytes, writeSamples } from '../helpers/env.js';
+
+const FILES = Array.from({ length: 10 }, (_, i) => ({ name: `f${i}`, seed: 1300 + i, size: 90_000 + i * 33_333 }));
+const disksOf = (pool: string) => cliJson<{ disks: DiskReport[] }>('list-disks', pool).disks;
+const readsBack = (mnt: string, files = FILES) => files.every((f) => fs.readFileSync(path.join(mnt, f.name)).equals(patternBytes(f.seed, f.size)));
+
+test('a disk that turns read-only goes suspect; writes go to the other disks; reads are served', async (t) => {
+  if (process.getuid?.() !== 0 || spawnSync('losetup', ['--version']).status !== 0) {
+    t.skip('needs root and losetup to make a small read-only filesystem');
+    return;
+  }
+  // Caps close to the loop disk's size, so placement (weighted by free space) uses it as often as the others.
+  const p = await makePool({ redundancy: 'replication:2', disks: 2, extentSize: 64 * 1024, capacities: [56 << 20, 56 << 20] });
+  const img = path.join(p.root, 'disk.img');
+  const loopMnt = path.join(p.root, 'loopdisk');
+  let loop = '';
+  let m: MountedPool | undefined;
+  try {
+    execFileSync('truncate', ['-s', '64M', img]);
+    loop = execFileSync('losetup', ['-f', '--show', img], { encoding: 'utf8' }).trim();
+    execFileSync('mkfs.ext4', ['-q', loop]);
+    fs.mkdirSync(loopMnt);
+    execFileSync('mount', [loop, loopMnt]);
+    const pool = await Pool.open(p.pool);
+    await pool.addDisk(loopMnt, 'warm', null);
+    fs.mkdirSync(path.join(p.root, 'disk4'));
+    await pool.addDisk(path.join(p.root, 'disk4'), 'warm', 56 << 20);
+    await pool.close();
+    await writeSamples(p, FILES.slice(0, 5));
+    m = await MountedPool.start(p.pool, p.mnt);
+    execFileSync('mount', ['-o', 'remount,ro', loopMnt]);
+    try {
+      for (const f of FILES.slice(5)) fs.writeFileSync(path.join(p.mnt, f.name), patternBytes(f.seed, f.size));
+    } catch (err) {
+      throw new Error(`${(err as Error).message}; daemon log: ${m.log()}`);
+    }
+    const ro = disksOf(p.pool).find((d) => d.path === loopMnt);
+    assert.equal(ro?.health, 'suspect');
+    assert.match(ro?.healthReason ?? '', /read-only/);
+    assert.ok(readsBack(p.mnt));
+    const probe = cliJson<{ probes: { path: string; ok: boolean; problems: string[] }[] }>('probe-disks', p.pool).probes.find((x) => x.path === loopMnt);
+    assert.equal(probe?.ok, false);
+    assert.match(probe?.problems.join(' ') ?? '', /read-only/);
+    assert.equal(await m.stop(), 0);
+  } finally {
+    await m?.stop();
+    if (loop) {
+      spawnSync('umount', ['-l', loopMnt]);
+      spawnSync('losetup', ['-d', loop]);
+    }
+    cleanup(p.root);
+  }
+});
+
+test('a disk whose directories turn unreadable goes suspect; every byte is served from the rest', async () => {
+  const p = await makePool({ redundancy: 'replication:2', disks: 4, extentSize: 64 * 1024 });
+  let m: MountedPool | undefined;
+  try {
+    await writeSamples(p, FILES);
+    const frags = path.join(p.disks[0], 'dynamicfs', 'fragments');
+    for (const sub of fs.readdirSync(frags)) {
+      fs.rmSync(path.join(frags, sub), { recursive: true });
+      fs.writeFileSync(path.join(frags, sub), 'not a directory');
+    }
+    m = await MountedPool.start(p.pool, p.mnt);
+    assert.ok(readsBack(p.mnt));
+    const d = disksOf(p.pool)[0];
+    assert.ok(['suspect', 'failed'].includes(d.health), `disk is ${d.health}`);
+    assert.match(d.healthReason, /read\/checksum errors/);
+    assert.ok(d.errors.read >= 3);
+  } finally {
+    await m?.stop();
+    cleanup(p.root);
+  }
+});
+
+test('a failed disk is trusted again only after a passing probe, and its fragments are verified', async () => {
+  const p = await makePool({ redundancy: 'replication:2', disks: 3, extentSize: 64 * 1024 });
+  try {
+    await writeSamples(p, FILES.slice(0, 4));
+    assert.equal(cli('set-disk-health', p.pool, p.disks[1], 'failed', '--reason', 'pulled').code, 0);
+    const refused = cli('set-disk-health', p.pool, p.disks[1], 'healthy');
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /run 'dynamicfs probe-disks' and get a passing probe/);
+    assert.equal(cli('probe-disks', p.pool).code, 0);
+    const back = cliJson<{ to: string; verification: { verified: number; bad: number } }>('set-disk-health', p.pool, p.disks[1], 'healthy');
+    assert.equal(back.to, 'healthy');
+    assert.ok(back.verification.verified > 0);
+    assert.equal(back.verification.bad, 0);
+    const transitions = disksOf(p.pool)[1].recentTransitions.map((x) => x.to);
+    assert.deepEqual(transitions.slice(0, 3), ['healthy', 'suspect', 'failed']);
+  } finally {
+    cleanup(p.root);
+  }
+});
+
+for (const { redundancy, disks } of [
+  { redundancy: 'replication:2', disks: 4 },
+  { redundancy: 'erasure:4+2', disks: 8 },
+]) {
+  test(`${redundancy}: a disk dies during a write workload; the workload finishes, nothing is lost, rebuild restores redundancy`, async () => {
+    const p = await makePool({ redundancy, disks, extentSize: 64 * 1024 });
+    let m: MountedPool | undefined;
+    try {
+      m = await MountedPool.start(p.pool, p.mnt);
+      FILES.forEach((f, i) => {
+        if (i === 3) fs.rmSync(path.join(p.disks[2], 'dynamicfs'), { recursive: true, force: true }); // the disk dies
+        fs.writeFileSync(path.join(p.mnt, f.name), patternBytes(f.seed, f.size));
+      });
+      assert.ok(readsBack(p.mnt));
+      const dead = disksOf(p.pool)[2];
+      assert.notEqual(dead.health, 'healthy');
+      if (dead.health !== 'failed') assert.equal(cli('set-disk-health', p.pool, p.disks[2], 'failed', '--reason', 'dead').code, 0);
+      const r = cliJson<RebuildReport>('rebuild', p.pool);
+      assert.equal(r.extents.failed, 0, JSON.stringify(r.failures));
+      const status = cliJson<PoolStatus>('status', p.pool);
+      assert.equal(status.extents.healthy, status.extents.total);
+      assert.equal(cliJson<ScrubReport>('scrub', p.pool).issues.length, 0);
+      assert.ok(readsBack(p.mnt));
+    } finally {
+      await m?.stop();
+      cleanup(p.root);
+    }
+  });
+}
