@@ -29,6 +29,7 @@ export interface PoolStatus {
   degradedFiles: string[];
   capacity: { raw: number; used: number; free: number; usableFree: number };
   lastScrub: ReturnType<typeof lastScrub>;
+  operation: Pool['activeOperation'];
 }
 
 export function diskReports(pool: Pool): DiskReport[] {
@@ -79,5 +80,6 @@ export async function poolStatus(pool: Pool, ns: Namespace, mountedBy: { pid: nu
     degradedFiles: [...degradedInodes].flatMap((ino) => ns.pathsOf(ino)).sort(),
     capacity: { raw, used, free, usableFree: Math.floor(free * efficiency(pool.settings.defaultPolicy)) },
     lastScrub: lastScrub(pool),
+    operation: pool.activeOperation,
   };
 }

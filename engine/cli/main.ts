@@ -112,7 +112,7 @@ export function buildCli(): Command {
     .option('--redundancy <policy>', 'default policy: replication:N or erasure:k+m')
     .option('--extent-size <size>', 'extent size, e.g. 1MiB')
     .option('--checksum <algorithm>', 'fragment checksum: xxh64 or crc32c')
-    .option('--config <file>', 'YAML file with storage.extent_size, storage.redundancy, storage.checksum')
+    .option('--config <file>', 'YAML file with storage.extent_size, storage.redundancy, storage.checksum, reliability.auto_rebuild')
     .option('--json', 'machine-readable output')
     .action(async (poolDir: string, o: { redundancy?: string; extentSize?: string; checksum?: string; config?: string }) => {
       const file = o.config ? readPoolConfigFile(o.config) : {};
@@ -123,7 +123,7 @@ export function buildCli(): Command {
       if (extentSize % 4096 !== 0 || extentSize < 4096 || extentSize > 64 * 2 ** 20) {
         throw new UsageError(`--extent-size ${extentSize} must be a multiple of 4 KiB between 4 KiB and 64 MiB`);
       }
-      const id = await Pool.create(poolDir, { extentSize, defaultPolicy: policy, checksum });
+      const id = await Pool.create(poolDir, { extentSize, defaultPolicy: policy, checksum, autoRebuild: file.autoRebuild });
       emit({ pool: id, dir: path.resolve(poolDir), redundancy: o.redundancy ?? file.redundancy ?? 'replication:2', extentSize, checksum },
         `created pool ${id.name} (${id.poolId}) in ${path.resolve(poolDir)}: ${o.redundancy ?? file.redundancy ?? 'replication:2'}, extent ${formatBytes(extentSize)}, checksum ${checksum}`);
     });

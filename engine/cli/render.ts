@@ -33,6 +33,10 @@ export function renderStatus(s: PoolStatus): string {
     `capacity raw ${formatBytes(s.capacity.raw)}, used ${formatBytes(s.capacity.used)}, free ${formatBytes(s.capacity.free)} (usable ${formatBytes(s.capacity.usableFree)} after redundancy)`,
     `extents  ${s.extents.total} total: ${s.extents.healthy} healthy, ${s.extents.degraded} degraded, ${s.extents.unrecoverable} unrecoverable; ${formatBytes(s.bytesAtRisk)} at risk`,
   ];
+  if (s.operation) {
+    const o = s.operation;
+    lines.push(`running  ${o.kind} since ${o.startedAt}: ${o.extentsDone}/${o.extentsTotal} extents, ${formatBytes(o.bytes)}`);
+  }
   if (s.lastScrub) {
     const l = s.lastScrub;
     lines.push(`scrub    last ${l.finishedAt}${l.repair ? ' (repair)' : ''}: ${l.extents.scanned} extents, ${formatBytes(l.bytesRead)} read, ${l.issues} issue(s), ${l.repaired} repaired, ${l.extents.unrecoverable} unrecoverable`);

@@ -1,12 +1,12 @@
 import { fsck } from '../check/fsck.js';
 import { removeDisk } from '../heal/drain.js';
 import { probeDisks, reTrustDisk } from '../heal/probe.js';
-import { rebuild, type RebuildProgress } from '../heal/rebuild.js';
-import { scrub, type ScrubProgress } from '../heal/scrub.js';
+import { rebuild } from '../heal/rebuild.js';
+import { scrub } from '../heal/scrub.js';
 import { diskReports, poolStatus } from '../check/status.js';
 import type { FileSystem } from '../fs/filesystem.js';
 import { isDiskHealth } from '../pool/disk-health.js';
-import { TIERS, type Pool, type Tier, PoolError } from '../pool/pool.js';
+import { TIERS, type OperationProgress, type Pool, type Tier, PoolError } from '../pool/pool.js';
 import { fragmentCount, formatPolicy, parsePolicy } from '../redundancy/policy.js';
 import { UsageError } from '../util/errors.js';
 
@@ -18,7 +18,7 @@ export interface CommandContext {
   fs: FileSystem;
   mountpoint: string | null;
   /** Where long operations report progress (a terminal line in the CLI; nothing over the socket yet). */
-  progress?: (p: ScrubProgress | RebuildProgress) => void;
+  progress?: (p: OperationProgress) => void;
 }
 
 function str(args: CommandArgs, key: string): string {
@@ -79,22 +79,22 @@ export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArg
   },
 
   async scrub({ pool, fs, progress }, args) {
-    return scrub(pool, fs.ns, fs.data.extents, { repair: args.repair === true, onProgress: progress });
+    return pool.track(args.repair === true ? 'scrub --repair' : 'scrub', (onProgress) => scrub(pool, fs.ns, fs.data.extents, { repair: args.repair === true, onProgress }), progress);
   },
 
   async rebuild({ pool, fs, progress }) {
-    return rebuild(pool, fs.data.extents, { onProgress: progress });
+    return pool.track('rebuild', (onProgress) => rebuild(pool, fs.data.extents, { onProgress }), progress);
   },
 
   async 'remove-disk'({ pool, fs, progress }, args) {
     const d = pool.findDisk(str(args, 'disk'));
-    return removeDisk(pool, fs.data.extents, d.id, { onProgress: progress });
+    return pool.track(`drain ${d.id}`, (onProgress) => removeDisk(pool, fs.data.extents, d.id, { onProgress }), progress);
   },
 
   async 'replace-disk'({ pool, fs, progress }, args) {
     const old = pool.findDisk(str(args, 'old'));
     const { disk } = await pool.addDisk(str(args, 'new'), old.tier as Tier, old.cap);
-    const drained = await removeDisk(pool, fs.data.extents, old.id, { onProgress: progress });
+    const drained = await pool.track(`drain ${old.id}`, (onProgress) => removeDisk(pool, fs.data.extents, old.id, { onProgress }), progress);
     return { added: { id: disk.id, path: disk.path }, removed: drained };
   },
 

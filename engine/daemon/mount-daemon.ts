@@ -5,6 +5,7 @@ import { FileSystem } from '../fs/filesystem.js';
 import { fuseOperations } from '../fuse/operations.js';
 import { FuseMount, isMounted, lazyUnmount } from '../fuse/mount.js';
 import { Pool } from '../pool/pool.js';
+import { rebuild } from '../heal/rebuild.js';
 
 export interface MountDaemonOptions {
   allowOther?: boolean;
@@ -56,6 +57,34 @@ export async function runMountDaemon(poolDir: string, mountpoint: string, opts: 
     await pool.close();
     throw err;
   }
+  // Auto-rebuild: when a disk turns failed, re-protect what it held (one run at a time, re-run if
+  // another disk fails meanwhile).
+  let rebuilding: Promise<void> | null = null;
+  let again = false;
+  const startRebuild = (why: string): void => {
+    if (!pool.autoRebuild) return;
+    if (rebuilding) {
+      again = true;
+      return;
+    }
+    log(`auto-rebuild: ${why}`);
+    rebuilding = pool
+      .track('rebuild (automatic)', (onProgress) => rebuild(pool, fs.data.extents, { onProgress }))
+      .then((r) => log(`auto-rebuild done: ${r.extents.rebuilt} rebuilt, ${r.extents.failed} failed, ${r.bytesWritten} bytes written`))
+      .catch((err: unknown) => log(`auto-rebuild failed: ${String(err)}`))
+      .finally(() => {
+        rebuilding = null;
+        if (again) {
+          again = false;
+          startRebuild('another disk failed during the last run');
+        }
+      });
+  };
+  pool.onDiskHealthChange = (id, state, reason) => {
+    log(`disk ${id} -> ${state}: ${reason}`);
+    if (state === 'failed') startRebuild(`disk ${id} failed (${reason})`);
+  };
+  if (pool.disks.all().some((d) => d.health === 'failed')) startRebuild('a disk was already failed at mount');
   log(`mounted pool ${pool.name} (${pool.id}) at ${mnt}, pid ${process.pid}`);
   await new Promise<void>((resolve) => {
     const onSignal = (sig: NodeJS.Signals) => void stop(sig).then(resolve, (err: unknown) => {

@@ -232,21 +232,42 @@ export class ExtentStore {
    * Returns the disk it landed on, or null when the extent changed under us.
    */
   async writeRepair(ext: ExtentRow, frag: FragmentRow, data: Buffer, siblings: string[], opts: { relocate?: boolean } = {}): Promise<string | null> {
-    const store = this.pool.store;
     const current = this.pool.disks.get(frag.disk);
-    if (current && current.health === 'healthy' && !opts.relocate) {
-      const final = fragmentPath(current.path, frag.eid, frag.slot);
-      const aside = `${final}.repair`;
+    // In place when the disk still takes writes of existing fragments (bit rot on a suspect disk
+    // is repaired where it is, as ZFS does); elsewhere when it is failing, draining or read-only.
+    const inPlace = current && !opts.relocate && ['healthy', 'degraded', 'suspect'].includes(current.health);
+    if (inPlace && current) {
+      try {
+        return await this.rewriteInPlace(current.path, frag, data) ? current.id : null;
+      } catch {
+        /* the disk would not take it (read-only, I/O error): put the copy on another disk */
+      }
+    }
+    return this.relocate(ext, frag, data, siblings);
+  }
+
+  /** Writes the rebuilt copy beside the bad one and renames it over: either file is consistent with metadata. */
+  private async rewriteInPlace(diskPath: string, frag: FragmentRow, data: Buffer): Promise<boolean> {
+    const final = fragmentPath(diskPath, frag.eid, frag.slot);
+    const aside = `${final}.repair`;
+    try {
       await writeFragment(aside, data, false);
       await syncFile(aside);
       await rename(aside, final);
-      if (!store.fragment(frag.eid, frag.slot)) {
-        await rm(final, { force: true }); // the extent was replaced meanwhile; do not leave an orphan
-        return null;
-      }
-      store.clearFragmentError(frag.eid, frag.slot);
-      return current.id;
+    } catch (err) {
+      await rm(aside, { force: true }).catch(() => undefined);
+      throw err;
     }
+    if (!this.pool.store.fragment(frag.eid, frag.slot)) {
+      await rm(final, { force: true }); // the extent was replaced meanwhile; do not leave an orphan
+      return false;
+    }
+    this.pool.store.clearFragmentError(frag.eid, frag.slot);
+    return true;
+  }
+
+  private async relocate(ext: ExtentRow, frag: FragmentRow, data: Buffer, siblings: string[]): Promise<string | null> {
+    const store = this.pool.store;
     const candidates = this.pool.disks.writable().filter((d) => !siblings.includes(d.id));
     const [target] = chooseDisks(candidates, 1, data.length, `rebuild of fragment ${frag.eid}.${frag.slot}`);
     target.reserved += data.length;

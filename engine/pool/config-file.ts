@@ -3,8 +3,11 @@ import { parse } from 'yaml';
 import { UsageError } from '../util/errors.js';
 import { parseSize } from '../util/units.js';
 
-/** Pool creation settings from a YAML file: `storage.extent_size`, `storage.redundancy`, `storage.checksum`. */
-export interface PoolConfigFile { extentSize?: number; redundancy?: string; checksum?: string }
+/**
+ * Pool creation settings from a YAML file: `storage.extent_size`, `storage.redundancy`,
+ * `storage.checksum`, `reliability.auto_rebuild`.
+ */
+export interface PoolConfigFile { extentSize?: number; redundancy?: string; checksum?: string; autoRebuild?: boolean }
 
 const STORAGE_KEYS = ['extent_size', 'redundancy', 'checksum'];
 
@@ -24,7 +27,16 @@ export function readPoolConfigFile(file: string): PoolConfigFile {
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new UsageError(`--config ${file}: expected a mapping at the top level`);
   const out: PoolConfigFile = {};
   for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
-    if (k !== 'storage') throw new UsageError(`--config ${file}: unknown field '${k}' (known: storage)`);
+    if (k === 'reliability') {
+      if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new UsageError(`--config ${file}: 'reliability' must be a mapping`);
+      for (const [rk, rv] of Object.entries(v as Record<string, unknown>)) {
+        if (rk !== 'auto_rebuild') throw new UsageError(`--config ${file}: unknown field 'reliability.${rk}' (known: auto_rebuild)`);
+        if (typeof rv !== 'boolean') throw new UsageError(`--config ${file}: 'reliability.auto_rebuild' must be true or false, got ${JSON.stringify(rv)}`);
+        out.autoRebuild = rv;
+      }
+      continue;
+    }
+    if (k !== 'storage') throw new UsageError(`--config ${file}: unknown field '${k}' (known: storage, reliability)`);
     if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new UsageError(`--config ${file}: 'storage' must be a mapping`);
     for (const [sk, sv] of Object.entries(v as Record<string, unknown>)) {
       if (!STORAGE_KEYS.includes(sk)) throw new UsageError(`--config ${file}: unknown field 'storage.${sk}' (known: ${STORAGE_KEYS.join(', ')})`);

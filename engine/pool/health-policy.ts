@@ -3,29 +3,32 @@ import type { Disk } from './disk-set.js';
 
 /** When I/O errors move a disk out of healthy. Defaults here; a pool can override them in metadata. */
 export interface HealthThresholds {
-  /** Read or checksum errors after which a healthy disk turns suspect (read, not written). */
-  readErrorsSuspect: number;
-  /** Read or checksum errors after which a disk turns failed (not read any more). */
+  /** Read, checksum or write errors after which a healthy disk turns suspect (still read, not written). */
+  errorsSuspect: number;
+  /** Read errors (EIO and the like, not checksum mismatches) after which a disk turns failed (not read). */
   readErrorsFailed: number;
-  /** Write errors after which a disk turns failed. */
-  writeErrorsFailed: number;
 }
 
-export const DEFAULT_THRESHOLDS: HealthThresholds = { readErrorsSuspect: 3, readErrorsFailed: 20, writeErrorsFailed: 3 };
+export const DEFAULT_THRESHOLDS: HealthThresholds = { errorsSuspect: 3, readErrorsFailed: 20 };
 
 export type DiskErrorKind = 'read' | 'write' | 'checksum' | 'readonly';
 
-/** The state a disk should move to after an error, with the reason, or null to stay. */
-export function nextHealth(d: Disk, kind: DiskErrorKind, t: HealthThresholds): { state: DiskHealth; reason: string } | null {
+/** Errors seen since a disk was last (re)trusted, kept per process. */
+export interface ErrorTally { read: number; write: number; checksum: number }
+
+/**
+ * The state a disk should move to after an error, or null to stay. Checksum and write errors only
+ * ever make a disk suspect: it still serves reads, so automatic transitions never make data
+ * unreadable that the disk could still return. Only repeated read failures fail it.
+ */
+export function nextHealth(d: Disk, kind: DiskErrorKind, tally: ErrorTally, t: HealthThresholds): { state: DiskHealth; reason: string } | null {
   if (d.health === 'failed') return null;
-  const readish = d.readErrors + d.checksumErrors;
-  if (kind === 'readonly' && d.health === 'healthy') return { state: 'suspect', reason: 'its filesystem refuses writes (read-only)' };
-  if (kind === 'write' && d.writeErrors >= t.writeErrorsFailed) return { state: 'failed', reason: `${d.writeErrors} write errors (threshold ${t.writeErrorsFailed})` };
-  if ((kind === 'read' || kind === 'checksum') && readish >= t.readErrorsFailed) {
-    return { state: 'failed', reason: `${readish} read/checksum errors (threshold ${t.readErrorsFailed})` };
-  }
-  if ((kind === 'read' || kind === 'checksum') && readish >= t.readErrorsSuspect && d.health === 'healthy') {
-    return { state: 'suspect', reason: `${readish} read/checksum errors (threshold ${t.readErrorsSuspect})` };
+  if (kind === 'read' && tally.read >= t.readErrorsFailed) return { state: 'failed', reason: `${tally.read} read errors (threshold ${t.readErrorsFailed})` };
+  if (d.health !== 'healthy') return null;
+  if (kind === 'readonly') return { state: 'suspect', reason: 'its filesystem refuses writes (read-only)' };
+  const n = tally.read + tally.write + tally.checksum;
+  if (n >= t.errorsSuspect) {
+    return { state: 'suspect', reason: `${n} I/O errors (${tally.read} read, ${tally.checksum} checksum, ${tally.write} write; threshold ${t.errorsSuspect})` };
   }
   return null;
 }

@@ -6,7 +6,7 @@ import { MetadataStore } from '../metadata/store.js';
 import { formatPolicy, parsePolicy, type RedundancyPolicy } from '../redundancy/policy.js';
 import { isNodeError } from '../util/errors.js';
 import { isDiskHealth, type DiskHealth } from './disk-health.js';
-import { DEFAULT_THRESHOLDS, nextHealth, type DiskErrorKind, type HealthThresholds } from './health-policy.js';
+import { DEFAULT_THRESHOLDS, nextHealth, type DiskErrorKind, type ErrorTally, type HealthThresholds } from './health-policy.js';
 import { DiskSet, type Disk } from './disk-set.js';
 import { readDiskIdentity, readPoolIdentity, writeDiskIdentity, writeFileAtomic, writePoolIdentity, type PoolIdentity } from './identity.js';
 import { DISK_DATA_DIR, DISK_HINTS, fragmentPath, mirrorPath, POOL_METADATA } from './layout.js';
@@ -16,9 +16,14 @@ export interface PoolSettings {
   extentSize: number;
   defaultPolicy: RedundancyPolicy;
   checksum: ChecksumAlgorithm;
+  /** Rebuild automatically when a disk turns failed (default on). */
+  autoRebuild?: boolean;
 }
 
 export class PoolError extends Error {}
+
+/** What scrub, rebuild and drain report as they go. */
+export interface OperationProgress { extentsDone: number; extentsTotal: number; bytesRead?: number; bytesWritten?: number }
 
 export const TIERS = ['hot', 'warm', 'cold'] as const;
 export type Tier = (typeof TIERS)[number];
@@ -75,6 +80,7 @@ export class Pool {
       default_policy: formatPolicy(settings.defaultPolicy),
       checksum: settings.checksum,
       generation: '1',
+      auto_rebuild: settings.autoRebuild === false ? 'false' : 'true',
     }, Date.now());
     store.close();
     await writePoolIdentity(abs, identity);
@@ -196,8 +202,15 @@ export class Pool {
   setDiskHealth(id: string, state: DiskHealth, reason: string): void {
     if (!isDiskHealth(state)) throw new PoolError(`'${state}' is not a disk state`);
     const d = this.disks.get(id);
-    this.store.setDiskHealth(id, d?.health ?? null, state, reason, Date.now());
+    const from = d?.health ?? null;
+    this.store.setDiskHealth(id, from, state, reason, Date.now());
     this.disks.reload();
+    if (state === 'healthy') this.tallies.delete(id); // trusted again: count afresh
+    if (from !== state) this.onDiskHealthChange?.(id, state, reason);
+  }
+
+  setAutoRebuild(on: boolean): void {
+    this.store.setMeta('auto_rebuild', on ? 'true' : 'false');
   }
 
   get thresholds(): HealthThresholds {
@@ -206,22 +219,46 @@ export class Pool {
   }
 
   /** Counts an I/O error against a disk and moves it to suspect or failed when a threshold is crossed. */
+  private readonly tallies = new Map<string, ErrorTally>();
+
   recordDiskError(id: string, kind: DiskErrorKind): void {
     const d = this.disks.get(id);
     if (!d) return;
     try {
-      if (kind === 'write' || kind === 'readonly') d.writeErrors++;
-      else if (kind === 'checksum') d.checksumErrors++;
-      else d.readErrors++;
+      const tally = this.tallies.get(id) ?? { read: 0, write: 0, checksum: 0 };
+      this.tallies.set(id, tally);
+      if (kind === 'write' || kind === 'readonly') tally.write++;
+      else tally[kind]++;
       this.store.bumpDiskErrors(id, kind === 'checksum' ? { checksum: 1 } : kind === 'read' ? { read: 1 } : { write: 1 });
-      const next = nextHealth(d, kind, this.thresholds);
-      if (next) {
-        this.setDiskHealth(id, next.state, next.reason);
-        this.onDiskHealthChange?.(id, next.state, next.reason);
-      }
+      this.disks.reload();
+      const next = nextHealth(this.disks.get(id) as Disk, kind, tally, this.thresholds);
+      if (next) this.setDiskHealth(id, next.state, next.reason);
     } catch {
       /* metadata closed under us (shutdown): the I/O result stands */
     }
+  }
+
+  /** The long operation under way (scrub, rebuild, drain), for status. */
+  activeOperation: { kind: string; startedAt: string; extentsDone: number; extentsTotal: number; bytes: number } | null = null;
+
+  /** Wraps a long operation so status can show its progress. */
+  async track<T>(kind: string, run: (progress: (p: OperationProgress) => void) => Promise<T>, outer?: (p: OperationProgress) => void): Promise<T> {
+    const op = { kind, startedAt: new Date().toISOString(), extentsDone: 0, extentsTotal: 0, bytes: 0 };
+    this.activeOperation = op;
+    try {
+      return await run((p) => {
+        op.extentsDone = p.extentsDone;
+        op.extentsTotal = p.extentsTotal;
+        op.bytes = p.bytesRead ?? p.bytesWritten ?? 0;
+        outer?.(p);
+      });
+    } finally {
+      if (this.activeOperation === op) this.activeOperation = null;
+    }
+  }
+
+  get autoRebuild(): boolean {
+    return (this.store.getMeta('auto_rebuild') ?? 'true') === 'true';
   }
 
   /** Called after an automatic transition (the mount daemon starts a rebuild when a disk fails). */

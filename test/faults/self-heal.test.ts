@@ -103,3 +103,27 @@ for (const { redundancy, disks } of [
     }
   });
 }
+
+test('auto-rebuild: when a disk turns failed, the mount daemon re-protects its extents by itself', async () => {
+  const p = await makePool({ redundancy: 'replication:2', disks: 4, extentSize: 64 * 1024, autoRebuild: true });
+  let m: MountedPool | undefined;
+  try {
+    await writeSamples(p, FILES);
+    m = await MountedPool.start(p.pool, p.mnt);
+    assert.equal(cli('set-disk-health', p.pool, p.disks[0], 'failed', '--reason', 'test').code, 0);
+    let status = cliJson<PoolStatus>('status', p.pool);
+    for (let i = 0; i < 100 && (status.extents.degraded > 0 || status.operation); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      status = cliJson<PoolStatus>('status', p.pool);
+    }
+    assert.equal(status.extents.degraded, 0);
+    assert.equal(status.extents.healthy, status.extents.total);
+    // The daemon's log arrives through a pipe that spawnSync kept us from reading: give it a moment.
+    for (let i = 0; i < 50 && !/auto-rebuild done/.test(m.log()); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(m.log(), /auto-rebuild done: \d+ rebuilt, 0 failed/);
+    checkAll(p.mnt);
+  } finally {
+    await m?.stop();
+    cleanup(p.root);
+  }
+});

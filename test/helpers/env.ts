@@ -22,13 +22,17 @@ export interface TestPool {
 }
 
 /** A pool of `disks` directory disks in a fresh temporary folder, created through the engine API. */
-export async function makePool(options: { disks?: number; redundancy?: string; extentSize?: number; capacities?: (number | null)[] } = {}): Promise<TestPool> {
+export async function makePool(
+  options: { disks?: number; redundancy?: string; extentSize?: number; capacities?: (number | null)[]; autoRebuild?: boolean } = {},
+): Promise<TestPool> {
   const root = tempDir();
   const poolDir = path.join(root, 'pool');
   await Pool.create(poolDir, {
     extentSize: options.extentSize ?? 64 * 1024,
     defaultPolicy: parsePolicy(options.redundancy ?? 'replication:2'),
     checksum: 'xxh64',
+    // Off unless a test asks: most tests look at a degraded pool before they rebuild it themselves.
+    autoRebuild: options.autoRebuild ?? false,
   });
   const pool = await Pool.open(poolDir);
   const disks: string[] = [];
