@@ -205,9 +205,20 @@ export function buildCli(): Command {
     .description('read and verify every fragment (parity included); --repair rewrites bad ones from the good')
     .argument('<pool>')
     .option('--repair', 'rewrite bad and missing fragments')
+    .option('--bandwidth <size>', 'read at most this many bytes per second, e.g. 100MiB')
+    .option('--restart', 'start over instead of resuming an interrupted scrub')
+    .option('--pause', 'pause the scrub running on a mounted pool')
+    .option('--resume', 'resume a paused scrub')
     .option('--json', 'machine-readable output')
-    .action(async (poolDir: string, o: { repair?: boolean }) => {
-      const r = (await onPool(poolDir, 'scrub', { repair: o.repair === true })) as ScrubReport;
+    .action(async (poolDir: string, o: { repair?: boolean; bandwidth?: string; restart?: boolean; pause?: boolean; resume?: boolean }) => {
+      if (o.pause || o.resume) {
+        if (o.pause && o.resume) throw new UsageError('--pause and --resume exclude each other');
+        const c = (await onPool(poolDir, 'scrub-control', { action: o.pause ? 'pause' : 'resume' })) as { paused: boolean };
+        emit(c, c.paused ? 'scrub paused' : 'scrub resumed');
+        return;
+      }
+      const bandwidth = o.bandwidth ? sizeOption(o.bandwidth, '--bandwidth') : undefined;
+      const r = (await onPool(poolDir, 'scrub', { repair: o.repair === true, bandwidth, restart: o.restart === true })) as ScrubReport;
       emit(r, renderScrub(r));
       if (r.extents.unrecoverable > 0 || (r.issues.some((i) => !i.repaired))) process.exitCode = EXIT_FAILURE;
     });

@@ -2,7 +2,7 @@ import { fsck } from '../check/fsck.js';
 import { removeDisk } from '../heal/drain.js';
 import { probeDisks, reTrustDisk } from '../heal/probe.js';
 import { rebuild } from '../heal/rebuild.js';
-import { scrub } from '../heal/scrub.js';
+import { scrub, ScrubControl } from '../heal/scrub.js';
 import { diskReports, poolStatus } from '../check/status.js';
 import type { FileSystem } from '../fs/filesystem.js';
 import { isDiskHealth } from '../pool/disk-health.js';
@@ -26,6 +26,8 @@ function str(args: CommandArgs, key: string): string {
   if (typeof v !== 'string' || v === '') throw new UsageError(`missing argument: ${key}`);
   return v;
 }
+
+const scrubControls = new WeakMap<Pool, ScrubControl>();
 
 /** Commands that act on an open pool. The CLI runs them in-process or forwards them to the mount daemon. */
 export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArgs) => Promise<unknown>> = {
@@ -79,7 +81,24 @@ export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArg
   },
 
   async scrub({ pool, fs, progress }, args) {
-    return pool.track(args.repair === true ? 'scrub --repair' : 'scrub', (onProgress) => scrub(pool, fs.ns, fs.data.extents, { repair: args.repair === true, onProgress }), progress);
+    if (scrubControls.has(pool)) throw new PoolError('a scrub is already running on this pool (pause or resume it with scrub --pause / --resume)');
+    const control = new ScrubControl();
+    scrubControls.set(pool, control);
+    try {
+      const bandwidthBytes = typeof args.bandwidth === 'number' ? args.bandwidth : undefined;
+      return await pool.track(args.repair === true ? 'scrub --repair' : 'scrub', (onProgress) =>
+        scrub(pool, fs.ns, fs.data.extents, { repair: args.repair === true, onProgress, bandwidthBytes, control, restart: args.restart === true }), progress);
+    } finally {
+      scrubControls.delete(pool);
+    }
+  },
+
+  async 'scrub-control'({ pool }, args) {
+    const control = scrubControls.get(pool);
+    if (!control) throw new PoolError('no scrub is running on this pool');
+    if (args.action === 'pause') control.pause();
+    else control.resume();
+    return { paused: control.paused };
   },
 
   async rebuild({ pool, fs, progress }) {

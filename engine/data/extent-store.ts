@@ -136,7 +136,10 @@ export class ExtentStore {
       if (failed >= 0) {
         const reason = (results[failed] as PromiseRejectedResult).reason as unknown;
         results.forEach((r, slot) => {
-          if (r.status === 'rejected') this.pool.recordDiskError(disks[slot].id, isNodeError(r.reason, 'EROFS') ? 'readonly' : 'write');
+          if (r.status !== 'rejected') return;
+          // A full disk is not a failing one: stop placing there until statfs says otherwise.
+          if (isNodeError(r.reason, 'ENOSPC') || isNodeError(r.reason, 'EDQUOT')) disks[slot].fsFree = 0;
+          else this.pool.recordDiskError(disks[slot].id, isNodeError(r.reason, 'EROFS') ? 'readonly' : 'write');
         });
         store.discardIntentFragments(eid, placement);
         void this.pool.reapGarbage();

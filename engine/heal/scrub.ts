@@ -18,22 +18,56 @@ export interface ScrubReport {
 export interface ScrubProgress { extentsDone: number; extentsTotal: number; bytesRead: number }
 
 const LAST_SCRUB = 'last_scrub';
+const CHECKPOINT = 'scrub_checkpoint';
+/** How often an interrupted scrub's resume point is saved: every this many extents or this many ms. */
+const CHECKPOINT_EVERY = 32;
+const CHECKPOINT_MS = 1000;
+
+interface Checkpoint { ino: number; idx: number; report: ScrubReport }
+
+/** Pause and resume a running scrub from another command (the daemon serves both). */
+export class ScrubControl {
+  paused = false;
+  private waiters: (() => void)[] = [];
+  pause(): void {
+    this.paused = true;
+  }
+  resume(): void {
+    this.paused = false;
+    for (const w of this.waiters.splice(0)) w();
+  }
+  async whilePaused(): Promise<void> {
+    while (this.paused) await new Promise<void>((r) => this.waiters.push(r));
+  }
+}
 
 /**
  * Reads every fragment of every extent (parity included), verifies its checksum and presence,
  * classifies each extent, and with `repair` rewrites bad or missing fragments from the good ones.
  * Every bad fragment is named: file, extent, slot, disk and what was wrong.
  */
-export async function scrub(pool: Pool, ns: Namespace, extents: ExtentStore, opts: { repair: boolean; onProgress?: (p: ScrubProgress) => void }): Promise<ScrubReport> {
-  const started = new Date();
+export async function scrub(
+  pool: Pool,
+  ns: Namespace,
+  extents: ExtentStore,
+  opts: { repair: boolean; onProgress?: (p: ScrubProgress) => void; bandwidthBytes?: number; control?: ScrubControl; restart?: boolean },
+): Promise<ScrubReport> {
   const E = pool.settings.extentSize;
   const store = pool.store;
   const total = (store.db.prepare('SELECT count(*) AS n FROM extents').get() as { n: number }).n;
-  const report: ScrubReport = {
-    startedAt: started.toISOString(), finishedAt: '', repair: opts.repair, bytesRead: 0,
+  // An interrupted scrub (crash, kill, unmount) resumes where its checkpoint says, unless restarted.
+  const saved = opts.restart ? undefined : store.getMeta(CHECKPOINT);
+  const checkpoint = saved ? (JSON.parse(saved) as Checkpoint) : null;
+  const report: ScrubReport = checkpoint?.report ?? {
+    startedAt: new Date().toISOString(), finishedAt: '', repair: opts.repair, bytesRead: 0,
     extents: { scanned: 0, healthy: 0, degraded: 0, unrecoverable: 0 }, issues: [], repaired: 0, unrecoverable: [],
   };
-  for (const ext of store.allExtents()) {
+  report.repair = opts.repair;
+  const started = Date.now();
+  let readThisRun = 0;
+  let savedAt = Date.now();
+  for (const ext of store.allExtentsAfter(checkpoint?.ino ?? -1, checkpoint?.idx ?? -1)) {
+    await opts.control?.whilePaused();
     const frags = store.fragments(ext.eid);
     const { got, problems, bytes } = await readFragments(extents, ext, frags, { all: true });
     report.bytesRead += bytes;
@@ -59,10 +93,23 @@ export async function scrub(pool: Pool, ns: Namespace, extents: ExtentStore, opt
       }
       if (health === 'unrecoverable') for (const p of paths) report.unrecoverable.push({ path: p, start: ext.idx * E, end: ext.idx * E + ext.length });
     }
+    readThisRun += bytes;
     opts.onProgress?.({ extentsDone: report.extents.scanned, extentsTotal: total, bytesRead: report.bytesRead });
+    if (report.extents.scanned % CHECKPOINT_EVERY === 0 || Date.now() - savedAt > CHECKPOINT_MS) {
+      store.setMeta(CHECKPOINT, JSON.stringify({ ino: ext.ino, idx: ext.idx, report }));
+      savedAt = Date.now();
+    }
+    if (opts.bandwidthBytes) {
+      // Throttle: sleep until this run's average read rate is back under the limit.
+      const ahead = readThisRun / opts.bandwidthBytes - (Date.now() - started) / 1000;
+      if (ahead > 0) await new Promise((r) => setTimeout(r, ahead * 1000));
+    }
   }
   report.finishedAt = new Date().toISOString();
-  store.setMeta(LAST_SCRUB, JSON.stringify({ ...report, issues: report.issues.length }));
+  store.tx(() => {
+    store.setMeta(LAST_SCRUB, JSON.stringify({ ...report, issues: report.issues.length }));
+    store.db.prepare('DELETE FROM meta WHERE key = ?').run(CHECKPOINT);
+  });
   return report;
 }
 

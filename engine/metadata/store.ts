@@ -203,8 +203,12 @@ export class MetadataStore {
   }
 
   *allExtents(pageSize = 512): Generator<ExtentRow> {
-    let ino = -1;
-    let idx = -1;
+    yield* this.allExtentsAfter(-1, -1, pageSize);
+  }
+
+  *allExtentsAfter(startIno: number, startIdx: number, pageSize = 512): Generator<ExtentRow> {
+    let ino = startIno;
+    let idx = startIdx;
     for (;;) {
       const page = this.extentsAfter(ino, idx, pageSize);
       if (page.length === 0) return;

@@ -132,3 +132,53 @@ for (const { redundancy, disks } of [
     }
   });
 }
+
+test('a disk that fills up: writes go to the other disks or fail with ENOSPC, never corrupt; the pool stays consistent', async (t) => {
+  if (process.getuid?.() !== 0 || spawnSync('losetup', ['--version']).status !== 0) {
+    t.skip('needs root and losetup to make a tiny filesystem');
+    return;
+  }
+  const p = await makePool({ redundancy: 'replication:2', disks: 2, extentSize: 64 * 1024, capacities: [24 << 20, 24 << 20] });
+  const img = path.join(p.root, 'tiny.img');
+  const loopMnt = path.join(p.root, 'tiny');
+  let loop = '';
+  let m: MountedPool | undefined;
+  try {
+    execFileSync('truncate', ['-s', '8M', img]);
+    loop = execFileSync('losetup', ['-f', '--show', img], { encoding: 'utf8' }).trim();
+    execFileSync('mkfs.ext4', ['-q', '-m', '0', loop]);
+    fs.mkdirSync(loopMnt);
+    execFileSync('mount', [loop, loopMnt]);
+    const pool = await Pool.open(p.pool);
+    await pool.addDisk(loopMnt, 'warm', null);
+    await pool.close();
+    m = await MountedPool.start(p.pool, p.mnt);
+    const written: typeof FILES = [];
+    let enospc = 0;
+    for (let i = 0; i < 60; i++) {
+      const f = { name: `fill${i}`, seed: 4000 + i, size: 700_000 };
+      try {
+        fs.writeFileSync(path.join(p.mnt, f.name), patternBytes(f.seed, f.size));
+        written.push(f);
+      } catch (err) {
+        assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+        enospc++;
+        fs.rmSync(path.join(p.mnt, f.name), { force: true });
+      }
+    }
+    assert.ok(enospc > 0, 'the pool should have filled up');
+    assert.ok(written.length > 10);
+    assert.ok(readsBack(p.mnt, written));
+    const tiny = disksOf(p.pool).find((d) => d.path === loopMnt);
+    assert.equal(tiny?.health, 'healthy', 'a full disk is not a failing disk');
+    assert.equal(await m.stop(), 0);
+    assert.equal(cli('fsck', p.pool).code, 0);
+  } finally {
+    await m?.stop();
+    if (loop) {
+      spawnSync('umount', ['-l', loopMnt]);
+      spawnSync('losetup', ['-d', loop]);
+    }
+    cleanup(p.root);
+  }
+});
