@@ -112,7 +112,7 @@ export function buildCli(): Command {
     .option('--redundancy <policy>', 'default policy: replication:N or erasure:k+m')
     .option('--extent-size <size>', 'extent size, e.g. 1MiB')
     .option('--checksum <algorithm>', 'fragment checksum: xxh64 or crc32c')
-    .option('--config <file>', 'YAML file with storage.extent_size, storage.redundancy, storage.checksum, reliability.auto_rebuild')
+    .option('--config <file>', 'YAML file: storage.{extent_size,redundancy,checksum}, reliability.{auto_rebuild,rebuild_concurrency,rebuild_bandwidth}')
     .option('--json', 'machine-readable output')
     .action(async (poolDir: string, o: { redundancy?: string; extentSize?: string; checksum?: string; config?: string }) => {
       const file = o.config ? readPoolConfigFile(o.config) : {};
@@ -123,7 +123,10 @@ export function buildCli(): Command {
       if (extentSize % 4096 !== 0 || extentSize < 4096 || extentSize > 64 * 2 ** 20) {
         throw new UsageError(`--extent-size ${extentSize} must be a multiple of 4 KiB between 4 KiB and 64 MiB`);
       }
-      const id = await Pool.create(poolDir, { extentSize, defaultPolicy: policy, checksum, autoRebuild: file.autoRebuild });
+      const id = await Pool.create(poolDir, {
+        extentSize, defaultPolicy: policy, checksum,
+        autoRebuild: file.autoRebuild, rebuildConcurrency: file.rebuildConcurrency, rebuildBandwidth: file.rebuildBandwidth,
+      });
       emit({ pool: id, dir: path.resolve(poolDir), redundancy: o.redundancy ?? file.redundancy ?? 'replication:2', extentSize, checksum },
         `created pool ${id.name} (${id.poolId}) in ${path.resolve(poolDir)}: ${o.redundancy ?? file.redundancy ?? 'replication:2'}, extent ${formatBytes(extentSize)}, checksum ${checksum}`);
     });
@@ -227,9 +230,16 @@ export function buildCli(): Command {
     .command('rebuild')
     .description('re-protect every extent that lost fragments, most at risk first')
     .argument('<pool>')
+    .option('--concurrency <n>', 'extents rebuilt at once (default: the pool setting, 8)')
+    .option('--bandwidth <size>', 'write at most this many bytes per second (default: the pool setting, unlimited)')
     .option('--json', 'machine-readable output')
-    .action(async (poolDir: string) => {
-      const r = (await onPool(poolDir, 'rebuild', {})) as RebuildReport;
+    .action(async (poolDir: string, o: { concurrency?: string; bandwidth?: string }) => {
+      const concurrency = o.concurrency === undefined ? undefined : Number(o.concurrency);
+      if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)) {
+        throw new UsageError(`--concurrency '${o.concurrency}' must be a whole number from 1 to 64`);
+      }
+      const bandwidth = o.bandwidth ? sizeOption(o.bandwidth, '--bandwidth') : undefined;
+      const r = (await onPool(poolDir, 'rebuild', { concurrency, bandwidth })) as RebuildReport;
       emit(r, renderRebuild(r));
       if (r.extents.failed > 0) process.exitCode = EXIT_FAILURE;
     });

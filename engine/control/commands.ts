@@ -101,8 +101,11 @@ export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArg
     return { paused: control.paused };
   },
 
-  async rebuild({ pool, fs, progress }) {
-    return pool.track('rebuild', (onProgress) => rebuild(pool, fs.data.extents, { onProgress }), progress);
+  async rebuild({ pool, fs, progress }, args) {
+    const limits = pool.rebuildLimits;
+    const concurrency = typeof args.concurrency === 'number' ? args.concurrency : limits.concurrency;
+    const bandwidthBytes = typeof args.bandwidth === 'number' ? args.bandwidth : limits.bandwidthBytes;
+    return pool.track('rebuild', (onProgress) => rebuild(pool, fs.data.extents, { onProgress, concurrency, bandwidthBytes }), progress);
   },
 
   async 'remove-disk'({ pool, fs, progress }, args) {

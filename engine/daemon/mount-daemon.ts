@@ -5,7 +5,7 @@ import { FileSystem } from '../fs/filesystem.js';
 import { fuseOperations } from '../fuse/operations.js';
 import { FuseMount, isMounted, lazyUnmount } from '../fuse/mount.js';
 import { Pool } from '../pool/pool.js';
-import { rebuild } from '../heal/rebuild.js';
+import { rebuild, rebuildInterrupted } from '../heal/rebuild.js';
 
 export interface MountDaemonOptions {
   allowOther?: boolean;
@@ -61,15 +61,15 @@ export async function runMountDaemon(poolDir: string, mountpoint: string, opts: 
   // another disk fails meanwhile).
   let rebuilding: Promise<void> | null = null;
   let again = false;
-  const startRebuild = (why: string): void => {
-    if (!pool.autoRebuild) return;
+  const startRebuild = (why: string, evenIfOff = false): void => {
+    if (!pool.autoRebuild && !evenIfOff) return;
     if (rebuilding) {
       again = true;
       return;
     }
     log(`auto-rebuild: ${why}`);
     rebuilding = pool
-      .track('rebuild (automatic)', (onProgress) => rebuild(pool, fs.data.extents, { onProgress }))
+      .track('rebuild (automatic)', (onProgress) => rebuild(pool, fs.data.extents, { onProgress, ...pool.rebuildLimits }))
       .then((r) => log(`auto-rebuild done: ${r.extents.rebuilt} rebuilt, ${r.extents.failed} failed, ${r.bytesWritten} bytes written`))
       .catch((err: unknown) => log(`auto-rebuild failed: ${String(err)}`))
       .finally(() => {
@@ -84,7 +84,8 @@ export async function runMountDaemon(poolDir: string, mountpoint: string, opts: 
     log(`disk ${id} -> ${state}: ${reason}`);
     if (state === 'failed') startRebuild(`disk ${id} failed (${reason})`);
   };
-  if (pool.disks.all().some((d) => d.health === 'failed')) startRebuild('a disk was already failed at mount');
+  if (rebuildInterrupted(pool)) startRebuild('resuming a rebuild that was interrupted', true);
+  else if (pool.disks.all().some((d) => d.health === 'failed')) startRebuild('a disk was already failed at mount');
   log(`mounted pool ${pool.name} (${pool.id}) at ${mnt}, pid ${process.pid}`);
   await new Promise<void>((resolve) => {
     const onSignal = (sig: NodeJS.Signals) => void stop(sig).then(resolve, (err: unknown) => {

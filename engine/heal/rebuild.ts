@@ -11,6 +11,13 @@ export interface RebuildReport {
   fragmentsWritten: number; bytesWritten: number;
   failures: { ino: number; extent: number; eid: number; error: string }[];
 }
+/** Set while a rebuild runs; a mount daemon that finds it at start resumes the rebuild. */
+export const REBUILD_MARK = 'rebuild_in_progress';
+
+export function rebuildInterrupted(pool: Pool): boolean {
+  return pool.store.getMeta(REBUILD_MARK) !== undefined;
+}
+
 export interface RebuildProgress { extentsDone: number; extentsTotal: number; bytesWritten: number }
 
 /**
@@ -18,7 +25,19 @@ export interface RebuildProgress { extentsDone: number; extentsTotal: number; by
  * healthy disks, keeping fragments on distinct disks. Extents with the fewest surviving
  * fragments go first. Only what was lost is copied.
  */
-export async function rebuild(pool: Pool, extents: ExtentStore, opts: { onProgress?: (p: RebuildProgress) => void; concurrency?: number } = {}): Promise<RebuildReport> {
+const running = new WeakMap<Pool, Promise<unknown>>();
+
+/** One rebuild per pool at a time: a second request waits for the first, then re-checks what is left. */
+export function rebuild(pool: Pool, extents: ExtentStore, opts: RebuildOptions = {}): Promise<RebuildReport> {
+  const prev = running.get(pool) ?? Promise.resolve();
+  const next = prev.catch(() => undefined).then(() => rebuildNow(pool, extents, opts));
+  running.set(pool, next);
+  return next;
+}
+
+interface RebuildOptions { onProgress?: (p: RebuildProgress) => void; concurrency?: number; bandwidthBytes?: number }
+
+async function rebuildNow(pool: Pool, extents: ExtentStore, opts: RebuildOptions): Promise<RebuildReport> {
   const started = new Date();
   const todo: ExtentAssessment[] = [];
   let scanned = 0;
@@ -28,6 +47,7 @@ export async function rebuild(pool: Pool, extents: ExtentStore, opts: { onProgre
   });
   const survivors = (a: ExtentAssessment) => fragmentCount(policyOf(a.extent.policy)) - a.lost.length;
   todo.sort((a, b) => survivors(a) - survivors(b));
+  pool.store.setMeta(REBUILD_MARK, started.toISOString());
   const report: RebuildReport = {
     startedAt: started.toISOString(), finishedAt: '', extents: { scanned, needingRebuild: todo.length, rebuilt: 0, failed: 0 },
     fragmentsWritten: 0, bytesWritten: 0, failures: [],
@@ -51,15 +71,21 @@ export async function rebuild(pool: Pool, extents: ExtentStore, opts: { onProgre
   };
   // A few extents at a time, taken in most-at-risk order.
   let next = 0;
+  const t0 = Date.now();
   const worker = async (): Promise<void> => {
     while (next < todo.length) {
       await one(todo[next++]);
+      if (opts.bandwidthBytes) {
+        const ahead = report.bytesWritten / opts.bandwidthBytes - (Date.now() - t0) / 1000;
+        if (ahead > 0) await new Promise((r) => setTimeout(r, ahead * 1000));
+      }
       done++;
       opts.onProgress?.({ extentsDone: done, extentsTotal: todo.length, bytesWritten: report.bytesWritten });
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 8) }, worker));
   report.finishedAt = new Date().toISOString();
+  if (report.extents.failed === 0) pool.store.db.prepare('DELETE FROM meta WHERE key = ?').run(REBUILD_MARK);
   void pool.reapGarbage();
   pool.scheduleMirror(0);
   return report;

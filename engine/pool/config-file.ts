@@ -5,9 +5,11 @@ import { parseSize } from '../util/units.js';
 
 /**
  * Pool creation settings from a YAML file: `storage.extent_size`, `storage.redundancy`,
- * `storage.checksum`, `reliability.auto_rebuild`.
+ * `storage.checksum`, `reliability.auto_rebuild`, `reliability.rebuild_concurrency`, `reliability.rebuild_bandwidth`.
  */
-export interface PoolConfigFile { extentSize?: number; redundancy?: string; checksum?: string; autoRebuild?: boolean }
+export interface PoolConfigFile {
+  extentSize?: number; redundancy?: string; checksum?: string; autoRebuild?: boolean; rebuildConcurrency?: number; rebuildBandwidth?: number;
+}
 
 const STORAGE_KEYS = ['extent_size', 'redundancy', 'checksum'];
 
@@ -30,9 +32,19 @@ export function readPoolConfigFile(file: string): PoolConfigFile {
     if (k === 'reliability') {
       if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new UsageError(`--config ${file}: 'reliability' must be a mapping`);
       for (const [rk, rv] of Object.entries(v as Record<string, unknown>)) {
-        if (rk !== 'auto_rebuild') throw new UsageError(`--config ${file}: unknown field 'reliability.${rk}' (known: auto_rebuild)`);
-        if (typeof rv !== 'boolean') throw new UsageError(`--config ${file}: 'reliability.auto_rebuild' must be true or false, got ${JSON.stringify(rv)}`);
-        out.autoRebuild = rv;
+        if (rk === 'auto_rebuild') {
+          if (typeof rv !== 'boolean') throw new UsageError(`--config ${file}: 'reliability.auto_rebuild' must be true or false, got ${JSON.stringify(rv)}`);
+          out.autoRebuild = rv;
+        } else if (rk === 'rebuild_concurrency') {
+          if (typeof rv !== 'number' || !Number.isInteger(rv) || rv < 1 || rv > 64) {
+            throw new UsageError(`--config ${file}: 'reliability.rebuild_concurrency' must be a whole number from 1 to 64, got ${JSON.stringify(rv)}`);
+          }
+          out.rebuildConcurrency = rv;
+        } else if (rk === 'rebuild_bandwidth') {
+          out.rebuildBandwidth = parseSize(String(rv), `reliability.rebuild_bandwidth in ${file}`);
+        } else {
+          throw new UsageError(`--config ${file}: unknown field 'reliability.${rk}' (known: auto_rebuild, rebuild_concurrency, rebuild_bandwidth)`);
+        }
       }
       continue;
     }

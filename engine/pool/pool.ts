@@ -18,6 +18,9 @@ export interface PoolSettings {
   checksum: ChecksumAlgorithm;
   /** Rebuild automatically when a disk turns failed (default on). */
   autoRebuild?: boolean;
+  /** Extents rebuilt at once (default 8) and bytes written per second at most (default unlimited). */
+  rebuildConcurrency?: number;
+  rebuildBandwidth?: number;
 }
 
 export class PoolError extends Error {}
@@ -81,6 +84,8 @@ export class Pool {
       checksum: settings.checksum,
       generation: '1',
       auto_rebuild: settings.autoRebuild === false ? 'false' : 'true',
+      rebuild_concurrency: String(settings.rebuildConcurrency ?? 8),
+      rebuild_bandwidth: String(settings.rebuildBandwidth ?? 0),
     }, Date.now());
     store.close();
     await writePoolIdentity(abs, identity);
@@ -259,6 +264,12 @@ export class Pool {
 
   get autoRebuild(): boolean {
     return (this.store.getMeta('auto_rebuild') ?? 'true') === 'true';
+  }
+
+  /** Rebuild limits from the pool's settings (init --config reliability.rebuild_*). */
+  get rebuildLimits(): { concurrency: number; bandwidthBytes: number | undefined } {
+    const bw = Number(this.store.getMeta('rebuild_bandwidth') ?? 0);
+    return { concurrency: Number(this.store.getMeta('rebuild_concurrency') ?? 8), bandwidthBytes: bw > 0 ? bw : undefined };
   }
 
   /** Called after an automatic transition (the mount daemon starts a rebuild when a disk fails). */
