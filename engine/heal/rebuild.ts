@@ -9,6 +9,8 @@ export interface RebuildReport {
   startedAt: string; finishedAt: string;
   extents: { scanned: number; needingRebuild: number; rebuilt: number; failed: number };
   fragmentsWritten: number; bytesWritten: number;
+  /** Surviving fragment bytes read to rebuild from (replication: one copy; erasure k+m: k shards per lost one). */
+  bytesRead: number;
   failures: { ino: number; extent: number; eid: number; error: string }[];
 }
 /** Set while a rebuild runs; a mount daemon that finds it at start resumes the rebuild. */
@@ -50,14 +52,15 @@ async function rebuildNow(pool: Pool, extents: ExtentStore, opts: RebuildOptions
   pool.store.setMeta(REBUILD_MARK, started.toISOString());
   const report: RebuildReport = {
     startedAt: started.toISOString(), finishedAt: '', extents: { scanned, needingRebuild: todo.length, rebuilt: 0, failed: 0 },
-    fragmentsWritten: 0, bytesWritten: 0, failures: [],
+    fragmentsWritten: 0, bytesWritten: 0, bytesRead: 0, failures: [],
   };
   let done = 0;
   const one = async (a: ExtentAssessment): Promise<void> => {
     const ext = pool.store.extent(a.extent.ino, a.extent.idx);
     if (!ext || ext.eid !== a.extent.eid) return; // rewritten since the scan: the new version is fully protected
     const frags = pool.store.fragments(ext.eid);
-    const { got, problems } = await readFragments(extents, ext, frags.filter((f) => !a.lost.some((l) => l.slot === f.slot)), { all: false });
+    const { got, problems, bytes } = await readFragments(extents, ext, frags.filter((f) => !a.lost.some((l) => l.slot === f.slot)), { all: false });
+    report.bytesRead += bytes;
     const lost = [...new Set([...a.lost.map((l) => l.slot), ...[...problems.keys()].filter((s) => !got[s])])].filter((s) => s < fragmentCount(policyOf(ext.policy)));
     const outcome = await repairExtent(extents, ext, frags, got, lost.filter((s) => frags.some((f) => f.slot === s)));
     releaseAll(extents, got);
