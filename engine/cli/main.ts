@@ -14,7 +14,7 @@ import { isMounted, lazyUnmount } from '../fuse/mount.js';
 import { DEFAULT_CHECKSUM, isChecksumAlgorithm } from '../integrity/checksum.js';
 import { readPoolConfigFile } from '../pool/config-file.js';
 import { PoolBusyError, readLockOwner } from '../pool/lock.js';
-import { Pool, TIERS } from '../pool/pool.js';
+import { Pool, TIERS, type OperationProgress } from '../pool/pool.js';
 import { parsePolicy } from '../redundancy/policy.js';
 import { UsageError } from '../util/errors.js';
 import { formatBytes, parseSize } from '../util/units.js';
@@ -34,7 +34,7 @@ function emit(result: unknown, human: string): void {
 
 /** Runs a pool command in this process, or through the daemon that has the pool mounted. */
 /** A one-line progress display on a terminal (bytes, extents, rate, ETA); silent otherwise. */
-function terminalProgress(label: string): ((p: { extentsDone: number; extentsTotal: number; bytesRead?: number; bytesWritten?: number }) => void) | undefined {
+function terminalProgress(label: string): ((p: OperationProgress) => void) | undefined {
   if (!process.stderr.isTTY || jsonOutput) return undefined;
   const start = Date.now();
   return (p) => {
@@ -50,7 +50,7 @@ function terminalProgress(label: string): ((p: { extentsDone: number; extentsTot
 async function onPool(poolDir: string, command: string, args: CommandArgs): Promise<unknown> {
   const abs = path.resolve(poolDir);
   for (let attempt = 0; attempt < 2; attempt++) {
-    if (readLockOwner(abs)) return callControl(abs, command, args);
+    if (readLockOwner(abs)) return callControl(abs, command, args, terminalProgress(command));
     let pool: Pool;
     try {
       pool = await Pool.open(abs);

@@ -3,10 +3,13 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { POOL_SOCKET } from '../pool/layout.js';
 import { FsError, UsageError } from '../util/errors.js';
+import type { OperationProgress } from '../pool/pool.js';
 import { poolCommands, type CommandArgs, type CommandContext } from './commands.js';
 
 interface Request { command: string; args: CommandArgs }
 type Reply = { ok: true; result: unknown } | { ok: false; error: string; usage: boolean };
+/** Sent before the reply while a long operation runs. */
+interface ProgressLine { progress: OperationProgress }
 
 export function socketPath(poolDir: string): string {
   return path.join(poolDir, POOL_SOCKET);
@@ -25,19 +28,24 @@ export async function serveControl(ctx: CommandContext, extra: Record<string, ()
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
-        void handle(line).then((reply) => sock.write(JSON.stringify(reply) + '\n'));
+        const progress = (p: OperationProgress) => {
+          if (!sock.destroyed) sock.write(JSON.stringify({ progress: p } satisfies ProgressLine) + '\n');
+        };
+        void handle(line, progress).then((reply) => {
+          if (!sock.destroyed) sock.write(JSON.stringify(reply) + '\n');
+        });
       }
     });
     sock.on('error', () => undefined);
   });
-  async function handle(line: string): Promise<Reply> {
+  async function handle(line: string, progress: (p: OperationProgress) => void): Promise<Reply> {
     try {
       const req = JSON.parse(line) as Request;
       const special = extra[req.command];
       if (special) return { ok: true, result: await special() };
       const fn = poolCommands[req.command];
       if (!fn) return { ok: false, error: `unknown command '${req.command}'`, usage: true };
-      return { ok: true, result: await fn(ctx, req.args ?? {}) };
+      return { ok: true, result: await fn({ ...ctx, progress }, req.args ?? {}) };
     } catch (err) {
       return { ok: false, error: err instanceof Error ? err.message : String(err), usage: err instanceof UsageError };
     }
@@ -50,26 +58,42 @@ export async function serveControl(ctx: CommandContext, extra: Record<string, ()
   return server;
 }
 
-/** Sends one command to a pool's running daemon. */
-export function callControl(poolDir: string, command: string, args: CommandArgs, timeoutMs = 120_000): Promise<unknown> {
+/**
+ * Sends one command to a pool's running daemon; progress lines of long operations go to
+ * `onProgress`. The timeout is for the daemon to answer at all, restarted by each progress line.
+ */
+export function callControl(poolDir: string, command: string, args: CommandArgs, onProgress?: (p: OperationProgress) => void, timeoutMs = 120_000): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const sock = net.connect(socketPath(poolDir));
     let buf = '';
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error(`the daemon of ${poolDir} did not answer '${command}' within ${timeoutMs / 1000}s`));
-    }, timeoutMs);
+    let timer: NodeJS.Timeout;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        sock.destroy();
+        reject(new Error(`the daemon of ${poolDir} did not answer '${command}' within ${timeoutMs / 1000}s`));
+      }, timeoutMs);
+    };
+    arm();
     sock.setEncoding('utf8');
     sock.on('connect', () => sock.write(JSON.stringify({ command, args }) + '\n'));
     sock.on('data', (chunk: string) => {
       buf += chunk;
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      sock.end();
-      const reply = JSON.parse(buf.slice(0, nl)) as Reply;
-      if (reply.ok) resolve(reply.result);
-      else reject(reply.usage ? new UsageError(reply.error) : new FsError('EIO', reply.error));
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const msg = JSON.parse(buf.slice(0, nl)) as Reply | ProgressLine;
+        buf = buf.slice(nl + 1);
+        if ('progress' in msg) {
+          arm();
+          onProgress?.(msg.progress);
+          continue;
+        }
+        clearTimeout(timer);
+        sock.end();
+        if (msg.ok) resolve(msg.result);
+        else reject(msg.usage ? new UsageError(msg.error) : new FsError('EIO', msg.error));
+        return;
+      }
     });
     sock.on('error', (err) => {
       clearTimeout(timer);

@@ -127,7 +127,9 @@ export class ExtentStore {
         fragments.map(async (f, slot) => {
           const disk = disks[slot];
           const direct = !this.noDirectWrite.has(disk.id) && f.length % 4096 === 0 && BufferPool.isPageAligned(f);
+          const started = performance.now();
           const r = await writeFragment(files[slot], f, direct);
+          this.noteLatency(disk.id, performance.now() - started);
           if (r.refused) this.noDirectWrite.add(disk.id);
           return (await sumOf.get(f)) as string;
         }),
@@ -208,7 +210,9 @@ export class ExtentStore {
     if (!disk) return { data: null, problem: 'disk not in pool' };
     if (disk.health === 'failed') return { data: null, problem: 'disk failed' };
     const buf = this.fragmentBuffer(f.size);
+    const started = performance.now();
     const res = await this.io.read(fragmentPath(disk.path, f.eid, f.slot), disk.path, ext.checksum_alg as ChecksumAlgorithm, buf);
+    this.noteLatency(disk.id, performance.now() - started);
     if (res.ok && res.sum === f.checksum) return { data: buf, problem: null };
     this.giveBack(buf);
     const kind = res.ok ? 'checksum' : res.code === 'ENOENT' ? 'missing' : res.code === 'SHORT' ? 'short' : 'io';
@@ -221,6 +225,11 @@ export class ExtentStore {
     // A missing file is a lost fragment, not a misbehaving disk; anything else counts against the disk.
     if (kind !== 'missing') this.pool.recordDiskError(f.disk, kind === 'checksum' ? 'checksum' : 'read');
     return { data: null, problem: kind };
+  }
+
+  /** A fragment operation slower than the pool's threshold counts against its disk. */
+  private noteLatency(diskId: string, ms: number): void {
+    if (ms > this.pool.thresholds.slowIoMs) this.pool.recordDiskError(diskId, 'slow');
   }
 
   /** Returns a buffer that checkFragment or read handed out. */

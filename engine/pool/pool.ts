@@ -218,9 +218,20 @@ export class Pool {
     this.store.setMeta('auto_rebuild', on ? 'true' : 'false');
   }
 
+  private thresholdsCache: HealthThresholds | null = null;
+
+  /** Health thresholds: the defaults, overridden by the pool's `health_thresholds` setting. */
   get thresholds(): HealthThresholds {
-    const text = this.store.getMeta('health_thresholds');
-    return text ? { ...DEFAULT_THRESHOLDS, ...(JSON.parse(text) as Partial<HealthThresholds>) } : DEFAULT_THRESHOLDS;
+    if (!this.thresholdsCache) {
+      const text = this.store.getMeta('health_thresholds');
+      this.thresholdsCache = text ? { ...DEFAULT_THRESHOLDS, ...(JSON.parse(text) as Partial<HealthThresholds>) } : DEFAULT_THRESHOLDS;
+    }
+    return this.thresholdsCache;
+  }
+
+  setThresholds(t: Partial<HealthThresholds>): void {
+    this.store.setMeta('health_thresholds', JSON.stringify({ ...this.thresholds, ...t }));
+    this.thresholdsCache = null;
   }
 
   /** Counts an I/O error against a disk and moves it to suspect or failed when a threshold is crossed. */
@@ -230,11 +241,11 @@ export class Pool {
     const d = this.disks.get(id);
     if (!d) return;
     try {
-      const tally = this.tallies.get(id) ?? { read: 0, write: 0, checksum: 0 };
+      const tally = this.tallies.get(id) ?? { read: 0, write: 0, checksum: 0, slow: 0 };
       this.tallies.set(id, tally);
       if (kind === 'write' || kind === 'readonly') tally.write++;
       else tally[kind]++;
-      this.store.bumpDiskErrors(id, kind === 'checksum' ? { checksum: 1 } : kind === 'read' ? { read: 1 } : { write: 1 });
+      if (kind !== 'slow') this.store.bumpDiskErrors(id, kind === 'checksum' ? { checksum: 1 } : kind === 'read' ? { read: 1 } : { write: 1 });
       this.disks.reload();
       const next = nextHealth(this.disks.get(id) as Disk, kind, tally, this.thresholds);
       if (next) this.setDiskHealth(id, next.state, next.reason);

@@ -182,3 +182,61 @@ test('a disk that fills up: writes go to the other disks or fail with ENOSPC, ne
     cleanup(p.root);
   }
 });
+
+test('a slow disk turns degraded: fragment I/O over the latency threshold counts against it', async (t) => {
+  const blkio = '/sys/fs/cgroup/blkio';
+  if (process.getuid?.() !== 0 || !fs.existsSync(path.join(blkio, 'tasks')) || spawnSync('losetup', ['--version']).status !== 0) {
+    t.skip('needs root, losetup and the cgroup v1 blkio controller to throttle a real device');
+    return;
+  }
+  const p = await makePool({ redundancy: 'replication:2', disks: 1, extentSize: 64 * 1024, capacities: [56 << 20] });
+  const img = path.join(p.root, 'slow.img');
+  const loopMnt = path.join(p.root, 'slowdisk');
+  const group = path.join(blkio, `dfs-test-${process.pid}`);
+  let loop = '';
+  let m: MountedPool | undefined;
+  try {
+    execFileSync('truncate', ['-s', '64M', img]);
+    loop = execFileSync('losetup', ['-f', '--show', img], { encoding: 'utf8' }).trim();
+    execFileSync('mkfs.ext4', ['-q', loop]);
+    fs.mkdirSync(loopMnt);
+    execFileSync('mount', [loop, loopMnt]);
+    const pool = await Pool.open(p.pool);
+    await pool.addDisk(loopMnt, 'warm', null);
+    pool.setThresholds({ slowIoMs: 300, slowOpsDegraded: 2 });
+    await pool.close();
+    const files = FILES.slice(0, 2).map((f) => ({ ...f, size: 200_000 }));
+    await writeSamples(p, files);
+    m = await MountedPool.start(p.pool, p.mnt);
+    // Throttle the daemon's reads from the loop device to 64 KiB/s: each fragment read takes ~1 s.
+    const devNum = execFileSync('lsblk', ['-dno', 'MAJ:MIN', loop], { encoding: 'utf8' }).trim();
+    fs.mkdirSync(group);
+    fs.writeFileSync(path.join(group, 'blkio.throttle.read_bps_device'), `${devNum} 65536`);
+    for (const tid of fs.readdirSync(`/proc/${m.child.pid}/task`)) fs.writeFileSync(path.join(group, 'tasks'), tid);
+    execFileSync('sync');
+    fs.writeFileSync('/proc/sys/vm/drop_caches', '3\n');
+    assert.ok(readsBack(p.mnt, files), 'a slow disk still returns correct data');
+    const throttled = fs.readFileSync(path.join(group, 'blkio.throttle.io_service_bytes'), 'utf8');
+    assert.match(throttled, new RegExp(`${devNum} Read [1-9]`), `no reads went through the throttled device: ${throttled}`);
+    const slow = disksOf(p.pool).find((d) => d.path === loopMnt);
+    assert.equal(slow?.health, 'degraded');
+    assert.match(slow?.healthReason ?? '', /slower than 300 ms/);
+  } finally {
+    if (m?.child.pid && fs.existsSync(group)) {
+      for (const tid of fs.readFileSync(path.join(group, 'tasks'), 'utf8').split('\n').filter(Boolean)) {
+        try {
+          fs.writeFileSync(path.join(blkio, 'tasks'), tid);
+        } catch {
+          /* thread gone */
+        }
+      }
+    }
+    await m?.stop();
+    if (fs.existsSync(group)) fs.rmdirSync(group);
+    if (loop) {
+      spawnSync('umount', ['-l', loopMnt]);
+      spawnSync('losetup', ['-d', loop]);
+    }
+    cleanup(p.root);
+  }
+});

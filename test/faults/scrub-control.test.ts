@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import type { PoolStatus } from '../../engine/check/status.js';
+import { callControl } from '../../engine/control/socket.js';
 import type { ScrubReport } from '../../engine/heal/scrub.js';
+import type { OperationProgress } from '../../engine/pool/pool.js';
 import { cleanup, CLI, cli, cliJson, makePool, MountedPool, writeSamples } from '../helpers/env.js';
 
 const FILES = Array.from({ length: 4 }, (_, i) => ({ name: `f${i}`, seed: 3300 + i, size: 1_500_000 }));
@@ -19,6 +21,12 @@ test('scrub: bandwidth throttle, pause and resume, and a checkpoint that survive
     assert.ok(secs >= (throttled.bytesRead / (4 << 20)) * 0.8, `scrub of ${throttled.bytesRead} bytes at 4 MiB/s took only ${secs}s`);
 
     m = await MountedPool.start(p.pool, p.mnt);
+    // Long operations run by the daemon stream their progress to the caller.
+    const seen: OperationProgress[] = [];
+    const viaSocket = (await callControl(p.pool, 'scrub', {}, (pr) => seen.push(pr))) as ScrubReport;
+    assert.ok(seen.length >= 2, `only ${seen.length} progress line(s)`);
+    assert.equal(seen[seen.length - 1].extentsDone, viaSocket.extents.scanned);
+    assert.equal(seen[seen.length - 1].extentsTotal, viaSocket.extents.scanned);
     const child = spawn(process.execPath, [CLI, 'scrub', p.pool, '--bandwidth', '2MiB', '--json'], { stdio: ['ignore', 'pipe', 'ignore'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
