@@ -114,12 +114,14 @@ export class FileData {
     return of.refs <= 0;
   }
 
+  /**
+   * A background flush that failed makes every later write, flush and fsync of the file fail, until
+   * the last handle is closed. Reporting it once is not enough: the kernel turns an error in the middle
+   * of a large write(2) into a short write, and the caller's retry of the rest must not succeed over
+   * the hole the failed extent left.
+   */
   private takeError(of: OpenFile): void {
-    if (of.error) {
-      const e = of.error;
-      of.error = null;
-      throw e;
-    }
+    if (of.error) throw of.error;
   }
 
   /**

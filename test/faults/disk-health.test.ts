@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -8,28 +8,22 @@ import type { RebuildReport } from '../../engine/heal/rebuild.js';
 import type { ScrubReport } from '../../engine/heal/scrub.js';
 import { Pool } from '../../engine/pool/pool.js';
 import { cleanup, cli, cliJson, makePool, MountedPool, patternBytes, writeSamples } from '../helpers/env.js';
+import { loopDisksUnavailable, makeLoopDisk, type LoopDisk } from '../helpers/loop-disk.js';
 
 const FILES = Array.from({ length: 10 }, (_, i) => ({ name: `f${i}`, seed: 1300 + i, size: 90_000 + i * 33_333 }));
 const disksOf = (pool: string) => cliJson<{ disks: DiskReport[] }>('list-disks', pool).disks;
 const readsBack = (mnt: string, files = FILES) => files.every((f) => fs.readFileSync(path.join(mnt, f.name)).equals(patternBytes(f.seed, f.size)));
 
 test('a disk that turns read-only goes suspect; writes go to the other disks; reads are served', async (t) => {
-  if (process.getuid?.() !== 0 || spawnSync('losetup', ['--version']).status !== 0) {
-    t.skip('needs root and losetup to make a small read-only filesystem');
-    return;
-  }
+  const why = loopDisksUnavailable();
+  if (why) return t.skip(why);
   // Caps close to the loop disk's size, so placement (weighted by free space) uses it as often as the others.
   const p = await makePool({ redundancy: 'replication:2', disks: 2, extentSize: 64 * 1024, capacities: [56 << 20, 56 << 20] });
-  const img = path.join(p.root, 'disk.img');
-  const loopMnt = path.join(p.root, 'loopdisk');
-  let loop = '';
+  let disk: LoopDisk | undefined;
   let m: MountedPool | undefined;
   try {
-    execFileSync('truncate', ['-s', '64M', img]);
-    loop = execFileSync('losetup', ['-f', '--show', img], { encoding: 'utf8' }).trim();
-    execFileSync('mkfs.ext4', ['-q', loop]);
-    fs.mkdirSync(loopMnt);
-    execFileSync('mount', [loop, loopMnt]);
+    disk = makeLoopDisk(p.root, 'loopdisk', 64);
+    const loopMnt = disk.path;
     const pool = await Pool.open(p.pool);
     await pool.addDisk(loopMnt, 'warm', null);
     fs.mkdirSync(path.join(p.root, 'disk4'));
@@ -53,10 +47,7 @@ test('a disk that turns read-only goes suspect; writes go to the other disks; re
     assert.equal(await m.stop(), 0);
   } finally {
     await m?.stop();
-    if (loop) {
-      spawnSync('umount', ['-l', loopMnt]);
-      spawnSync('losetup', ['-d', loop]);
-    }
+    disk?.release();
     cleanup(p.root);
   }
 });
@@ -134,21 +125,14 @@ for (const { redundancy, disks } of [
 }
 
 test('a disk that fills up: writes go to the other disks or fail with ENOSPC, never corrupt; the pool stays consistent', async (t) => {
-  if (process.getuid?.() !== 0 || spawnSync('losetup', ['--version']).status !== 0) {
-    t.skip('needs root and losetup to make a tiny filesystem');
-    return;
-  }
+  const why = loopDisksUnavailable();
+  if (why) return t.skip(why);
   const p = await makePool({ redundancy: 'replication:2', disks: 2, extentSize: 64 * 1024, capacities: [24 << 20, 24 << 20] });
-  const img = path.join(p.root, 'tiny.img');
-  const loopMnt = path.join(p.root, 'tiny');
-  let loop = '';
+  let disk: LoopDisk | undefined;
   let m: MountedPool | undefined;
   try {
-    execFileSync('truncate', ['-s', '8M', img]);
-    loop = execFileSync('losetup', ['-f', '--show', img], { encoding: 'utf8' }).trim();
-    execFileSync('mkfs.ext4', ['-q', '-m', '0', loop]);
-    fs.mkdirSync(loopMnt);
-    execFileSync('mount', [loop, loopMnt]);
+    disk = makeLoopDisk(p.root, 'tiny', 8);
+    const loopMnt = disk.path;
     const pool = await Pool.open(p.pool);
     await pool.addDisk(loopMnt, 'warm', null);
     await pool.close();
@@ -175,32 +159,23 @@ test('a disk that fills up: writes go to the other disks or fail with ENOSPC, ne
     assert.equal(cli('fsck', p.pool).code, 0);
   } finally {
     await m?.stop();
-    if (loop) {
-      spawnSync('umount', ['-l', loopMnt]);
-      spawnSync('losetup', ['-d', loop]);
-    }
+    disk?.release();
     cleanup(p.root);
   }
 });
 
 test('a slow disk turns degraded: fragment I/O over the latency threshold counts against it', async (t) => {
   const blkio = '/sys/fs/cgroup/blkio';
-  if (process.getuid?.() !== 0 || !fs.existsSync(path.join(blkio, 'tasks')) || spawnSync('losetup', ['--version']).status !== 0) {
-    t.skip('needs root, losetup and the cgroup v1 blkio controller to throttle a real device');
-    return;
-  }
+  const why = loopDisksUnavailable() ?? (fs.existsSync(path.join(blkio, 'tasks')) ? null : 'needs the cgroup v1 blkio controller to throttle a real device');
+  if (why) return t.skip(why);
   const p = await makePool({ redundancy: 'replication:2', disks: 1, extentSize: 64 * 1024, capacities: [56 << 20] });
-  const img = path.join(p.root, 'slow.img');
-  const loopMnt = path.join(p.root, 'slowdisk');
   const group = path.join(blkio, `dfs-test-${process.pid}`);
-  let loop = '';
+  let disk: LoopDisk | undefined;
   let m: MountedPool | undefined;
   try {
-    execFileSync('truncate', ['-s', '64M', img]);
-    loop = execFileSync('losetup', ['-f', '--show', img], { encoding: 'utf8' }).trim();
-    execFileSync('mkfs.ext4', ['-q', loop]);
-    fs.mkdirSync(loopMnt);
-    execFileSync('mount', [loop, loopMnt]);
+    disk = makeLoopDisk(p.root, 'slowdisk', 64);
+    const loopMnt = disk.path;
+    const loop = disk.device;
     const pool = await Pool.open(p.pool);
     await pool.addDisk(loopMnt, 'warm', null);
     pool.setThresholds({ slowIoMs: 300, slowOpsDegraded: 2 });
@@ -233,10 +208,7 @@ test('a slow disk turns degraded: fragment I/O over the latency threshold counts
     }
     await m?.stop();
     if (fs.existsSync(group)) fs.rmdirSync(group);
-    if (loop) {
-      spawnSync('umount', ['-l', loopMnt]);
-      spawnSync('losetup', ['-d', loop]);
-    }
+    disk?.release();
     cleanup(p.root);
   }
 });
