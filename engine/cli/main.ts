@@ -180,6 +180,42 @@ export function buildCli(): Command {
     });
 
   program
+    .command('tune')
+    .description('show or change self-healing settings: auto-rebuild, rebuild limits, disk health thresholds')
+    .argument('<pool>')
+    .addOption(new Option('--auto-rebuild <on|off>', 'rebuild when a disk turns failed').choices(['on', 'off']))
+    .option('--rebuild-concurrency <n>', 'extents rebuilt at once')
+    .option('--rebuild-bandwidth <size>', 'bytes written per second by a rebuild at most (0: unlimited)')
+    .option('--errors-suspect <n>', 'I/O errors that make a healthy disk suspect')
+    .option('--read-errors-failed <n>', 'read errors that make a disk failed')
+    .option('--slow-io-ms <ms>', 'a fragment operation slower than this is slow')
+    .option('--slow-ops-degraded <n>', 'slow operations that make a healthy disk degraded')
+    .option('--json', 'machine-readable output')
+    .action(async (poolDir: string, o: Record<string, string | undefined>) => {
+      const asInt = (key: string): number | undefined => {
+        const v = o[key];
+        if (v === undefined) return undefined;
+        if (!/^\d+$/.test(v)) throw new UsageError(`--${key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} '${v}' is not a whole number`);
+        return Number(v);
+      };
+      const args: CommandArgs = {
+        'auto-rebuild': o.autoRebuild === undefined ? undefined : o.autoRebuild === 'on',
+        'rebuild-concurrency': asInt('rebuildConcurrency'),
+        'rebuild-bandwidth': o.rebuildBandwidth === undefined ? undefined : o.rebuildBandwidth === '0' ? 0 : sizeOption(o.rebuildBandwidth, '--rebuild-bandwidth'),
+        'errors-suspect': asInt('errorsSuspect'),
+        'read-errors-failed': asInt('readErrorsFailed'),
+        'slow-io-ms': asInt('slowIoMs'),
+        'slow-ops-degraded': asInt('slowOpsDegraded'),
+      };
+      const r = (await onPool(poolDir, 'tune', args)) as { autoRebuild: boolean; rebuild: { concurrency: number; bandwidthBytes?: number }; thresholds: Record<string, number> };
+      emit(r, [
+        `auto-rebuild        ${r.autoRebuild ? 'on' : 'off'}`,
+        `rebuild             concurrency ${r.rebuild.concurrency}, bandwidth ${r.rebuild.bandwidthBytes ? formatBytes(r.rebuild.bandwidthBytes) + '/s' : 'unlimited'}`,
+        ...Object.entries(r.thresholds).map(([k, v]) => `${k.padEnd(19)} ${v}`),
+      ].join('\n'));
+    });
+
+  program
     .command('probe-disks')
     .description('write, fsync, read back and remove a probe file on every disk; check identity and free space')
     .argument('<pool>')

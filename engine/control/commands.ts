@@ -63,6 +63,29 @@ export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArg
     return { disk: d.id, from, to: state, reason };
   },
 
+  async tune({ pool }, args) {
+    const num = (key: string, min: number, max: number): number | undefined => {
+      const v = args[key];
+      if (v === undefined || v === null) return undefined;
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new UsageError(`--${key} must be a whole number from ${min} to ${max}, got ${String(v)}`);
+      return v;
+    };
+    // Validate everything before changing anything.
+    const concurrency = num('rebuild-concurrency', 1, 64);
+    const thresholds = {
+      errorsSuspect: num('errors-suspect', 1, 1_000_000), readErrorsFailed: num('read-errors-failed', 1, 1_000_000),
+      slowIoMs: num('slow-io-ms', 1, 3_600_000), slowOpsDegraded: num('slow-ops-degraded', 1, 1_000_000),
+    };
+    pool.store.tx(() => {
+      if (args['auto-rebuild'] !== undefined) pool.setAutoRebuild(args['auto-rebuild'] === true);
+      if (concurrency !== undefined) pool.store.setMeta('rebuild_concurrency', String(concurrency));
+      if (typeof args['rebuild-bandwidth'] === 'number') pool.store.setMeta('rebuild_bandwidth', String(args['rebuild-bandwidth']));
+      const given = Object.fromEntries(Object.entries(thresholds).filter(([, v]) => v !== undefined));
+      if (Object.keys(given).length) pool.setThresholds(given);
+    });
+    return { autoRebuild: pool.autoRebuild, rebuild: pool.rebuildLimits, thresholds: pool.thresholds };
+  },
+
   async 'probe-disks'({ pool }) {
     return { probes: await probeDisks(pool) };
   },

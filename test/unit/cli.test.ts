@@ -80,3 +80,17 @@ test('--config reads pool settings from YAML and rejects unknown fields', () => 
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /unknown field 'storage.extent_sise'/);
 });
+
+test('tune shows and changes self-healing settings; bad values are refused and change nothing', () => {
+  const before = cliJson<{ autoRebuild: boolean; thresholds: { slowIoMs: number } }>('tune', at('pool'));
+  assert.equal(before.autoRebuild, true);
+  const after = cliJson<{ autoRebuild: boolean; rebuild: { concurrency: number; bandwidthBytes?: number }; thresholds: { slowIoMs: number; errorsSuspect: number } }>(
+    'tune', at('pool'), '--auto-rebuild', 'off', '--rebuild-concurrency', '3', '--rebuild-bandwidth', '64MiB', '--slow-io-ms', '750',
+  );
+  assert.deepEqual([after.autoRebuild, after.rebuild.concurrency, after.rebuild.bandwidthBytes, after.thresholds.slowIoMs, after.thresholds.errorsSuspect], [false, 3, 64 << 20, 750, 3]);
+  const bad = cli('tune', at('pool'), '--auto-rebuild', 'on', '--rebuild-concurrency', '500');
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--rebuild-concurrency must be a whole number from 1 to 64, got 500/);
+  const unchanged = cliJson<{ autoRebuild: boolean; rebuild: { concurrency: number } }>('tune', at('pool'));
+  assert.deepEqual([unchanged.autoRebuild, unchanged.rebuild.concurrency], [false, 3]);
+});
