@@ -43,9 +43,10 @@ test(`kill -9 during a write workload, ${ROUNDS} rounds: fsync'ed files intact, 
     const m = await MountedPool.start(p.pool, p.mnt);
     const workload = spawn(process.execPath, [WORKLOAD, path.join(p.mnt, 'w'), logFile, String(SEED * 100 + round)], { stdio: 'ignore' });
     await new Promise((r) => setTimeout(r, 150 + random() * 900));
-    await m.kill(); // the daemon dies mid-operation, like a power cut for everything not yet fsync'ed
+    await m.kill({ detach: false }); // the daemon dies mid-operation, like a power cut for everything not yet fsync'ed
     workload.kill('SIGKILL');
     await new Promise((r) => workload.exitCode !== null || workload.signalCode !== null ? r(null) : workload.once('exit', r));
+    await m.detach(); // only now: a still-running writer must not fall through to the directory underneath
 
     const check = cli('fsck', p.pool, '--json');
     assert.equal(check.code, 0, `round ${round}: fsck after crash: ${check.stdout}${check.stderr}`);

@@ -98,13 +98,21 @@ export class MountedPool {
     return code;
   }
 
-  /** Crash: SIGKILL, then detach the dead mount. */
-  async kill(): Promise<void> {
-    if (this.child.exitCode === null) {
+  /**
+   * Crash: SIGKILL, then detach the dead mount. With `detach: false` the dead mount stays (every
+   * call on it fails with ENOTCONN) until `detach()`, so writers still running cannot fall through
+   * to the directory underneath.
+   */
+  async kill(options: { detach?: boolean } = {}): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
       const exited = new Promise<void>((r) => this.child.once('exit', () => r()));
       this.child.kill('SIGKILL');
       await exited;
     }
+    if (options.detach !== false) await this.detach();
+  }
+
+  async detach(): Promise<void> {
     await lazyUnmount(this.mnt);
   }
 }
