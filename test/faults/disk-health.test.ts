@@ -168,7 +168,8 @@ test('a slow disk turns degraded: fragment I/O over the latency threshold counts
   const blkio = '/sys/fs/cgroup/blkio';
   const why = loopDisksUnavailable() ?? (fs.existsSync(path.join(blkio, 'tasks')) ? null : 'needs the cgroup v1 blkio controller to throttle a real device');
   if (why) return t.skip(why);
-  const p = await makePool({ redundancy: 'replication:2', disks: 1, extentSize: 64 * 1024, capacities: [56 << 20] });
+  // One disk, one copy: every read goes to the throttled device.
+  const p = await makePool({ redundancy: 'replication:1', disks: 0, extentSize: 64 * 1024 });
   const group = path.join(blkio, `dfs-test-${process.pid}`);
   let disk: LoopDisk | undefined;
   let m: MountedPool | undefined;
@@ -180,7 +181,7 @@ test('a slow disk turns degraded: fragment I/O over the latency threshold counts
     await pool.addDisk(loopMnt, 'warm', null);
     pool.setThresholds({ slowIoMs: 300, slowOpsDegraded: 2 });
     await pool.close();
-    const files = FILES.slice(0, 2).map((f) => ({ ...f, size: 200_000 }));
+    const files = FILES.slice(0, 1).map((f) => ({ ...f, size: 320_000 }));
     await writeSamples(p, files);
     m = await MountedPool.start(p.pool, p.mnt);
     // Throttle the daemon's reads from the loop device to 64 KiB/s: each fragment read takes ~1 s.
