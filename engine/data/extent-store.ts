@@ -169,7 +169,6 @@ export class ExtentStore {
     const frags = this.pool.store.fragments(ext.eid);
     const n = fragmentCount(policy);
     const got: (Buffer | null)[] = new Array<Buffer | null>(n).fill(null);
-    const tried = new Set<number>();
     const need = policy.kind === 'replication' ? 1 : policy.data;
     // Preferred order: data slots first (no decode needed), readable disks only.
     const order = frags.filter((f) => this.pool.disks.readable(f.disk));
@@ -180,7 +179,6 @@ export class ExtentStore {
       cursor += batch.length;
       const results = await Promise.all(batch.map((f) => this.readVerified(ext, f)));
       results.forEach((data, i) => {
-        tried.add(batch[i].slot);
         if (data) {
           got[batch[i].slot] = data;
           good++;

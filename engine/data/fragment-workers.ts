@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { checksum, type ChecksumAlgorithm } from '../integrity/checksum.js';
+import { BufferPool } from './buffer-pool.js';
 import type { FragmentJob, FragmentReply } from './fragment-worker.js';
 
 type JobBody = FragmentJob extends infer J ? (J extends FragmentJob ? Omit<J, 'id' | 'buffer' | 'offset' | 'length'> : never) : never;
@@ -71,7 +72,7 @@ export class FragmentWorkers {
 
   /** Reads a whole fragment into `buf` (its exact size); resolves to its checksum or the failure. */
   async read(file: string, diskRoot: string, alg: ChecksumAlgorithm, buf: Buffer): Promise<FragmentReply> {
-    const direct = !this.noDirect.has(diskRoot) && buf.length % 4096 === 0 && buf.byteOffset % 4096 === 0 && buf.buffer instanceof SharedArrayBuffer && buf.buffer.byteLength % 65536 === 0;
+    const direct = !this.noDirect.has(diskRoot) && buf.length % 4096 === 0 && BufferPool.isPageAligned(buf);
     const r = await this.submit({ op: 'read', file, alg, direct }, buf);
     if (direct && r.direct === false) this.noDirect.add(diskRoot);
     return r;

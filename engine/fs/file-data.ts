@@ -132,7 +132,7 @@ export class FileData {
   write(of: OpenFile, src: Buffer, len: number, pos: number): number | Promise<number> {
     this.takeError(of);
     const policy = policyOf(of.policy);
-    const writable = this.pool.disks.writable().length;
+    const writable = this.pool.disks.writableCount;
     if (writable < fragmentCount(policy)) {
       throw fsError('ENOSPC', `policy ${of.policy} needs ${fragmentCount(policy)} healthy disks, the pool has ${writable}`);
     }

@@ -36,10 +36,7 @@ export class Namespace {
       }
       ino = next;
     }
-    if (parts.length > 0) {
-      // A path through a non-directory is ENOTDIR even if the last lookup found nothing above.
-      this.cache.set(p, ino);
-    }
+    if (parts.length > 0) this.cache.set(p, ino);
     return ino;
   }
 

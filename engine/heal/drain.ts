@@ -70,19 +70,13 @@ export async function removeDisk(pool: Pool, extents: ExtentStore, diskId: strin
           } else {
             got = (await readFragments(extents, ext, all.filter((f) => f.slot !== frag.slot), { all: false })).got;
           }
-          const outcome = own.data
-            ? await extents.writeRepair(ext, current, own.data, all.filter((f) => f.slot !== frag.slot).map((f) => f.disk), { relocate: true })
-                .then((landed) => ({ repaired: landed ? [frag.slot] : [], failed: landed ? [] : [{ slot: frag.slot, error: 'extent rewritten meanwhile' }], bytesWritten: landed ? frag.size : 0 }))
-                .catch((err: Error) => ({ repaired: [], failed: [{ slot: frag.slot, error: err.message }], bytesWritten: 0 }))
-            : await repairExtent(extents, ext, all, got, [frag.slot], { relocate: true });
+          const outcome = await repairExtent(extents, ext, all, got, [frag.slot], { relocate: true });
           releaseAll(extents, got);
           report.moved += outcome.repaired.length;
           report.bytesMoved += outcome.bytesWritten;
           for (const f of outcome.failed) {
-            if (f.error !== 'extent rewritten meanwhile') {
-              report.failed++;
-              report.failures.push({ eid: frag.eid, slot: frag.slot, error: f.error });
-            }
+            report.failed++;
+            report.failures.push({ eid: frag.eid, slot: frag.slot, error: f.error });
           }
         }
       }

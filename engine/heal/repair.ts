@@ -4,11 +4,13 @@ import type { ExtentRow, FragmentRow } from '../metadata/store.js';
 import { reconstructFragments } from '../redundancy/codec.js';
 import { fragmentCount } from '../redundancy/policy.js';
 
-export interface RepairOutcome { repaired: number[]; failed: { slot: number; error: string }[]; bytesWritten: number }
+/** `rewritten`: slots skipped because a concurrent write replaced the extent (the new version is whole). */
+export interface RepairOutcome { repaired: number[]; failed: { slot: number; error: string }[]; rewritten: number[]; bytesWritten: number }
 
 /**
- * Rebuilds the fragments in `bad` from the good ones in `got` (null = bad or unread) and writes
- * them back: bit-identical to the originals, so their recorded checksums stay valid.
+ * Writes the fragments in `bad` back: taken from `got` when it holds them (a drain moving a good
+ * fragment), else rebuilt from the good ones (null = bad or unread), bit-identical to the originals,
+ * so their recorded checksums stay valid.
  */
 export async function repairExtent(
   extents: ExtentStore,
@@ -18,11 +20,11 @@ export async function repairExtent(
   bad: number[],
   opts: { relocate?: boolean } = {},
 ): Promise<RepairOutcome> {
-  const out: RepairOutcome = { repaired: [], failed: [], bytesWritten: 0 };
+  const out: RepairOutcome = { repaired: [], failed: [], rewritten: [], bytesWritten: 0 };
   const policy = policyOf(ext.policy);
-  let rebuilt: Buffer[];
+  let rebuilt: (Buffer | null)[];
   try {
-    rebuilt = await reconstructFragments(policy, got, ext.encoded_length, bad);
+    rebuilt = bad.every((slot) => got[slot]) ? got : await reconstructFragments(policy, got, ext.encoded_length, bad);
   } catch (err) {
     for (const slot of bad) out.failed.push({ slot, error: (err as Error).message });
     return out;
@@ -35,13 +37,14 @@ export async function repairExtent(
       continue;
     }
     const siblings = frags.filter((f) => f.slot !== slot).map((f) => f.disk);
+    const data = rebuilt[slot] as Buffer;
     try {
-      const landed = await extents.writeRepair(ext, frag, rebuilt[slot], siblings, opts);
+      const landed = await extents.writeRepair(ext, frag, data, siblings, opts);
       if (landed) {
         out.repaired.push(slot);
-        out.bytesWritten += rebuilt[slot].length;
+        out.bytesWritten += data.length;
       } else {
-        out.failed.push({ slot, error: 'the extent was rewritten while it was being repaired' });
+        out.rewritten.push(slot);
       }
     } catch (err) {
       out.failed.push({ slot, error: (err as Error).message });

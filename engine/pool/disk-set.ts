@@ -55,6 +55,7 @@ export class DiskSet {
     const next = new Map<string, Disk>();
     for (const r of this.store.disks()) next.set(r.id, fromRow(r, this.byId.get(r.id)));
     this.byId = next;
+    this.writableCached = this.writable().length;
   }
 
   all(): Disk[] {
@@ -66,6 +67,11 @@ export class DiskSet {
   writable(): Disk[] {
     return this.all().filter((d) => isWritable(d.health));
   }
+  /** How many disks take new fragments; asked on every FUSE write, so counted once per reload. */
+  get writableCount(): number {
+    return this.writableCached;
+  }
+  private writableCached = 0;
   readable(id: string): boolean {
     const d = this.byId.get(id);
     return d !== undefined && isReadable(d.health);
