@@ -65,7 +65,10 @@ export async function poolStatus(pool: Pool, ns: Namespace, mountedBy: { pid: nu
   const reasons: string[] = [];
   for (const d of disks) if (d.health !== 'healthy') reasons.push(`disk ${d.id} (${d.path}) is ${d.health}${d.healthReason ? `: ${d.healthReason}` : ''}`);
   if (extents.degraded) reasons.push(`${extents.degraded} extent(s) degraded (redundancy reduced, data readable)`);
-  if (extents.unrecoverable) reasons.push(`${extents.unrecoverable} extent(s) unrecoverable in ${new Set(unrecoverable.map((u) => u.path)).size} file(s)`);
+  if (extents.unrecoverable) {
+    const files = [...new Set(unrecoverable.map((u) => u.path))];
+    reasons.push(`${extents.unrecoverable} extent(s) unrecoverable in ${files.length} file(s): ${files.slice(0, 5).join(', ')}${files.length > 5 ? ', ...' : ''}`);
+  }
   if (disks.length === 0) reasons.push('the pool has no disks; add some with add-disk');
   const health = extents.unrecoverable > 0 || disks.length === 0 ? 'critical' : reasons.length ? 'degraded' : 'healthy';
   const usable = pool.disks.all().filter((d) => d.health !== 'failed');

@@ -8,69 +8,31 @@ import type { FsckReport } from '../check/fsck.js';
 import type { DiskReport, PoolStatus } from '../check/status.js';
 import { poolCommands, type CommandArgs } from '../control/commands.js';
 import { callControl } from '../control/socket.js';
-import { runMountDaemon } from '../daemon/mount-daemon.js';
+import { runPoolDaemon } from '../daemon/pool-daemon.js';
 import { FileSystem } from '../fs/filesystem.js';
 import { isMounted, lazyUnmount } from '../fuse/mount.js';
 import { DEFAULT_CHECKSUM, isChecksumAlgorithm } from '../integrity/checksum.js';
-import { readPoolConfigFile } from '../pool/config-file.js';
+import { readConfigFile, resolveConfig } from '../config/load.js';
+import { LOG_LEVELS, PRESET_NAMES, type LogLevel, type PresetName } from '../config/schema.js';
+import { parseListen } from '../observability/http-api.js';
+import { configureLogging, type LogFormat } from '../observability/logger.js';
 import { PoolBusyError, readLockOwner } from '../pool/lock.js';
 import { Pool, TIERS, type OperationProgress } from '../pool/pool.js';
-import { parsePolicy } from '../redundancy/policy.js';
+import { formatPolicy, parsePolicy } from '../redundancy/policy.js';
 import { UsageError } from '../util/errors.js';
 import { formatBytes, parseSize } from '../util/units.js';
 import type { DrainReport } from '../heal/drain.js';
 import type { ProbeResult } from '../heal/probe.js';
 import type { RebuildReport } from '../heal/rebuild.js';
 import type { ScrubReport } from '../heal/scrub.js';
+import { emit, isJsonOutput, onPool, setJsonOutput } from './on-pool.js';
+import { registerConfigCommands } from './config-commands.js';
+import { registerOpsCommands } from './ops-commands.js';
+import { withTrace } from '../observability/trace.js';
 import { renderDisks, renderDrain, renderFsck, renderRebuild, renderScrub, renderStatus } from './render.js';
 
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
-let jsonOutput = false;
-
-function emit(result: unknown, human: string): void {
-  process.stdout.write(jsonOutput ? JSON.stringify(result, null, 2) + '\n' : human + '\n');
-}
-
-/** Runs a pool command in this process, or through the daemon that has the pool mounted. */
-/** A one-line progress display on a terminal (bytes, extents, rate, ETA); silent otherwise. */
-function terminalProgress(label: string): ((p: OperationProgress) => void) | undefined {
-  if (!process.stderr.isTTY || jsonOutput) return undefined;
-  const start = Date.now();
-  return (p) => {
-    const secs = (Date.now() - start) / 1000;
-    const bytes = p.bytesRead ?? p.bytesWritten ?? 0;
-    const rate = secs > 0 ? bytes / secs : 0;
-    const eta = p.extentsDone > 0 ? ((p.extentsTotal - p.extentsDone) * secs) / p.extentsDone : 0;
-    process.stderr.write(`\r${label}: ${p.extentsDone}/${p.extentsTotal} extents, ${formatBytes(bytes)}, ${formatBytes(rate)}/s, ETA ${eta.toFixed(0)}s   `);
-    if (p.extentsDone === p.extentsTotal) process.stderr.write('\n');
-  };
-}
-
-async function onPool(poolDir: string, command: string, args: CommandArgs): Promise<unknown> {
-  const abs = path.resolve(poolDir);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    if (readLockOwner(abs)) return callControl(abs, command, args, terminalProgress(command));
-    let pool: Pool;
-    try {
-      pool = await Pool.open(abs);
-    } catch (err) {
-      if (err instanceof PoolBusyError && attempt === 0) continue;
-      throw err;
-    }
-    try {
-      const fs = new FileSystem(pool);
-      try {
-        return await poolCommands[command]({ pool, fs, mountpoint: null, progress: terminalProgress(command) }, args);
-      } finally {
-        await fs.close();
-      }
-    } finally {
-      await pool.close();
-    }
-  }
-  throw new Error(`pool ${abs} changed owner while the command ran; try again`);
-}
 
 function sizeOption(v: string, what: string): number {
   return parseSize(v, what);
@@ -102,7 +64,7 @@ export function buildCli(): Command {
     .showHelpAfterError()
     .exitOverride();
   program.hook('preAction', (cmd) => {
-    jsonOutput = Boolean(cmd.opts().json || cmd.optsWithGlobals().json);
+    setJsonOutput(Boolean(cmd.opts().json || cmd.optsWithGlobals().json));
   });
 
   program
@@ -112,23 +74,23 @@ export function buildCli(): Command {
     .option('--redundancy <policy>', 'default policy: replication:N or erasure:k+m')
     .option('--extent-size <size>', 'extent size, e.g. 1MiB')
     .option('--checksum <algorithm>', 'fragment checksum: xxh64 or crc32c')
-    .option('--config <file>', 'YAML file: storage.{extent_size,redundancy,checksum}, reliability.{auto_rebuild,rebuild_concurrency,rebuild_bandwidth}')
+    .option('--config <file>', "YAML configuration (a preset and overrides, see 'dynamicfs config show'); stored in the pool")
+    .addOption(new Option('--preset <name>', 'configuration preset (when no --config names one)').choices([...PRESET_NAMES]))
     .option('--json', 'machine-readable output')
-    .action(async (poolDir: string, o: { redundancy?: string; extentSize?: string; checksum?: string; config?: string }) => {
-      const file = o.config ? readPoolConfigFile(o.config) : {};
-      const policy = parsePolicy(o.redundancy ?? file.redundancy ?? 'replication:2');
-      const extentSize = o.extentSize ? sizeOption(o.extentSize, '--extent-size') : (file.extentSize ?? 2 ** 20);
-      const checksum = o.checksum ?? file.checksum ?? DEFAULT_CHECKSUM;
+    .action(async (poolDir: string, o: { redundancy?: string; extentSize?: string; checksum?: string; config?: string; preset?: PresetName }) => {
+      const file = o.config ? await readConfigFile(o.config) : {};
+      if (o.preset) file.preset ??= o.preset;
+      const storage = resolveConfig(file, { source: o.config ?? 'preset' }).storage;
+      const policy = parsePolicy(o.redundancy ?? storage.redundancy);
+      const extentSize = o.extentSize ? sizeOption(o.extentSize, '--extent-size') : storage.extent_size;
+      const checksum = o.checksum ?? storage.checksum;
       if (!isChecksumAlgorithm(checksum)) throw new UsageError(`--checksum '${checksum}' is not one of xxh64, crc32c`);
       if (extentSize % 4096 !== 0 || extentSize < 4096 || extentSize > 64 * 2 ** 20) {
         throw new UsageError(`--extent-size ${extentSize} must be a multiple of 4 KiB between 4 KiB and 64 MiB`);
       }
-      const id = await Pool.create(poolDir, {
-        extentSize, defaultPolicy: policy, checksum,
-        autoRebuild: file.autoRebuild, rebuildConcurrency: file.rebuildConcurrency, rebuildBandwidth: file.rebuildBandwidth,
-      });
-      emit({ pool: id, dir: path.resolve(poolDir), redundancy: o.redundancy ?? file.redundancy ?? 'replication:2', extentSize, checksum },
-        `created pool ${id.name} (${id.poolId}) in ${path.resolve(poolDir)}: ${o.redundancy ?? file.redundancy ?? 'replication:2'}, extent ${formatBytes(extentSize)}, checksum ${checksum}`);
+      const id = await Pool.create(poolDir, { extentSize, defaultPolicy: policy, checksum }, file);
+      emit({ pool: id, dir: path.resolve(poolDir), redundancy: formatPolicy(policy), extentSize, checksum, preset: file.preset ?? 'production' },
+        `created pool ${id.name} (${id.poolId}) in ${path.resolve(poolDir)}: ${formatPolicy(policy)}, extent ${formatBytes(extentSize)}, checksum ${checksum}, preset ${file.preset ?? 'production'}`);
     });
 
   program
@@ -326,19 +288,28 @@ export function buildCli(): Command {
     .argument('<pool>')
     .argument('<mountpoint>')
     .option('--foreground', 'serve in this process until SIGTERM or SIGINT')
-    .option('--allow-other', 'let other users access the mount')
+    .option('--allow-other', 'let other users access the mount (default: security.allow_other)')
+    .option('--config <file>', 'configuration file applied to the pool now and re-read on SIGHUP')
+    .option('--metrics-listen <host:port>', 'serve /metrics, /health and the rest here (default: monitoring.metrics_listen)')
+    .addOption(new Option('--log-format <format>', 'log format (default: monitoring.log_format)').choices(['auto', 'json', 'pretty']))
     .option('--json', 'machine-readable output')
-    .action(async (poolDir: string, mnt: string, o: { foreground?: boolean; allowOther?: boolean }) => {
+    .action(async (poolDir: string, mnt: string, o: { foreground?: boolean; allowOther?: boolean; config?: string; metricsListen?: string; logFormat?: LogFormat }) => {
       const abs = path.resolve(mnt);
+      if (o.config) await readConfigFile(o.config).then((f) => resolveConfig(f, { env: process.env, source: o.config }));
+      if (o.metricsListen) parseListen(o.metricsListen);
       if (o.foreground) {
-        await runMountDaemon(poolDir, abs, { allowOther: o.allowOther });
+        await runPoolDaemon(poolDir, { mountpoint: abs, allowOther: o.allowOther, configFile: o.config && path.resolve(o.config), metricsListen: o.metricsListen, logFormat: o.logFormat });
         return;
       }
       const owner = readLockOwner(path.resolve(poolDir));
       if (owner) throw new PoolBusyError(path.resolve(poolDir), owner);
       const logFile = path.join(path.resolve(poolDir), 'mount.log');
       const out = openSync(logFile, 'a');
-      const args = [fileURLToPath(import.meta.url), 'mount', poolDir, abs, '--foreground', ...(o.allowOther ? ['--allow-other'] : [])];
+      const args = [
+        fileURLToPath(import.meta.url), 'mount', poolDir, abs, '--foreground', ...(o.allowOther ? ['--allow-other'] : []),
+        ...(o.config ? ['--config', path.resolve(o.config)] : []), ...(o.metricsListen ? ['--metrics-listen', o.metricsListen] : []),
+        ...(o.logFormat ? ['--log-format', o.logFormat] : []),
+      ];
       const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out, out] });
       let exited: number | null = null;
       child.on('exit', (code) => (exited = code ?? 1));
@@ -374,13 +345,18 @@ export function buildCli(): Command {
       emit({ unmounted: owner.mountpoint, daemon: owner.pid }, `unmounted ${owner.mountpoint ?? abs}`);
     });
 
+  registerConfigCommands(program);
+  registerOpsCommands(program);
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // One-shot commands log warnings and errors only; daemons take their level from the configuration.
+  const envLevel = process.env.DYNAMICFS_LOG_LEVEL;
+  configureLogging({ level: envLevel && (LOG_LEVELS as readonly string[]).includes(envLevel) ? (envLevel as LogLevel) : 'warn' });
   const program = buildCli();
   try {
-    await program.parseAsync(argv);
+    await withTrace('cli', () => program.parseAsync(argv));
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) {
@@ -389,7 +365,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const usage = err instanceof UsageError;
     const message = err instanceof Error ? err.message : String(err);
-    if (jsonOutput) process.stdout.write(JSON.stringify({ ok: false, error: message }) + '\n');
+    if (isJsonOutput()) process.stdout.write(JSON.stringify({ ok: false, error: message }) + '\n');
     process.stderr.write(`dynamicfs: ${usage ? 'usage error' : 'error'}: ${message}\n`);
     return usage ? EXIT_USAGE : EXIT_FAILURE;
   }

@@ -1,3 +1,5 @@
+import { checkConfigFile, CREATION_FIELDS, isLiveField } from '../config/load.js';
+import { diagnose } from '../diagnostics/diagnose.js';
 import { fsck } from '../check/fsck.js';
 import { removeDisk } from '../heal/drain.js';
 import { probeDisks, reTrustDisk } from '../heal/probe.js';
@@ -17,6 +19,8 @@ export interface CommandContext {
   pool: Pool;
   fs: FileSystem;
   mountpoint: string | null;
+  /** Set when a daemon (mount or serve) runs the command rather than a one-shot CLI. */
+  daemon?: boolean;
   /** Where long operations report progress (a terminal line in the CLI; nothing over the socket yet). */
   progress?: (p: OperationProgress) => void;
 }
@@ -29,10 +33,11 @@ function str(args: CommandArgs, key: string): string {
 
 const scrubControls = new WeakMap<Pool, ScrubControl>();
 
+
 /** Commands that act on an open pool. The CLI runs them in-process or forwards them to the mount daemon. */
 export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArgs) => Promise<unknown>> = {
-  async status({ pool, fs, mountpoint }) {
-    return poolStatus(pool, fs.ns, mountpoint !== null ? { pid: process.pid, mountpoint } : null);
+  async status({ pool, fs, mountpoint, daemon }) {
+    return poolStatus(pool, fs.ns, daemon ? { pid: process.pid, mountpoint } : null);
   },
 
   async 'list-disks'({ pool }) {
@@ -70,20 +75,37 @@ export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArg
       if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new UsageError(`--${key} must be a whole number from ${min} to ${max}, got ${String(v)}`);
       return v;
     };
-    // Validate everything before changing anything.
-    const concurrency = num('rebuild-concurrency', 1, 64);
-    const thresholds = {
-      errorsSuspect: num('errors-suspect', 1, 1_000_000), readErrorsFailed: num('read-errors-failed', 1, 1_000_000),
-      slowIoMs: num('slow-io-ms', 1, 3_600_000), slowOpsDegraded: num('slow-ops-degraded', 1, 1_000_000),
+    // Validate everything before changing anything (applyConfig checks the whole result first).
+    const fields = {
+      auto_rebuild: typeof args['auto-rebuild'] === 'boolean' ? args['auto-rebuild'] : undefined,
+      rebuild_concurrency: num('rebuild-concurrency', 1, 64),
+      rebuild_bandwidth: typeof args['rebuild-bandwidth'] === 'number' ? args['rebuild-bandwidth'] : undefined,
+      errors_suspect: num('errors-suspect', 1, 1_000_000), read_errors_failed: num('read-errors-failed', 1, 1_000_000),
+      slow_io_ms: num('slow-io-ms', 1, 3_600_000), slow_ops_degraded: num('slow-ops-degraded', 1, 1_000_000),
     };
-    pool.store.tx(() => {
-      if (args['auto-rebuild'] !== undefined) pool.setAutoRebuild(args['auto-rebuild'] === true);
-      if (concurrency !== undefined) pool.store.setMeta('rebuild_concurrency', String(concurrency));
-      if (typeof args['rebuild-bandwidth'] === 'number') pool.store.setMeta('rebuild_bandwidth', String(args['rebuild-bandwidth']));
-      const given = Object.fromEntries(Object.entries(thresholds).filter(([, v]) => v !== undefined));
-      if (Object.keys(given).length) pool.setThresholds(given);
-    });
+    const given = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
+    if (Object.keys(given).length) pool.tuneReliability(given);
     return { autoRebuild: pool.autoRebuild, rebuild: pool.rebuildLimits, thresholds: pool.thresholds };
+  },
+
+  async config({ pool }) {
+    return { file: pool.configFile, config: pool.config };
+  },
+
+  async 'config-apply'({ pool, daemon }, args) {
+    const source = str(args, 'source');
+    const file = checkConfigFile(JSON.parse(str(args, 'file')) as unknown, source);
+    const changed = pool.applyConfig(file, source);
+    // Layout fields apply to new pools only; this pool keeps what it was created with.
+    const creationOnly = changed.filter((f) => CREATION_FIELDS.includes(f));
+    // Without a daemon nothing runs: every change takes effect at the next mount.
+    const live = daemon ? changed.filter(isLiveField) : [];
+    return { changed, live, restart: changed.filter((f) => !live.includes(f) && !creationOnly.includes(f)), creationOnly };
+  },
+
+  /** In-process diagnosis of a pool no daemon serves (no live latency figures); a daemon answers with its own. */
+  async diagnose({ pool, fs }) {
+    return diagnose(pool, await poolStatus(pool, fs.ns), pool.config, { hits: fs.data.cache.hits, misses: fs.data.cache.misses });
   },
 
   async 'probe-disks'({ pool }) {

@@ -1,3 +1,4 @@
+import { currentTrace, newTraceId, withTrace } from '../observability/trace.js';
 import net from 'node:net';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
@@ -6,7 +7,7 @@ import { FsError, UsageError } from '../util/errors.js';
 import type { OperationProgress } from '../pool/pool.js';
 import { poolCommands, type CommandArgs, type CommandContext } from './commands.js';
 
-interface Request { command: string; args: CommandArgs }
+interface Request { command: string; args: CommandArgs; traceId?: string }
 type Reply = { ok: true; result: unknown } | { ok: false; error: string; usage: boolean };
 /** Sent before the reply while a long operation runs. */
 interface ProgressLine { progress: OperationProgress }
@@ -16,7 +17,10 @@ export function socketPath(poolDir: string): string {
 }
 
 /** The mount daemon's local control socket: one JSON request per line, one JSON reply per line. */
-export async function serveControl(ctx: CommandContext, extra: Record<string, () => Promise<unknown>> = {}): Promise<net.Server> {
+export type ExtraCommands = Record<string, (args: CommandArgs) => Promise<unknown>>;
+
+/** `afterCommand` runs when a pool command finishes (the daemon drops cached status then). */
+export async function serveControl(ctx: CommandContext, extra: ExtraCommands = {}, afterCommand: (command: string) => void = () => undefined): Promise<net.Server> {
   const file = socketPath(ctx.pool.dir);
   await fsp.rm(file, { force: true });
   const server = net.createServer((sock) => {
@@ -41,11 +45,18 @@ export async function serveControl(ctx: CommandContext, extra: Record<string, ()
   async function handle(line: string, progress: (p: OperationProgress) => void): Promise<Reply> {
     try {
       const req = JSON.parse(line) as Request;
-      const special = extra[req.command];
-      if (special) return { ok: true, result: await special() };
-      const fn = poolCommands[req.command];
-      if (!fn) return { ok: false, error: `unknown command '${req.command}'`, usage: true };
-      return { ok: true, result: await fn({ ...ctx, progress }, req.args ?? {}) };
+      // The caller's trace id (a CLI command) carries on into the daemon's log lines.
+      return await withTrace(`control ${req.command}`, async (): Promise<Reply> => {
+        const special = extra[req.command];
+        if (special) return { ok: true, result: await special(req.args ?? {}) };
+        const fn = poolCommands[req.command];
+        if (!fn) return { ok: false, error: `unknown command '${req.command}'`, usage: true };
+        try {
+          return { ok: true, result: await fn({ ...ctx, progress }, req.args ?? {}) };
+        } finally {
+          afterCommand(req.command);
+        }
+      }, req.traceId ?? newTraceId());
     } catch (err) {
       return { ok: false, error: err instanceof Error ? err.message : String(err), usage: err instanceof UsageError };
     }
@@ -76,7 +87,7 @@ export function callControl(poolDir: string, command: string, args: CommandArgs,
     };
     arm();
     sock.setEncoding('utf8');
-    sock.on('connect', () => sock.write(JSON.stringify({ command, args }) + '\n'));
+    sock.on('connect', () => sock.write(JSON.stringify({ command, args, traceId: currentTrace()?.traceId } satisfies Request) + '\n'));
     sock.on('data', (chunk: string) => {
       buf += chunk;
       let nl: number;

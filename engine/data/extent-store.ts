@@ -1,3 +1,4 @@
+import { diskIo } from '../observability/disk-io.js';
 import path from 'node:path';
 import type { ChecksumAlgorithm } from '../integrity/checksum.js';
 import { BufferPool } from './buffer-pool.js';
@@ -129,7 +130,7 @@ export class ExtentStore {
           const direct = !this.noDirectWrite.has(disk.id) && f.length % 4096 === 0 && BufferPool.isPageAligned(f);
           const started = performance.now();
           const r = await writeFragment(files[slot], f, direct);
-          this.noteLatency(disk.id, performance.now() - started);
+          this.noteIo(disk.id, 'write', performance.now() - started, f.length);
           if (r.refused) this.noDirectWrite.add(disk.id);
           return (await sumOf.get(f)) as string;
         }),
@@ -210,7 +211,7 @@ export class ExtentStore {
     const buf = this.fragmentBuffer(f.size);
     const started = performance.now();
     const res = await this.io.read(fragmentPath(disk.path, f.eid, f.slot), disk.path, ext.checksum_alg as ChecksumAlgorithm, buf);
-    this.noteLatency(disk.id, performance.now() - started);
+    this.noteIo(disk.id, 'read', performance.now() - started, res.ok ? f.size : 0);
     if (res.ok && res.sum === f.checksum) return { data: buf, problem: null };
     this.giveBack(buf);
     const kind = res.ok ? 'checksum' : res.code === 'ENOENT' ? 'missing' : res.code === 'SHORT' ? 'short' : 'io';
@@ -225,8 +226,9 @@ export class ExtentStore {
     return { data: null, problem: kind };
   }
 
-  /** A fragment operation slower than the pool's threshold counts against its disk. */
-  private noteLatency(diskId: string, ms: number): void {
+  /** Counts a fragment operation; one slower than the pool's threshold counts against its disk. */
+  private noteIo(diskId: string, kind: 'read' | 'write', ms: number, bytes: number): void {
+    diskIo.note(this.pool.name, diskId, kind, ms, bytes);
     if (ms > this.pool.thresholds.slowIoMs) this.pool.recordDiskError(diskId, 'slow');
   }
 

@@ -1,3 +1,4 @@
+import type { EngineConfig } from '../config/schema.js';
 import type { BufferPool } from '../data/buffer-pool.js';
 import { ExtentCache } from '../data/extent-cache.js';
 import { ExtentStore, fragmentDirs, policyOf } from '../data/extent-store.js';
@@ -51,6 +52,22 @@ export const DEFAULT_FILE_DATA_OPTIONS: FileDataOptions = {
   maxDirtyPerFile: 16,
   readAheadExtents: 8,
 };
+
+const MAX_EXTENTS_PER_FILE = 32;
+const clamp = (v: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, v));
+
+/** File data settings from the configuration's performance section. */
+export function fileDataOptionsFrom(c: EngineConfig, extentSize: number): FileDataOptions {
+  const p = c.performance;
+  return {
+    cacheBytes: p.data_cache_size,
+    flushConcurrency: p.parallel_writes,
+    maxInflightPerFile: Math.max(2, p.parallel_writes * 2),
+    // Counts of extents are capped so that small extents do not mean hundreds of buffers per file.
+    maxDirtyPerFile: p.write_batching ? clamp(Math.floor(p.batch_size / extentSize), 1, MAX_EXTENTS_PER_FILE) : 1,
+    readAheadExtents: p.read_ahead ? clamp(Math.ceil(p.read_ahead_size / extentSize), 1, MAX_EXTENTS_PER_FILE) : 0,
+  };
+}
 
 /**
  * File contents: buffers writes into whole extents, flushes them as new extent versions

@@ -3,7 +3,7 @@ import { diskCapacity, diskFree } from '../pool/disk-set.js';
 import type { Pool } from '../pool/pool.js';
 import { efficiency } from '../redundancy/policy.js';
 import { fsError } from '../util/errors.js';
-import { DEFAULT_FILE_DATA_OPTIONS, FileData, type FileDataOptions, type OpenFile } from './file-data.js';
+import { FileData, fileDataOptionsFrom, type FileDataOptions, type OpenFile } from './file-data.js';
 import { isDir, isReg, O_APPEND } from './modes.js';
 import { Namespace } from './namespace.js';
 
@@ -28,8 +28,16 @@ export class FileSystem {
   private readonly uid = process.getuid?.() ?? 0;
   private readonly gid = process.getgid?.() ?? 0;
 
+  private readonly maxFileSize: number;
+  private readonly maxOpenFiles: number;
+  /** Called after each namespace change when the configuration turns audit logging on. */
+  onAudit: ((op: string, target: string, detail?: Record<string, unknown>) => void) | null = null;
+
   constructor(readonly pool: Pool, opts: Partial<FileDataOptions> = {}) {
-    this.data = new FileData(pool, { ...DEFAULT_FILE_DATA_OPTIONS, ...opts });
+    const config = pool.config;
+    this.data = new FileData(pool, { ...fileDataOptionsFrom(config, pool.settings.extentSize), ...opts });
+    this.maxFileSize = config.storage.max_file_size;
+    this.maxOpenFiles = config.security.max_open_files;
     this.ns = new Namespace(pool.store, (ino) => this.data.isOpen(ino));
   }
 
@@ -57,10 +65,12 @@ export class FileSystem {
 
   mkdir(p: string, mode: number): void {
     this.ns.mkdir(p, mode, this.uid, this.gid);
+    this.onAudit?.('mkdir', p, { mode });
   }
 
   rmdir(p: string): void {
     this.ns.rmdir(p);
+    this.onAudit?.('rmdir', p);
   }
 
   private handle(fh: number): Handle {
@@ -70,6 +80,7 @@ export class FileSystem {
   }
 
   private openIno(p: string, ino: number, flags: number): number {
+    if (this.handles.size >= this.maxOpenFiles) throw fsError('EMFILE', `${this.handles.size} files open (security.max_open_files is ${this.maxOpenFiles})`);
     const row = this.ns.inode(ino);
     const file = isReg(row.mode) ? this.data.acquire(ino, row.size, row.mtime, this.ns.policyFor(p)) : null;
     const fh = this.nextHandle++;
@@ -79,6 +90,7 @@ export class FileSystem {
 
   create(p: string, mode: number, flags = 2): number {
     const ino = this.ns.createFile(p, mode, this.uid, this.gid);
+    this.onAudit?.('create', p, { mode });
     return this.openIno(p, ino, flags);
   }
 
@@ -101,7 +113,9 @@ export class FileSystem {
   write(fh: number, buf: Buffer, len: number, pos: number): number | Promise<number> {
     const h = this.handle(fh);
     const of = this.fileOf(fh);
-    return this.data.write(of, buf, len, h.flags & O_APPEND ? of.size : pos);
+    const at = h.flags & O_APPEND ? of.size : pos;
+    if (at + len > this.maxFileSize) throw fsError('EFBIG', `a write to ${at + len} bytes passes storage.max_file_size (${this.maxFileSize})`);
+    return this.data.write(of, buf, len, at);
   }
 
   async flush(fh: number): Promise<void> {
@@ -133,29 +147,40 @@ export class FileSystem {
     const row = this.ns.stat(p);
     if (isDir(row.mode)) throw fsError('EISDIR', `'${p}' is a directory`);
     if (!isReg(row.mode)) throw fsError('EINVAL', `'${p}' is not a regular file`);
+    this.checkSize(size);
     await this.data.truncate(row.ino, size);
+    this.onAudit?.('truncate', p, { size });
   }
 
   async ftruncate(fh: number, size: number): Promise<void> {
+    this.checkSize(size);
     await this.data.truncate(this.fileOf(fh).ino, size);
+  }
+
+  private checkSize(size: number): void {
+    if (size > this.maxFileSize) throw fsError('EFBIG', `size ${size} passes storage.max_file_size (${this.maxFileSize})`);
   }
 
   unlink(p: string): void {
     this.ns.unlink(p);
+    this.onAudit?.('unlink', p);
     void this.pool.reapGarbage();
   }
 
   rename(src: string, dst: string): void {
     this.ns.rename(src, dst);
+    this.onAudit?.('rename', src, { to: dst });
     void this.pool.reapGarbage();
   }
 
   link(src: string, dst: string): void {
     this.ns.link(src, dst);
+    this.onAudit?.('link', src, { to: dst });
   }
 
   symlink(target: string, p: string): void {
     this.ns.symlink(target, p, this.uid, this.gid);
+    this.onAudit?.('symlink', p, { target });
   }
 
   readlink(p: string): string {
@@ -164,10 +189,12 @@ export class FileSystem {
 
   chmod(p: string, mode: number): void {
     this.ns.chmod(p, mode);
+    this.onAudit?.('chmod', p, { mode });
   }
 
   chown(p: string, uid: number, gid: number): void {
     this.ns.chown(p, uid, gid);
+    this.onAudit?.('chown', p, { uid, gid });
   }
 
   utimens(p: string, atime: number, mtime: number): void {
@@ -179,6 +206,7 @@ export class FileSystem {
 
   setxattr(p: string, name: string, value: Buffer, flags: number): void {
     this.ns.setxattr(p, name, value, flags);
+    this.onAudit?.('setxattr', p, { name });
   }
   getxattr(p: string, name: string): Buffer {
     return this.ns.getxattr(p, name);

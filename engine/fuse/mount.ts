@@ -12,6 +12,8 @@ export const MAX_WRITE = 1024 * 1024;
 export interface MountOptions {
   fsname: string;
   allowOther?: boolean;
+  /** The kernel checks mode bits and owners (default on). */
+  defaultPermissions?: boolean;
   extraOptions?: string[];
   /** Kernel read-ahead window for the mount, in KiB (the kernel's default for FUSE is 128; 0 keeps it). */
   readAheadKb?: number;
@@ -24,8 +26,8 @@ export const DEFAULT_READ_AHEAD_KB = 1024;
  * We extend its option builder. No operation timeout: a slow disk must delay, never fail, a call.
  */
 class DynamicFsFuse extends Fuse {
-  constructor(mnt: string, ops: Operations, private readonly extra: string[], opts: { fsname: string; allowOther?: boolean }) {
-    super(mnt, ops, { timeout: false, fsname: opts.fsname, subtype: 'dynamicfs', allowOther: opts.allowOther, defaultPermissions: true });
+  constructor(mnt: string, ops: Operations, private readonly extra: string[], opts: { fsname: string; allowOther?: boolean; defaultPermissions?: boolean }) {
+    super(mnt, ops, { timeout: false, fsname: opts.fsname, subtype: 'dynamicfs', allowOther: opts.allowOther, defaultPermissions: opts.defaultPermissions ?? true });
   }
 
   protected override _fuseOptions(): string {
@@ -47,7 +49,7 @@ export class FuseMount {
   async mount(): Promise<void> {
     const mnt = path.resolve(this.mountpoint);
     await fsp.mkdir(mnt, { recursive: true });
-    const fuse = new DynamicFsFuse(mnt, this.ops, this.options.extraOptions ?? [], { fsname: this.options.fsname, allowOther: this.options.allowOther });
+    const fuse = new DynamicFsFuse(mnt, this.ops, this.options.extraOptions ?? [], { fsname: this.options.fsname, allowOther: this.options.allowOther, defaultPermissions: this.options.defaultPermissions });
     await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
     this.fuse = fuse;
     const ra = this.options.readAheadKb ?? DEFAULT_READ_AHEAD_KB;

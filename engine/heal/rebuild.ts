@@ -3,6 +3,9 @@ import type { ExtentStore } from '../data/extent-store.js';
 import { policyOf } from '../data/extent-store.js';
 import type { Pool } from '../pool/pool.js';
 import { fragmentCount } from '../redundancy/policy.js';
+import { logger } from '../observability/logger.js';
+import { metrics } from '../observability/metrics.js';
+import { currentTrace, withTrace } from '../observability/trace.js';
 import { readFragments, releaseAll, repairExtent } from './repair.js';
 
 export interface RebuildReport {
@@ -14,6 +17,8 @@ export interface RebuildReport {
   failures: { ino: number; extent: number; eid: number; error: string }[];
 }
 /** Set while a rebuild runs; a mount daemon that finds it at start resumes the rebuild. */
+const log = logger('rebuild');
+
 export const REBUILD_MARK = 'rebuild_in_progress';
 
 export function rebuildInterrupted(pool: Pool): boolean {
@@ -39,8 +44,13 @@ export function rebuild(pool: Pool, extents: ExtentStore, opts: RebuildOptions =
 
 interface RebuildOptions { onProgress?: (p: RebuildProgress) => void; concurrency?: number; bandwidthBytes?: number }
 
-async function rebuildNow(pool: Pool, extents: ExtentStore, opts: RebuildOptions): Promise<RebuildReport> {
+function rebuildNow(pool: Pool, extents: ExtentStore, opts: RebuildOptions): Promise<RebuildReport> {
+  return currentTrace() ? rebuildTraced(pool, extents, opts) : withTrace('rebuild', () => rebuildTraced(pool, extents, opts));
+}
+
+async function rebuildTraced(pool: Pool, extents: ExtentStore, opts: RebuildOptions): Promise<RebuildReport> {
   const started = new Date();
+  const labels = { pool: pool.name };
   const todo: ExtentAssessment[] = [];
   let scanned = 0;
   await assessAll(pool, (a) => {
@@ -50,6 +60,7 @@ async function rebuildNow(pool: Pool, extents: ExtentStore, opts: RebuildOptions
   const survivors = (a: ExtentAssessment) => fragmentCount(policyOf(a.extent.policy)) - a.lost.length;
   todo.sort((a, b) => survivors(a) - survivors(b));
   pool.store.setMeta(REBUILD_MARK, started.toISOString());
+  log.event('info', `rebuild started: ${todo.length} of ${scanned} extents need it`, { pool: pool.name, scanned, needing: todo.length });
   const report: RebuildReport = {
     startedAt: started.toISOString(), finishedAt: '', extents: { scanned, needingRebuild: todo.length, rebuilt: 0, failed: 0 },
     fragmentsWritten: 0, bytesWritten: 0, bytesRead: 0, failures: [],
@@ -66,9 +77,15 @@ async function rebuildNow(pool: Pool, extents: ExtentStore, opts: RebuildOptions
     releaseAll(extents, got);
     report.fragmentsWritten += outcome.repaired.length;
     report.bytesWritten += outcome.bytesWritten;
-    if (outcome.failed.length === 0) report.extents.rebuilt++;
-    else {
+    metrics.rebuildAttempted.inc(labels);
+    metrics.rebuildBytes.inc(labels, outcome.bytesWritten);
+    if (outcome.failed.length === 0) {
+      report.extents.rebuilt++;
+      metrics.rebuildSucceeded.inc(labels);
+    } else {
       report.extents.failed++;
+      metrics.rebuildFailed.inc(labels);
+      log.warn(`rebuild of extent ${ext.eid} (inode ${ext.ino}, extent ${ext.idx}) failed`, { pool: pool.name, eid: ext.eid, errors: outcome.failed });
       report.failures.push({ ino: ext.ino, extent: ext.idx, eid: ext.eid, error: outcome.failed.map((f) => `slot ${f.slot}: ${f.error}`).join('; ') });
     }
   };
@@ -88,6 +105,11 @@ async function rebuildNow(pool: Pool, extents: ExtentStore, opts: RebuildOptions
   };
   await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 8) }, worker));
   report.finishedAt = new Date().toISOString();
+  metrics.rebuildRuns.inc(labels);
+  pool.recordHistory('rebuild', { attempted: report.extents.needingRebuild, rebuilt: report.extents.rebuilt, failed: report.extents.failed });
+  log.event(report.extents.failed ? 'warn' : 'info', `rebuild finished: ${report.extents.rebuilt} rebuilt, ${report.extents.failed} failed, ${report.bytesWritten} bytes written`, {
+    pool: pool.name, ...report.extents, bytesWritten: report.bytesWritten, seconds: (Date.now() - started.getTime()) / 1000,
+  });
   if (report.extents.failed === 0) pool.store.db.prepare('DELETE FROM meta WHERE key = ?').run(REBUILD_MARK);
   void pool.reapGarbage();
   pool.scheduleMirror(0);

@@ -3,6 +3,9 @@ import { policyOf } from '../data/extent-store.js';
 import type { Namespace } from '../fs/namespace.js';
 import type { Pool } from '../pool/pool.js';
 import { toleratedLosses } from '../redundancy/policy.js';
+import { logger } from '../observability/logger.js';
+import { metrics } from '../observability/metrics.js';
+import { currentTrace, withTrace } from '../observability/trace.js';
 import { readFragments, releaseAll, repairExtent } from './repair.js';
 
 export interface ScrubIssue {
@@ -17,6 +20,7 @@ export interface ScrubReport {
 
 export interface ScrubProgress { extentsDone: number; extentsTotal: number; bytesRead: number }
 
+const log = logger('scrub');
 const LAST_SCRUB = 'last_scrub';
 const CHECKPOINT = 'scrub_checkpoint';
 /** How often an interrupted scrub's resume point is saved: every this many extents or this many ms. */
@@ -46,12 +50,14 @@ export class ScrubControl {
  * classifies each extent, and with `repair` rewrites bad or missing fragments from the good ones.
  * Every bad fragment is named: file, extent, slot, disk and what was wrong.
  */
-export async function scrub(
-  pool: Pool,
-  ns: Namespace,
-  extents: ExtentStore,
-  opts: { repair: boolean; onProgress?: (p: ScrubProgress) => void; bandwidthBytes?: number; control?: ScrubControl; restart?: boolean },
-): Promise<ScrubReport> {
+export interface ScrubOptions { repair: boolean; onProgress?: (p: ScrubProgress) => void; bandwidthBytes?: number; control?: ScrubControl; restart?: boolean }
+
+export function scrub(pool: Pool, ns: Namespace, extents: ExtentStore, opts: ScrubOptions): Promise<ScrubReport> {
+  return currentTrace() ? scrubTraced(pool, ns, extents, opts) : withTrace('scrub', () => scrubTraced(pool, ns, extents, opts));
+}
+
+async function scrubTraced(pool: Pool, ns: Namespace, extents: ExtentStore, opts: ScrubOptions): Promise<ScrubReport> {
+  const labels = { pool: pool.name };
   const E = pool.settings.extentSize;
   const store = pool.store;
   const total = (store.db.prepare('SELECT count(*) AS n FROM extents').get() as { n: number }).n;
@@ -63,6 +69,7 @@ export async function scrub(
     extents: { scanned: 0, healthy: 0, degraded: 0, unrecoverable: 0 }, issues: [], repaired: 0, unrecoverable: [],
   };
   report.repair = opts.repair;
+  log.event('info', checkpoint ? `scrub resumed after ${report.extents.scanned} of ${total} extents` : `scrub started: ${total} extents`, { pool: pool.name, repair: opts.repair, total });
   const started = Date.now();
   let readThisRun = 0;
   let savedAt = Date.now();
@@ -71,6 +78,7 @@ export async function scrub(
     const frags = store.fragments(ext.eid);
     const { got, problems, bytes } = await readFragments(extents, ext, frags, { all: true });
     report.bytesRead += bytes;
+    metrics.scrubBytes.inc(labels, bytes);
     report.extents.scanned++;
     const policy = policyOf(ext.policy);
     const bad = [...problems.keys()].sort((a, b) => a - b);
@@ -81,11 +89,16 @@ export async function scrub(
       const outcome = await repairExtent(extents, ext, frags, got, bad);
       repaired = new Set(outcome.repaired);
       report.repaired += outcome.repaired.length;
+      metrics.scrubRepairs.inc(labels, outcome.repaired.length);
     }
     releaseAll(extents, got);
     if (bad.length) {
       const paths = ns.pathsOf(ext.ino);
+      metrics.scrubIssues.inc(labels, bad.length);
       for (const slot of bad) {
+        log.event('warn', `scrub: fragment ${ext.eid}.${slot} of ${paths[0] ?? `inode ${ext.ino}`} (extent ${ext.idx}) is ${problems.get(slot) ?? 'bad'}${repaired.has(slot) ? ', repaired' : ''}`, {
+          pool: pool.name, eid: ext.eid, slot, disk: frags.find((f) => f.slot === slot)?.disk, problem: problems.get(slot), repaired: repaired.has(slot),
+        });
         report.issues.push({
           paths, ino: ext.ino, extent: ext.idx, offset: ext.idx * E, eid: ext.eid, slot,
           disk: frags.find((f) => f.slot === slot)?.disk ?? '-', problem: problems.get(slot) ?? '?', repaired: repaired.has(slot),
@@ -109,6 +122,11 @@ export async function scrub(
   store.tx(() => {
     store.setMeta(LAST_SCRUB, JSON.stringify({ ...report, issues: report.issues.length }));
     store.db.prepare('DELETE FROM meta WHERE key = ?').run(CHECKPOINT);
+  });
+  metrics.scrubRuns.inc(labels);
+  pool.recordHistory('scrub', { issues: report.issues.length, repaired: report.repaired, unrecoverable: report.extents.unrecoverable });
+  log.event(report.issues.length ? 'warn' : 'info', `scrub finished: ${report.extents.scanned} extents, ${report.issues.length} issues, ${report.repaired} repaired, ${report.extents.unrecoverable} unrecoverable`, {
+    pool: pool.name, ...report.extents, issues: report.issues.length, repaired: report.repaired, bytesRead: report.bytesRead,
   });
   return report;
 }

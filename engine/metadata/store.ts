@@ -424,4 +424,18 @@ export class MetadataStore {
   close(): void {
     this.db.close();
   }
+
+  /** Appends a history sample and keeps only the newest `keep` of its kind. */
+  addHistory(kind: string, at: number, data: unknown, keep: number): void {
+    this.tx(() => {
+      this.db.prepare('INSERT INTO history (kind, at, data) VALUES (?, ?, ?)').run(kind, at, JSON.stringify(data));
+      this.db.prepare('DELETE FROM history WHERE kind = ? AND id <= (SELECT id FROM history WHERE kind = ? ORDER BY id DESC LIMIT 1 OFFSET ?)').run(kind, kind, keep);
+    });
+  }
+
+  /** Samples of one kind, oldest first. */
+  history<T>(kind: string): { at: number; data: T }[] {
+    const rows = this.db.prepare('SELECT at, data FROM history WHERE kind = ? ORDER BY id').all(kind) as { at: number; data: string }[];
+    return rows.map((r) => ({ at: r.at, data: JSON.parse(r.data) as T }));
+  }
 }

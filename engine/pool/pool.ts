@@ -1,13 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import fs, { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { changedFields, resolveConfig } from '../config/load.js';
+import type { ConfigFile, EngineConfig } from '../config/schema.js';
 import { DEFAULT_CHECKSUM, isChecksumAlgorithm, type ChecksumAlgorithm } from '../integrity/checksum.js';
+import { logger } from '../observability/logger.js';
+import { metrics } from '../observability/metrics.js';
 import { MetadataStore } from '../metadata/store.js';
 import { formatPolicy, parsePolicy, type RedundancyPolicy } from '../redundancy/policy.js';
 import { isNodeError } from '../util/errors.js';
 import { isDiskHealth, type DiskHealth } from './disk-health.js';
-import { DEFAULT_THRESHOLDS, nextHealth, type DiskErrorKind, type ErrorTally, type HealthThresholds } from './health-policy.js';
-import { DiskSet, type Disk } from './disk-set.js';
+import { nextHealth, type DiskErrorKind, type ErrorTally, type HealthThresholds } from './health-policy.js';
+import { diskCapacity, DiskSet, type Disk } from './disk-set.js';
 import { readDiskIdentity, readPoolIdentity, writeDiskIdentity, writeFileAtomic, writePoolIdentity, type PoolIdentity } from './identity.js';
 import { DISK_DATA_DIR, DISK_HINTS, fragmentPath, mirrorPath, POOL_METADATA } from './layout.js';
 import { PoolLock } from './lock.js';
@@ -16,14 +20,11 @@ export interface PoolSettings {
   extentSize: number;
   defaultPolicy: RedundancyPolicy;
   checksum: ChecksumAlgorithm;
-  /** Rebuild automatically when a disk turns failed (default on). */
-  autoRebuild?: boolean;
-  /** Extents rebuilt at once (default 8) and bytes written per second at most (default unlimited). */
-  rebuildConcurrency?: number;
-  rebuildBandwidth?: number;
 }
 
 export class PoolError extends Error {}
+
+const log = logger('pool');
 
 /** What scrub, rebuild and drain report as they go. */
 export interface OperationProgress { extentsDone: number; extentsTotal: number; bytesRead?: number; bytesWritten?: number }
@@ -68,8 +69,10 @@ export class Pool {
     }
   }
 
-  static async create(dir: string, settings: PoolSettings): Promise<PoolIdentity> {
+  /** Creates a pool; `config` (a preset and overrides) is stored in it and governs it from then on. */
+  static async create(dir: string, settings: PoolSettings, config: ConfigFile = {}): Promise<PoolIdentity> {
     Pool.validateSettings(settings);
+    resolveConfig(config, { source: 'pool configuration' });
     const abs = path.resolve(dir);
     await fsp.mkdir(abs, { recursive: true });
     if (await readPoolIdentity(abs)) throw new PoolError(`${abs} already holds a pool; choose another directory`);
@@ -83,9 +86,7 @@ export class Pool {
       default_policy: formatPolicy(settings.defaultPolicy),
       checksum: settings.checksum,
       generation: '1',
-      auto_rebuild: settings.autoRebuild === false ? 'false' : 'true',
-      rebuild_concurrency: String(settings.rebuildConcurrency ?? 8),
-      rebuild_bandwidth: String(settings.rebuildBandwidth ?? 0),
+      config: JSON.stringify(config),
     }, Date.now());
     store.close();
     await writePoolIdentity(abs, identity);
@@ -114,6 +115,9 @@ export class Pool {
         checksum: checksumName,
       };
       const pool = new Pool(abs, identity, store, settings, lock);
+      const perf = pool.config.performance;
+      // SQLite's page cache: negative sizes are KiB.
+      store.db.pragma(`cache_size = -${perf.metadata_cache ? Math.max(256, Math.floor(perf.metadata_cache_size / 1024)) : 256}`);
       await pool.verifyDiskIdentities();
       await pool.disks.refreshSpace();
       await pool.recover();
@@ -211,27 +215,72 @@ export class Pool {
     this.store.setDiskHealth(id, from, state, reason, Date.now());
     this.disks.reload();
     if (state === 'healthy') this.tallies.delete(id); // trusted again: count afresh
-    if (from !== state) this.onDiskHealthChange?.(id, state, reason);
-  }
-
-  setAutoRebuild(on: boolean): void {
-    this.store.setMeta('auto_rebuild', on ? 'true' : 'false');
-  }
-
-  private thresholdsCache: HealthThresholds | null = null;
-
-  /** Health thresholds: the defaults, overridden by the pool's `health_thresholds` setting. */
-  get thresholds(): HealthThresholds {
-    if (!this.thresholdsCache) {
-      const text = this.store.getMeta('health_thresholds');
-      this.thresholdsCache = text ? { ...DEFAULT_THRESHOLDS, ...(JSON.parse(text) as Partial<HealthThresholds>) } : DEFAULT_THRESHOLDS;
+    if (from !== state) {
+      log.event(state === 'healthy' ? 'info' : state === 'failed' ? 'error' : 'warn', `disk ${id} ${from ?? 'new'} -> ${state}: ${reason}`, { pool: this.name, disk: id, path: d?.path, from, to: state, reason });
+      this.onDiskHealthChange?.(id, state, reason);
     }
-    return this.thresholdsCache;
   }
 
-  setThresholds(t: Partial<HealthThresholds>): void {
-    this.store.setMeta('health_thresholds', JSON.stringify({ ...this.thresholds, ...t }));
-    this.thresholdsCache = null;
+  private configCache: EngineConfig | null = null;
+
+  /** The configuration document stored in the pool: a preset and overrides. */
+  get configFile(): ConfigFile {
+    return JSON.parse(this.store.getMeta('config') ?? '{}') as ConfigFile;
+  }
+
+  /** The pool's configuration resolved: preset, stored overrides, then this process's environment. */
+  get config(): EngineConfig {
+    this.configCache ??= resolveConfig(this.configFile, { env: process.env, source: 'pool configuration' });
+    return this.configCache;
+  }
+
+  /**
+   * Replaces the stored configuration after checking it. Returns the fields that changed; the caller
+   * (a running daemon) applies the live ones and reports the others as needing a restart.
+   */
+  applyConfig(file: ConfigFile, source = 'configuration'): string[] {
+    const before = this.config;
+    const after = resolveConfig(file, { env: process.env, source });
+    this.store.setMeta('config', JSON.stringify(file));
+    this.configCache = after;
+    const changed = changedFields(before, after);
+    if (changed.length) this.onConfigChange?.(after, before);
+    return changed;
+  }
+
+  /** Changes some reliability fields, keeping the rest of the stored configuration. */
+  tuneReliability(fields: NonNullable<ConfigFile['reliability']>): string[] {
+    const file = this.configFile;
+    file.reliability = { ...file.reliability, ...fields };
+    return this.applyConfig(file, 'tune');
+  }
+
+  /** Keeps a sample for diagnostics (usage growth, error rates, rebuild and scrub outcomes), bounded by the configuration. */
+  recordHistory(kind: 'usage' | 'rebuild' | 'scrub', data: Record<string, unknown>, at = Date.now()): void {
+    try {
+      this.store.addHistory(kind, at, data, this.config.monitoring.history_samples);
+    } catch {
+      /* metadata closed under us (shutdown) */
+    }
+  }
+
+  /** A usage sample: raw bytes used and capacity, and per disk its used bytes and error counts. */
+  recordUsage(): void {
+    const disks = this.disks.all();
+    this.recordHistory('usage', {
+      used: disks.reduce((s, d) => s + d.used, 0),
+      capacity: disks.filter((d) => d.health !== 'failed').reduce((s, d) => s + diskCapacity(d), 0),
+      disks: Object.fromEntries(disks.map((d) => [d.id, { used: d.used, tier: d.tier, errors: d.readErrors + d.writeErrors + d.checksumErrors }])),
+    });
+  }
+
+  /** Set by the mount daemon: reacts to live configuration changes. */
+  onConfigChange: ((next: EngineConfig, previous: EngineConfig) => void) | null = null;
+
+  /** Health thresholds, from the configuration's reliability section. */
+  get thresholds(): HealthThresholds {
+    const r = this.config.reliability;
+    return { errorsSuspect: r.errors_suspect, readErrorsFailed: r.read_errors_failed, slowIoMs: r.slow_io_ms, slowOpsDegraded: r.slow_ops_degraded };
   }
 
   /** Counts an I/O error against a disk and moves it to suspect or failed when a threshold is crossed. */
@@ -241,6 +290,7 @@ export class Pool {
     const d = this.disks.get(id);
     if (!d) return;
     try {
+      metrics.diskErrors.inc({ pool: this.name, disk: id, kind });
       const tally = this.tallies.get(id) ?? { read: 0, write: 0, checksum: 0, slow: 0 };
       this.tallies.set(id, tally);
       if (kind === 'write' || kind === 'readonly') tally.write++;
@@ -274,13 +324,12 @@ export class Pool {
   }
 
   get autoRebuild(): boolean {
-    return (this.store.getMeta('auto_rebuild') ?? 'true') === 'true';
+    return this.config.reliability.auto_rebuild;
   }
 
-  /** Rebuild limits from the pool's settings (init --config reliability.rebuild_*). */
   get rebuildLimits(): { concurrency: number; bandwidthBytes: number | undefined } {
-    const bw = Number(this.store.getMeta('rebuild_bandwidth') ?? 0);
-    return { concurrency: Number(this.store.getMeta('rebuild_concurrency') ?? 8), bandwidthBytes: bw > 0 ? bw : undefined };
+    const r = this.config.reliability;
+    return { concurrency: r.rebuild_concurrency, bandwidthBytes: r.rebuild_bandwidth > 0 ? r.rebuild_bandwidth : undefined };
   }
 
   /** Called after an automatic transition (the mount daemon starts a rebuild when a disk fails). */

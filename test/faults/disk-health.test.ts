@@ -179,7 +179,7 @@ test('a slow disk turns degraded: fragment I/O over the latency threshold counts
     const loop = disk.device;
     const pool = await Pool.open(p.pool);
     await pool.addDisk(loopMnt, 'warm', null);
-    pool.setThresholds({ slowIoMs: 300, slowOpsDegraded: 2 });
+    pool.tuneReliability({ slow_io_ms: 300, slow_ops_degraded: 2 });
     await pool.close();
     const files = FILES.slice(0, 1).map((f) => ({ ...f, size: 320_000 }));
     await writeSamples(p, files);

@@ -119,8 +119,12 @@ test('auto-rebuild: when a disk turns failed, the mount daemon re-protects its e
     assert.equal(status.extents.degraded, 0);
     assert.equal(status.extents.healthy, status.extents.total);
     // The daemon's log arrives through a pipe that spawnSync kept us from reading: give it a moment.
-    for (let i = 0; i < 50 && !/auto-rebuild done/.test(m.log()); i++) await new Promise((r) => setTimeout(r, 100));
-    assert.match(m.log(), /auto-rebuild done: \d+ rebuilt, 0 failed/);
+    for (let i = 0; i < 50 && !/rebuild finished/.test(m.log()); i++) await new Promise((r) => setTimeout(r, 100));
+    const lines = m.log().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { message: string; trace_id: string | null });
+    const started = lines.find((l) => l.message.startsWith('auto-rebuild: disk'));
+    const finished = lines.find((l) => /^rebuild finished: \d+ rebuilt, 0 failed/.test(l.message));
+    assert.ok(started && finished, m.log());
+    assert.ok(started.trace_id && started.trace_id === finished.trace_id, 'the automatic rebuild does not carry one trace id');
     checkAll(p.mnt);
   } finally {
     await m?.stop();

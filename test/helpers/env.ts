@@ -31,8 +31,9 @@ export async function makePool(
     extentSize: options.extentSize ?? 64 * 1024,
     defaultPolicy: parsePolicy(options.redundancy ?? 'replication:2'),
     checksum: 'xxh64',
+  }, {
     // Off unless a test asks: most tests look at a degraded pool before they rebuild it themselves.
-    autoRebuild: options.autoRebuild ?? false,
+    reliability: { auto_rebuild: options.autoRebuild ?? false, auto_scrub: false },
   });
   const pool = await Pool.open(poolDir);
   const disks: string[] = [];
@@ -68,9 +69,9 @@ export function cliJson<T>(...args: string[]): T {
 export class MountedPool {
   private constructor(readonly child: ChildProcess, readonly mnt: string, readonly log: () => string) {}
 
-  static async start(pool: string, mnt: string): Promise<MountedPool> {
+  static async start(pool: string, mnt: string, extraArgs: string[] = []): Promise<MountedPool> {
     let log = '';
-    const child = spawn(process.execPath, [CLI, 'mount', pool, mnt, '--foreground'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'mount', pool, mnt, '--foreground', ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
     const m = new MountedPool(child, mnt, () => log);
@@ -148,5 +149,47 @@ export async function writeSamples(p: TestPool, files: SampleFile[]): Promise<vo
   } finally {
     const code = await m.stop();
     if (code !== 0) throw new Error(`mount daemon exited with ${code}: ${m.log()}`);
+  }
+}
+
+/** A TCP port nothing listens on right now (for a daemon's --metrics-listen). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** GET over HTTP: status, content type and body. */
+export async function httpGet(url: string): Promise<{ status: number; type: string; body: string }> {
+  const res = await fetch(url);
+  return { status: res.status, type: res.headers.get('content-type') ?? '', body: await res.text() };
+}
+
+/** One sample of a Prometheus text exposition, or undefined when the series is absent. */
+export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
+  }
+  return undefined;
+}
+
+/** Polls until `check` returns a value that is not undefined, or fails after `ms`. */
+export async function eventually<T>(what: string, check: () => Promise<T | undefined> | T | undefined, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
   }
 }

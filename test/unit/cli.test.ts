@@ -78,7 +78,7 @@ test('--config reads pool settings from YAML and rejects unknown fields', () => 
   fs.writeFileSync(at('bad.yaml'), 'storage:\n  extent_sise: 1MiB\n');
   const bad = cli('init', at('cfgpool2'), '--config', at('bad.yaml'));
   assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /unknown field 'storage.extent_sise'/);
+  assert.match(bad.stderr, /storage\.extent_sise: got "1MiB", expected no such field \(known here: extent_size,/);
 });
 
 test('tune shows and changes self-healing settings; bad values are refused and change nothing', () => {

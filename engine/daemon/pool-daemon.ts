@@ -1,0 +1,223 @@
+import type http from 'node:http';
+import type net from 'node:net';
+import path from 'node:path';
+import { changedFields, CREATION_FIELDS, isLiveField, readConfigFile } from '../config/load.js';
+import type { EngineConfig } from '../config/schema.js';
+import { poolCommands, type CommandContext } from '../control/commands.js';
+import { serveControl } from '../control/socket.js';
+import { FileSystem } from '../fs/filesystem.js';
+import { DEFAULT_READ_AHEAD_KB, FuseMount, isMounted, lazyUnmount } from '../fuse/mount.js';
+import { fuseOperations } from '../fuse/operations.js';
+import { rebuild, rebuildInterrupted } from '../heal/rebuild.js';
+import { diagnose } from '../diagnostics/diagnose.js';
+import { handleHttp, serveHttp, type Host } from '../observability/http-api.js';
+import { configureLogging, events, logger, type LogFormat } from '../observability/logger.js';
+import { PoolWatch } from '../observability/pool-watch.js';
+import { newTraceId, withTrace } from '../observability/trace.js';
+import { isEventLevel } from '../observability/event-log.js';
+import { observeFuse } from '../observability/fuse-metrics.js';
+import { Pool } from '../pool/pool.js';
+import { nextScrubDue, Schedule } from './schedules.js';
+
+export interface PoolDaemonOptions {
+  /** Where to FUSE-mount the pool; null serves it (control socket, HTTP endpoints) without a mount. */
+  mountpoint: string | null;
+  allowOther?: boolean;
+  /** HOST:PORT for /metrics, /health and the rest; overrides monitoring.metrics_listen. */
+  metricsListen?: string;
+  /** A configuration file applied to the pool at start and re-read on SIGHUP. */
+  configFile?: string;
+  logFormat?: LogFormat;
+}
+
+const log = logger('daemon');
+
+function loggingFrom(c: EngineConfig, format: LogFormat | undefined): Parameters<typeof configureLogging>[0] {
+  return { enabled: c.monitoring.logging, level: c.monitoring.log_level, format: format ?? c.monitoring.log_format, eventLogSize: c.monitoring.event_log_size };
+}
+
+/**
+ * Hosts one pool until SIGTERM or SIGINT: optionally its FUSE mount, the control socket, the
+ * HTTP endpoints, automatic rebuilds, scheduled scrubs and history samples. This process must never
+ * touch its own mount with blocking calls: it would deadlock.
+ */
+export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): Promise<void> {
+  const mnt = opts.mountpoint ? path.resolve(opts.mountpoint) : null;
+  if (mnt && (await isMounted(mnt))) throw new Error(`${mnt} is already a mount point; unmount it first (fusermount -u ${mnt})`);
+  // A filesystem daemon must not die on a stray rejection: log it loudly and keep serving.
+  process.on('unhandledRejection', (reason) => log.error(`BUG: unhandled rejection: ${reason instanceof Error ? reason.stack : String(reason)}`));
+  const pool = await Pool.open(poolDir, { mountpoint: mnt });
+  try {
+    if (opts.configFile) pool.applyConfig(await readConfigFile(opts.configFile), opts.configFile);
+  } catch (err) {
+    await pool.close();
+    throw err;
+  }
+  configureLogging(loggingFrom(pool.config, opts.logFormat));
+  const fs = new FileSystem(pool);
+  if (pool.config.security.audit_logging) {
+    const audit = logger('audit');
+    fs.onAudit = (op, target, detail) => audit.info(`${op} ${target}`, { pool: pool.name, op, path: target, ...detail });
+  }
+  // A long-lived daemon commits its buffer memory up front instead of faulting it in on the data path.
+  fs.data.extents.buffers.prefault();
+  const watch = new PoolWatch(pool, fs);
+  const fuse = mnt
+    ? new FuseMount(mnt, fuseOperations(fs, observeFuse(pool, fs, () => pool.config.monitoring.slow_op_ms)), {
+      fsname: `dynamicfs:${pool.name}`,
+      allowOther: opts.allowOther ?? pool.config.security.allow_other,
+      defaultPermissions: pool.config.security.access_control === 'posix',
+      readAheadKb: pool.config.performance.read_ahead ? DEFAULT_READ_AHEAD_KB : 0,
+    })
+    : null;
+  let control: net.Server | null = null;
+  let httpServer: http.Server | null = null;
+  let ready = false;
+  let stopping: Promise<void> | null = null;
+  const schedules: Schedule[] = [];
+
+  const stop = (why: string): Promise<void> => {
+    stopping ??= (async () => {
+      ready = false;
+      log.event('info', `stopping (${why})${mnt ? `: flushing and unmounting ${mnt}` : ''}`, { pool: pool.name });
+      for (const s of schedules) s.stop();
+      control?.close();
+      httpServer?.close();
+      await fuse?.unmount();
+      await fs.close();
+      watch.close();
+      await pool.close();
+      log.info('stopped cleanly', { pool: pool.name });
+    })();
+    return stopping;
+  };
+
+  try {
+    await fuse?.mount();
+  } catch (err) {
+    await pool.close();
+    throw new Error(`mounting ${mnt} failed: ${(err as Error).message}`);
+  }
+  const host: Host = {
+    pools: () => [watch],
+    ready: () => (ready ? { ready: true, reason: mnt ? `pool ${pool.name} mounted at ${mnt}` : `pool ${pool.name} open` } : { ready: false, reason: stopping ? 'stopping' : 'starting' }),
+  };
+  const ctx: CommandContext = { pool, fs, mountpoint: mnt, daemon: true };
+  try {
+    control = await serveControl(ctx, {
+      shutdown: async () => {
+        setImmediate(() => void stop('shutdown request').then(() => process.exit(0)));
+        return { stopping: true };
+      },
+      http: async (args) => handleHttp(String(args.path ?? '/'), host),
+      events: async (args) => {
+        const level = typeof args.level === 'string' ? args.level : undefined;
+        if (level && !isEventLevel(level)) throw new Error(`--level '${level}' is not one of trace, debug, info, warn, error, fatal`);
+        return events.list({ minLevel: level, component: typeof args.component === 'string' ? args.component : undefined, since: typeof args.since === 'string' ? new Date(args.since) : undefined });
+      },
+      diagnose: async () => diagnose(pool, await watch.status(), pool.config, { hits: fs.data.cache.hits, misses: fs.data.cache.misses }),
+    }, () => watch.invalidate());
+    const listen = opts.metricsListen ?? pool.config.monitoring.metrics_listen;
+    if (listen) httpServer = await serveHttp(listen, (target) => handleHttp(target, host));
+  } catch (err) {
+    if (mnt) await lazyUnmount(mnt);
+    await pool.close();
+    throw err;
+  }
+
+  // Auto-rebuild: when a disk turns failed, re-protect what it held (one run at a time, re-run if
+  // another disk fails meanwhile).
+  let rebuilding: Promise<void> | null = null;
+  let again = false;
+  const startRebuild = (why: string, evenIfOff = false): void => {
+    if (!pool.autoRebuild && !evenIfOff) return;
+    if (rebuilding) {
+      again = true;
+      return;
+    }
+    rebuilding = withTrace('auto-rebuild', () => {
+      log.event('info', `auto-rebuild: ${why}`, { pool: pool.name });
+      return pool
+        .track('rebuild (automatic)', (onProgress) => rebuild(pool, fs.data.extents, { onProgress, ...pool.rebuildLimits }))
+        .then(() => undefined)
+        .catch((err: unknown) => log.error(`auto-rebuild failed: ${String(err)}`, { pool: pool.name }));
+    }).finally(() => {
+      rebuilding = null;
+      watch.invalidate();
+      if (again) {
+        again = false;
+        startRebuild('another disk failed during the last run');
+      }
+    });
+  };
+  pool.onDiskHealthChange = (id, state, reason) => {
+    watch.invalidate();
+    if (state === 'failed') startRebuild(`disk ${id} failed (${reason})`);
+  };
+  pool.onConfigChange = (next, previous) => {
+    configureLogging(loggingFrom(next, opts.logFormat));
+    const changed = changedFields(previous, next);
+    const creationOnly = changed.filter((f) => CREATION_FIELDS.includes(f));
+    const restart = changed.filter((f) => !isLiveField(f) && !creationOnly.includes(f));
+    log.event('info', `configuration changed: ${changed.join(', ') || 'nothing'}`, { pool: pool.name, applied: changed.filter(isLiveField), needRestart: restart, creationOnly });
+    if (restart.length) log.warn(`these fields take effect at the next mount: ${restart.join(', ')}`, { pool: pool.name, fields: restart });
+    if (creationOnly.length) log.warn(`these fields apply to new pools only (this pool keeps its layout): ${creationOnly.join(', ')}`, { pool: pool.name, fields: creationOnly });
+  };
+  if (rebuildInterrupted(pool)) startRebuild('resuming a rebuild that was interrupted', true);
+  else if (pool.disks.all().some((d) => d.health === 'failed')) startRebuild('a disk was already failed at mount');
+
+  // Scheduled scrubs (reliability.auto_scrub, scrub_interval, scrub_repair, scrub_bandwidth, all live).
+  schedules.push(new Schedule(
+    () => pool.config.reliability.auto_scrub && pool.activeOperation === null,
+    () => nextScrubDue(pool),
+    () => withTrace('scheduled scrub', async () => {
+      const r = pool.config.reliability;
+      log.event('info', 'scheduled scrub starting', { pool: pool.name, repair: r.scrub_repair });
+      try {
+        await poolCommands.scrub(ctx, { repair: r.scrub_repair, bandwidth: r.scrub_bandwidth || undefined });
+      } catch (err) {
+        log.error(`scheduled scrub failed: ${String(err)}`, { pool: pool.name });
+      }
+      watch.invalidate();
+    }),
+    () => Math.min(30_000, (pool.config.reliability.scrub_interval * 1000) / 4),
+  ));
+  // Usage samples for growth forecasts and error-rate history.
+  let lastSample = 0;
+  schedules.push(new Schedule(
+    () => true,
+    () => lastSample + pool.config.monitoring.history_interval * 1000,
+    async () => {
+      lastSample = Date.now();
+      await pool.disks.refreshSpace();
+      pool.recordUsage();
+    },
+    () => Math.min(30_000, (pool.config.monitoring.history_interval * 1000) / 2),
+  ));
+  await pool.disks.refreshSpace();
+  pool.recordUsage();
+  lastSample = Date.now();
+  for (const s of schedules) s.start();
+
+  ready = true;
+  log.event('info', mnt ? `mounted pool ${pool.name} (${pool.id}) at ${mnt}, pid ${process.pid}` : `serving pool ${pool.name} (${pool.id}), pid ${process.pid}`, {
+    pool: pool.name, mountpoint: mnt, metrics: httpServer ? opts.metricsListen ?? pool.config.monitoring.metrics_listen : null,
+  });
+  await new Promise<void>((resolve) => {
+    const onSignal = (sig: NodeJS.Signals) => void stop(sig).then(resolve, (err: unknown) => {
+      log.error(`shutdown error: ${String(err)}`);
+      resolve();
+    });
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+    process.on('SIGHUP', () => void withTrace('reload', async () => {
+      try {
+        const file = opts.configFile ? await readConfigFile(opts.configFile) : pool.configFile;
+        const changed = pool.applyConfig(file, opts.configFile ?? 'pool configuration');
+        if (!changed.length) log.info('SIGHUP: configuration unchanged', { pool: pool.name });
+      } catch (err) {
+        log.error(`SIGHUP: configuration refused, keeping the current one: ${(err as Error).message}`, { pool: pool.name });
+      }
+    }, newTraceId()));
+  });
+}

@@ -1,0 +1,100 @@
+import http from 'node:http';
+import { diagnose } from '../diagnostics/diagnose.js';
+import { events, logger } from './logger.js';
+import { isEventLevel, toCsv, toJsonLines } from './event-log.js';
+import { metrics } from './metrics.js';
+import type { PoolWatch } from './pool-watch.js';
+
+export interface HttpReply { status: number; type: string; body: string }
+
+/** What the endpoints look at: the pools this process hosts and whether it is ready to serve. */
+export interface Host {
+  pools(): PoolWatch[];
+  ready(): { ready: boolean; reason: string };
+}
+
+const json = (status: number, value: unknown): HttpReply => ({ status, type: 'application/json', body: JSON.stringify(value, null, 2) + '\n' });
+const HEALTH_CODE = { healthy: 200, degraded: 202, critical: 503 } as const;
+const log = logger('http');
+
+/**
+ * The observability endpoints, as a function of the path: served over HTTP by a daemon, and
+ * over the control socket to `dynamicfs serve` when another process owns the pool.
+ */
+export async function handleHttp(target: string, host: Host): Promise<HttpReply> {
+  const url = new URL(target, 'http://localhost');
+  const pools = host.pools();
+  const metricsOn = pools.every((w) => w.pool.config.monitoring.metrics);
+  switch (url.pathname) {
+    case '/metrics':
+    case '/metrics/prometheus':
+      if (!metricsOn) return json(404, { error: 'metrics are off in the configuration (monitoring.metrics: false)' });
+      return { status: 200, type: metrics.registry.contentType, body: await metrics.scrape() };
+    case '/metrics/json':
+      if (!metricsOn) return json(404, { error: 'metrics are off in the configuration (monitoring.metrics: false)' });
+      return json(200, await metrics.scrapeJson());
+    case '/healthz':
+      return json(200, { alive: true, pid: process.pid });
+    case '/readyz': {
+      const r = host.ready();
+      return json(r.ready ? 200 : 503, r);
+    }
+    case '/health': {
+      const each = await Promise.all(pools.map(async (w) => {
+        const s = await w.status();
+        return { pool: w.pool.name, health: s.health, reasons: s.reasons, extents: s.extents, bytesAtRisk: s.bytesAtRisk };
+      }));
+      const worst = each.some((p) => p.health === 'critical') ? 'critical' : each.some((p) => p.health === 'degraded') ? 'degraded' : 'healthy';
+      const reasons = each.flatMap((p) => p.reasons.map((r) => `${p.pool}: ${r}`));
+      return json(pools.length === 0 ? 503 : HEALTH_CODE[worst], { status: pools.length === 0 ? 'critical' : worst, reasons: pools.length ? reasons : ['no pool loaded'], pools: each });
+    }
+    case '/events': {
+      const level = url.searchParams.get('level') ?? undefined;
+      if (level && !isEventLevel(level)) return json(400, { error: `level '${level}' is not one of trace, debug, info, warn, error, fatal` });
+      const sinceText = url.searchParams.get('since');
+      const since = sinceText ? new Date(sinceText) : undefined;
+      if (since && Number.isNaN(since.getTime())) return json(400, { error: `since '${sinceText}' is not an ISO 8601 time` });
+      const list = events.list({ minLevel: level, component: url.searchParams.get('component') ?? undefined, since });
+      const format = url.searchParams.get('format') ?? 'jsonl';
+      if (format === 'csv') return { status: 200, type: 'text/csv', body: toCsv(list) };
+      if (format === 'jsonl') return { status: 200, type: 'application/x-ndjson', body: toJsonLines(list) };
+      return json(400, { error: `format '${format}' is not one of jsonl, csv` });
+    }
+    case '/diagnostics': {
+      const out = await Promise.all(pools.map(async (w) => diagnose(w.pool, await w.status(), w.pool.config, { hits: w.fs.data.cache.hits, misses: w.fs.data.cache.misses })));
+      return json(200, out.length === 1 ? out[0] : out);
+    }
+    default:
+      return json(404, { error: `no endpoint ${url.pathname}`, endpoints: ['/metrics', '/metrics/prometheus', '/metrics/json', '/health', '/healthz', '/readyz', '/events', '/diagnostics'] });
+  }
+}
+
+/** Parses `host:port` (an empty host means every interface). */
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(.*):(\d{1,5})$/.exec(listen);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new Error(`listen address '${listen}' is not HOST:PORT (such as 127.0.0.1:9090)`);
+  return { host: m[1].replace(/^\[|\]$/g, '') || '0.0.0.0', port };
+}
+
+export async function serveHttp(listen: string, route: (target: string) => Promise<HttpReply>): Promise<http.Server> {
+  const { host, port } = parseListen(listen);
+  const server = http.createServer((req, res) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    route(req.url ?? '/').then(
+      (r) => res.writeHead(r.status, { 'content-type': r.type }).end(req.method === 'HEAD' ? undefined : r.body),
+      (err: unknown) => {
+        log.error(`${req.url} failed: ${String(err)}`);
+        res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: String(err) }) + '\n');
+      },
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err) => reject(new Error(`cannot listen on ${listen}: ${err.message}`)));
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}
