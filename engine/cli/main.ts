@@ -28,6 +28,7 @@ import type { ScrubReport } from '../heal/scrub.js';
 import { emit, isJsonOutput, onPool, setJsonOutput } from './on-pool.js';
 import { registerConfigCommands } from './config-commands.js';
 import { registerOpsCommands } from './ops-commands.js';
+import { registerVolumeCommands } from './volume-cli.js';
 import { withTrace } from '../observability/trace.js';
 import { renderDisks, renderDrain, renderFsck, renderRebuild, renderScrub, renderStatus } from './render.js';
 
@@ -347,6 +348,7 @@ export function buildCli(): Command {
 
   registerConfigCommands(program);
   registerOpsCommands(program);
+  registerVolumeCommands(program);
   return program;
 }
 

@@ -1,4 +1,5 @@
 import { checkConfigFile, CREATION_FIELDS, isLiveField } from '../config/load.js';
+import { volumeCommands } from './volume-commands.js';
 import { diagnose } from '../diagnostics/diagnose.js';
 import { fsck } from '../check/fsck.js';
 import { removeDisk } from '../heal/drain.js';
@@ -36,6 +37,10 @@ const scrubControls = new WeakMap<Pool, ScrubControl>();
 
 /** Commands that act on an open pool. The CLI runs them in-process or forwards them to the mount daemon. */
 export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArgs) => Promise<unknown>> = {
+  async ping({ pool, mountpoint, daemon }) {
+    return { pool: pool.name, id: pool.id, mountpoint, daemon: daemon === true, pid: process.pid };
+  },
+
   async status({ pool, fs, mountpoint, daemon }) {
     return poolStatus(pool, fs.ns, daemon ? { pid: process.pid, mountpoint } : null);
   },
@@ -164,6 +169,8 @@ export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArg
     const drained = await pool.track(`drain ${old.id}`, (onProgress) => removeDisk(pool, fs.data.extents, old.id, { onProgress }), progress);
     return { added: { id: disk.id, path: disk.path }, removed: drained };
   },
+
+  ...volumeCommands,
 
   async fsck({ pool }, args) {
     const graceMs = typeof args.graceSeconds === 'number' ? args.graceSeconds * 1000 : undefined;

@@ -1,3 +1,4 @@
+import { VolumeError } from '../volumes/volumes.js';
 import { currentTrace, newTraceId, withTrace } from '../observability/trace.js';
 import net from 'node:net';
 import { promises as fsp } from 'node:fs';
@@ -8,7 +9,15 @@ import type { OperationProgress } from '../pool/pool.js';
 import { poolCommands, type CommandArgs, type CommandContext } from './commands.js';
 
 interface Request { command: string; args: CommandArgs; traceId?: string }
-type Reply = { ok: true; result: unknown } | { ok: false; error: string; usage: boolean };
+type Reply = { ok: true; result: unknown } | { ok: false; error: string; usage: boolean; code?: string };
+
+/** A failure reported by the daemon, with the engine's error code when it has one (volume errors). */
+export class ControlError extends Error {
+  constructor(message: string, readonly code: string | undefined) {
+    super(message);
+    this.name = 'ControlError';
+  }
+}
 /** Sent before the reply while a long operation runs. */
 interface ProgressLine { progress: OperationProgress }
 
@@ -58,7 +67,8 @@ export async function serveControl(ctx: CommandContext, extra: ExtraCommands = {
         }
       }, req.traceId ?? newTraceId());
     } catch (err) {
-      return { ok: false, error: err instanceof Error ? err.message : String(err), usage: err instanceof UsageError };
+      const code = err instanceof VolumeError ? err.code : err instanceof FsError ? err.code : undefined;
+      return { ok: false, error: err instanceof Error ? err.message : String(err), usage: err instanceof UsageError, code };
     }
   }
   await new Promise<void>((resolve, reject) => {
@@ -102,7 +112,7 @@ export function callControl(poolDir: string, command: string, args: CommandArgs,
         clearTimeout(timer);
         sock.end();
         if (msg.ok) resolve(msg.result);
-        else reject(msg.usage ? new UsageError(msg.error) : new FsError('EIO', msg.error));
+        else reject(msg.usage ? new UsageError(msg.error) : new ControlError(msg.error, msg.code));
         return;
       }
     });

@@ -17,6 +17,8 @@ import { newTraceId, withTrace } from '../observability/trace.js';
 import { isEventLevel } from '../observability/event-log.js';
 import { observeFuse } from '../observability/fuse-metrics.js';
 import { Pool } from '../pool/pool.js';
+import { restorePublications } from '../control/volume-commands.js';
+import { mountState } from '../volumes/publish.js';
 import { nextScrubDue, Schedule } from './schedules.js';
 
 export interface PoolDaemonOptions {
@@ -43,9 +45,14 @@ function loggingFrom(c: EngineConfig, format: LogFormat | undefined): Parameters
  */
 export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): Promise<void> {
   const mnt = opts.mountpoint ? path.resolve(opts.mountpoint) : null;
-  if (mnt && (await isMounted(mnt))) throw new Error(`${mnt} is already a mount point; unmount it first (fusermount -u ${mnt})`);
   // A filesystem daemon must not die on a stray rejection: log it loudly and keep serving.
   process.on('unhandledRejection', (reason) => log.error(`BUG: unhandled rejection: ${reason instanceof Error ? reason.stack : String(reason)}`));
+  if (mnt && (await isMounted(mnt))) {
+    // The mount of a daemon that died: detach it, so this daemon can serve the pool there again.
+    if ((await mountState(mnt)) !== 'dead') throw new Error(`${mnt} is already a mount point; unmount it first (fusermount -u ${mnt})`);
+    log.warn(`${mnt} holds the dead mount of a previous daemon: detaching it`);
+    await lazyUnmount(mnt);
+  }
   const pool = await Pool.open(poolDir, { mountpoint: mnt });
   try {
     if (opts.configFile) pool.applyConfig(await readConfigFile(opts.configFile), opts.configFile);
@@ -163,6 +170,10 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
     if (restart.length) log.warn(`these fields take effect at the next mount: ${restart.join(', ')}`, { pool: pool.name, fields: restart });
     if (creationOnly.length) log.warn(`these fields apply to new pools only (this pool keeps its layout): ${creationOnly.join(', ')}`, { pool: pool.name, fields: creationOnly });
   };
+  if (mnt) {
+    const restored = await restorePublications(ctx);
+    if (restored) log.event('info', `re-bound ${restored} published volume(s) after a restart`, { pool: pool.name });
+  }
   if (rebuildInterrupted(pool)) startRebuild('resuming a rebuild that was interrupted', true);
   else if (pool.disks.all().some((d) => d.health === 'failed')) startRebuild('a disk was already failed at mount');
 

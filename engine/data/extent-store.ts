@@ -55,7 +55,7 @@ export class ExtentStore {
   }
 
   /** Encodes and stores one extent version. Nothing points at it until the caller commits it. */
-  async write(ino: number, idx: number, data: Buffer, policy: RedundancyPolicy): Promise<WrittenExtent> {
+  async write(ino: number, idx: number, data: Buffer, policy: RedundancyPolicy, tier: string | null = null): Promise<WrittenExtent> {
     const policyName = formatPolicy(policy);
     const leased: [BufferPool, Buffer][] = [];
     const fragments = await encodeExtent(policy, data, (n) => this.shardBuffer(n, leased));
@@ -64,12 +64,12 @@ export class ExtentStore {
     try {
       for (let attempt = 0; ; attempt++) {
         try {
-          return await this.place(ino, idx, data.length, policy, policyName, fragments, avoid);
+          return await this.place(ino, idx, data.length, policy, policyName, fragments, avoid, tier);
         } catch (err) {
           if (!(err instanceof FragmentWriteError) || attempt >= 2) throw err instanceof FragmentWriteError ? err.error : err;
           for (const d of err.disks) avoid.add(d);
           try {
-            chooseDisks(this.pool.disks.writable().filter((d) => !avoid.has(d.id)), fragmentCount(policy), fragments[0].length, policyName);
+            chooseDisks(this.pool.disks.writable().filter((d) => !avoid.has(d.id) && (tier === null || d.tier === tier)), fragmentCount(policy), fragments[0].length, policyName);
           } catch {
             throw err.error; // no other disks to retry on: report the write failure itself
           }
@@ -110,9 +110,11 @@ export class ExtentStore {
     else this.shardPools.get(buf.length)?.give(buf);
   }
 
-  private async place(ino: number, idx: number, length: number, policy: RedundancyPolicy, policyName: string, fragments: Buffer[], avoid: Set<string>): Promise<WrittenExtent> {
+  private async place(
+    ino: number, idx: number, length: number, policy: RedundancyPolicy, policyName: string, fragments: Buffer[], avoid: Set<string>, tier: string | null,
+  ): Promise<WrittenExtent> {
     const size = fragments[0].length;
-    const disks = chooseDisks(this.pool.disks.writable().filter((d) => !avoid.has(d.id)), fragmentCount(policy), size, policyName);
+    const disks = chooseDisks(this.pool.disks.writable().filter((d) => !avoid.has(d.id) && (tier === null || d.tier === tier)), fragmentCount(policy), size, policyName);
     for (const d of disks) d.reserved += size;
     const store = this.pool.store;
     const placement = disks.map((d, slot) => ({ slot, disk: d.id }));

@@ -24,6 +24,8 @@ export interface OpenFile {
   persistedSize: number;
   mtime: number;
   policy: string;
+  /** Disks of this tier only (a volume's tier), or any. */
+  tier: string | null;
   dirty: Map<number, DirtyExtent>;
   loading: Map<number, Promise<DirtyExtent>>;
   inflight: Map<number, DirtyExtent>;
@@ -107,11 +109,11 @@ export class FileData {
     return this.open.get(ino);
   }
 
-  acquire(ino: number, size: number, mtime: number, policy: string | null): OpenFile {
+  acquire(ino: number, size: number, mtime: number, policy: string | null, tier: string | null = null): OpenFile {
     let of = this.open.get(ino);
     if (!of) {
       of = {
-        ino, refs: 0, size, persistedSize: size, mtime, policy: policy ?? formatPolicy(this.pool.settings.defaultPolicy),
+        ino, refs: 0, size, persistedSize: size, mtime, policy: policy ?? formatPolicy(this.pool.settings.defaultPolicy), tier,
         dirty: new Map(), loading: new Map(), inflight: new Map(), chains: new Map(), unsynced: [], error: null, lastReadIdx: -2,
       };
       this.open.set(ino, of);
@@ -273,7 +275,7 @@ export class FileData {
 
   private async commitExtent(of: OpenFile, idx: number, d: DirtyExtent): Promise<void> {
     const data = d.buf.subarray(0, d.len);
-    const written = await this.extents.write(of.ino, idx, data, policyOf(of.policy));
+    const written = await this.extents.write(of.ino, idx, data, policyOf(of.policy), of.tier);
     const now = Date.now();
     const committed = this.pool.store.commitExtent(written.extent, written.fragments, Math.min(of.size, idx * this.E + d.len), now);
     for (const f of written.fragments) this.pool.disks.noteUsed(f.disk, f.size);

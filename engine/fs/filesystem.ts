@@ -6,6 +6,7 @@ import { fsError } from '../util/errors.js';
 import { FileData, fileDataOptionsFrom, type FileDataOptions, type OpenFile } from './file-data.js';
 import { isDir, isReg, O_APPEND } from './modes.js';
 import { Namespace } from './namespace.js';
+import { Volumes } from '../volumes/volumes.js';
 
 export interface Attr {
   ino: number; mode: number; uid: number; gid: number; size: number; nlink: number;
@@ -17,12 +18,13 @@ export interface FsStats {
   files: number; ffree: number; favail: number; fsid: number; flag: number; namemax: number;
 }
 
-interface Handle { ino: number; flags: number; file: OpenFile | null }
+interface Handle { ino: number; flags: number; file: OpenFile | null; volume: string | null }
 
 /** The filesystem as FUSE (and tests) see it: path operations over the namespace and file data. */
 export class FileSystem {
   readonly ns: Namespace;
   readonly data: FileData;
+  readonly volumes: Volumes;
   private readonly handles = new Map<number, Handle>();
   private nextHandle = 1;
   private readonly uid = process.getuid?.() ?? 0;
@@ -39,6 +41,7 @@ export class FileSystem {
     this.maxFileSize = config.storage.max_file_size;
     this.maxOpenFiles = config.security.max_open_files;
     this.ns = new Namespace(pool.store, (ino) => this.data.isOpen(ino));
+    this.volumes = new Volumes(pool, this);
   }
 
   private attr(row: InodeRow): Attr {
@@ -82,9 +85,10 @@ export class FileSystem {
   private openIno(p: string, ino: number, flags: number): number {
     if (this.handles.size >= this.maxOpenFiles) throw fsError('EMFILE', `${this.handles.size} files open (security.max_open_files is ${this.maxOpenFiles})`);
     const row = this.ns.inode(ino);
-    const file = isReg(row.mode) ? this.data.acquire(ino, row.size, row.mtime, this.ns.policyFor(p)) : null;
+    const volume = this.volumes.of(p) ?? null;
+    const file = isReg(row.mode) ? this.data.acquire(ino, row.size, row.mtime, this.ns.policyFor(p), volume?.tier ?? null) : null;
     const fh = this.nextHandle++;
-    this.handles.set(fh, { ino, flags, file });
+    this.handles.set(fh, { ino, flags, file, volume: volume?.name ?? null });
     return fh;
   }
 
@@ -115,6 +119,7 @@ export class FileSystem {
     const of = this.fileOf(fh);
     const at = h.flags & O_APPEND ? of.size : pos;
     if (at + len > this.maxFileSize) throw fsError('EFBIG', `a write to ${at + len} bytes passes storage.max_file_size (${this.maxFileSize})`);
+    if (h.volume !== null && at + len > of.size) this.volumes.charge(h.volume, at + len - of.size);
     return this.data.write(of, buf, len, at);
   }
 
@@ -148,13 +153,31 @@ export class FileSystem {
     if (isDir(row.mode)) throw fsError('EISDIR', `'${p}' is a directory`);
     if (!isReg(row.mode)) throw fsError('EINVAL', `'${p}' is not a regular file`);
     this.checkSize(size);
+    this.chargeResize(this.volumes.of(p)?.name ?? null, row.ino, size);
     await this.data.truncate(row.ino, size);
     this.onAudit?.('truncate', p, { size });
   }
 
   async ftruncate(fh: number, size: number): Promise<void> {
     this.checkSize(size);
-    await this.data.truncate(this.fileOf(fh).ino, size);
+    const of = this.fileOf(fh);
+    this.chargeResize(this.handle(fh).volume, of.ino, size);
+    await this.data.truncate(of.ino, size);
+  }
+
+  /** Growth is charged to the volume first (EDQUOT past its capacity); shrinking makes it count again. */
+  private chargeResize(volume: string | null, ino: number, size: number): void {
+    if (volume === null) return;
+    const current = this.data.get(ino)?.size ?? this.ns.inode(ino).size;
+    if (size > current) this.volumes.charge(volume, size - current);
+    else this.volumes.recount(volume);
+  }
+
+  /** Hard links and renames between volumes (or in and out of one) would move data past a quota. */
+  private sameVolume(src: string, dst: string): void {
+    const a = this.volumes.of(src)?.name ?? null;
+    const b = this.volumes.of(dst)?.name ?? null;
+    if (a !== b) throw fsError('EXDEV', `'${src}' and '${dst}' are in different volumes`);
   }
 
   private checkSize(size: number): void {
@@ -163,17 +186,24 @@ export class FileSystem {
 
   unlink(p: string): void {
     this.ns.unlink(p);
+    const v = this.volumes.of(p);
+    if (v) this.volumes.recount(v.name);
     this.onAudit?.('unlink', p);
     void this.pool.reapGarbage();
   }
 
   rename(src: string, dst: string): void {
+    this.sameVolume(src, dst);
+    if (this.volumes.get(src.replace(/^\/+|\/+$/g, ''))) throw fsError('EBUSY', `'${src}' is a volume; volumes are not renamed`);
     this.ns.rename(src, dst);
+    const v = this.volumes.of(dst);
+    if (v) this.volumes.recount(v.name);
     this.onAudit?.('rename', src, { to: dst });
     void this.pool.reapGarbage();
   }
 
   link(src: string, dst: string): void {
+    this.sameVolume(src, dst);
     this.ns.link(src, dst);
     this.onAudit?.('link', src, { to: dst });
   }

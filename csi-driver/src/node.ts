@@ -1,0 +1,132 @@
+import { createHash } from 'node:crypto';
+import { status } from '@grpc/grpc-js';
+import { mountFlagProblem, unbindTarget } from '../../engine/volumes/publish.js';
+import { capacityFor } from './controller.js';
+import { DEFAULT_EPHEMERAL_BYTES, topology, type PluginContext } from './context.js';
+import { CsiError, invalid, notFound } from './errors.js';
+import type { CapacityRange, VolumeCapability } from './proto.js';
+import { capabilityProblem, checkPath, parseVolumeId, volumeId, type VolumeRef } from './validate.js';
+
+const EPHEMERAL_KEY = 'csi.storage.k8s.io/ephemeral';
+
+interface Stats { capacity: number; used: number; inodes: number; condition: { abnormal: boolean; message: string } }
+
+/** Inline (ephemeral) volumes: the kubelet picks the id; the volume is named from it, in the pool the attributes name. */
+function ephemeralRef(ctx: PluginContext, id: string, attrs: Record<string, string>): VolumeRef {
+  if (!id || id.includes('\0') || id.length > 512) throw invalid('volume_id is required and must be a plain string');
+  const name = `ephemeral-${createHash('sha256').update(id).digest('hex').slice(0, 40)}`;
+  return { pool: ctx.engines.choose(attrs.pool), name };
+}
+
+/** A volume_path names a published target: one that cannot be (relative, outside our roots) is simply not found. */
+function publishedPath(ctx: PluginContext, p: string): string {
+  try {
+    return checkPath(p, 'volume_path', ctx.targetRoots);
+  } catch (err) {
+    if (p.includes('\0') || p.length > 4096) throw err;
+    throw notFound(`volume_path '${p.slice(0, 200)}' is not a path this plugin published`);
+  }
+}
+
+export function nodeService(ctx: PluginContext) {
+  return {
+    async NodePublishVolume(req: {
+      volume_id: string; target_path: string; volume_capability: VolumeCapability | null; readonly: boolean; volume_context: Record<string, string>;
+    }) {
+      if (!req.volume_id) throw invalid('volume_id is required');
+      if (!req.target_path) throw invalid('target_path is required');
+      if (!req.volume_capability) throw invalid('volume_capability is required');
+      const problem = capabilityProblem(req.volume_capability);
+      if (problem) throw invalid(problem);
+      const target = checkPath(req.target_path, 'target_path', ctx.targetRoots);
+      const attrs = req.volume_context ?? {};
+      const ephemeral = attrs[EPHEMERAL_KEY] === 'true';
+      const ref = ephemeral ? ephemeralRef(ctx, req.volume_id, attrs) : parseVolumeId(req.volume_id, ctx.engines.names());
+      const flags = req.volume_capability.mount?.mount_flags ?? [];
+      const flagProblem = mountFlagProblem(flags);
+      if (flagProblem) throw invalid(flagProblem);
+      return ctx.locks.with(volumeId(ref), async () => {
+        if (ephemeral) {
+          const size = attrs.size ? Number(attrs.size) : DEFAULT_EPHEMERAL_BYTES;
+          if (!Number.isSafeInteger(size) || size <= 0) throw invalid(`volume_context size '${attrs.size}' is not a byte count`);
+          await ctx.engines.call(ref.pool, 'volume-create', {
+            name: ref.name, capacity: size, policy: attrs.redundancy, tier: attrs.tier, ephemeral: true, context: JSON.stringify({ id: req.volume_id }),
+          });
+        }
+        await ctx.engines.call(ref.pool, 'volume-publish', { name: ref.name, target, readonly: req.readonly === true, flags: JSON.stringify(flags) });
+        return {};
+      });
+    },
+
+    async NodeUnpublishVolume(req: { volume_id: string; target_path: string }) {
+      if (!req.volume_id) throw invalid('volume_id is required');
+      if (!req.target_path) throw invalid('target_path is required');
+      const target = checkPath(req.target_path, 'target_path', ctx.targetRoots);
+      let ref: VolumeRef | null = null;
+      try {
+        ref = parseVolumeId(req.volume_id, ctx.engines.names());
+      } catch (err) {
+        if (!(err instanceof CsiError && err.code === status.NOT_FOUND)) throw err;
+      }
+      const pools = ref ? [ref.pool] : [...ctx.engines.names()];
+      return ctx.locks.with(ref ? volumeId(ref) : req.volume_id, async () => {
+        // The daemon that recorded the publication unmounts it (idempotent: fine when nothing is there).
+        for (const pool of pools) {
+          let r: { volume: string | null };
+          try {
+            r = await ctx.engines.call<{ volume: string | null }>(pool, 'volume-unpublish', { target });
+          } catch (err) {
+            if (!(err instanceof CsiError && err.code === status.UNAVAILABLE) && !/cannot reach the daemon/.test(String(err))) throw err;
+            // The engine daemon is down, so the mount is dead: unmount it here. The daemon forgets the
+            // publication when it finds the target gone at its next start.
+            await unbindTarget(target);
+            continue;
+          }
+          if (r.volume?.startsWith('ephemeral-')) {
+            const v = await ctx.engines.call<{ volume: { ephemeral: boolean } | null }>(pool, 'volume-get', { name: r.volume });
+            if (v.volume?.ephemeral) await ctx.engines.call(pool, 'volume-delete', { name: r.volume });
+          }
+        }
+        return {};
+      });
+    },
+
+    async NodeGetVolumeStats(req: { volume_id: string; volume_path: string }) {
+      if (!req.volume_id) throw invalid('volume_id is required');
+      if (!req.volume_path) throw invalid('volume_path is required');
+      const ref = parseVolumeId(req.volume_id, ctx.engines.names());
+      const target = publishedPath(ctx, req.volume_path);
+      const s = await ctx.engines.call<Stats>(ref.pool, 'volume-stats', { name: ref.name, target });
+      return {
+        usage: [
+          { unit: 'BYTES', total: s.capacity, used: s.used, available: Math.max(0, s.capacity - s.used) },
+          // Inodes are not limited per volume: report what is used, and a large budget.
+          { unit: 'INODES', total: s.inodes + 1_000_000, used: s.inodes, available: 1_000_000 },
+        ],
+        volume_condition: s.condition,
+      };
+    },
+
+    async NodeExpandVolume(req: { volume_id: string; volume_path: string; capacity_range: CapacityRange | null }) {
+      if (!req.volume_id) throw invalid('volume_id is required');
+      if (!req.volume_path) throw invalid('volume_path is required');
+      const ref = parseVolumeId(req.volume_id, ctx.engines.names());
+      publishedPath(ctx, req.volume_path);
+      const current = await ctx.engines.call<{ volume: { capacity: number } | null }>(ref.pool, 'volume-get', { name: ref.name });
+      if (!current.volume) throw notFound(`no volume ${req.volume_id}`);
+      const capacity = capacityFor(req.capacity_range, current.volume.capacity);
+      return ctx.locks.with(volumeId(ref), async () => {
+        const r = await ctx.engines.call<{ volume: { capacity: number } }>(ref.pool, 'volume-expand', { name: ref.name, capacity });
+        return { capacity_bytes: r.volume.capacity };
+      });
+    },
+
+    async NodeGetCapabilities() {
+      return { capabilities: ['GET_VOLUME_STATS', 'EXPAND_VOLUME', 'VOLUME_CONDITION'].map((type) => ({ rpc: { type } })) };
+    },
+
+    async NodeGetInfo() {
+      return { node_id: ctx.nodeId, max_volumes_per_node: 0, accessible_topology: topology(ctx) };
+    },
+  };
+}

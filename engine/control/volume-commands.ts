@@ -1,0 +1,158 @@
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { assessAll } from '../check/extent-health.js';
+import { formatPolicy } from '../redundancy/policy.js';
+import { logger } from '../observability/logger.js';
+import { bindVolume, mountFlagProblem, mountState, unbindTarget } from '../volumes/publish.js';
+import { VolumeError, type VolumeRow } from '../volumes/volumes.js';
+import type { CommandArgs, CommandContext } from './commands.js';
+
+const log = logger('volumes');
+
+interface Publication { target: string; volume: string; readonly: boolean; flags: string[] }
+
+function text(args: CommandArgs, key: string): string {
+  const v = args[key];
+  if (typeof v !== 'string' || v === '') throw new VolumeError('INVALID', `missing argument: ${key}`);
+  return v;
+}
+
+function int(args: CommandArgs, key: string): number {
+  const v = args[key];
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new VolumeError('INVALID', `${key} must be a whole number of bytes`);
+  return v;
+}
+
+export function publications(ctx: CommandContext, volume?: string): Publication[] {
+  const rows = ctx.pool.store.db.prepare('SELECT target, volume, readonly, flags FROM publications ORDER BY target').all() as { target: string; volume: string; readonly: number; flags: string }[];
+  return rows.filter((r) => volume === undefined || r.volume === volume).map((r) => ({ target: r.target, volume: r.volume, readonly: r.readonly === 1, flags: JSON.parse(r.flags) as string[] }));
+}
+
+function describe(ctx: CommandContext, v: VolumeRow): Record<string, unknown> {
+  return { ...v, usage: ctx.fs.volumes.usageOf(v.name), published: publications(ctx, v.name).map((p) => p.target) };
+}
+
+function source(ctx: CommandContext, volume: string): string {
+  if (!ctx.mountpoint) throw new VolumeError('BUSY', `pool ${ctx.pool.name} is served without a mount; volumes can be published only from a mounted pool`);
+  return path.join(ctx.mountpoint, volume);
+}
+
+/** Health of a volume's extents: abnormal when any is degraded or unrecoverable. */
+async function extentCondition(ctx: CommandContext, v: VolumeRow): Promise<{ abnormal: boolean; message: string }> {
+  const inodes = new Set(
+    (ctx.pool.store.db.prepare('WITH RECURSIVE tree(ino) AS (SELECT ? UNION SELECT d.ino FROM dirents d JOIN tree t ON d.parent = t.ino) SELECT ino FROM tree').all(v.ino) as { ino: number }[]).map((r) => r.ino),
+  );
+  const counts = { degraded: 0, unrecoverable: 0 };
+  await assessAll(ctx.pool, (a) => {
+    if (inodes.has(a.extent.ino) && a.health !== 'healthy') counts[a.health]++;
+  });
+  if (counts.unrecoverable) return { abnormal: true, message: `${counts.unrecoverable} extent(s) unrecoverable: some data is lost (see 'dynamicfs status')` };
+  if (counts.degraded) return { abnormal: true, message: `${counts.degraded} extent(s) degraded: redundancy reduced, data readable; rebuild pending` };
+  return { abnormal: false, message: 'healthy' };
+}
+
+/** Re-binds every recorded publication whose mount is gone or dead (after the daemon restarted). */
+export async function restorePublications(ctx: CommandContext): Promise<number> {
+  let restored = 0;
+  for (const p of publications(ctx)) {
+    const state = await mountState(p.target);
+    if (state === 'live') continue;
+    // Unpublished while this daemon was down (the CSI plugin unmounted it and removed the directory): forget it.
+    if (state === 'none' && !(await fsp.stat(p.target).then(() => true, () => false))) {
+      ctx.pool.store.db.prepare('DELETE FROM publications WHERE target = ?').run(p.target);
+      log.info(`publication of ${p.volume} at ${p.target} dropped: the target is gone`, { pool: ctx.pool.name, volume: p.volume, target: p.target });
+      continue;
+    }
+    try {
+      await unbindTarget(p.target);
+      await bindVolume(source(ctx, p.volume), p.target, p.readonly, p.flags);
+      restored++;
+      log.event('info', `re-bound volume ${p.volume} at ${p.target} (was ${state})`, { pool: ctx.pool.name, volume: p.volume, target: p.target });
+    } catch (err) {
+      log.error(`could not re-bind volume ${p.volume} at ${p.target}: ${(err as Error).message}`, { pool: ctx.pool.name, volume: p.volume, target: p.target });
+    }
+  }
+  return restored;
+}
+
+/** Volume commands, served by the pool's daemon (the CSI plugin calls them over the control socket). */
+export const volumeCommands: Record<string, (ctx: CommandContext, args: CommandArgs) => Promise<unknown>> = {
+  async 'volume-create'(ctx, args) {
+    const context = typeof args.context === 'string' ? (JSON.parse(args.context) as Record<string, string>) : {};
+    const { volume, created } = ctx.fs.volumes.create({
+      name: text(args, 'name'), capacity: int(args, 'capacity'), policy: typeof args.policy === 'string' ? args.policy : undefined,
+      tier: typeof args.tier === 'string' ? args.tier : null, ephemeral: args.ephemeral === true, context,
+    });
+    if (created) log.event('info', `volume ${volume.name} created: ${volume.capacity} bytes, ${volume.policy}${volume.tier ? `, tier ${volume.tier}` : ''}`, { pool: ctx.pool.name, volume: volume.name });
+    return { volume: describe(ctx, volume), created };
+  },
+
+  async 'volume-delete'(ctx, args) {
+    const name = text(args, 'name');
+    const pubs = publications(ctx, name);
+    if (pubs.length) throw new VolumeError('BUSY', `volume ${name} is still published at ${pubs.map((p) => p.target).join(', ')}`);
+    const deleted = ctx.fs.volumes.delete(name);
+    if (deleted) log.event('info', `volume ${name} deleted`, { pool: ctx.pool.name, volume: name });
+    return { deleted };
+  },
+
+  async 'volume-list'(ctx) {
+    return { volumes: ctx.fs.volumes.list().map((v) => describe(ctx, v)) };
+  },
+
+  async 'volume-get'(ctx, args) {
+    const v = ctx.fs.volumes.get(text(args, 'name'));
+    return { volume: v ? describe(ctx, v) : null };
+  },
+
+  async 'volume-expand'(ctx, args) {
+    const v = ctx.fs.volumes.expand(text(args, 'name'), int(args, 'capacity'));
+    return { volume: describe(ctx, v) };
+  },
+
+  async 'volume-capacity'(ctx, args) {
+    const policy = typeof args.policy === 'string' ? args.policy : undefined;
+    const tier = typeof args.tier === 'string' ? args.tier : null;
+    return { available: ctx.fs.volumes.available(policy ?? formatPolicy(ctx.pool.settings.defaultPolicy), tier) };
+  },
+
+  async 'volume-publish'(ctx, args) {
+    const name = text(args, 'name');
+    const target = path.resolve(text(args, 'target'));
+    const readonly = args.readonly === true;
+    const flags = typeof args.flags === 'string' ? (JSON.parse(args.flags) as string[]) : [];
+    const problem = mountFlagProblem(flags);
+    if (problem) throw new VolumeError('INVALID', problem);
+    if (!ctx.fs.volumes.get(name)) throw new VolumeError('NOT_FOUND', `no volume ${name} in pool ${ctx.pool.name}`);
+    const existing = publications(ctx).find((p) => p.target === target);
+    if (existing) {
+      if (existing.volume !== name) throw new VolumeError('EXISTS', `${target} already holds volume ${existing.volume}`);
+      if (existing.readonly !== readonly) throw new VolumeError('EXISTS', `${target} already holds volume ${name} ${existing.readonly ? 'read-only' : 'read-write'}`);
+      if ((await mountState(target)) === 'live') return { target, published: false };
+    }
+    await bindVolume(source(ctx, name), target, readonly, flags);
+    ctx.pool.store.db.prepare('INSERT OR REPLACE INTO publications (target, volume, readonly, flags, at) VALUES (?, ?, ?, ?, ?)').run(target, name, readonly ? 1 : 0, JSON.stringify(flags), Date.now());
+    log.info(`volume ${name} published at ${target}${readonly ? ' (read-only)' : ''}`, { pool: ctx.pool.name, volume: name, target });
+    return { target, published: true };
+  },
+
+  async 'volume-unpublish'(ctx, args) {
+    const target = path.resolve(text(args, 'target'));
+    const pub = publications(ctx).find((p) => p.target === target);
+    await unbindTarget(target);
+    ctx.pool.store.db.prepare('DELETE FROM publications WHERE target = ?').run(target);
+    if (pub) log.info(`volume ${pub.volume} unpublished from ${target}`, { pool: ctx.pool.name, volume: pub.volume, target });
+    return { target, volume: pub?.volume ?? null };
+  },
+
+  async 'volume-stats'(ctx, args) {
+    const v = ctx.fs.volumes.get(text(args, 'name'));
+    if (!v) throw new VolumeError('NOT_FOUND', `no volume ${String(args.name)} in pool ${ctx.pool.name}`);
+    const target = typeof args.target === 'string' ? path.resolve(args.target) : null;
+    if (target && !publications(ctx, v.name).some((p) => p.target === target)) throw new VolumeError('NOT_FOUND', `volume ${v.name} is not published at ${target}`);
+    const usage = ctx.fs.volumes.usageOf(v.name);
+    let condition = await extentCondition(ctx, v);
+    if (target && (await mountState(target)) !== 'live') condition = { abnormal: true, message: `the mount at ${target} is gone or dead (its FUSE server stopped)` };
+    return { capacity: v.capacity, used: usage.bytes, inodes: usage.inodes, condition };
+  },
+};

@@ -1,0 +1,182 @@
+import type { FileSystem } from '../fs/filesystem.js';
+import { diskFree } from '../pool/disk-set.js';
+import type { Pool } from '../pool/pool.js';
+import { formatPolicy, parsePolicy } from '../redundancy/policy.js';
+import { fsError } from '../util/errors.js';
+import { volumeNameProblem } from './names.js';
+
+export interface VolumeRow {
+  name: string; ino: number; capacity: number; policy: string; tier: string | null; ephemeral: boolean; createdAt: string;
+  context: Record<string, string>;
+}
+
+export class VolumeError extends Error {
+  constructor(readonly code: 'INVALID' | 'NOT_FOUND' | 'EXISTS' | 'EXHAUSTED' | 'BUSY', message: string) {
+    super(message);
+    this.name = 'VolumeError';
+  }
+}
+
+interface Usage { bytes: number; inodes: number; dirty: boolean }
+
+interface DbRow { name: string; ino: number; capacity: number; policy: string; tier: string | null; ephemeral: number; created_at: number; context: string }
+
+const toRow = (r: DbRow): VolumeRow => ({
+  name: r.name, ino: r.ino, capacity: r.capacity, policy: r.policy, tier: r.tier, ephemeral: r.ephemeral === 1,
+  createdAt: new Date(r.created_at).toISOString(), context: JSON.parse(r.context) as Record<string, string>,
+});
+
+/**
+ * Volumes: top-level directories of a pool, each with a capacity (a quota the engine enforces on
+ * apparent file size), a redundancy policy and optionally a tier. Usage is counted from the metadata
+ * when first needed and then kept up to date by the write path.
+ */
+export class Volumes {
+  private readonly usage = new Map<string, Usage>();
+  private rows = new Map<string, VolumeRow>();
+
+  constructor(private readonly pool: Pool, private readonly fs: FileSystem) {
+    this.reload();
+  }
+
+  private reload(): void {
+    const rows = this.pool.store.db.prepare('SELECT * FROM volumes ORDER BY name').all() as DbRow[];
+    this.rows = new Map(rows.map((r) => [r.name, toRow(r)]));
+  }
+
+  list(): VolumeRow[] {
+    return [...this.rows.values()];
+  }
+
+  get(name: string): VolumeRow | undefined {
+    return this.rows.get(name);
+  }
+
+  /** The volume a pool path lies in (its first component), if that is a volume. */
+  of(path: string): VolumeRow | undefined {
+    const first = path.split('/').find((c) => c !== '');
+    return first === undefined ? undefined : this.rows.get(first);
+  }
+
+  create(spec: { name: string; capacity: number; policy?: string; tier?: string | null; ephemeral?: boolean; context?: Record<string, string> }): { volume: VolumeRow; created: boolean } {
+    const problem = volumeNameProblem(spec.name);
+    if (problem) throw new VolumeError('INVALID', `volume name '${spec.name.slice(0, 64)}' ${problem}`);
+    if (!Number.isSafeInteger(spec.capacity) || spec.capacity < 0) throw new VolumeError('INVALID', `capacity ${spec.capacity} is not a byte count`);
+    const policy = spec.policy ? formatPolicy(parsePolicy(spec.policy)) : formatPolicy(this.pool.settings.defaultPolicy);
+    const tier = spec.tier ?? null;
+    const existing = this.rows.get(spec.name);
+    if (existing) {
+      if (existing.capacity !== spec.capacity || existing.policy !== policy || existing.tier !== tier) {
+        throw new VolumeError('EXISTS', `volume ${spec.name} exists with capacity ${existing.capacity}, policy ${existing.policy}, tier ${existing.tier ?? 'any'}`);
+      }
+      return { volume: existing, created: false };
+    }
+    const width = parsePolicy(policy);
+    const writable = this.pool.disks.writable().filter((d) => tier === null || d.tier === tier);
+    const needed = width.kind === 'replication' ? width.copies : width.data + width.parity;
+    if (writable.length < needed) {
+      throw new VolumeError('EXHAUSTED', `policy ${policy} needs ${needed} healthy disks${tier ? ` in tier ${tier}` : ''}; pool ${this.pool.name} has ${writable.length}`);
+    }
+    if (spec.capacity > this.available(policy, tier)) {
+      throw new VolumeError('EXHAUSTED', `pool ${this.pool.name} cannot hold ${spec.capacity} bytes under ${policy}: ${this.available(policy, tier)} available`);
+    }
+    const dir = `/${spec.name}`;
+    if (this.exists(dir)) throw new VolumeError('EXISTS', `pool ${this.pool.name} already has a directory ${dir} that is not a volume`);
+    this.fs.mkdir(dir, 0o40777);
+    this.fs.ns.setPolicy(dir, policy);
+    const ino = this.fs.ns.resolve(dir);
+    this.pool.store.db.prepare('INSERT INTO volumes (name, ino, capacity, policy, tier, ephemeral, created_at, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
+      spec.name, ino, spec.capacity, policy, tier, spec.ephemeral ? 1 : 0, Date.now(), JSON.stringify(spec.context ?? {}),
+    );
+    this.reload();
+    this.usage.set(spec.name, { bytes: 0, inodes: 1, dirty: false });
+    return { volume: this.rows.get(spec.name) as VolumeRow, created: true };
+  }
+
+  /** Removes a volume and every file in it; false when there was none. */
+  delete(name: string): boolean {
+    const v = this.rows.get(name);
+    if (!v) return false;
+    this.removeTree(`/${name}`);
+    this.pool.store.db.prepare('DELETE FROM volumes WHERE name = ?').run(name);
+    this.usage.delete(name);
+    this.reload();
+    void this.pool.reapGarbage();
+    return true;
+  }
+
+  private removeTree(dir: string): void {
+    if (!this.exists(dir)) return;
+    for (const entry of this.fs.readdir(dir)) {
+      if (entry === '.' || entry === '..') continue;
+      const p = `${dir}/${entry}`;
+      if ((this.fs.getattr(p).mode & 0o170000) === 0o040000) this.removeTree(p);
+      else this.fs.unlink(p);
+    }
+    this.fs.rmdir(dir);
+  }
+
+  private exists(p: string): boolean {
+    try {
+      this.fs.ns.resolve(p);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  expand(name: string, capacity: number): VolumeRow {
+    const v = this.rows.get(name);
+    if (!v) throw new VolumeError('NOT_FOUND', `no volume ${name} in pool ${this.pool.name}`);
+    if (capacity > v.capacity && capacity - v.capacity > this.available(v.policy, v.tier)) {
+      throw new VolumeError('EXHAUSTED', `pool ${this.pool.name} cannot grow ${name} to ${capacity} bytes: ${this.available(v.policy, v.tier)} available`);
+    }
+    if (capacity > v.capacity) this.pool.store.db.prepare('UPDATE volumes SET capacity = ? WHERE name = ?').run(capacity, name);
+    this.reload();
+    return this.rows.get(name) as VolumeRow;
+  }
+
+  /** Usable bytes for a new volume: free space of healthy disks (of the tier) after the policy's overhead, minus what volumes already reserve. */
+  available(policyText: string, tier: string | null): number {
+    const policy = parsePolicy(policyText);
+    const disks = this.pool.disks.writable().filter((d) => tier === null || d.tier === tier);
+    const free = disks.reduce((s, d) => s + diskFree(d), 0);
+    const eff = policy.kind === 'replication' ? 1 / policy.copies : policy.data / (policy.data + policy.parity);
+    const reserved = this.list().reduce((s, v) => s + Math.max(0, v.capacity - this.usageOf(v.name).bytes), 0);
+    return Math.max(0, Math.floor(free * eff) - reserved);
+  }
+
+  /** Bytes (apparent file sizes) and inodes in a volume. */
+  usageOf(name: string): { bytes: number; inodes: number } {
+    let u = this.usage.get(name);
+    if (!u || u.dirty) {
+      const v = this.rows.get(name);
+      if (!v) return { bytes: 0, inodes: 0 };
+      const r = this.pool.store.db.prepare(
+        `WITH RECURSIVE tree(ino) AS (SELECT ? UNION SELECT d.ino FROM dirents d JOIN tree t ON d.parent = t.ino)
+         SELECT count(*) AS inodes, coalesce(sum(i.size), 0) AS bytes FROM tree JOIN inodes i ON i.ino = tree.ino`,
+      ).get(v.ino) as { inodes: number; bytes: number };
+      // Files open for writing may hold growth not yet flushed to metadata.
+      u = { bytes: Math.max(r.bytes, u?.dirty ? 0 : (u?.bytes ?? 0)), inodes: r.inodes, dirty: false };
+      this.usage.set(name, u);
+    }
+    return { bytes: u.bytes, inodes: u.inodes };
+  }
+
+  /** Called before a file in volume `name` grows by `bytes`: refuses with EDQUOT past the capacity. */
+  charge(name: string, bytes: number): void {
+    const v = this.rows.get(name);
+    if (!v || bytes <= 0) return;
+    const used = this.usageOf(name).bytes;
+    if (used + bytes > v.capacity) {
+      throw fsError('EDQUOT', `volume ${name} holds ${used} of ${v.capacity} bytes; ${bytes} more would pass its capacity`);
+    }
+    (this.usage.get(name) as Usage).bytes = used + bytes;
+  }
+
+  /** Something shrank or moved (truncate, unlink, rename): count again when next needed. */
+  recount(name: string): void {
+    const u = this.usage.get(name);
+    if (u) u.dirty = true;
+  }
+}
