@@ -58,7 +58,13 @@ test('upstream csi-sanity passes against the real plugin socket with real FUSE m
     const failures = [...out.text.matchAll(/\[FAIL\] (.*)/g)].map((m) => m[1]);
     assert.equal(verdict, 'SUCCESS!', `csi-sanity failed:\n${failures.join('\n')}\n${out.text.slice(-4000)}`);
     assert.equal(out.code, 0);
-    assert.ok(Number(passed) > 50, `only ${passed} specs passed`);
+    // Every skip must be a capability we do not advertise (csi-sanity says which in each skip).
+    const NOT_ADVERTISED = /^(ControllerPublishVolume|ControllerUnpublishVolume|Controller Publish, UnpublishVolume|ControllerExpandVolume|ControllerModifyVolume|Modify [Vv]olume|CreateSnapshot|DeleteSnapshot|ListSnapshots|Snapshot|Volume Cloning|GroupControllerService|NodeStageVolume|NodeUnstageVolume) not supported$/;
+    const reasons = [...new Set([...out.text.matchAll(/\[SKIPPED\] ([^\n]*not supported)/g)].map((m) => m[1].trim()))];
+    for (const r of reasons) assert.match(r, NOT_ADVERTISED, `csi-sanity skipped specs for a reason other than an unadvertised capability: ${r}`);
+    assert.equal(Number(passed) + Number(skipped) + 1, Number(total), 'specs neither passed nor skipped (one is pending upstream)');
+    // 40 specs ran and passed when this was written; fewer means specs stopped running.
+    assert.ok(Number(passed) >= 40, `only ${passed} specs passed`);
   } finally {
     await stopCsiNode(node);
     if (node) cleanup(node.pool.root);

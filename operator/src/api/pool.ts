@@ -1,0 +1,92 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+/**
+ * The DynamicFSPool resource: the one definition behind its CRD schema (crds/) and the operator's
+ * and node agent's TypeScript types.
+ */
+export const GROUP = 'dynamicfs.io';
+export const VERSION = 'v1alpha1';
+export const POOL_PLURAL = 'dynamicfspools';
+export const CONFIG_PLURAL = 'dynamicfsconfigs';
+
+const POLICY = '^(replication:[1-9][0-9]?|erasure:[1-9][0-9]?\\+[0-9][0-9]?)$';
+const QUANTITY = '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|K|M|G|T|P|k)?$';
+const CRON = '^(@(hourly|daily|weekly|monthly|yearly))$|^(\\S+\\s+){4}\\S+$';
+const DNS_NAME = '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$';
+
+const Quantity = (description: string) =>
+  Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: QUANTITY, maxLength: 32 })], { description, 'x-kubernetes-int-or-string': true });
+
+export const DiskSpecSchema = Type.Object({
+  path: Type.String({ pattern: '^/[^\\x00]*$', maxLength: 1024, description: 'Directory (or mounted device) on the node that holds fragments.' }),
+  tier: Type.Optional(Type.Unsafe<'hot' | 'warm' | 'cold'>({ type: 'string', enum: ['hot', 'warm', 'cold'], description: 'Storage tier (default warm).' })),
+  capacity: Type.Optional(Quantity('Cap on the bytes this disk may hold (several disks can share one filesystem).')),
+}, { additionalProperties: false });
+
+export const PoolSpecSchema = Type.Object({
+  nodeName: Type.String({ minLength: 1, maxLength: 253, pattern: DNS_NAME, description: 'Node that holds the disks. Immutable.' }),
+  disks: Type.Array(DiskSpecSchema, { minItems: 1, maxItems: 64, description: 'Disks of the pool. Removing one drains it first (confirm it in confirmDiskRemoval).' }),
+  redundancy: Type.Optional(Type.String({ pattern: POLICY, maxLength: 16, description: "Default policy: 'replication:N' or 'erasure:K+M' (default replication:2)." })),
+  extentSize: Type.Optional(Quantity('Extent size (default 1Mi). Immutable.')),
+  configRef: Type.Optional(Type.String({ maxLength: 253, pattern: DNS_NAME, description: 'Name of a DynamicFSConfig.' })),
+  scrub: Type.Optional(Type.Object({
+    schedule: Type.Optional(Type.String({ pattern: CRON, maxLength: 64, description: "Cron schedule of scrubs ('0 3 * * 0' or '@weekly'); empty: none." })),
+    repair: Type.Optional(Type.Boolean({ description: 'Scheduled and requested scrubs repair what they find (default true).' })),
+  }, { additionalProperties: false })),
+  requests: Type.Optional(Type.Object({
+    scrub: Type.Optional(Type.String({ maxLength: 64, description: 'Set to a new value to ask for a scrub now; status.acknowledged.scrub answers with the same value once it ran.' })),
+    rebuild: Type.Optional(Type.String({ maxLength: 64, description: 'Set to a new value to ask for a rebuild now; acknowledged in status.acknowledged.rebuild.' })),
+  }, { additionalProperties: false })),
+  confirmDiskRemoval: Type.Optional(Type.Array(Type.String({ maxLength: 1024 }), { maxItems: 64, description: 'Disk paths that may be drained and removed: a disk dropped from spec.disks stays until listed here.' })),
+}, { additionalProperties: false });
+export type PoolSpec = Static<typeof PoolSpecSchema>;
+
+export const ConditionSchema = Type.Object({
+  type: Type.String({ maxLength: 316 }),
+  status: Type.Unsafe<'True' | 'False' | 'Unknown'>({ type: 'string', enum: ['True', 'False', 'Unknown'] }),
+  observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
+  lastTransitionTime: Type.String({ format: 'date-time' }),
+  reason: Type.String({ maxLength: 1024, pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$' }),
+  message: Type.String({ maxLength: 32768 }),
+});
+export type Condition = Static<typeof ConditionSchema>;
+
+const Int = (description?: string) => Type.Integer({ minimum: 0, ...(description ? { description } : {}) });
+
+export const DiskStatusSchema = Type.Object({
+  path: Type.String(), id: Type.Optional(Type.String()), tier: Type.Optional(Type.String()),
+  health: Type.String({ description: 'healthy, degraded, suspect, draining, failed, or pending (not added yet) / removed.' }),
+  reason: Type.Optional(Type.String()),
+  capacity: Type.Optional(Int()), used: Type.Optional(Int()),
+  errors: Type.Optional(Type.Object({ read: Int(), write: Int(), checksum: Int() })),
+  lastProbe: Type.Optional(Type.String()),
+  identity: Type.Optional(Type.String({ description: 'Pool and disk id recorded in the disk identity file.' })),
+});
+
+export const PoolStatusSchema = Type.Object({
+  observedGeneration: Type.Optional(Int()),
+  conditions: Type.Optional(Type.Array(ConditionSchema)),
+  health: Type.Optional(Type.String({ description: 'healthy, degraded or critical (from the node).' })),
+  poolId: Type.Optional(Type.String()),
+  disks: Type.Optional(Type.Array(DiskStatusSchema)),
+  diskCount: Type.Optional(Type.String({ description: 'Healthy disks out of all, for kubectl get.' })),
+  extents: Type.Optional(Type.Object({ healthy: Int(), degraded: Int(), unrecoverable: Int() })),
+  bytesAtRisk: Type.Optional(Int()),
+  capacity: Type.Optional(Type.Object({ raw: Int(), used: Int(), free: Int(), usable: Int(), rawText: Type.Optional(Type.String()), usedText: Type.Optional(Type.String()) })),
+  lastScrub: Type.Optional(Type.Object({ time: Type.String(), result: Type.String(), issues: Int(), repaired: Int(), unrecoverable: Int() })),
+  operation: Type.Optional(Type.Object({ kind: Type.String(), startedAt: Type.String(), progress: Type.Number({ minimum: 0, maximum: 1 }), extentsDone: Int(), extentsTotal: Int() })),
+  acknowledged: Type.Optional(Type.Object({ scrub: Type.Optional(Type.String()), rebuild: Type.Optional(Type.String()) })),
+  nextScrub: Type.Optional(Type.String({ description: 'When the operator will ask for the next scheduled scrub.' })),
+  scrubDue: Type.Optional(Type.String({ description: 'Set by the operator when a scheduled scrub is due: the node runs it and acknowledges it.' })),
+  rebuildWanted: Type.Optional(Type.String({ description: 'Set by the operator when a disk failed and auto-rebuild is on.' })),
+  nodeReportTime: Type.Optional(Type.String({ description: 'When the node side last reported.' })),
+  volumes: Type.Optional(Int()),
+});
+export type PoolStatus = Static<typeof PoolStatusSchema>;
+
+export interface DynamicFSPool {
+  apiVersion: string; kind: 'DynamicFSPool';
+  metadata: { name: string; generation?: number; uid?: string; resourceVersion?: string; finalizers?: string[]; deletionTimestamp?: string; creationTimestamp?: string };
+  spec: PoolSpec;
+  status?: PoolStatus;
+}

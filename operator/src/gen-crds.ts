@@ -1,0 +1,8 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { crdFiles } from './api/crds.js';
+
+// Writes crds/ from the schemas (npm run gen:crds).
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+for (const [name, text] of Object.entries(crdFiles())) writeFileSync(path.join(repo, 'crds', name), text);
