@@ -1,0 +1,216 @@
+import { spawn } from 'node:child_process';
+import { promises as fsp, openSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import type { PoolStatus as EngineStatus } from '../../../engine/check/status.js';
+import { callControl } from '../../../engine/control/socket.js';
+import { logger } from '../../../engine/observability/logger.js';
+import { withTrace } from '../../../engine/observability/trace.js';
+import { readLockOwner } from '../../../engine/pool/lock.js';
+import { formatBytes, parseSize } from '../../../engine/util/units.js';
+import type { DynamicFSPool, PoolStatus } from '../api/pool.js';
+import { configPath, poolPath } from '../controllers/pool-controller.js';
+import { isStatus, type KubeClient } from '../kube/raw.js';
+
+const log = logger('node-agent');
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../engine/cli/main.js');
+
+export interface AgentOptions { nodeName: string; stateDir: string; reportMs?: number }
+
+const quantity = (v: number | string | undefined): number | undefined => {
+  if (v === undefined) return undefined;
+  if (typeof v === 'number') return v;
+  return parseSize(v.replace(/i$/, 'iB').replace(/^(\d+(?:\.\d+)?)([KMGTP])$/, '$1$2B'), 'quantity');
+};
+
+async function exists(p: string): Promise<boolean> {
+  return fsp.stat(p).then(() => true, () => false);
+}
+
+function run(args: string[]): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    p.on('exit', (code) => resolve({ code: code ?? 1, out }));
+  });
+}
+
+/**
+ * The node side: for each DynamicFSPool of this node it creates or opens the pool, keeps its engine
+ * daemon running with the resolved configuration, adds disks, drains approved removals, runs the
+ * scrubs and rebuilds asked for, and reports health into the pool's status. Level-triggered: every
+ * pass compares the resource with the pool and acts on the difference.
+ */
+export class NodeAgent {
+  private readonly busy = new Map<string, Promise<void>>();
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+
+  constructor(private readonly client: KubeClient, private readonly o: AgentOptions) {}
+
+  private dirs(name: string) {
+    return { pool: path.join(this.o.stateDir, 'pools', name), mnt: path.join(this.o.stateDir, 'mnt', name), config: path.join(this.o.stateDir, 'config', `${name}.yaml`) };
+  }
+
+  start(): void {
+    const tick = async () => {
+      if (this.stopped) return;
+      await withTrace('node-agent pass', () => this.pass()).catch((err: unknown) => log.warn(`pass failed: ${(err as Error).message}`));
+      if (!this.stopped) this.timer = setTimeout(() => void tick(), this.o.reportMs ?? 2000);
+    };
+    void tick();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  async pass(): Promise<void> {
+    const list = await this.client.get<{ items: DynamicFSPool[] }>(poolPath());
+    for (const pool of list.items.filter((p) => p.spec.nodeName === this.o.nodeName)) {
+      try {
+        await this.reconcile(pool);
+      } catch (err) {
+        log.warn(`pool ${pool.metadata.name}: ${(err as Error).message}`, { pool: pool.metadata.name });
+      }
+    }
+  }
+
+  private async reconcile(pool: DynamicFSPool): Promise<void> {
+    const name = pool.metadata.name;
+    const d = this.dirs(name);
+    if (pool.metadata.deletionTimestamp) {
+      await this.report(pool, d.pool);
+      return;
+    }
+    // The configuration the pool's daemon runs with: the referenced DynamicFSConfig's spec.
+    let configSpec: unknown = {};
+    if (pool.spec.configRef) {
+      try {
+        configSpec = (await this.client.get<{ spec?: unknown }>(configPath(pool.spec.configRef))).spec ?? {};
+      } catch (err) {
+        if (!isStatus(err, 404)) throw err;
+      }
+    }
+    await fsp.mkdir(path.dirname(d.config), { recursive: true });
+    const configText = stringify(configSpec ?? {});
+    const oldConfig = await fsp.readFile(d.config, 'utf8').catch(() => null);
+    if (!(await exists(path.join(d.pool, 'pool.json')))) {
+      await fsp.writeFile(d.config, configText);
+      const args = ['init', d.pool, '--config', d.config, '--json'];
+      if (pool.spec.redundancy) args.push('--redundancy', pool.spec.redundancy);
+      const E = quantity(pool.spec.extentSize);
+      if (E) args.push('--extent-size', String(E));
+      const r = await run(args);
+      if (r.code !== 0) throw new Error(`init failed: ${r.out.trim()}`);
+      log.event('info', `pool ${name} created in ${d.pool}`, { pool: name });
+    }
+    if (!readLockOwner(d.pool)) {
+      await fsp.writeFile(d.config, configText);
+      await fsp.mkdir(d.mnt, { recursive: true });
+      const out = openSync(path.join(d.pool, 'mount.log'), 'a');
+      const child = spawn(process.execPath, [CLI, 'mount', d.pool, d.mnt, '--foreground', '--config', d.config, '--log-format', 'json'], { detached: true, stdio: ['ignore', out, out] });
+      child.unref();
+      for (let i = 0; i < 100 && !readLockOwner(d.pool); i++) await new Promise((r) => setTimeout(r, 100));
+      log.event('info', `engine daemon for pool ${name} started (pid ${child.pid})`, { pool: name });
+    } else if (oldConfig !== configText) {
+      await fsp.writeFile(d.config, configText);
+      await callControl(d.pool, 'config-apply', { file: JSON.stringify(configSpec ?? {}), source: `DynamicFSConfig ${pool.spec.configRef ?? '(none)'}` });
+      log.event('info', `configuration of pool ${name} updated from DynamicFSConfig ${pool.spec.configRef}`, { pool: name });
+    }
+    const engine = (await callControl(d.pool, 'status', {}, undefined, 30_000)) as EngineStatus;
+    // Disks: add what spec lists and the pool lacks; drain what the operator approved.
+    for (const disk of pool.spec.disks) {
+      if (engine.disks.some((x) => x.path === path.resolve(disk.path))) continue;
+      await fsp.mkdir(disk.path, { recursive: true });
+      const cap = quantity(disk.capacity);
+      await callControl(d.pool, 'add-disk', { disk: path.resolve(disk.path), tier: disk.tier ?? 'warm', capacity: cap ?? null });
+      log.event('info', `disk ${disk.path} added to pool ${name}`, { pool: name, disk: disk.path });
+    }
+    const st = pool.status ?? {};
+    const ack = { ...(st.acknowledged ?? {}) };
+    const background = (what: string, fn: () => Promise<void>) => {
+      if (this.busy.has(name)) return;
+      const p = fn().catch((err: unknown) => log.warn(`${what} of pool ${name} failed: ${(err as Error).message}`, { pool: name })).finally(() => this.busy.delete(name));
+      this.busy.set(name, p);
+    };
+    for (const p of st.removalsApproved ?? []) {
+      if (!engine.disks.some((x) => x.path === path.resolve(p))) continue;
+      background(`drain of ${p}`, async () => {
+        await callControl(d.pool, 'remove-disk', { disk: path.resolve(p) }, undefined, 3_600_000);
+      });
+    }
+    const repair = pool.spec.scrub?.repair !== false;
+    if (pool.spec.requests?.scrub && pool.spec.requests.scrub !== ack.scrub) {
+      const token = pool.spec.requests.scrub;
+      background('requested scrub', async () => {
+        await callControl(d.pool, 'scrub', { repair }, undefined, 3_600_000);
+        await this.ack(name, { scrub: token });
+      });
+    } else if (st.scrubDue && st.scrubDue !== ack.scheduledScrub) {
+      const token = st.scrubDue;
+      background('scheduled scrub', async () => {
+        await callControl(d.pool, 'scrub', { repair }, undefined, 3_600_000);
+        await this.ack(name, { scheduledScrub: token });
+      });
+    } else if (pool.spec.requests?.rebuild && pool.spec.requests.rebuild !== ack.rebuild) {
+      const token = pool.spec.requests.rebuild;
+      background('requested rebuild', async () => {
+        await callControl(d.pool, 'rebuild', {}, undefined, 3_600_000);
+        await this.ack(name, { rebuild: token });
+      });
+    } else if (st.rebuildWanted && st.rebuildWanted !== ack.rebuildWanted) {
+      const token = st.rebuildWanted;
+      background('rebuild', async () => {
+        await callControl(d.pool, 'rebuild', {}, undefined, 3_600_000);
+        await this.ack(name, { rebuildWanted: token });
+      });
+    }
+    await this.report(pool, d.pool, engine);
+  }
+
+  private async ack(name: string, fields: NonNullable<PoolStatus['acknowledged']>): Promise<void> {
+    await this.client.mergePatch(`${poolPath(name)}/status`, { status: { acknowledged: fields } });
+  }
+
+  /** Writes what the node sees into the status (the operator derives the conditions from it). */
+  private async report(pool: DynamicFSPool, poolDir: string, known?: EngineStatus): Promise<void> {
+    const name = pool.metadata.name;
+    let engine = known;
+    if (!engine) {
+      if (!readLockOwner(poolDir)) return;
+      engine = (await callControl(poolDir, 'status', {}, undefined, 30_000)) as EngineStatus;
+    }
+    const volumes = ((await callControl(poolDir, 'volume-list', {})) as { volumes: unknown[] }).volumes.length;
+    const wanted = new Set(pool.spec.disks.map((x) => path.resolve(x.path)));
+    const disks = [
+      ...engine.disks.map((x) => ({
+        path: x.path, id: x.id, tier: x.tier, health: x.health, reason: x.healthReason || undefined, capacity: x.capacity, used: x.used,
+        errors: x.errors, lastProbe: x.lastProbe ? JSON.stringify(x.lastProbe) : undefined, identity: `${engine.pool.id}/${x.id}`,
+      })),
+      ...[...wanted].filter((p) => !engine.disks.some((x) => x.path === p)).map((p) => ({ path: p, health: 'pending' })),
+    ];
+    const healthy = engine.disks.filter((x) => x.health === 'healthy').length;
+    const op = engine.operation;
+    const status: PoolStatus = {
+      health: engine.health, reasons: engine.reasons, poolId: engine.pool.id, disks,
+      diskCount: `${healthy}/${engine.disks.length}`,
+      extents: { healthy: engine.extents.healthy, degraded: engine.extents.degraded, unrecoverable: engine.extents.unrecoverable },
+      bytesAtRisk: engine.bytesAtRisk,
+      capacity: { raw: engine.capacity.raw, used: engine.capacity.used, free: engine.capacity.free, usable: engine.capacity.usableFree, rawText: formatBytes(engine.capacity.raw), usedText: formatBytes(engine.capacity.used) },
+      lastScrub: engine.lastScrub ? {
+        time: engine.lastScrub.finishedAt, result: engine.lastScrub.extents.unrecoverable ? 'unrecoverable' : engine.lastScrub.issues ? 'issues' : 'clean',
+        issues: engine.lastScrub.issues, repaired: engine.lastScrub.repaired, unrecoverable: engine.lastScrub.extents.unrecoverable,
+      } : undefined,
+      operation: op ? { kind: op.kind, startedAt: op.startedAt, progress: op.extentsTotal ? op.extentsDone / op.extentsTotal : 0, extentsDone: op.extentsDone, extentsTotal: op.extentsTotal } : undefined,
+      nodeReportTime: new Date().toISOString(),
+      volumes,
+    };
+    // A merge patch with null removes a field: an operation that ended disappears from the status.
+    await this.client.mergePatch(`${poolPath(name)}/status`, { status: { ...status, operation: status.operation ?? null, lastScrub: status.lastScrub ?? null } });
+  }
+}
