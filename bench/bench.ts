@@ -8,6 +8,10 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_READ_AHEAD_KB, isMounted, lazyUnmount } from '../engine/fuse/mount.js';
+import { configureLogging } from '../engine/observability/logger.js';
+
+// The bench fails disks on purpose; its own engine's log lines would only clutter the table.
+configureLogging({ enabled: false });
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CLI = path.resolve(here, '../engine/cli/main.js');

@@ -7,7 +7,7 @@ import { toStructural, type JsonSchema } from './structural.js';
 const POOL_RULES = [
   { rule: 'self.nodeName == oldSelf.nodeName', message: 'spec.nodeName is immutable: a pool lives on one node' },
   {
-    rule: "!has(oldSelf.extentSize) || (has(self.extentSize) && string(self.extentSize) == string(oldSelf.extentSize))",
+    rule: '!has(oldSelf.extentSize) || (has(self.extentSize) && self.extentSize == oldSelf.extentSize)',
     message: 'spec.extentSize is immutable once set',
   },
   {

@@ -11,11 +11,11 @@ export const CONFIG_PLURAL = 'dynamicfsconfigs';
 
 const POLICY = '^(replication:[1-9][0-9]?|erasure:[1-9][0-9]?\\+[0-9][0-9]?)$';
 const QUANTITY = '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|K|M|G|T|P|k)?$';
-const CRON = '^(@(hourly|daily|weekly|monthly|yearly))$|^(\\S+\\s+){4}\\S+$';
+const CRON = '^(@(hourly|daily|weekly|monthly|yearly))$|^(\\S+\\s+){4,5}\\S+$';
 const DNS_NAME = '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$';
 
-const Quantity = (description: string) =>
-  Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: QUANTITY, maxLength: 32 })], { description, 'x-kubernetes-int-or-string': true });
+/** A Kubernetes quantity as a string ('64Mi', '1Gi', '1048576'): plain patterns keep the CRD's CEL budget free. */
+const Quantity = (description: string) => Type.String({ pattern: QUANTITY, maxLength: 32, description });
 
 export const DiskSpecSchema = Type.Object({
   path: Type.String({ pattern: '^/[^\\x00]*$', maxLength: 1024, description: 'Directory (or mounted device) on the node that holds fragments.' }),
@@ -30,7 +30,7 @@ export const PoolSpecSchema = Type.Object({
   extentSize: Type.Optional(Quantity('Extent size (default 1Mi). Immutable.')),
   configRef: Type.Optional(Type.String({ maxLength: 253, pattern: DNS_NAME, description: 'Name of a DynamicFSConfig.' })),
   scrub: Type.Optional(Type.Object({
-    schedule: Type.Optional(Type.String({ pattern: CRON, maxLength: 64, description: "Cron schedule of scrubs ('0 3 * * 0' or '@weekly'); empty: none." })),
+    schedule: Type.Optional(Type.String({ pattern: CRON, maxLength: 64, description: "Cron schedule of scrubs: five fields ('0 3 * * 0'), six with seconds first, or '@weekly'; empty: none." })),
     repair: Type.Optional(Type.Boolean({ description: 'Scheduled and requested scrubs repair what they find (default true).' })),
   }, { additionalProperties: false })),
   requests: Type.Optional(Type.Object({

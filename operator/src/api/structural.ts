@@ -28,8 +28,20 @@ function clean(s: JsonSchema): JsonSchema {
     }
   }
   if (out['x-kubernetes-int-or-string']) {
-    // Value validations may stay in the branches; a structural int-or-string has no type of its own.
+    // A structural int-or-string is exactly anyOf [integer, string]; the branches' own checks
+    // (minimum, pattern) become a CEL rule on the field.
+    const branches = (out.anyOf ?? []) as JsonSchema[];
+    const int = branches.find((b) => b.type === 'integer') ?? {};
+    const str = branches.find((b) => b.type === 'string') ?? {};
     delete out.type;
+    out.anyOf = [{ type: 'integer' }, { type: 'string' }];
+    const min = typeof int.minimum === 'number' ? int.minimum : 0;
+    const pattern = typeof str.pattern === 'string' ? str.pattern : '.*';
+    const maxLength = typeof str.maxLength === 'number' ? str.maxLength : 64;
+    out['x-kubernetes-validations'] = [{
+      rule: `type(self) == int ? self >= ${min} : (size(self) <= ${maxLength} && self.matches(${JSON.stringify(pattern)}))`,
+      message: `must be a whole number of at least ${min}, or text matching ${pattern}`,
+    }];
   }
   return out;
 }

@@ -12,7 +12,7 @@ const log = logger('pool-controller');
 export const poolPath = (name = '') => `/apis/${GROUP}/${VERSION}/${POOL_PLURAL}${name ? `/${name}` : ''}`;
 export const configPath = (name = '') => `/apis/${GROUP}/${VERSION}/${CONFIG_PLURAL}${name ? `/${name}` : ''}`;
 
-interface Seen { diskHealth: Map<string, string>; operation: string | null; lastScrub: string | null }
+interface Seen { diskHealth: Map<string, string>; operation: string | null; lastScrub: string | null; scrubAck: string; rebuildAck: string; scrubAsk: string; rebuildAsk: string }
 
 /**
  * Decides for each DynamicFSPool: finalizer and deletion, configuration validity, when a scheduled
@@ -120,7 +120,7 @@ export class PoolController {
     set('Rebuilding', rebuilding ? 'True' : 'False', rebuilding ? 'RebuildRunning' : 'Idle', rebuilding ? `${op?.extentsDone}/${op?.extentsTotal} extents` : 'no rebuild running');
     set('Scrubbing', scrubbing ? 'True' : 'False', scrubbing ? 'ScrubRunning' : 'Idle', scrubbing ? `${op?.extentsDone}/${op?.extentsTotal} extents` : 'no scrub running');
 
-    await this.emitTransitions(pool, st);
+    await this.emitTransitions(pool, st, patch);
     patch.observedGeneration = gen;
     patch.conditions = conditions;
     await this.client.mergePatch(`${poolPath(name)}/status`, { status: patch });
@@ -153,12 +153,18 @@ export class PoolController {
   }
 
   /** Events for disk failures and for scrubs and rebuilds starting and ending, seen as changes since the last look. */
-  private async emitTransitions(pool: DynamicFSPool, st: PoolStatus): Promise<void> {
+  private async emitTransitions(pool: DynamicFSPool, st: PoolStatus, patch: PoolStatus): Promise<void> {
     const prev = this.seen.get(pool.metadata.name);
+    const ack = st.acknowledged ?? {};
+    // What has been asked of the node (by a user's request or by this operator) and what it has done.
     const now: Seen = {
       diskHealth: new Map((st.disks ?? []).map((d) => [d.path, d.health])),
       operation: st.operation?.kind ?? null,
       lastScrub: st.lastScrub?.time ?? null,
+      scrubAck: `${ack.scrub ?? ''}|${ack.scheduledScrub ?? ''}`,
+      rebuildAck: `${ack.rebuild ?? ''}|${ack.rebuildWanted ?? ''}`,
+      scrubAsk: `${pool.spec.requests?.scrub ?? ''}|${patch.scrubDue ?? st.scrubDue ?? ''}`,
+      rebuildAsk: `${pool.spec.requests?.rebuild ?? ''}|${patch.rebuildWanted ?? st.rebuildWanted ?? ''}`,
     };
     this.seen.set(pool.metadata.name, now);
     if (!prev) return; // first look after a start: nothing to compare with
@@ -166,13 +172,17 @@ export class PoolController {
     for (const [path, health] of now.diskHealth) {
       if (health === 'failed' && prev.diskHealth.get(path) !== 'failed') await this.events.emit(r, 'Warning', 'DiskFailed', 'Health', `disk ${path} failed`);
     }
-    const kind = (k: string | null) => (k?.startsWith('rebuild') ? 'Rebuild' : k?.startsWith('scrub') ? 'Scrub' : null);
-    if (now.operation !== prev.operation) {
-      if (kind(prev.operation)) await this.events.emit(r, 'Normal', `${kind(prev.operation)}Finished`, kind(prev.operation) as string, `${prev.operation} finished`);
-      if (kind(now.operation)) await this.events.emit(r, 'Normal', `${kind(now.operation)}Started`, kind(now.operation) as string, `${now.operation} started`);
+    if (now.rebuildAsk !== prev.rebuildAsk && now.rebuildAsk !== now.rebuildAck) {
+      await this.events.emit(r, 'Normal', 'RebuildStarted', 'Rebuild', patch.rebuildWanted ? `rebuild asked of node ${pool.spec.nodeName}: ${patch.rebuildWanted}` : 'rebuild requested in spec.requests.rebuild');
     }
-    if (now.lastScrub !== prev.lastScrub && now.lastScrub && prev.operation === now.operation) {
-      await this.events.emit(r, 'Normal', 'ScrubFinished', 'Scrub', `scrub finished: ${st.lastScrub?.issues ?? 0} issues, ${st.lastScrub?.repaired ?? 0} repaired`);
+    if (now.rebuildAck !== prev.rebuildAck) {
+      await this.events.emit(r, 'Normal', 'RebuildFinished', 'Rebuild', `rebuild finished: ${st.extents?.degraded ?? 0} extents still degraded, ${st.extents?.unrecoverable ?? 0} unrecoverable`);
+    }
+    if (now.scrubAsk !== prev.scrubAsk && now.scrubAsk !== now.scrubAck) {
+      await this.events.emit(r, 'Normal', 'ScrubStarted', 'Scrub', patch.scrubDue ? `scheduled scrub due at ${patch.scrubDue}` : 'scrub requested in spec.requests.scrub');
+    }
+    if (now.scrubAck !== prev.scrubAck) {
+      await this.events.emit(r, st.lastScrub?.issues ? 'Warning' : 'Normal', 'ScrubFinished', 'Scrub', `scrub finished: ${st.lastScrub?.issues ?? 0} issues, ${st.lastScrub?.repaired ?? 0} repaired, ${st.lastScrub?.unrecoverable ?? 0} unrecoverable`);
     }
   }
 }

@@ -14,7 +14,7 @@ export class EventRecorder {
     try {
       await this.client.request('POST', `/apis/events.k8s.io/v1/namespaces/${this.namespace}/events`, {
         apiVersion: 'events.k8s.io/v1', kind: 'Event',
-        metadata: { generateName: `${regarding.name}.`, namespace: this.namespace },
+        metadata: { generateName: `${regarding.name}-`, namespace: this.namespace },
         eventTime: now, reportingController: this.controller, reportingInstance: this.instance,
         action, reason, note: note.slice(0, 1024), type, regarding,
       });

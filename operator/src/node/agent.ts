@@ -18,7 +18,7 @@ const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..
 
 export interface AgentOptions { nodeName: string; stateDir: string; reportMs?: number }
 
-const quantity = (v: number | string | undefined): number | undefined => {
+const quantity = (v: string | undefined): number | undefined => {
   if (v === undefined) return undefined;
   if (typeof v === 'number') return v;
   return parseSize(v.replace(/i$/, 'iB').replace(/^(\d+(?:\.\d+)?)([KMGTP])$/, '$1$2B'), 'quantity');

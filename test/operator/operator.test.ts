@@ -1,0 +1,224 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { DynamicFSPool } from '../../operator/src/api/pool.js';
+import { ControlPlane } from '../helpers/control-plane.js';
+import { cli, eventually, freePort, httpGet, metricValue, tempDir } from '../helpers/env.js';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const OPERATOR = path.join(repo, 'dist/operator/src/main.js');
+const NODE = 'test-node';
+
+let cp: ControlPlane | null = null;
+let skipWhy: string | null = null;
+const procs: ChildProcess[] = [];
+let root = '';
+
+function startProc(args: string[]): ChildProcess & { log: () => string } {
+  let log = '';
+  const p = spawn(process.execPath, [OPERATOR, ...args, '--kubeconfig', (cp as ControlPlane).kubeconfig, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] }) as ChildProcess & { log: () => string };
+  p.stdout?.on('data', (d: Buffer) => (log += d.toString()));
+  p.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+  p.log = () => log;
+  procs.push(p);
+  return p;
+}
+const ports = new Map<string, number>();
+const operator = (id: string) => startProc(['run', '--identity', id, '--node-stale-seconds', '6', '--metrics-listen', `127.0.0.1:${ports.get(id)}`]);
+const agent = () => startProc(['node', '--node-name', NODE, '--state-dir', path.join(root, 'state'), '--report-seconds', '1']);
+
+async function kill(p: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const done = new Promise((r) => p.once('exit', r));
+  p.kill(signal);
+  await done;
+}
+
+function k(...args: string[]): string {
+  return (cp as ControlPlane).kubectl(...args);
+}
+function pool(name: string): DynamicFSPool {
+  return JSON.parse(k('get', 'dfp', name, '-o', 'json')) as DynamicFSPool;
+}
+function condition(p: DynamicFSPool, type: string) {
+  return p.status?.conditions?.find((c) => c.type === type);
+}
+function apply(yaml: string): { code: number; out: string } {
+  return (cp as ControlPlane).kubectlRun(['apply', '-f', '-'], yaml);
+}
+
+before(async () => {
+  cp = await ControlPlane.start();
+  if (!cp) skipWhy = 'kube-apiserver, etcd or kubectl is not built (test/fixtures/build needs Go and the module proxy)';
+  if (skipWhy && process.env.CI) throw new Error(skipWhy);
+  root = tempDir('dfs-op-');
+});
+
+after(async () => {
+  for (const p of procs) await kill(p, 'SIGTERM').catch(() => undefined);
+  // The node agent's engine daemons outlive it by design: stop them.
+  const pools = path.join(root, 'state/pools');
+  if (fs.existsSync(pools)) for (const d of fs.readdirSync(pools)) cli('unmount', path.join(pools, d));
+  await cp?.stop();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+const poolYaml = (name: string, disks: string[], extra = '') => `apiVersion: dynamicfs.io/v1alpha1
+kind: DynamicFSPool
+metadata:
+  name: ${name}
+spec:
+  nodeName: ${NODE}
+  redundancy: replication:2
+  extentSize: 64Ki
+  configRef: cfg
+  disks:
+${disks.map((d) => `    - path: ${d}\n      capacity: 64Mi`).join('\n')}
+${extra}`;
+
+test('CRDs: examples apply; bad specs are refused by the API server with the field named', (t) => {
+  if (skipWhy) return t.skip(skipWhy);
+  const examples = (cp as ControlPlane).kubectlRun(['apply', '--dry-run=server', '-f', path.join(repo, 'examples')]);
+  assert.equal(examples.code, 0, examples.out);
+  const refused: [string, string, RegExp][] = [
+    ['bad policy', poolYaml('bad1', ['/d1', '/d2']).replace('replication:2', 'raid5'), /spec\.redundancy/],
+    ['erasure wider than the disks', poolYaml('bad2', ['/d1', '/d2']).replace('replication:2', 'erasure:2+1'), /erasure k\+m needs at least k\+m disks/],
+    ['unknown field', poolYaml('bad3', ['/d1', '/d2']).replace('  configRef: cfg', '  configRef: cfg\n  replicas: 3'), /unknown field "spec\.replicas"/],
+    ['relative disk path', poolYaml('bad4', ['d1', '/d2']), /spec\.disks\[0\]\.path/],
+    ['bad tier', poolYaml('bad5', ['/d1', '/d2']).replace('      capacity: 64Mi', '      tier: lukewarm\n      capacity: 64Mi'), /spec\.disks\[0\]\.tier/],
+    ['bad quantity', poolYaml('bad6', ['/d1', '/d2']).replace('64Mi', 'lots'), /spec\.disks\[0\]\.capacity/],
+    ['bad schedule', poolYaml('bad7', ['/d1', '/d2'], '  scrub:\n    schedule: "whenever"'), /spec\.scrub\.schedule/],
+    ['config with an unknown key', 'apiVersion: dynamicfs.io/v1alpha1\nkind: DynamicFSConfig\nmetadata: {name: badc}\nspec:\n  reliability:\n    rebuild_speed: 9\n', /unknown field "spec\.reliability\.rebuild_speed"/],
+    ['config with a wrong type', 'apiVersion: dynamicfs.io/v1alpha1\nkind: DynamicFSConfig\nmetadata: {name: badc}\nspec:\n  reliability:\n    auto_rebuild: "yes"\n', /spec\.reliability\.auto_rebuild/],
+    ['config out of range', 'apiVersion: dynamicfs.io/v1alpha1\nkind: DynamicFSConfig\nmetadata: {name: badc}\nspec:\n  reliability:\n    rebuild_concurrency: 0\n', /spec\.reliability\.rebuild_concurrency/],
+  ];
+  for (const [what, yaml, message] of refused) {
+    const r = apply(yaml);
+    assert.notEqual(r.code, 0, `${what} was accepted`);
+    assert.match(r.out, message, `${what}: ${r.out}`);
+  }
+  assert.match(k('get', 'dfp'), /No resources found|^$/);
+  // Immutable fields: nodeName and extentSize.
+  assert.equal(apply(poolYaml('imm', ['/d1', '/d2'])).code, 0);
+  assert.match(apply(poolYaml('imm', ['/d1', '/d2']).replace(`nodeName: ${NODE}`, 'nodeName: elsewhere')).out, /spec\.nodeName is immutable/);
+  assert.match(apply(poolYaml('imm', ['/d1', '/d2']).replace('64Ki', '128Ki')).out, /spec\.extentSize is immutable/);
+  k('delete', 'dfp', 'imm', '--wait=false');
+  (cp as ControlPlane).kubectlRun(['patch', 'dfp', 'imm', '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
+});
+
+test('a pool becomes Ready on this node; disk failure, rebuild, scrubs, config changes, deletion protection, restarts and leader election', { timeout: 600_000 }, async (t) => {
+  if (skipWhy) return t.skip(skipWhy);
+  const disks = [1, 2, 3].map((i) => path.join(root, `disk${i}`));
+  assert.equal(apply('apiVersion: dynamicfs.io/v1alpha1\nkind: DynamicFSConfig\nmetadata: {name: cfg}\nspec:\n  preset: production\n  reliability:\n    auto_scrub: false\n  monitoring:\n    log_level: info\n').code, 0);
+  assert.equal(apply(poolYaml('p1', disks)).code, 0);
+  ports.set('op-1', await freePort());
+  ports.set('op-2', await freePort());
+  const op1 = operator('op-1');
+  const op2 = operator('op-2');
+  let node = agent();
+  try {
+    await scenario(op1, op2, () => node, (n) => (node = n), disks);
+  } catch (err) {
+    (err as Error).message += `\n--- operator op-1:\n${op1.log().slice(-3000)}\n--- operator op-2:\n${op2.log().slice(-3000)}\n--- node agent:\n${node.log().slice(-4000)}`;
+    throw err;
+  }
+});
+
+async function scenario(
+  op1: ReturnType<typeof operator>, op2: ReturnType<typeof operator>, current: () => ReturnType<typeof agent>, replace: (n: ReturnType<typeof agent>) => void, disks: string[],
+): Promise<void> {
+  let node = current();
+
+  // Ready, with every disk reported.
+  k('wait', '--for=condition=Ready', 'dynamicfspool/p1', '--timeout=90s');
+  let p = pool('p1');
+  assert.equal(p.status?.disks?.filter((d) => d.health === 'healthy').length, 3);
+  assert.ok(p.status?.disks?.every((d) => d.id && d.identity?.startsWith(p.status?.poolId ?? '?')));
+  assert.equal(condition(p, 'Ready')?.observedGeneration, p.metadata.generation);
+  assert.equal(condition(p, 'ConfigValid')?.status, 'True');
+  assert.ok(p.metadata.finalizers?.includes('dynamicfs.io/pool-protection'));
+  const table = k('get', 'dfp');
+  assert.match(table, /NAME\s+NODE\s+READY\s+HEALTH\s+DISKS\s+CAPACITY\s+USED\s+AGE/);
+  assert.match(table, new RegExp(`p1\\s+${NODE}\\s+True\\s+healthy\\s+3/3`));
+
+  // Exactly one operator leads.
+  const lease = JSON.parse(k('get', 'lease', 'dynamicfs-operator', '-n', 'default', '-o', 'json')) as { spec: { holderIdentity: string } };
+  assert.ok(['op-1', 'op-2'].includes(lease.spec.holderIdentity));
+  const leader = lease.spec.holderIdentity === 'op-1' ? op1 : op2;
+  const standby = leader === op1 ? op2 : op1;
+  assert.doesNotMatch(standby.log(), /is the leader/);
+  // Reconcile metrics on the leader; the standby reconciles nothing.
+  const leaderId = lease.spec.holderIdentity;
+  const standbyId = leaderId === 'op-1' ? 'op-2' : 'op-1';
+  const lm = (await httpGet(`http://127.0.0.1:${ports.get(leaderId)}/metrics`)).body;
+  assert.ok((metricValue(lm, 'dynamicfs_reconcile_total', { controller: 'pool', result: 'ok' }) ?? 0) > 0);
+  assert.equal(metricValue(lm, 'dynamicfs_operator_leader'), 1);
+  assert.ok(metricValue(lm, 'dynamicfs_workqueue_depth', { controller: 'pool' }) !== undefined);
+  const sm = (await httpGet(`http://127.0.0.1:${ports.get(standbyId)}/metrics`)).body;
+  assert.equal(metricValue(sm, 'dynamicfs_reconcile_total', { controller: 'pool', result: 'ok' }) ?? 0, 0);
+  assert.equal(metricValue(sm, 'dynamicfs_operator_leader') ?? 0, 0);
+
+  // Some data, then a disk fails: Degraded with a reason, a rebuild, back to fully protected.
+  const poolDir = path.join(root, 'state/pools/p1');
+  const mnt = path.join(root, 'state/mnt/p1');
+  for (let i = 0; i < 4; i++) fs.writeFileSync(path.join(mnt, `f${i}`), Buffer.alloc(300_000, i + 1));
+  const diskId = p.status?.disks?.[0].id as string;
+  assert.equal(cli('set-disk-health', poolDir, diskId, 'failed').code, 0);
+  await eventually('Degraded=True DiskFailed', () => (condition(pool('p1'), 'Degraded')?.reason === 'DiskFailed' ? true : undefined), 30_000);
+  p = await eventually('the rebuild to be acknowledged', () => {
+    const q = pool('p1');
+    return q.status?.acknowledged?.rebuildWanted && q.status.extents?.degraded === 0 ? q : undefined;
+  }, 60_000);
+  assert.equal(condition(p, 'Ready')?.status, 'True');
+  assert.equal(condition(p, 'Rebuilding')?.status, 'False');
+  const events = k('get', 'events.events.k8s.io', '-n', 'default', '-o', 'json');
+  assert.match(events, /"reason": "DiskFailed"/);
+  assert.match(events, /"reason": "RebuildStarted"/);
+  assert.match(events, /"reason": "RebuildFinished"/);
+
+  // A requested scrub runs once and reports.
+  k('patch', 'dfp', 'p1', '--type=merge', '-p', '{"spec":{"requests":{"scrub":"s1"}}}');
+  p = await eventually('scrub s1 acknowledged', () => (pool('p1').status?.acknowledged?.scrub === 's1' ? pool('p1') : undefined), 60_000);
+  p = await eventually('the scrub reported', () => (pool('p1').status?.lastScrub?.time ? pool('p1') : undefined), 20_000);
+  assert.equal(p.status?.lastScrub?.result, 'clean');
+  await eventually('scrub events', () => {
+    const ev = k('get', 'events.events.k8s.io', '-n', 'default', '-o', 'json');
+    return /"reason": "ScrubStarted"/.test(ev) && /"reason": "ScrubFinished"/.test(ev) ? true : undefined;
+  }, 20_000);
+  // A scheduled scrub (every 4 s) runs and is acknowledged.
+  k('patch', 'dfp', 'p1', '--type=merge', '-p', '{"spec":{"scrub":{"schedule":"*/4 * * * * *"}}}');
+  await eventually('a scheduled scrub', () => pool('p1').status?.acknowledged?.scheduledScrub, 60_000);
+  k('patch', 'dfp', 'p1', '--type=json', '-p', '[{"op":"remove","path":"/spec/scrub"}]');
+
+  // A changed DynamicFSConfig reaches the engine.
+  k('patch', 'dfc', 'cfg', '--type=merge', '-p', '{"spec":{"monitoring":{"log_level":"debug"}}}');
+  await eventually('log level debug in the pool', () => {
+    const shown = JSON.parse(cli('config', 'show', '--pool', poolDir, '--format', 'json').stdout) as { monitoring: { log_level: string } };
+    return shown.monitoring.log_level === 'debug' ? true : undefined;
+  }, 30_000);
+  assert.equal((JSON.parse(k('get', 'dfc', 'cfg', '-o', 'json')) as { status: { pools: string[] } }).status.pools[0], 'p1');
+
+  // The node side stops reporting: Ready turns Unknown; it comes back and converges.
+  await kill(node);
+  await eventually('Ready=Unknown', () => (condition(pool('p1'), 'Ready')?.status === 'Unknown' ? true : undefined), 30_000);
+  node = agent();
+  replace(node);
+  k('wait', '--for=condition=Ready', 'dynamicfspool/p1', '--timeout=60s');
+
+  // The leader dies mid-way: the standby takes over and answers a new request.
+  await kill(leader);
+  k('patch', 'dfp', 'p1', '--type=merge', '-p', '{"spec":{"requests":{"scrub":"s2"}}}');
+  await eventually('the standby to lead', () => (/is the leader/.test(standby.log()) ? true : undefined), 40_000);
+  await eventually('scrub s2 acknowledged', () => (pool('p1').status?.acknowledged?.scrub === 's2' ? true : undefined), 60_000);
+
+  // Deletion waits while the pool holds volumes.
+  assert.equal(cli('volume', 'create', poolDir, 'v1', '--capacity', '1MiB').code, 0);
+  await eventually('the volume count', () => ((pool('p1').status?.volumes ?? 0) > 0 ? true : undefined), 20_000);
+  k('delete', 'dfp', 'p1', '--wait=false');
+  await eventually('DeletionBlocked', () => (condition(pool('p1'), 'Ready')?.reason === 'DeletionBlocked' ? true : undefined), 20_000);
+  assert.equal(cli('volume', 'delete', poolDir, 'v1', '--yes').code, 0);
+  await eventually('the pool to be deleted', () => ((cp as ControlPlane).kubectlRun(['get', 'dfp', 'p1']).code !== 0 ? true : undefined), 30_000);
+}
