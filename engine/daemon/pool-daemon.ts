@@ -99,6 +99,26 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
     return stopping;
   };
 
+  // Signal handlers go in before the mount: a SIGTERM that arrives while the daemon is still starting
+  // must stop it cleanly, not kill it with the mount still attached.
+  const stopped = new Promise<void>((resolve) => {
+    const onSignal = (sig: NodeJS.Signals) => void stop(sig).then(resolve, (err: unknown) => {
+      log.error(`shutdown error: ${String(err)}`);
+      resolve();
+    });
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+    process.on('SIGHUP', () => void withTrace('reload', async () => {
+      try {
+        const file = opts.configFile ? await readConfigFile(opts.configFile) : pool.configFile;
+        const changed = pool.applyConfig(file, opts.configFile ?? 'pool configuration');
+        if (!changed.length) log.info('SIGHUP: configuration unchanged', { pool: pool.name });
+      } catch (err) {
+        log.error(`SIGHUP: configuration refused, keeping the current one: ${(err as Error).message}`, { pool: pool.name });
+      }
+    }, newTraceId()));
+  });
+
   try {
     await fuse?.mount();
   } catch (err) {
@@ -214,21 +234,5 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
   log.event('info', mnt ? `mounted pool ${pool.name} (${pool.id}) at ${mnt}, pid ${process.pid}` : `serving pool ${pool.name} (${pool.id}), pid ${process.pid}`, {
     pool: pool.name, mountpoint: mnt, metrics: httpServer ? opts.metricsListen ?? pool.config.monitoring.metrics_listen : null,
   });
-  await new Promise<void>((resolve) => {
-    const onSignal = (sig: NodeJS.Signals) => void stop(sig).then(resolve, (err: unknown) => {
-      log.error(`shutdown error: ${String(err)}`);
-      resolve();
-    });
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
-    process.on('SIGHUP', () => void withTrace('reload', async () => {
-      try {
-        const file = opts.configFile ? await readConfigFile(opts.configFile) : pool.configFile;
-        const changed = pool.applyConfig(file, opts.configFile ?? 'pool configuration');
-        if (!changed.length) log.info('SIGHUP: configuration unchanged', { pool: pool.name });
-      } catch (err) {
-        log.error(`SIGHUP: configuration refused, keeping the current one: ${(err as Error).message}`, { pool: pool.name });
-      }
-    }, newTraceId()));
-  });
+  await stopped;
 }

@@ -74,22 +74,15 @@ export function diagnose(pool: Pool, status: PoolStatus, config: EngineConfig, c
   const observedSeconds = totals ? Math.max(0.001, (now - totals.since) / 1000) : 0;
   const throughput = totals ? { readBytesPerSecond: totals.readBytes / observedSeconds, writeBytesPerSecond: totals.writtenBytes / observedSeconds, observedSeconds } : null;
   const lookups = cache.hits + cache.misses;
-  if (readLatencyMs && readLatencyMs.p99 > t.read_latency_warning_ms) {
+  const latencyIssue = (kind: 'read' | 'write', l: typeof readLatencyMs, threshold: number, recommendation: string) => {
+    if (!l || l.p99 <= threshold) return;
     issues.push({
-      check: 'latency.read', severity: 'warning', category: 'performance', value: Math.round(readLatencyMs.p99), threshold: t.read_latency_warning_ms,
-      message: `fragment reads: p99 latency ${readLatencyMs.p99.toFixed(1)} ms over the last ${readLatencyMs.samples} reads exceeds ${t.read_latency_warning_ms} ms`,
-      recommendation: "find the slow disk with 'dynamicfs list-disks' (slow operations degrade it) and 'dynamicfs probe-disks'; move hot data off it or replace it",
-      runbook: RUNBOOKS.latency,
+      check: `latency.${kind}`, severity: 'warning', category: 'performance', value: Math.round(l.p99), threshold, recommendation, runbook: RUNBOOKS.latency,
+      message: `fragment ${kind}s: p99 latency ${l.p99.toFixed(1)} ms over the last ${l.samples} ${kind}s exceeds ${threshold} ms`,
     });
-  }
-  if (writeLatencyMs && writeLatencyMs.p99 > t.write_latency_warning_ms) {
-    issues.push({
-      check: 'latency.write', severity: 'warning', category: 'performance', value: Math.round(writeLatencyMs.p99), threshold: t.write_latency_warning_ms,
-      message: `fragment writes: p99 latency ${writeLatencyMs.p99.toFixed(1)} ms over the last ${writeLatencyMs.samples} writes exceeds ${t.write_latency_warning_ms} ms`,
-      recommendation: "check the disks with 'dynamicfs probe-disks'; lower reliability.rebuild_bandwidth or scrub_bandwidth if a rebuild or scrub competes",
-      runbook: RUNBOOKS.latency,
-    });
-  }
+  };
+  latencyIssue('read', readLatencyMs, t.read_latency_warning_ms, "find the slow disk with 'dynamicfs list-disks' (slow operations degrade it) and 'dynamicfs probe-disks'; move hot data off it or replace it");
+  latencyIssue('write', writeLatencyMs, t.write_latency_warning_ms, "check the disks with 'dynamicfs probe-disks'; lower reliability.rebuild_bandwidth or scrub_bandwidth if a rebuild or scrub competes");
 
   // Reliability
   const disks = pool.disks.all().map((d) => {

@@ -90,7 +90,11 @@ export class MountedPool {
       await lazyUnmount(this.mnt);
       return this.child.exitCode;
     }
-    const exited = new Promise<number | null>((r) => this.child.once('exit', (code) => r(code)));
+    const exited = new Promise<number | null>((r) => this.child.once('exit', (code, signal) => {
+      // A daemon that dies of a signal while stopping is a failure worth seeing in full.
+      if (signal) process.stderr.write(`mount daemon of ${this.mnt} died of ${signal} while stopping; its log:\n${this.log().slice(-4000)}\n`);
+      r(code);
+    }));
     this.child.kill('SIGTERM');
     let timer: NodeJS.Timeout | undefined;
     const code = await Promise.race([exited, new Promise<null>((r) => (timer = setTimeout(() => r(null), 30_000)))]);

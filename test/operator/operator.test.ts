@@ -112,7 +112,7 @@ test('CRDs: examples apply; bad specs are refused by the API server with the fie
 test('a pool becomes Ready on this node; disk failure, rebuild, scrubs, config changes, deletion protection, restarts and leader election', { timeout: 600_000 }, async (t) => {
   if (skipWhy) return t.skip(skipWhy);
   const disks = [1, 2, 3].map((i) => path.join(root, `disk${i}`));
-  assert.equal(apply('apiVersion: dynamicfs.io/v1alpha1\nkind: DynamicFSConfig\nmetadata: {name: cfg}\nspec:\n  preset: production\n  reliability:\n    auto_scrub: false\n  monitoring:\n    log_level: info\n').code, 0);
+  assert.equal(apply('apiVersion: dynamicfs.io/v1alpha1\nkind: DynamicFSConfig\nmetadata: {name: cfg}\nspec:\n  preset: production\n  reliability:\n    auto_scrub: false\n    rebuild_bandwidth: 256KiB\n  monitoring:\n    log_level: info\n').code, 0);
   assert.equal(apply(poolYaml('p1', disks)).code, 0);
   ports.set('op-1', await freePort());
   ports.set('op-2', await freePort());
@@ -168,12 +168,28 @@ async function scenario(
   const diskId = p.status?.disks?.[0].id as string;
   assert.equal(cli('set-disk-health', poolDir, diskId, 'failed').code, 0);
   await eventually('Degraded=True DiskFailed', () => (condition(pool('p1'), 'Degraded')?.reason === 'DiskFailed' ? true : undefined), 30_000);
+  // The rebuild is throttled (256 KiB/s) so that it shows while it runs.
+  await eventually('Rebuilding=True', () => (condition(pool('p1'), 'Rebuilding')?.status === 'True' ? true : undefined), 30_000);
   p = await eventually('the rebuild to be acknowledged', () => {
     const q = pool('p1');
     return q.status?.acknowledged?.rebuildWanted && q.status.extents?.degraded === 0 ? q : undefined;
   }, 60_000);
   assert.equal(condition(p, 'Ready')?.status, 'True');
-  assert.equal(condition(p, 'Rebuilding')?.status, 'False');
+  await eventually('Rebuilding=False', () => (condition(pool('p1'), 'Rebuilding')?.status === 'False' ? true : undefined), 20_000);
+  // The failed disk leaves spec.disks: it stays until the removal is confirmed, then it is drained and removed.
+  const failedPath = p.status?.disks?.find((d) => d.id === diskId)?.path as string;
+  const rest = disks.filter((d) => d !== failedPath);
+  assert.equal(apply(poolYaml('p1', rest)).code, 0);
+  await eventually('RemovalNotConfirmed', () => (condition(pool('p1'), 'Ready')?.reason === 'RemovalNotConfirmed' ? true : undefined), 30_000);
+  assert.ok(pool('p1').status?.disks?.some((d) => d.path === failedPath), 'an unconfirmed removal went ahead');
+  assert.equal(apply(poolYaml('p1', rest, `  confirmDiskRemoval:\n    - ${failedPath}`)).code, 0);
+  p = await eventually('the disk removed and the pool healthy again', () => {
+    const q = pool('p1');
+    return !q.status?.disks?.some((d) => d.path === failedPath) && condition(q, 'Degraded')?.status === 'False' ? q : undefined;
+  }, 60_000);
+  assert.equal(condition(p, 'Ready')?.reason, 'PoolServing');
+  assert.equal(p.status?.diskCount, '2/2');
+  for (let i = 0; i < 4; i++) assert.ok(fs.readFileSync(path.join(mnt, `f${i}`)).equals(Buffer.alloc(300_000, i + 1)));
   const events = k('get', 'events.events.k8s.io', '-n', 'default', '-o', 'json');
   assert.match(events, /"reason": "DiskFailed"/);
   assert.match(events, /"reason": "RebuildStarted"/);
