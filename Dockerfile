@@ -20,31 +20,10 @@ COPY csi-driver ./csi-driver
 COPY operator ./operator
 RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --no-audit --no-fund
 
-FROM node:${NODE_VERSION}-bookworm-slim AS node
+# What both images share: the production node_modules and the compiled code.
+FROM node:${NODE_VERSION}-bookworm-slim AS runtime
 ARG VERSION=0.1.0
-LABEL org.opencontainers.image.title="dynamicfs-node" \
-      org.opencontainers.image.description="DynamicFS engine daemons, node agent and CSI plugin" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.source="https://github.com/dynamicfs/dynamicfs"
-RUN apt-get update \
- && apt-get install -y --no-install-recommends fuse libfuse2 util-linux mount tini \
- && rm -rf /var/lib/apt/lists/*
-WORKDIR /app
-COPY --from=build /src/package.json ./
-COPY --from=build /src/node_modules ./node_modules
-COPY --from=build /src/dist ./dist
-COPY csi-driver/proto ./csi-driver/proto
-COPY bin ./bin
-ENV NODE_ENV=production PATH="/app/bin:${PATH}"
-# FUSE and bind mounts need root on the node (the chart runs this image privileged).
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/dist/operator/src/main.js", "node"]
-
-FROM node:${NODE_VERSION}-bookworm-slim AS operator
-ARG VERSION=0.1.0
-LABEL org.opencontainers.image.title="dynamicfs-operator" \
-      org.opencontainers.image.description="DynamicFS operator: reconciles DynamicFSPool and DynamicFSConfig" \
-      org.opencontainers.image.version="${VERSION}" \
+LABEL org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="https://github.com/dynamicfs/dynamicfs"
 WORKDIR /app
@@ -52,5 +31,21 @@ COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 ENV NODE_ENV=production
+
+FROM runtime AS node
+LABEL org.opencontainers.image.title="dynamicfs-node" \
+      org.opencontainers.image.description="DynamicFS engine daemons, node agent and CSI plugin"
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fuse libfuse2 util-linux mount tini \
+ && rm -rf /var/lib/apt/lists/*
+COPY csi-driver/proto ./csi-driver/proto
+COPY bin ./bin
+ENV PATH="/app/bin:${PATH}"
+# FUSE and bind mounts need root on the node (the chart runs this image privileged).
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/dist/operator/src/main.js", "node"]
+
+FROM runtime AS operator
+LABEL org.opencontainers.image.title="dynamicfs-operator" \
+      org.opencontainers.image.description="DynamicFS operator: reconciles DynamicFSPool and DynamicFSConfig"
 USER 65532:65532
 ENTRYPOINT ["node", "/app/dist/operator/src/main.js", "run"]

@@ -1,4 +1,6 @@
 import type { CommandArgs } from '../../engine/control/commands.js';
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
 import { callControl } from '../../engine/control/socket.js';
 import { readLockOwner } from '../../engine/pool/lock.js';
 import { CsiError, invalid } from './errors.js';
@@ -9,7 +11,22 @@ import { status } from '@grpc/grpc-js';
  * no state of its own: restarting or upgrading it leaves every mount where it is.
  */
 export class Engines {
-  constructor(private readonly pools: Map<string, string>) {}
+  /** `pools`: name to directory; `poolsDir`: a directory whose subdirectories holding a pool.json are pools (the node agent's). */
+  constructor(private readonly fixed: Map<string, string>, private readonly poolsDir: string | null = null) {}
+
+  /** The pools now: fixed ones plus what the node agent has created since the last call. */
+  private get pools(): Map<string, string> {
+    if (!this.poolsDir) return this.fixed;
+    const all = new Map(this.fixed);
+    let entries: string[] = [];
+    try {
+      entries = readdirSync(this.poolsDir);
+    } catch {
+      /* not created yet */
+    }
+    for (const e of entries) if (existsSync(path.join(this.poolsDir, e, 'pool.json'))) all.set(e, path.join(this.poolsDir, e));
+    return all;
+  }
 
   names(): Set<string> {
     return new Set(this.pools.keys());
@@ -17,12 +34,13 @@ export class Engines {
 
   /** The pool a request names in its parameters, or the only pool when there is one. */
   choose(name: string | undefined): string {
+    const pools = this.pools;
     if (name) {
-      if (!this.pools.has(name)) throw invalid(`parameter pool: '${name}' is not a pool of this node (known: ${[...this.pools.keys()].join(', ')})`);
+      if (!pools.has(name)) throw invalid(`parameter pool: '${name}' is not a pool of this node (known: ${[...this.pools.keys()].join(', ')})`);
       return name;
     }
-    if (this.pools.size === 1) return [...this.pools.keys()][0];
-    throw invalid(`parameter 'pool' is required: this node has ${this.pools.size} pools (${[...this.pools.keys()].join(', ')})`);
+    if (pools.size === 1) return [...pools.keys()][0];
+    throw invalid(`parameter 'pool' is required: this node has ${pools.size} pools (${[...pools.keys()].join(', ')})`);
   }
 
   async call<T>(pool: string, command: string, args: CommandArgs = {}, timeoutMs = 60_000): Promise<T> {
@@ -34,7 +52,8 @@ export class Engines {
 
   /** Ready when every pool's daemon answers and has the pool mounted. */
   async ready(): Promise<{ ready: boolean; reason: string }> {
-    for (const pool of this.pools.keys()) {
+    const pools = this.pools;
+    for (const pool of pools.keys()) {
       try {
         const r = await this.call<{ mountpoint: string | null }>(pool, 'ping', {}, 5000);
         if (!r.mountpoint) return { ready: false, reason: `pool ${pool} is served without a mount` };
@@ -42,6 +61,6 @@ export class Engines {
         return { ready: false, reason: `pool ${pool}: ${(err as Error).message}` };
       }
     }
-    return { ready: this.pools.size > 0, reason: this.pools.size ? 'all pools mounted' : 'no pools configured' };
+    return { ready: pools.size > 0, reason: pools.size ? 'all pools mounted' : 'no pools configured' };
   }
 }

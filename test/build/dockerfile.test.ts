@@ -26,7 +26,7 @@ function parse(text: string): Instr[] {
 test('Dockerfile (checked statically: no Docker engine here): stages, copied paths, entrypoints, labels', () => {
   const ins = parse(fs.readFileSync(path.join(repo, 'Dockerfile'), 'utf8'));
   const stages = ins.filter((i) => i.op === 'FROM').map((i) => i.stage);
-  assert.deepEqual(stages, ['build', 'node', 'operator']);
+  assert.deepEqual(stages, ['build', 'runtime', 'node', 'operator']);
   assert.ok(!ins.some((i) => i.op === 'HEALTHCHECK'), 'probes, not HEALTHCHECK');
   // Every path copied from the build context exists.
   for (const c of ins.filter((i) => i.op === 'COPY' && !i.args.startsWith('--from'))) {
@@ -51,10 +51,11 @@ test('Dockerfile (checked statically: no Docker engine here): stages, copied pat
   const apt = node.find((i) => i.op === 'RUN' && i.args.includes('apt-get install'))?.args ?? '';
   for (const pkg of ['fuse', 'libfuse2', 'util-linux', 'tini']) assert.match(apt, new RegExp(`\\b${pkg}\\b`), `node image lacks ${pkg}`);
   for (const stage of ['node', 'operator']) {
-    const labels = ins.filter((i) => i.stage === stage && i.op === 'LABEL').map((i) => i.args).join(' ');
+    // An image carries its own labels and those of the stage it is built FROM.
+    const labels = ins.filter((i) => (i.stage === stage || i.stage === 'runtime') && i.op === 'LABEL').map((i) => i.args).join(' ');
     for (const l of ['title', 'version', 'licenses', 'source']) assert.match(labels, new RegExp(`org\\.opencontainers\\.image\\.${l}=`), `${stage}: no OCI ${l} label`);
   }
-  for (const f of ins.filter((i) => i.op === 'FROM')) assert.match(f.args, /^node:\$\{NODE_VERSION\}-/);
+  for (const f of ins.filter((i) => i.op === 'FROM')) assert.match(f.args, /^(node:\$\{NODE_VERSION\}-|runtime )/);
   assert.match(fs.readFileSync(path.join(repo, 'Dockerfile'), 'utf8'), /ARG NODE_VERSION=(2[4-9]|[3-9]\d)/, 'a current LTS Node');
   assert.ok(ins.some((i) => i.stage === 'build' && i.op === 'RUN' && /npm prune --omit=dev/.test(i.args)), 'production dependencies only');
 });

@@ -13,9 +13,9 @@ export const CSI_MAIN = path.resolve(here, '../../csi-driver/src/main.js');
 export class CsiPlugin {
   private constructor(readonly child: ChildProcess, readonly socket: string, readonly log: () => string) {}
 
-  static async start(socket: string, pools: Record<string, string>, targetRoot: string, nodeId = 'node-1'): Promise<CsiPlugin> {
+  static async start(socket: string, pools: Record<string, string>, targetRoot: string, nodeId = 'node-1', extra: string[] = []): Promise<CsiPlugin> {
     let log = '';
-    const args = [CSI_MAIN, '--endpoint', `unix://${socket}`, '--node-id', nodeId, '--target-root', targetRoot, '--log-format', 'json', '--log-level', 'debug'];
+    const args = [CSI_MAIN, '--endpoint', `unix://${socket}`, '--node-id', nodeId, '--target-root', targetRoot, '--log-format', 'json', '--log-level', 'debug', ...extra];
     for (const [name, dir] of Object.entries(pools)) args.push('--pool', `${name}=${dir}`);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout?.on('data', (d: Buffer) => (log += d.toString()));

@@ -6,6 +6,8 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { DynamicFSPool } from '../../operator/src/api/pool.js';
 import { ControlPlane } from '../helpers/control-plane.js';
+import { csiClient } from '../helpers/csi-client.js';
+import { CsiPlugin } from '../helpers/csi-env.js';
 import { cli, eventually, freePort, httpGet, metricValue, tempDir } from '../helpers/env.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -230,11 +232,21 @@ async function scenario(
   await eventually('the standby to lead', () => (/is the leader/.test(standby.log()) ? true : undefined), 40_000);
   await eventually('scrub s2 acknowledged', () => (pool('p1').status?.acknowledged?.scrub === 's2' ? true : undefined), 60_000);
 
-  // Deletion waits while the pool holds volumes.
-  assert.equal(cli('volume', 'create', poolDir, 'v1', '--capacity', '1MiB').code, 0);
+  // Deletion waits while the pool holds volumes. The volume comes from the CSI plugin, which finds the
+  // pools the node agent made in its state directory.
+  const csi = await CsiPlugin.start(path.join(root, 'csi.sock'), {}, path.join(root, 'kubelet'), NODE, ['--pools-dir', path.join(root, 'state/pools')]);
+  procs.push(csi.child);
+  const client = csiClient(path.join(root, 'csi.sock'));
+  const created = (await client.controller.CreateVolume({
+    name: 'pvc-1', capacity_range: { required_bytes: 1 << 20 }, parameters: { pool: 'p1' },
+    volume_capabilities: [{ mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } }],
+  })) as { volume: { volume_id: string; accessible_topology: { segments: Record<string, string> }[] } };
+  assert.equal(created.volume.volume_id, 'p1:pvc-1');
+  assert.deepEqual(created.volume.accessible_topology[0].segments, { 'topology.dynamicfs.io/node': NODE });
   await eventually('the volume count', () => ((pool('p1').status?.volumes ?? 0) > 0 ? true : undefined), 20_000);
   k('delete', 'dfp', 'p1', '--wait=false');
   await eventually('DeletionBlocked', () => (condition(pool('p1'), 'Ready')?.reason === 'DeletionBlocked' ? true : undefined), 20_000);
-  assert.equal(cli('volume', 'delete', poolDir, 'v1', '--yes').code, 0);
+  await client.controller.DeleteVolume({ volume_id: 'p1:pvc-1' });
+  client.close();
   await eventually('the pool to be deleted', () => ((cp as ControlPlane).kubectlRun(['get', 'dfp', 'p1']).code !== 0 ? true : undefined), 30_000);
 }
