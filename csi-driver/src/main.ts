@@ -17,7 +17,7 @@ export async function main(argv: string[]): Promise<void> {
   const program = new Command('dynamicfs-csi')
     .description('CSI plugin (csi.dynamicfs.io): Identity, Controller and Node services for the pools of this node')
     .requiredOption('--endpoint <endpoint>', 'gRPC endpoint, unix:///csi/csi.sock')
-    .option('--node-id <id>', 'this node (Kubernetes node name)', os.hostname())
+    .option('--node-id <id>', 'this node (Kubernetes node name; default $NODE_NAME)', process.env.NODE_NAME ?? os.hostname())
     .option('--pool <name=dir>', 'a pool of this node and its directory (repeatable); its engine daemon serves it', collect, [])
     .option('--pools-dir <dir>', "also every pool the node agent created under this directory (its --state-dir/pools)")
     .option('--target-root <dir>', 'directory target paths must lie in (repeatable)', collect, [])

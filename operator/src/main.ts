@@ -5,6 +5,8 @@ import { Command, Option } from 'commander';
 import { configureLogging, type LogFormat } from '../../engine/observability/logger.js';
 import { KubeClient } from './kube/raw.js';
 import { NodeAgent } from './node/agent.js';
+import { agentHttp } from './node/agent-http.js';
+import { serveHttp } from '../../engine/observability/http-api.js';
 import { runOperator } from './operator.js';
 
 export async function main(argv: string[]): Promise<void> {
@@ -30,9 +32,11 @@ export async function main(argv: string[]): Promise<void> {
     .option('--node-name <name>', 'this node', process.env.NODE_NAME ?? os.hostname())
     .option('--state-dir <dir>', 'where pools, mounts and configuration live on the host', '/var/lib/dynamicfs')
     .option('--report-seconds <s>', 'how often to reconcile and report', '2')
+    .option('--metrics-listen <host:port>', 'serve /healthz, /readyz, /metrics and /health for the node')
     .addOption(new Option('--log-format <format>').choices(['auto', 'json', 'pretty']).default('auto'))
-    .action(async (o: { kubeconfig?: string; nodeName: string; stateDir: string; reportSeconds: string; logFormat: LogFormat }) => {
+    .action(async (o: { kubeconfig?: string; nodeName: string; stateDir: string; reportSeconds: string; metricsListen?: string; logFormat: LogFormat }) => {
       configureLogging({ format: o.logFormat, level: 'info' });
+      if (o.metricsListen) await serveHttp(o.metricsListen, (target) => agentHttp(target, path.resolve(o.stateDir)));
       const agent = new NodeAgent(KubeClient.load(o.kubeconfig), { nodeName: o.nodeName, stateDir: path.resolve(o.stateDir), reportMs: Number(o.reportSeconds) * 1000 });
       agent.start();
       await new Promise<void>((resolve) => {

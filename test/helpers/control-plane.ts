@@ -77,7 +77,7 @@ export class ControlPlane {
       `--token-auth-file=${dir}/tokens.csv`, '--authorization-mode=RBAC',
       '--service-account-issuer=https://kubernetes.default.svc', `--service-account-key-file=${dir}/sa.pub`,
       `--service-account-signing-key-file=${dir}/sa.key`, '--service-cluster-ip-range=10.96.0.0/24',
-      `--cert-dir=${dir}/certs`, '--v=0',
+      `--cert-dir=${dir}/certs`, '--v=0', '--allow-privileged=true',
     ]);
     const server = `https://127.0.0.1:${apiPort}`;
     const kubeconfig = path.join(dir, 'kubeconfig');

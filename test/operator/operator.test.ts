@@ -30,7 +30,8 @@ function startProc(args: string[]): ChildProcess & { log: () => string } {
 }
 const ports = new Map<string, number>();
 const operator = (id: string) => startProc(['run', '--identity', id, '--node-stale-seconds', '6', '--metrics-listen', `127.0.0.1:${ports.get(id)}`]);
-const agent = () => startProc(['node', '--node-name', NODE, '--state-dir', path.join(root, 'state'), '--report-seconds', '1']);
+let agentPort = 0;
+const agent = () => startProc(['node', '--node-name', NODE, '--state-dir', path.join(root, 'state'), '--report-seconds', '1', '--metrics-listen', `127.0.0.1:${agentPort}`]);
 
 async function kill(p: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
   if (p.exitCode !== null || p.signalCode !== null) return;
@@ -116,6 +117,7 @@ test('a pool becomes Ready on this node; disk failure, rebuild, scrubs, config c
   const disks = [1, 2, 3].map((i) => path.join(root, `disk${i}`));
   assert.equal(apply('apiVersion: dynamicfs.io/v1alpha1\nkind: DynamicFSConfig\nmetadata: {name: cfg}\nspec:\n  preset: production\n  reliability:\n    auto_scrub: false\n    rebuild_bandwidth: 256KiB\n  monitoring:\n    log_level: info\n').code, 0);
   assert.equal(apply(poolYaml('p1', disks)).code, 0);
+  agentPort = await freePort();
   ports.set('op-1', await freePort());
   ports.set('op-2', await freePort());
   const op1 = operator('op-1');
@@ -145,6 +147,12 @@ async function scenario(
   const table = k('get', 'dfp');
   assert.match(table, /NAME\s+NODE\s+READY\s+HEALTH\s+DISKS\s+CAPACITY\s+USED\s+AGE/);
   assert.match(table, new RegExp(`p1\\s+${NODE}\\s+True\\s+healthy\\s+3/3`));
+
+  // The node's endpoints aggregate its pools' daemons.
+  const nm = (await httpGet(`http://127.0.0.1:${agentPort}/metrics`)).body;
+  assert.match(nm, /dynamicfs_extents\{[^}]*pool="p1"/);
+  assert.equal((await httpGet(`http://127.0.0.1:${agentPort}/readyz`)).status, 200);
+  assert.equal((await httpGet(`http://127.0.0.1:${agentPort}/healthz`)).status, 200);
 
   // Exactly one operator leads.
   const lease = JSON.parse(k('get', 'lease', 'dynamicfs-operator', '-n', 'default', '-o', 'json')) as { spec: { holderIdentity: string } };
