@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/ensure-deps.sh
-ensure_debian_packages fuse libfuse2 python3 mount bsdutils
+ensure_debian_packages fuse libfuse2 python3 mount bsdutils openssl
 ensure_fuse_device
 ensure_node_modules
 npm run --silent build

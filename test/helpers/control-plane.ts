@@ -42,8 +42,9 @@ export class ControlPlane {
     private readonly procs: ChildProcess[], private readonly bins: Record<string, string>, readonly logs: () => string,
   ) {}
 
-  static async start(): Promise<ControlPlane | null> {
-    const bins = fixtureBinaries(['etcd', 'kube-apiserver', 'kubectl']);
+  /** With `controllerManager`, kube-controller-manager runs too (PV binding, garbage collection). */
+  static async start(options: { controllerManager?: boolean } = {}): Promise<ControlPlane | null> {
+    const bins = fixtureBinaries(['etcd', 'kube-apiserver', 'kubectl', ...(options.controllerManager ? ['kube-controller-manager'] : [])]);
     if (!bins) return null;
     const dir = tempDir('dfs-k8s-');
     const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
@@ -90,6 +91,12 @@ export class ControlPlane {
     const cp = new ControlPlane(dir, kubeconfig, server, token, procs, bins, () => log);
     try {
       await waitUntil('kube-apiserver /readyz', async () => cp.kubectlOk('get', '--raw', '/readyz'), 90_000, () => log);
+      if (options.controllerManager) {
+        run(bins['kube-controller-manager'], [
+          `--kubeconfig=${kubeconfig}`, '--leader-elect=false', '--use-service-account-credentials=false',
+          `--service-account-private-key-file=${dir}/sa.key`, `--root-ca-file=${dir}/ca.crt`, '--secure-port=0', '--v=0',
+        ]);
+      }
       cp.kubectl('apply', '-f', path.join(repo, 'crds'));
       cp.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/dynamicfspools.dynamicfs.io', 'crd/dynamicfsconfigs.dynamicfs.io');
     } catch (err) {

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# npm run local-cluster: etcd, kube-apiserver, kube-controller-manager, the operator, the node agent,
+# the CSI plugin and the external-provisioner on this machine. Prints the kubeconfig; Ctrl-C stops it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/ensure-deps.sh
+ensure_debian_packages fuse libfuse2 python3 openssl
+ensure_fuse_device
+ensure_node_modules
+npm run --silent build
+test/fixtures/build >/dev/null
+exec node dist/test/e2e/local-cluster-main.js
