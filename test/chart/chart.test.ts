@@ -87,6 +87,23 @@ test('monitoring: ServiceMonitor, PrometheusRule alerts linking to runbooks that
   assert.ok(!render(['monitoring.serviceMonitor.enabled=true']).some((o) => o.kind === 'ServiceMonitor'));
 });
 
+/** Golden renders: a chart change shows up as a diff to review (UPDATE_GOLDEN=1 rewrites them). */
+const GOLDEN: Record<string, string[]> = {
+  'default.yaml': [],
+  'monitoring.yaml': MONITORING,
+  'custom.yaml': ['kubeletDir=/var/lib/k0s/kubelet', 'node.updateStrategy=RollingUpdate', 'operator.replicas=3', 'storageClasses[0].name=fast', 'storageClasses[0].parameters.tier=hot', 'examplePools[0].name=p', 'examplePools[0].nodeName=n1', 'examplePools[0].disks={/d1,/d2}'],
+};
+
+test('golden renders of three value sets', () => {
+  for (const [file, sets] of Object.entries(GOLDEN)) {
+    const r = helm(['template', 'dfs', CHART, '--namespace', 'dynamicfs', ...sets.flatMap((s) => ['--set', s])]);
+    assert.equal(r.code, 0, r.out);
+    const golden = path.join(CHART, 'tests/golden', file);
+    if (process.env.UPDATE_GOLDEN) fs.writeFileSync(golden, r.out);
+    assert.equal(r.out, fs.readFileSync(golden, 'utf8'), `charts/dynamicfs/tests/golden/${file} differs from the render (UPDATE_GOLDEN=1 to accept)`);
+  }
+});
+
 test('values that must fail: unknown keys, bad policies, bad enums, bad types', () => {
   const bad: [string, RegExp][] = [
     ['bogus=1', /additional properties 'bogus' not allowed/],

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { crdFiles } from '../../operator/src/api/crds.js';
+import { crdReference } from '../../operator/src/api/crd-reference.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -16,4 +17,8 @@ test('crds/ is what the schemas generate (the config CRD spec is the engine conf
   }
   const config = parse(files['dynamicfs.io_dynamicfsconfigs.yaml']) as { spec: { versions: { schema: { openAPIV3Schema: { properties: { spec: { properties: Record<string, unknown> } } } } }[] } };
   assert.deepEqual(Object.keys(config.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties), ['preset', 'storage', 'performance', 'reliability', 'monitoring', 'security']);
+});
+
+test('docs/CRDS.md is the reference generated from the CRDs', () => {
+  assert.equal(fs.readFileSync(path.join(repo, 'docs/CRDS.md'), 'utf8'), crdReference(), 'docs/CRDS.md is stale: run npm run gen:crds');
 });
