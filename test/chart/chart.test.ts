@@ -7,6 +7,7 @@ import { parseAllDocuments } from 'yaml';
 import { RUNBOOKS } from '../../engine/diagnostics/issues.js';
 import { ControlPlane } from '../helpers/control-plane.js';
 import { helm } from '../helpers/helm.js';
+import { skipBecause } from '../helpers/skip.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const CHART = path.join(repo, 'charts/dynamicfs');
@@ -131,7 +132,7 @@ after(async () => {
 });
 
 test('the rendered chart is accepted by a real kube-apiserver (server-side dry run)', (t) => {
-  if (!cp) return t.skip('kube-apiserver, etcd or kubectl is not built (test/fixtures/build needs Go and the module proxy)');
+  if (!cp) return skipBecause(t, 'kube-apiserver, etcd or kubectl is not built (test/fixtures/build needs Go and the module proxy)');
   cp.kubectl('create', 'namespace', 'dynamicfs');
   const r = helm(['template', 'dfs', CHART, '--namespace', 'dynamicfs', '--set', 'monitoring.grafanaDashboard.enabled=true', '--set', 'examplePools[0].name=p', '--set', 'examplePools[0].nodeName=n1', '--set', 'examplePools[0].disks={/d1,/d2}']);
   assert.equal(r.code, 0, r.out);

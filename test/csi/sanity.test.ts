@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { cleanup } from '../helpers/env.js';
 import { startCsiNode, stopCsiNode, type CsiNode } from '../helpers/csi-env.js';
+import { skipBecause } from '../helpers/skip.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -25,8 +26,7 @@ test('upstream csi-sanity passes against the real plugin socket with real FUSE m
   if (!bin) {
     const why = 'csi-sanity is not built (test/fixtures/build needs Go and the module proxy)';
     if (process.env.CI) assert.fail(why);
-    t.diagnostic(why);
-    return t.skip(why);
+    return skipBecause(t, why);
   }
   let node: CsiNode | undefined;
   try {

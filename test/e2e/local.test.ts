@@ -7,6 +7,7 @@ import type { DynamicFSPool } from '../../operator/src/api/pool.js';
 import { csiClient } from '../helpers/csi-client.js';
 import { cli, cliJson, eventually } from '../helpers/env.js';
 import { LocalCluster } from '../helpers/local-cluster.js';
+import { skipBecause } from '../helpers/skip.js';
 
 const NODE = 'e2e-node';
 
@@ -15,7 +16,7 @@ test('end to end on a local control plane: pool Ready, a PVC binds through the e
   if (!c) {
     const why = 'kube-apiserver, etcd, kube-controller-manager, kubectl or csi-provisioner is not built (test/fixtures/build needs Go and the module proxy)';
     if (process.env.CI) assert.fail(why);
-    return t.skip(why);
+    return skipBecause(t, why);
   }
   const client = csiClient(c.csiSocket);
   try {

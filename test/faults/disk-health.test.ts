@@ -9,6 +9,7 @@ import type { ScrubReport } from '../../engine/heal/scrub.js';
 import { Pool } from '../../engine/pool/pool.js';
 import { cleanup, cli, cliJson, makePool, MountedPool, patternBytes, writeSamples } from '../helpers/env.js';
 import { loopDisksUnavailable, makeLoopDisk, type LoopDisk } from '../helpers/loop-disk.js';
+import { skipBecause } from '../helpers/skip.js';
 
 const FILES = Array.from({ length: 10 }, (_, i) => ({ name: `f${i}`, seed: 1300 + i, size: 90_000 + i * 33_333 }));
 const disksOf = (pool: string) => cliJson<{ disks: DiskReport[] }>('list-disks', pool).disks;
@@ -16,7 +17,7 @@ const readsBack = (mnt: string, files = FILES) => files.every((f) => fs.readFile
 
 test('a disk that turns read-only goes suspect; writes go to the other disks; reads are served', async (t) => {
   const why = loopDisksUnavailable();
-  if (why) return t.skip(why);
+  if (why) return skipBecause(t, why);
   // Caps close to the loop disk's size, so placement (weighted by free space) uses it as often as the others.
   const p = await makePool({ redundancy: 'replication:2', disks: 2, extentSize: 64 * 1024, capacities: [56 << 20, 56 << 20] });
   let disk: LoopDisk | undefined;
@@ -126,7 +127,7 @@ for (const { redundancy, disks } of [
 
 test('a disk that fills up: writes go to the other disks or fail with ENOSPC, never corrupt; the pool stays consistent', async (t) => {
   const why = loopDisksUnavailable();
-  if (why) return t.skip(why);
+  if (why) return skipBecause(t, why);
   const p = await makePool({ redundancy: 'replication:2', disks: 2, extentSize: 64 * 1024, capacities: [24 << 20, 24 << 20] });
   let disk: LoopDisk | undefined;
   let m: MountedPool | undefined;
@@ -167,7 +168,7 @@ test('a disk that fills up: writes go to the other disks or fail with ENOSPC, ne
 test('a slow disk turns degraded: fragment I/O over the latency threshold counts against it', async (t) => {
   const blkio = '/sys/fs/cgroup/blkio';
   const why = loopDisksUnavailable() ?? (fs.existsSync(path.join(blkio, 'tasks')) ? null : 'needs the cgroup v1 blkio controller to throttle a real device');
-  if (why) return t.skip(why);
+  if (why) return skipBecause(t, why);
   // One disk, one copy: every read goes to the throttled device.
   const p = await makePool({ redundancy: 'replication:1', disks: 0, extentSize: 64 * 1024 });
   const group = path.join(blkio, `dfs-test-${process.pid}`);

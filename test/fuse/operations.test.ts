@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { isMounted } from '../../engine/fuse/mount.js';
 import { cleanup, cli, cliJson, makePool, MountedPool, patternBytes, type TestPool } from '../helpers/env.js';
+import { skipBecause } from '../helpers/skip.js';
 
 function errno(fn: () => unknown): string {
   try {
@@ -161,7 +162,7 @@ describe('FUSE operations on a mounted pool', () => {
   test('utimens with different atime and mtime', (t) => {
     // fuse-native 2.2.6 hands its JS side tv[0] (atime) twice and drops tv[1] (mtime): see
     // fuse_native_utimens in its fuse-native.c. Until the binding is fixed both get the atime.
-    t.skip('fuse-native 2.2.6 passes atime in place of mtime to utimens (binding bug); documented in docs/ARCHITECTURE.md');
+    skipBecause(t, 'fuse-native 2.2.6 passes atime in place of mtime to utimens (binding bug); documented in docs/ARCHITECTURE.md');
   });
 
   test('statfs reports usable capacity after redundancy overhead', () => {

@@ -9,6 +9,7 @@ import { ControlPlane } from '../helpers/control-plane.js';
 import { csiClient } from '../helpers/csi-client.js';
 import { CsiPlugin } from '../helpers/csi-env.js';
 import { cli, eventually, freePort, httpGet, metricValue, tempDir } from '../helpers/env.js';
+import { skipBecause } from '../helpers/skip.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const OPERATOR = path.join(repo, 'dist/operator/src/main.js');
@@ -83,7 +84,7 @@ ${disks.map((d) => `    - path: ${d}\n      capacity: 64Mi`).join('\n')}
 ${extra}`;
 
 test('CRDs: examples apply; bad specs are refused by the API server with the field named', (t) => {
-  if (skipWhy) return t.skip(skipWhy);
+  if (skipWhy) return skipBecause(t, skipWhy);
   const examples = (cp as ControlPlane).kubectlRun(['apply', '--dry-run=server', '-f', path.join(repo, 'examples')]);
   assert.equal(examples.code, 0, examples.out);
   const refused: [string, string, RegExp][] = [
@@ -113,7 +114,7 @@ test('CRDs: examples apply; bad specs are refused by the API server with the fie
 });
 
 test('a pool becomes Ready on this node; disk failure, rebuild, scrubs, config changes, deletion protection, restarts and leader election', { timeout: 600_000 }, async (t) => {
-  if (skipWhy) return t.skip(skipWhy);
+  if (skipWhy) return skipBecause(t, skipWhy);
   const disks = [1, 2, 3].map((i) => path.join(root, `disk${i}`));
   assert.equal(apply('apiVersion: dynamicfs.io/v1alpha1\nkind: DynamicFSConfig\nmetadata: {name: cfg}\nspec:\n  preset: production\n  reliability:\n    auto_scrub: false\n    rebuild_bandwidth: 256KiB\n  monitoring:\n    log_level: info\n').code, 0);
   assert.equal(apply(poolYaml('p1', disks)).code, 0);
