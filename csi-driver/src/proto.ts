@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadPackageDefinition, type GrpcObject, type ServiceDefinition } from '@grpc/grpc-js';
@@ -7,13 +8,7 @@ import { loadSync } from '@grpc/proto-loader';
 function protoPath(): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
   const candidates = [path.resolve(here, '../proto/csi.proto'), path.resolve(here, '../../../csi-driver/proto/csi.proto')];
-  return candidates.find((c) => {
-    try {
-      return loadSync(c) !== undefined;
-    } catch {
-      return false;
-    }
-  }) ?? candidates[1];
+  return candidates.find((c) => existsSync(c)) ?? candidates[1];
 }
 
 export interface CsiServices {

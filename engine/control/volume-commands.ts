@@ -39,9 +39,7 @@ function source(ctx: CommandContext, volume: string): string {
 
 /** Health of a volume's extents: abnormal when any is degraded or unrecoverable. */
 async function extentCondition(ctx: CommandContext, v: VolumeRow): Promise<{ abnormal: boolean; message: string }> {
-  const inodes = new Set(
-    (ctx.pool.store.db.prepare('WITH RECURSIVE tree(ino) AS (SELECT ? UNION SELECT d.ino FROM dirents d JOIN tree t ON d.parent = t.ino) SELECT ino FROM tree').all(v.ino) as { ino: number }[]).map((r) => r.ino),
-  );
+  const inodes = new Set(ctx.pool.store.subtreeInodes(v.ino));
   const counts = { degraded: 0, unrecoverable: 0 };
   await assessAll(ctx.pool, (a) => {
     if (inodes.has(a.extent.ino) && a.health !== 'healthy') counts[a.health]++;

@@ -9,7 +9,6 @@ import { FileSystem } from '../fs/filesystem.js';
 import { DEFAULT_READ_AHEAD_KB, FuseMount, isMounted, lazyUnmount } from '../fuse/mount.js';
 import { fuseOperations } from '../fuse/operations.js';
 import { rebuild, rebuildInterrupted } from '../heal/rebuild.js';
-import { diagnose } from '../diagnostics/diagnose.js';
 import { handleHttp, serveHttp, type Host } from '../observability/http-api.js';
 import { configureLogging, events, logger, type LogFormat } from '../observability/logger.js';
 import { PoolWatch } from '../observability/pool-watch.js';
@@ -70,7 +69,7 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
   fs.data.extents.buffers.prefault();
   const watch = new PoolWatch(pool, fs);
   const fuse = mnt
-    ? new FuseMount(mnt, fuseOperations(fs, observeFuse(pool, fs, () => pool.config.monitoring.slow_op_ms)), {
+    ? new FuseMount(mnt, fuseOperations(fs, observeFuse(pool, () => pool.config.monitoring.slow_op_ms)), {
       fsname: `dynamicfs:${pool.name}`,
       allowOther: opts.allowOther ?? pool.config.security.allow_other,
       defaultPermissions: pool.config.security.access_control === 'posix',
@@ -142,7 +141,6 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
         if (level && !isEventLevel(level)) throw new Error(`--level '${level}' is not one of trace, debug, info, warn, error, fatal`);
         return events.list({ minLevel: level, component: typeof args.component === 'string' ? args.component : undefined, since: typeof args.since === 'string' ? new Date(args.since) : undefined });
       },
-      diagnose: async () => diagnose(pool, await watch.status(), pool.config, { hits: fs.data.cache.hits, misses: fs.data.cache.misses }),
     }, () => watch.invalidate());
     const listen = opts.metricsListen ?? pool.config.monitoring.metrics_listen;
     if (listen) httpServer = await serveHttp(listen, (target) => handleHttp(target, host));

@@ -438,4 +438,16 @@ export class MetadataStore {
     const rows = this.db.prepare('SELECT at, data FROM history WHERE kind = ? ORDER BY id').all(kind) as { at: number; data: string }[];
     return rows.map((r) => ({ at: r.at, data: JSON.parse(r.data) as T }));
   }
+
+  private static readonly SUBTREE = 'WITH RECURSIVE tree(ino) AS (SELECT ? UNION SELECT d.ino FROM dirents d JOIN tree t ON d.parent = t.ino)';
+
+  /** Every inode under directory `ino`, itself included. */
+  subtreeInodes(ino: number): number[] {
+    return (this.db.prepare(`${MetadataStore.SUBTREE} SELECT ino FROM tree`).all(ino) as { ino: number }[]).map((r) => r.ino);
+  }
+
+  /** Inodes and apparent bytes under directory `ino`. */
+  subtreeUsage(ino: number): { inodes: number; bytes: number } {
+    return this.db.prepare(`${MetadataStore.SUBTREE} SELECT count(*) AS inodes, coalesce(sum(i.size), 0) AS bytes FROM tree JOIN inodes i ON i.ino = tree.ino`).get(ino) as { inodes: number; bytes: number };
+  }
 }

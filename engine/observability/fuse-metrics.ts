@@ -1,4 +1,3 @@
-import type { FileSystem } from '../fs/filesystem.js';
 import type { OpObserver } from '../fuse/operations.js';
 import type { Pool } from '../pool/pool.js';
 import { ERRNO } from '../util/errors.js';
@@ -13,7 +12,7 @@ const log = logger('fuse');
  * Counts and times every FUSE operation. One slower than `slowMs()` gets a trace id of its own and a
  * timing event (for profiling); EIO is logged as an error with the cause.
  */
-export function observeFuse(pool: Pool, _fs: FileSystem, slowMs: () => number): OpObserver {
+export function observeFuse(pool: Pool, slowMs: () => number): OpObserver {
   const name = pool.name;
   return (op, ms, errno, err) => {
     const result = errno === 0 ? 'ok' : (ERRNO_NAME.get(errno) ?? `errno${-errno}`);

@@ -1,6 +1,5 @@
 import { execFile } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
-import path from 'node:path';
 import { promisify } from 'node:util';
 import { isMounted, lazyUnmount } from '../fuse/mount.js';
 import { isNodeError } from '../util/errors.js';
@@ -57,9 +56,4 @@ export async function unbindTarget(target: string): Promise<void> {
   await fsp.rmdir(target).catch((err: unknown) => {
     if (!isNodeError(err, 'ENOENT')) throw err;
   });
-}
-
-/** The device and inode a bind mount at `target` shows, to tell which volume is mounted there. */
-export function sameDir(a: string, b: string): boolean {
-  return path.resolve(a) === path.resolve(b);
 }

@@ -1,7 +1,7 @@
 import type { FileSystem } from '../fs/filesystem.js';
 import { diskFree } from '../pool/disk-set.js';
 import type { Pool } from '../pool/pool.js';
-import { formatPolicy, parsePolicy } from '../redundancy/policy.js';
+import { efficiency, formatPolicy, fragmentCount, parsePolicy } from '../redundancy/policy.js';
 import { fsError } from '../util/errors.js';
 import { volumeNameProblem } from './names.js';
 
@@ -71,9 +71,8 @@ export class Volumes {
       }
       return { volume: existing, created: false };
     }
-    const width = parsePolicy(policy);
     const writable = this.pool.disks.writable().filter((d) => tier === null || d.tier === tier);
-    const needed = width.kind === 'replication' ? width.copies : width.data + width.parity;
+    const needed = fragmentCount(parsePolicy(policy));
     if (writable.length < needed) {
       throw new VolumeError('EXHAUSTED', `policy ${policy} needs ${needed} healthy disks${tier ? ` in tier ${tier}` : ''}; pool ${this.pool.name} has ${writable.length}`);
     }
@@ -141,9 +140,8 @@ export class Volumes {
     const policy = parsePolicy(policyText);
     const disks = this.pool.disks.writable().filter((d) => tier === null || d.tier === tier);
     const free = disks.reduce((s, d) => s + diskFree(d), 0);
-    const eff = policy.kind === 'replication' ? 1 / policy.copies : policy.data / (policy.data + policy.parity);
     const reserved = this.list().reduce((s, v) => s + Math.max(0, v.capacity - this.usageOf(v.name).bytes), 0);
-    return Math.max(0, Math.floor(free * eff) - reserved);
+    return Math.max(0, Math.floor(free * efficiency(policy)) - reserved);
   }
 
   /** Bytes (apparent file sizes) and inodes in a volume. */
@@ -152,10 +150,7 @@ export class Volumes {
     if (!u || u.dirty) {
       const v = this.rows.get(name);
       if (!v) return { bytes: 0, inodes: 0 };
-      const r = this.pool.store.db.prepare(
-        `WITH RECURSIVE tree(ino) AS (SELECT ? UNION SELECT d.ino FROM dirents d JOIN tree t ON d.parent = t.ino)
-         SELECT count(*) AS inodes, coalesce(sum(i.size), 0) AS bytes FROM tree JOIN inodes i ON i.ino = tree.ino`,
-      ).get(v.ino) as { inodes: number; bytes: number };
+      const r = this.pool.store.subtreeUsage(v.ino);
       // Files open for writing may hold growth not yet flushed to metadata.
       u = { bytes: Math.max(r.bytes, u?.dirty ? 0 : (u?.bytes ?? 0)), inodes: r.inodes, dirty: false };
       this.usage.set(name, u);

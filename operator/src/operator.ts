@@ -40,17 +40,16 @@ export async function runOperator(o: OperatorOptions): Promise<void> {
   const pools = new ResilientInformer<DynamicFSPool & KubernetesObject>(client.kc, poolPath(), list(poolPath()), (p) => {
     poolQueue.add(p.metadata?.name ?? '');
     if (p.spec?.configRef) configQueue.add(p.spec.configRef);
-  });
+  }, () => watchErrors.inc({ resource: 'dynamicfspools' }));
   const configs = new ResilientInformer<KubernetesObject>(client.kc, configPath(), list(configPath()), (c) => {
     configQueue.add(c.metadata?.name ?? '');
     for (const p of pools.list()) if (p.spec.configRef === c.metadata?.name) poolQueue.add(p.metadata?.name ?? '');
-  });
+  }, () => watchErrors.inc({ resource: 'dynamicfsconfigs' }));
   const poolController = new PoolController(client, events, o.nodeStaleMs);
   const configController = new ConfigController(client, () => pools.list());
   const depth = setInterval(() => {
     queueDepth.set({ controller: 'pool' }, poolQueue.depth);
     queueDepth.set({ controller: 'config' }, configQueue.depth);
-    watchErrors.inc({ resource: 'dynamicfspools' }, 0);
   }, 1000);
   depth.unref();
 

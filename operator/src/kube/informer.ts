@@ -13,11 +13,10 @@ export class ResilientInformer<T extends KubernetesObject> {
   private backoffMs = 500;
   private stopped = false;
   private resyncTimer: NodeJS.Timeout | null = null;
-  errors = 0;
 
   constructor(
     private readonly kc: KubeConfig, private readonly path: string, private readonly lister: ListPromise<T>,
-    private readonly onKey: (obj: T, deleted: boolean) => void, private readonly resyncMs = 30_000,
+    private readonly onKey: (obj: T, deleted: boolean) => void, private readonly onError: () => void = () => undefined, private readonly resyncMs = 30_000,
   ) {}
 
   async start(): Promise<void> {
@@ -27,7 +26,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     inf.on('update', (o) => this.onKey(o, false));
     inf.on('delete', (o) => this.onKey(o, true));
     inf.on('error', (err: unknown) => {
-      this.errors++;
+      this.onError();
       if (this.stopped) return;
       const delay = this.backoffMs;
       this.backoffMs = Math.min(30_000, this.backoffMs * 2);

@@ -94,7 +94,7 @@ export class LeaderElector {
           return;
         }
       }
-      await new Promise((r) => setTimeout(r, this.leading ? this.renewMs : this.renewMs));
+      await new Promise((r) => setTimeout(r, this.renewMs));
     }
   }
 

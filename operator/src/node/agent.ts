@@ -20,7 +20,6 @@ export interface AgentOptions { nodeName: string; stateDir: string; reportMs?: n
 
 const quantity = (v: string | undefined): number | undefined => {
   if (v === undefined) return undefined;
-  if (typeof v === 'number') return v;
   return parseSize(v.replace(/i$/, 'iB').replace(/^(\d+(?:\.\d+)?)([KMGTP])$/, '$1$2B'), 'quantity');
 };
 
