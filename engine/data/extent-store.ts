@@ -245,7 +245,13 @@ export class ExtentStore {
    * fragment of the extent (recorded as a repair intent, then relocated in one transaction).
    * Returns the disk it landed on, or null when the extent changed under us.
    */
-  async writeRepair(ext: ExtentRow, frag: FragmentRow, data: Buffer, siblings: string[], opts: { relocate?: boolean } = {}): Promise<string | null> {
+  async writeRepair(ext: ExtentRow, frag: FragmentRow, data: Buffer, siblings: string[], opts: RepairWriteOptions = {}): Promise<string | null> {
+    if (opts.readBack === false) {
+      // Checked before it is written instead of read back after: the rebuilt bytes must match the
+      // checksum recorded when the fragment was first written.
+      const sum = await this.io.hash(ext.checksum_alg as ChecksumAlgorithm, data);
+      if (sum !== frag.checksum) throw new Error(`the rebuilt fragment ${frag.eid}.${frag.slot} does not match its recorded checksum`);
+    }
     const current = this.pool.disks.get(frag.disk);
     // In place when the disk still takes writes of existing fragments (bit rot on a suspect disk
     // is repaired where it is, as ZFS does); elsewhere when it is failing, draining or read-only.
@@ -257,7 +263,7 @@ export class ExtentStore {
         /* the disk would not take it (read-only, I/O error): put the copy on another disk */
       }
     }
-    return this.relocate(ext, frag, data, siblings);
+    return this.relocate(ext, frag, data, siblings, opts.readBack !== false);
   }
 
   /** Writes the rebuilt copy beside the bad one and renames it over: either file is consistent with metadata. */
@@ -280,7 +286,7 @@ export class ExtentStore {
     return true;
   }
 
-  private async relocate(ext: ExtentRow, frag: FragmentRow, data: Buffer, siblings: string[]): Promise<string | null> {
+  private async relocate(ext: ExtentRow, frag: FragmentRow, data: Buffer, siblings: string[], readBack: boolean): Promise<string | null> {
     const store = this.pool.store;
     const candidates = this.pool.disks.writable().filter((d) => !siblings.includes(d.id));
     const [target] = chooseDisks(candidates, 1, data.length, `rebuild of fragment ${frag.eid}.${frag.slot}`);
@@ -290,10 +296,12 @@ export class ExtentStore {
       const file = fragmentPath(target.path, frag.eid, frag.slot);
       await writeFragment(file, data, !this.noDirectWrite.has(target.id) && data.length % 4096 === 0 && BufferPool.isPageAligned(data));
       await syncFile(file);
-      // Verified before the old copy is released: read it back and check it against the record.
-      const check = await this.checkFragment(ext, { ...frag, disk: target.id });
-      if (!check.data) throw new Error(`the new copy on ${target.id} did not verify (${check.problem})`);
-      this.release(check.data);
+      if (readBack) {
+        // Verified before the old copy is released: read it back and check it against the record.
+        const check = await this.checkFragment(ext, { ...frag, disk: target.id });
+        if (!check.data) throw new Error(`the new copy on ${target.id} did not verify (${check.problem})`);
+        this.release(check.data);
+      }
       if (!store.commitRelocation(frag.eid, frag.slot, frag.disk, target.id, data.length)) return null;
       this.pool.disks.noteUsed(target.id, data.length);
       return target.id;
@@ -301,6 +309,17 @@ export class ExtentStore {
       target.reserved -= data.length;
     }
   }
+}
+
+export interface RepairWriteOptions {
+  /** Put the copy on another disk even if the fragment's own disk is healthy (a drain). */
+  relocate?: boolean;
+  /**
+   * Read the new copy back and verify it before metadata points at it (the default; a drain needs
+   * it, since the old copy is released). false: verify the bytes against the recorded checksum
+   * before writing them instead, for a rebuild, whose old copy is already gone.
+   */
+  readBack?: boolean;
 }
 
 /** A fragment write failed on these disks; the extent may be placed again elsewhere. */

@@ -2,7 +2,7 @@
  * Fragment reads off the event loop that answers FUSE: reads (O_DIRECT where the filesystem allows)
  * and checksums of fragments held in shared memory. One message in, one message out.
  */
-import { constants, promises as fsp } from 'node:fs';
+import fs, { constants } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { checksum, type ChecksumAlgorithm } from '../integrity/checksum.js';
 
@@ -14,19 +14,22 @@ export type FragmentReply =
   | { id: number; ok: true; sum: string; direct?: boolean }
   | { id: number; ok: false; code: string; message: string; direct?: boolean };
 
-async function readInto(file: string, buf: Buffer, flags: number): Promise<number> {
-  const fh = await fsp.open(file, flags);
-  try {
-    let got = 0;
-    while (got < buf.length) {
-      const { bytesRead } = await fh.read(buf, got, buf.length - got, got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-    }
-    return got;
-  } finally {
-    await fh.close();
-  }
+/** open, read until full or end of file, close: the callback API (no FileHandle objects to finalise). */
+function readInto(file: string, buf: Buffer, flags: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.open(file, flags, (err, fd) => {
+      if (err) return reject(err);
+      const step = (got: number): void => {
+        if (got >= buf.length) return fs.close(fd, () => resolve(got));
+        fs.read(fd, buf, got, buf.length - got, got, (rerr, n) => {
+          if (rerr) return fs.close(fd, () => reject(rerr));
+          if (n === 0) return fs.close(fd, () => resolve(got));
+          step(got + n);
+        });
+      };
+      step(0);
+    });
+  });
 }
 
 async function run(job: FragmentJob): Promise<FragmentReply> {

@@ -3,6 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { checksum, type ChecksumAlgorithm } from '../integrity/checksum.js';
 import { BufferPool } from './buffer-pool.js';
 import type { FragmentJob, FragmentReply } from './fragment-worker.js';
+import { copyBytes } from '../util/bytes.js';
 
 type JobBody = FragmentJob extends infer J ? (J extends FragmentJob ? Omit<J, 'id' | 'buffer' | 'offset' | 'length'> : never) : never;
 
@@ -11,7 +12,7 @@ function shared(buf: Buffer): { buffer: SharedArrayBuffer; offset: number; lengt
   if (buf.buffer instanceof SharedArrayBuffer) return { buffer: buf.buffer, offset: buf.byteOffset, length: buf.length, copied: null };
   const sab = new SharedArrayBuffer(buf.length);
   const copy = Buffer.from(sab);
-  buf.copy(copy);
+  copyBytes(buf, 0, buf.length, copy, 0);
   return { buffer: sab, offset: 0, length: buf.length, copied: copy };
 }
 
@@ -56,7 +57,7 @@ export class FragmentWorkers {
     if (this.pending.size === 0) for (const x of this.workers) x.ref();
     return new Promise((resolve) => {
       this.pending.set(id, (r) => {
-        if (s.copied && body.op === 'read') s.copied.copy(buf);
+        if (s.copied && body.op === 'read') copyBytes(s.copied, 0, s.copied.length, buf, 0);
         resolve(r);
       });
       worker.postMessage({ ...body, id, buffer: s.buffer, offset: s.offset, length: s.length });

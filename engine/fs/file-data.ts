@@ -7,6 +7,7 @@ import type { ExtentRow } from '../metadata/store.js';
 import type { Pool } from '../pool/pool.js';
 import { formatPolicy, fragmentCount } from '../redundancy/policy.js';
 import { fsError, FsError } from '../util/errors.js';
+import { copyBytes } from '../util/bytes.js';
 import { Semaphore } from '../util/semaphore.js';
 
 interface DirtyExtent {
@@ -34,6 +35,8 @@ export interface OpenFile {
   unsynced: string[];
   error: FsError | null;
   lastReadIdx: number;
+  /** Read-ahead has been started up to this extent. */
+  prefetchedTo: number;
 }
 
 export interface FileDataOptions {
@@ -78,7 +81,7 @@ export function fileDataOptionsFrom(c: EngineConfig, extentSize: number): FileDa
  */
 function copyOrZero(src: Buffer | null, srcLen: number, within: number, dest: Buffer, at: number, n: number): void {
   const avail = src ? Math.max(0, Math.min(n, srcLen - within)) : 0;
-  if (avail > 0 && src) src.copy(dest, at, within, within + avail);
+  if (avail > 0 && src) copyBytes(src, within, within + avail, dest, at);
   if (avail < n) dest.fill(0, at + avail, at + n);
 }
 
@@ -114,7 +117,7 @@ export class FileData {
     if (!of) {
       of = {
         ino, refs: 0, size, persistedSize: size, mtime, policy: policy ?? formatPolicy(this.pool.settings.defaultPolicy), tier,
-        dirty: new Map(), loading: new Map(), inflight: new Map(), chains: new Map(), unsynced: [], error: null, lastReadIdx: -2,
+        dirty: new Map(), loading: new Map(), inflight: new Map(), chains: new Map(), unsynced: [], error: null, lastReadIdx: -2, prefetchedTo: -1,
       };
       this.open.set(ino, of);
     }
@@ -180,7 +183,7 @@ export class FileData {
 
   private copyIn(of: OpenFile, d: DirtyExtent, idx: number, src: Buffer, from: number, within: number, n: number): number {
     if (within > d.len) d.buf.fill(0, d.len, within);
-    src.copy(d.buf, within, from, from + n);
+    copyBytes(src, from, from + n, d.buf, within);
     if (within + n > d.len) d.len = within + n;
     if (within + n === this.E) this.startFlush(of, idx);
     return n;
@@ -205,7 +208,7 @@ export class FileData {
     if (!newer && this.pool.store.extent(of.ino, idx)) return null;
     const fresh = { buf: this.buffers.take(), len: 0 };
     if (newer) {
-      newer.buf.copy(fresh.buf, 0, 0, newer.len);
+      copyBytes(newer.buf, 0, newer.len, fresh.buf, 0);
       fresh.len = newer.len;
     }
     of.dirty.set(idx, fresh);
@@ -232,7 +235,7 @@ export class FileData {
     let len = 0;
     const newer = of.inflight.get(idx);
     if (newer) {
-      newer.buf.copy(buf, 0, 0, newer.len);
+      copyBytes(newer.buf, 0, newer.len, buf, 0);
       len = newer.len;
     } else {
       const ext = this.pool.store.extent(of.ino, idx);
@@ -245,7 +248,7 @@ export class FileData {
           throw err;
         }
         len = Math.min(ext.length, data.length);
-        data.copy(buf, 0, 0, len);
+        copyBytes(data, 0, len, buf, 0);
       }
     }
     const fresh = { buf, len };
@@ -379,17 +382,28 @@ export class FileData {
     return done;
   }
 
-  /** On entering a new extent of a sequential reader, start loading the next few. */
+  /**
+   * On entering a new extent of a sequential reader, start loading the extents ahead of it that are
+   * not loading yet. The kernel has several read requests of one reader in flight, so they arrive
+   * slightly out of order: a step back of one extent still counts as sequential.
+   */
   private readAhead(of: OpenFile, idx: number): void {
-    const sequential = idx === of.lastReadIdx + 1;
+    const near = idx >= of.lastReadIdx - 1 && idx <= of.lastReadIdx + 1;
+    if (!near && idx !== 0) {
+      of.lastReadIdx = idx;
+      of.prefetchedTo = idx;
+      return;
+    }
+    if (idx <= of.lastReadIdx) return;
     of.lastReadIdx = idx;
-    if (!sequential && idx !== 0) return;
-    for (let i = 1; i <= this.opts.readAheadExtents; i++) {
-      const next = idx + i;
+    const until = idx + this.opts.readAheadExtents;
+    let next = Math.max(idx + 1, of.prefetchedTo + 1);
+    for (; next <= until; next++) {
       if (next * this.E >= of.size || of.dirty.has(next) || of.inflight.has(next)) break;
       const ext = this.pool.store.extent(of.ino, next);
       if (ext && !this.cache.has(ext.eid)) this.extentData(ext).catch(() => undefined);
     }
+    of.prefetchedTo = next - 1;
   }
 
   /** Decoded bytes of an extent version: from the cache, a read already under way, or the disks. */

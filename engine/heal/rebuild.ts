@@ -73,7 +73,7 @@ async function rebuildTraced(pool: Pool, extents: ExtentStore, opts: RebuildOpti
     const { got, problems, bytes } = await readFragments(extents, ext, frags.filter((f) => !a.lost.some((l) => l.slot === f.slot)), { all: false });
     report.bytesRead += bytes;
     const lost = [...new Set([...a.lost.map((l) => l.slot), ...[...problems.keys()].filter((s) => !got[s])])].filter((s) => s < fragmentCount(policyOf(ext.policy)));
-    const outcome = await repairExtent(extents, ext, frags, got, lost.filter((s) => frags.some((f) => f.slot === s)));
+    const outcome = await repairExtent(extents, ext, frags, got, lost.filter((s) => frags.some((f) => f.slot === s)), { readBack: false });
     releaseAll(extents, got);
     report.fragmentsWritten += outcome.repaired.length;
     report.bytesWritten += outcome.bytesWritten;

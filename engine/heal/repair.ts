@@ -1,4 +1,4 @@
-import type { ExtentStore } from '../data/extent-store.js';
+import type { ExtentStore, RepairWriteOptions } from '../data/extent-store.js';
 import { policyOf } from '../data/extent-store.js';
 import type { ExtentRow, FragmentRow } from '../metadata/store.js';
 import { reconstructFragments } from '../redundancy/codec.js';
@@ -18,7 +18,7 @@ export async function repairExtent(
   frags: FragmentRow[],
   got: (Buffer | null)[],
   bad: number[],
-  opts: { relocate?: boolean } = {},
+  opts: RepairWriteOptions = {},
 ): Promise<RepairOutcome> {
   const out: RepairOutcome = { repaired: [], failed: [], rewritten: [], bytesWritten: 0 };
   const policy = policyOf(ext.policy);

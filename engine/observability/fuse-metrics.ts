@@ -2,6 +2,7 @@ import type { OpObserver } from '../fuse/operations.js';
 import type { Pool } from '../pool/pool.js';
 import { ERRNO } from '../util/errors.js';
 import { logger } from './logger.js';
+import type { HotCount, HotSeries } from './hot-metrics.js';
 import { metrics } from './metrics.js';
 import { newTraceId, withTrace } from './trace.js';
 
@@ -14,14 +15,30 @@ const log = logger('fuse');
  */
 export function observeFuse(pool: Pool, slowMs: () => number): OpObserver {
   const name = pool.name;
+  const perOp = new Map<string, { latency: HotSeries; rw: HotSeries | null; results: Map<number, HotCount> }>();
+  const series = (op: string) => {
+    let s = perOp.get(op);
+    if (!s) {
+      const rw = op === 'read' ? metrics.readSeconds : op === 'write' ? metrics.writeSeconds : null;
+      s = { latency: metrics.fuseSeconds.with({ pool: name, operation: op }), rw: rw?.with({ pool: name }) ?? null, results: new Map() };
+      perOp.set(op, s);
+    }
+    return s;
+  };
+  const resultName = (errno: number) => (errno === 0 ? 'ok' : (ERRNO_NAME.get(errno) ?? `errno${-errno}`));
   return (op, ms, errno, err) => {
-    const result = errno === 0 ? 'ok' : (ERRNO_NAME.get(errno) ?? `errno${-errno}`);
-    metrics.fuseOps.inc({ pool: name, operation: op, result });
-    metrics.fuseSeconds.observe({ pool: name, operation: op }, ms / 1000);
-    if (op === 'read') metrics.readSeconds.observe({ pool: name }, ms / 1000);
-    else if (op === 'write') metrics.writeSeconds.observe({ pool: name }, ms / 1000);
+    const s = series(op);
+    const seconds = ms / 1000;
+    let count = s.results.get(errno);
+    if (!count) {
+      count = metrics.fuseOps.with({ pool: name, operation: op, result: resultName(errno) });
+      s.results.set(errno, count);
+    }
+    count.inc();
+    s.latency.observe(seconds);
+    s.rw?.observe(seconds);
     if (ms > slowMs()) {
-      withTrace(`fuse ${op}`, () => log.event('warn', `slow ${op}: ${ms.toFixed(0)} ms`, { pool: name, operation: op, ms: Math.round(ms), result }), newTraceId());
+      withTrace(`fuse ${op}`, () => log.event('warn', `slow ${op}: ${ms.toFixed(0)} ms`, { pool: name, operation: op, ms: Math.round(ms), result: resultName(errno) }), newTraceId());
     }
     if (errno === -ERRNO.EIO) log.error(`${op} failed with EIO: ${err instanceof Error ? err.message : String(err)}`, { pool: name, operation: op });
   };

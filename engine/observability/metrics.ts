@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { HotCounter, HotHistogram } from './hot-metrics.js';
 
 /** Bounded label sets: pools and disks of this node, FUSE operation names, a fixed list of kinds. */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -19,10 +20,11 @@ export class EngineMetrics {
 
   readonly fileReadBytes = this.counter('dynamicfs_read_bytes_total', 'Bytes read by users of a mounted pool.', ['pool']);
   readonly fileWrittenBytes = this.counter('dynamicfs_written_bytes_total', 'Bytes written by users of a mounted pool.', ['pool']);
-  readonly readSeconds = this.histogram('dynamicfs_read_duration_seconds', 'Latency of FUSE reads.', ['pool']);
-  readonly writeSeconds = this.histogram('dynamicfs_write_duration_seconds', 'Latency of FUSE writes.', ['pool']);
-  readonly fuseOps = this.counter('dynamicfs_fuse_operations_total', 'FUSE operations by operation and result (ok or the errno name).', ['pool', 'operation', 'result']);
-  readonly fuseSeconds = this.histogram('dynamicfs_fuse_operation_duration_seconds', 'FUSE operation latency by operation.', ['pool', 'operation']);
+  // Recorded on every FUSE request: the hot-path kind (see hot-metrics.ts).
+  readonly readSeconds = new HotHistogram('dynamicfs_read_duration_seconds', 'Latency of FUSE reads.', ['pool'], LATENCY_BUCKETS, this.registry);
+  readonly writeSeconds = new HotHistogram('dynamicfs_write_duration_seconds', 'Latency of FUSE writes.', ['pool'], LATENCY_BUCKETS, this.registry);
+  readonly fuseOps = new HotCounter('dynamicfs_fuse_operations_total', 'FUSE operations by operation and result (ok or the errno name).', ['pool', 'operation', 'result'], this.registry);
+  readonly fuseSeconds = new HotHistogram('dynamicfs_fuse_operation_duration_seconds', 'FUSE operation latency by operation.', ['pool', 'operation'], LATENCY_BUCKETS, this.registry);
 
   readonly cacheHits = this.counter('dynamicfs_cache_hits_total', 'Cache hits by cache (extent: decoded extents; metadata: resolved paths).', ['pool', 'cache']);
   readonly cacheMisses = this.counter('dynamicfs_cache_misses_total', 'Cache misses by cache.', ['pool', 'cache']);

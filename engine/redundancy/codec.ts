@@ -2,6 +2,7 @@ import type * as RS from '@ronomon/reed-solomon';
 import { ReedSolomon } from '../util/rs-limits.js';
 import { fsError } from '../util/errors.js';
 import { fragmentCount, type RedundancyPolicy } from './policy.js';
+import { copyBytes } from '../util/bytes.js';
 
 /**
  * Turns extent bytes into fragments and back. Replication fragments are the bytes themselves;
@@ -48,7 +49,7 @@ export async function encodeExtent(
   const { data: k, parity: m } = policy;
   const size = shardSize(data.length, k);
   const dataShards = alloc(size * k);
-  data.copy(dataShards, 0);
+  copyBytes(data, 0, data.length, dataShards, 0);
   dataShards.fill(0, data.length);
   const parityShards = alloc(size * m);
   let sources = 0;
@@ -90,7 +91,7 @@ export async function reconstructFragments(
     const dest = i < k ? dataShards.subarray(i * size, (i + 1) * size) : parityShards.subarray((i - k) * size, (i - k + 1) * size);
     if (f) {
       if (f.length !== size) throw fsError('EIO', `fragment ${i} has ${f.length} bytes, expected ${size}`);
-      f.copy(dest);
+      copyBytes(f, 0, size, dest, 0);
       sources |= 1 << i;
     } else if (wanted.includes(i)) {
       targets |= 1 << i;
@@ -129,7 +130,7 @@ export async function decodeExtent(
   if (allData) {
     const out = alloc(length);
     let pos = 0;
-    for (let i = 0; i < k && pos < length; i++) pos += (fragments[i] as Buffer).copy(out, pos, 0, Math.min(length - pos, (fragments[i] as Buffer).length));
+    for (let i = 0; i < k && pos < length; i++) pos += copyBytes(fragments[i] as Buffer, 0, Math.min(length - pos, (fragments[i] as Buffer).length), out, pos);
     return out;
   }
   const missingData: number[] = [];
@@ -137,6 +138,6 @@ export async function decodeExtent(
   const all = await reconstructFragments(policy, fragments, length, missingData);
   const out = alloc(length);
   let pos = 0;
-  for (let i = 0; i < k && pos < length; i++) pos += all[i].copy(out, pos, 0, Math.min(length - pos, all[i].length));
+  for (let i = 0; i < k && pos < length; i++) pos += copyBytes(all[i], 0, Math.min(length - pos, all[i].length), out, pos);
   return out;
 }

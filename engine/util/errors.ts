@@ -1,7 +1,14 @@
 /** An error that maps onto a POSIX errno at the FUSE boundary and onto exit code 1 at the CLI. */
 export class FsError extends Error {
-  constructor(readonly code: ErrnoName, message: string) {
+  readonly code: ErrnoName;
+  constructor(code: ErrnoName, message: string) {
+    // Expected outcomes (ENOENT from a lookup, ENODATA from the getxattr the kernel sends before
+    // every write) are answered thousands of times a second: no stack trace for them. EIO keeps one.
+    const limit = Error.stackTraceLimit;
+    if (code !== 'EIO') Error.stackTraceLimit = 0;
     super(message);
+    Error.stackTraceLimit = limit;
+    this.code = code;
     this.name = 'FsError';
   }
 }

@@ -128,3 +128,26 @@ test('metadata survives losing the pool directory copy: restored from a disk mir
   for (const f of readdirSync(p.pool)) if (f.startsWith(POOL_METADATA)) rmSync(path.join(p.pool, f));
   await withFs(p, async (fs) => assert.ok((await readAll(fs, '/keep')).equals(data)));
 });
+
+test('a rebuilt fragment whose bytes do not match its recorded checksum is refused before it is written', async () => {
+  const p = await makePool({ redundancy: 'replication:2', disks: 3 });
+  pools.push(p);
+  await withFs(p, async (fs, pool) => {
+    await fs.release(fs.create('/f', 0o644));
+    await writeAll(fs, '/f', patternBytes(3, 300_000));
+    const ext = pool.store.extent(fs.getattr('/f').ino, 0);
+    assert.ok(ext);
+    const [frag, other] = pool.store.fragments(ext.eid);
+    const spare = pool.disks.all().find((d) => d.id !== frag.disk && d.id !== other.disk);
+    assert.ok(spare);
+    pool.setDiskHealth(frag.disk, 'failed', 'test');
+    const before = fragmentFiles(p);
+    const wrong = Buffer.from(patternBytes(4, 300_000).subarray(0, ext.length));
+    await assert.rejects(fs.data.extents.writeRepair(ext, frag, wrong, [other.disk], { readBack: false }), /does not match its recorded checksum/);
+    assert.equal(fragmentFiles(p), before, 'nothing written');
+    assert.equal(pool.store.fragment(ext.eid, frag.slot)?.disk, frag.disk, 'metadata unchanged');
+    const right = Buffer.from(patternBytes(3, 300_000).subarray(0, ext.length));
+    assert.equal(await fs.data.extents.writeRepair(ext, frag, right, [other.disk], { readBack: false }), spare.id);
+    assert.equal(pool.store.fragment(ext.eid, frag.slot)?.disk, spare.id);
+  });
+});
