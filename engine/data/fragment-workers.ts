@@ -17,23 +17,27 @@ function shared(buf: Buffer): { buffer: SharedArrayBuffer; offset: number; lengt
 }
 
 /**
- * A small pool of worker threads that read and hash fragments. The main thread answers FUSE
- * requests; measured here, moving open/read/close and xxh64 off it is what lets reads keep up.
+ * A small pool of fragment I/O threads that read and hash fragments (see fragment-worker.ts). The
+ * main thread answers FUSE requests; measured here, moving open/read/close and xxh64 off it is what
+ * lets reads keep up. A thread blocks in its read, so the pool is sized for the reads a sequential
+ * reader keeps in flight (at least 4), and a job goes to the thread with the fewest jobs queued.
  */
 export class FragmentWorkers {
   private readonly workers: Worker[] = [];
   private readonly pending = new Map<number, (r: FragmentReply) => void>();
   private nextId = 1;
-  private turn = 0;
+  /** Jobs queued per worker. */
+  private load: number[] = [];
   /** Disk roots where O_DIRECT was refused (tmpfs and the like). */
   private readonly noDirect = new Set<string>();
 
-  constructor(private readonly size = Math.max(1, Math.min(2, availableParallelism() - 1))) {}
+  constructor(private readonly size = Math.min(8, Math.max(4, availableParallelism()))) {}
 
   private start(): void {
     for (let i = 0; i < this.size; i++) {
       const w = new Worker(new URL('./fragment-worker.js', import.meta.url));
       w.on('message', (r: FragmentReply) => {
+        this.load[i]--;
         const done = this.pending.get(r.id);
         this.pending.delete(r.id);
         if (this.pending.size === 0) for (const x of this.workers) x.unref();
@@ -45,6 +49,7 @@ export class FragmentWorkers {
       });
       w.unref();
       this.workers.push(w);
+      this.load.push(0);
     }
   }
 
@@ -52,7 +57,10 @@ export class FragmentWorkers {
     if (this.workers.length === 0) this.start();
     const id = this.nextId++;
     const s = shared(buf);
-    const worker = this.workers[this.turn++ % this.workers.length];
+    let pick = 0;
+    for (let i = 1; i < this.load.length; i++) if (this.load[i] < this.load[pick]) pick = i;
+    this.load[pick]++;
+    const worker = this.workers[pick];
     // Work in flight keeps the process alive; idle workers do not.
     if (this.pending.size === 0) for (const x of this.workers) x.ref();
     return new Promise((resolve) => {
@@ -82,5 +90,6 @@ export class FragmentWorkers {
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.terminate()));
     this.workers.length = 0;
+    this.load = [];
   }
 }
