@@ -6,7 +6,7 @@
  * threads, like libuv's pool, and the event loop that answers FUSE never waits on them. Measured
  * here, going through libuv from this thread instead costs six more thread hand-offs per fragment
  * (~50 µs each on this VM) and a cold 1 GiB read was slower in 6-7 of 8 interleaved rounds
- * (0.62-0.69 of the do-nothing mount against 0.64-0.73).
+ * (0.61-0.69 of the do-nothing mount against 0.64-0.73).
  */
 import fs, { constants } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
