@@ -4,6 +4,7 @@ import net from 'node:net';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { POOL_SOCKET } from '../pool/layout.js';
+import { readLockOwner } from '../pool/lock.js';
 import { FsError, UsageError } from '../util/errors.js';
 import type { OperationProgress } from '../pool/pool.js';
 import { poolCommands, type CommandArgs, type CommandContext } from './commands.js';
@@ -83,9 +84,34 @@ export async function serveControl(ctx: CommandContext, extra: ExtraCommands = {
  * Sends one command to a pool's running daemon; progress lines of long operations go to
  * `onProgress`. The timeout is for the daemon to answer at all, restarted by each progress line.
  */
-export function callControl(poolDir: string, command: string, args: CommandArgs, onProgress?: (p: OperationProgress) => void, timeoutMs = 120_000): Promise<unknown> {
+/** How long a caller waits for the socket of a daemon that owns the pool but is still starting. */
+const DAEMON_START_MS = 15_000;
+
+/**
+ * Sends one command to the daemon that owns the pool. A daemon takes the pool's lock and mounts
+ * before its control socket listens, so a missing or refusing socket is retried for a while as long
+ * as the lock's owner is alive.
+ */
+export async function callControl(poolDir: string, command: string, args: CommandArgs, onProgress?: (p: OperationProgress) => void, timeoutMs = 120_000): Promise<unknown> {
+  const deadline = Date.now() + DAEMON_START_MS;
+  for (;;) {
+    try {
+      return await callControlOnce(poolDir, command, args, onProgress, timeoutMs);
+    } catch (err) {
+      const starting = err instanceof NotListening && readLockOwner(poolDir) !== undefined && Date.now() < deadline;
+      if (!starting) throw err instanceof NotListening ? new Error(`cannot reach the daemon of ${poolDir}: ${err.message}`) : err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+/** The socket is missing or refuses connections: nothing was sent, so trying again is safe. */
+class NotListening extends Error {}
+
+function callControlOnce(poolDir: string, command: string, args: CommandArgs, onProgress: ((p: OperationProgress) => void) | undefined, timeoutMs: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const sock = net.connect(socketPath(poolDir));
+    let connected = false;
     let buf = '';
     let timer: NodeJS.Timeout;
     const arm = () => {
@@ -97,7 +123,10 @@ export function callControl(poolDir: string, command: string, args: CommandArgs,
     };
     arm();
     sock.setEncoding('utf8');
-    sock.on('connect', () => sock.write(JSON.stringify({ command, args, traceId: currentTrace()?.traceId } satisfies Request) + '\n'));
+    sock.on('connect', () => {
+      connected = true;
+      sock.write(JSON.stringify({ command, args, traceId: currentTrace()?.traceId } satisfies Request) + '\n');
+    });
     sock.on('data', (chunk: string) => {
       buf += chunk;
       let nl: number;
@@ -116,9 +145,10 @@ export function callControl(poolDir: string, command: string, args: CommandArgs,
         return;
       }
     });
-    sock.on('error', (err) => {
+    sock.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(new Error(`cannot reach the daemon of ${poolDir}: ${err.message}`));
+      if (!connected && (err.code === 'ENOENT' || err.code === 'ECONNREFUSED')) reject(new NotListening(err.message));
+      else reject(new Error(`cannot reach the daemon of ${poolDir}: ${err.message}`));
     });
   });
 }
