@@ -36,7 +36,7 @@ export class Engines {
   choose(name: string | undefined): string {
     const pools = this.pools;
     if (name) {
-      if (!pools.has(name)) throw invalid(`parameter pool: '${name}' is not a pool of this node (known: ${[...this.pools.keys()].join(', ')})`);
+      if (!pools.has(name)) throw invalid(`parameter pool: '${name}' is not a pool of this node (known: ${[...pools.keys()].join(', ')})`);
       return name;
     }
     if (pools.size === 1) return [...pools.keys()][0];

@@ -31,7 +31,7 @@ export class FragmentWorkers {
   /** Disk roots where O_DIRECT was refused (tmpfs and the like). */
   private readonly noDirect = new Set<string>();
 
-  constructor(private readonly size = Math.min(8, Math.max(4, availableParallelism()))) {}
+  private readonly size = Math.min(8, Math.max(4, availableParallelism()));
 
   private start(): void {
     for (let i = 0; i < this.size; i++) {
@@ -73,7 +73,7 @@ export class FragmentWorkers {
   }
 
   async hash(alg: ChecksumAlgorithm, buf: Buffer): Promise<string> {
-    if (this.size === 0 || buf.length < 64 * 1024) return checksum(alg, buf);
+    if (buf.length < 64 * 1024) return checksum(alg, buf);
     const r = await this.submit({ op: 'hash', alg }, buf);
     if (!r.ok) throw new Error(r.message);
     return r.sum;
