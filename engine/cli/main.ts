@@ -11,7 +11,7 @@ import { callControl } from '../control/socket.js';
 import { runPoolDaemon } from '../daemon/pool-daemon.js';
 import { FileSystem } from '../fs/filesystem.js';
 import { isMounted, lazyUnmount } from '../fuse/mount.js';
-import { DEFAULT_CHECKSUM, isChecksumAlgorithm } from '../integrity/checksum.js';
+import { CHECKSUM_ALGORITHMS, DEFAULT_CHECKSUM, isChecksumAlgorithm } from '../integrity/algorithms.js';
 import { readConfigFile, resolveConfig } from '../config/load.js';
 import { LOG_LEVELS, PRESET_NAMES, type LogLevel, type PresetName } from '../config/schema.js';
 import { parseListen } from '../observability/http-api.js';
@@ -74,7 +74,7 @@ export function buildCli(): Command {
     .argument('<pool>', 'pool directory (created if missing, must be empty)')
     .option('--redundancy <policy>', 'default policy: replication:N or erasure:k+m')
     .option('--extent-size <size>', 'extent size, e.g. 1MiB')
-    .option('--checksum <algorithm>', 'fragment checksum: xxh64 or crc32c')
+    .option('--checksum <algorithm>', `fragment checksum: ${CHECKSUM_ALGORITHMS.join(', ')}`)
     .option('--config <file>', "YAML configuration (a preset and overrides, see 'dynamicfs config show'); stored in the pool")
     .addOption(new Option('--preset <name>', 'configuration preset (when no --config names one)').choices([...PRESET_NAMES]))
     .option('--json', 'machine-readable output')
@@ -85,7 +85,7 @@ export function buildCli(): Command {
       const policy = parsePolicy(o.redundancy ?? storage.redundancy);
       const extentSize = o.extentSize ? sizeOption(o.extentSize, '--extent-size') : storage.extent_size;
       const checksum = o.checksum ?? storage.checksum;
-      if (!isChecksumAlgorithm(checksum)) throw new UsageError(`--checksum '${checksum}' is not one of xxh64, crc32c`);
+      if (!isChecksumAlgorithm(checksum)) throw new UsageError(`--checksum '${checksum}' is not one of ${CHECKSUM_ALGORITHMS.join(', ')}`);
       if (extentSize % 4096 !== 0 || extentSize < 4096 || extentSize > 64 * 2 ** 20) {
         throw new UsageError(`--extent-size ${extentSize} must be a multiple of 4 KiB between 4 KiB and 64 MiB`);
       }

@@ -2,7 +2,7 @@ import type { ConfigFile, EngineConfigDocument, PresetName } from './schema.js';
 
 /** The default: safe redundancy, weekly repairing scrubs, rebuild on failure, JSON logs. */
 const production: EngineConfigDocument = {
-  storage: { extent_size: '1MiB', redundancy: 'replication:2', checksum: 'xxh64', max_file_size: '16TiB', compression: 'none', deduplication: false },
+  storage: { extent_size: '1MiB', redundancy: 'replication:2', checksum: 'xxh3', max_file_size: '16TiB', compression: 'none', deduplication: false },
   performance: {
     write_batching: true, batch_size: '16MiB', parallel_writes: 4, metadata_cache: true, metadata_cache_size: '64MiB',
     data_cache_size: '64MiB', read_ahead: true, read_ahead_size: '8MiB',

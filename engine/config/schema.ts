@@ -1,3 +1,4 @@
+import { CHECKSUM_ALGORITHMS } from '../integrity/algorithms.js';
 import { Kind, Type, TypeRegistry, type Static, type TObject, type TProperties, type TSchema } from '@sinclair/typebox';
 
 /**
@@ -32,7 +33,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const StorageSchema = Section({
   extent_size: Size('Extent size of new pools (a multiple of 4 KiB, 4 KiB to 64 MiB); fixed when the pool is created.', 4096),
   redundancy: Type.String({ pattern: '^(replication:[1-9][0-9]?|erasure:[1-9][0-9]?\\+[0-9][0-9]?)$', description: "Default redundancy policy: 'replication:N' or 'erasure:K+M'." }),
-  checksum: Enum(['xxh64', 'crc32c'] as const, 'Checksum algorithm of new extents.'),
+  checksum: Enum(CHECKSUM_ALGORITHMS, 'Checksum algorithm of new extents (each extent records its own, so a change applies to new writes).'),
   max_file_size: Size('Largest file allowed; writes beyond it fail with EFBIG.', 1),
   compression: Enum(['none'] as const, "Extent compression. Only 'none' exists in this version."),
   deduplication: Type.Boolean({ description: 'Extent deduplication. Not available in this version: must be false.' }),

@@ -45,6 +45,11 @@ export class BufferPool {
     if (this.slab && buf.buffer === this.slab.buffer && buf.length === this.size) this.free.push(buf.byteOffset);
   }
 
+  /** Whether `memory` is the slab of some BufferPool (it lives as long as its pool). */
+  static isSlab(memory: ArrayBufferLike): boolean {
+    return BufferPool.slabs.has(memory);
+  }
+
   static isPageAligned(buf: Buffer): boolean {
     // Slab buffers sit at page-multiple offsets of a page-aligned mapping.
     return BufferPool.slabs.has(buf.buffer) && buf.byteOffset % PAGE === 0;

@@ -123,18 +123,23 @@ export class ExtentStore {
     const files = disks.map((d, slot) => fragmentPath(d.path, eid, slot));
     let sums: string[];
     try {
-      // Checksums on a worker thread while the writes are under way; replicas share one buffer and one sum.
-      const distinct = [...new Set(fragments)];
-      const sumOf = new Map(distinct.map((b) => [b, this.io.hash(alg, b)]));
+      // Each fragment is checksummed and written by a fragment I/O thread, one message per fragment;
+      // replicas share one buffer, so only the first of them computes the sum.
+      const sumOf = new Map<Buffer, Promise<string | null>>();
       const results = await Promise.allSettled(
         fragments.map(async (f, slot) => {
           const disk = disks[slot];
           const direct = !this.noDirectWrite.has(disk.id) && f.length % 4096 === 0 && BufferPool.isPageAligned(f);
           const started = performance.now();
-          const r = await writeFragment(files[slot], f, direct);
+          const first = !sumOf.has(f);
+          const w = this.io.write(files[slot], f, direct, first ? alg : null);
+          if (first) sumOf.set(f, w.then((r) => r.sum, () => null));
+          const r = await w;
           this.noteIo(disk.id, 'write', performance.now() - started, f.length);
           if (r.refused) this.noDirectWrite.add(disk.id);
-          return (await sumOf.get(f)) as string;
+          const sum = first ? r.sum : await sumOf.get(f);
+          // A replica whose twin failed has no sum of its own: compute it here (rare).
+          return sum ?? (await this.io.hash(alg, f));
         }),
       );
       const failed = results.findIndex((r) => r.status === 'rejected');
@@ -169,7 +174,7 @@ export class ExtentStore {
   /** The extent's bytes (its `length`), read from the fewest fragments that verify. */
   async read(ext: ExtentRow): Promise<Buffer> {
     const policy = policyOf(ext.policy);
-    const frags = this.pool.store.fragments(ext.eid);
+    const frags = this.pool.store.fragmentsForRead(ext);
     const n = fragmentCount(policy);
     const got: (Buffer | null)[] = new Array<Buffer | null>(n).fill(null);
     const need = policy.kind === 'replication' ? 1 : policy.data;

@@ -9,6 +9,17 @@ const exec = promisify(execFile);
 /** Largest write the kernel may send us in one request (it caps this at its own limit, 128 KiB on FUSE 2). */
 export const MAX_WRITE = 1024 * 1024;
 
+/**
+ * Read-ahead requests the kernel keeps in flight at once (its default is 12). libfuse 2's
+ * multi-threaded loop starts a thread whenever all of its threads are busy and ends one whenever
+ * more than 10 are idle, and fuse-native gives every new thread a libuv async handle that it never
+ * frees. With 12 background reads and a few synchronous ones the thread count kept crossing that
+ * line: a daemon had 1291 async handles after three 1 GiB reads, and libuv walks all of them on
+ * every wake-up of the event loop. With 8 (the 1 MiB read-ahead window in 128 KiB requests) it had
+ * 35, and stays there.
+ */
+export const MAX_BACKGROUND = 8;
+
 export interface MountOptions {
   fsname: string;
   allowOther?: boolean;
@@ -36,7 +47,8 @@ class DynamicFsFuse extends Fuse {
     // attr_timeout=0: the high-level FUSE API gives each name of a hard-linked file its own kernel
     // inode, so cached sizes would go stale across names; streaming I/O is unaffected (the kernel
     // asks only when a read crosses the size it knows).
-    const ours = ['big_writes', `max_write=${MAX_WRITE}`, `max_read=${MAX_WRITE}`, 'use_ino', 'attr_timeout=0', ...this.extra].join(',');
+    // max_background: see MAX_BACKGROUND.
+    const ours = ['big_writes', `max_write=${MAX_WRITE}`, `max_read=${MAX_WRITE}`, 'use_ino', 'attr_timeout=0', `max_background=${MAX_BACKGROUND}`, ...this.extra].join(',');
     return base ? `${base},${ours}` : `-o${ours}`;
   }
 }

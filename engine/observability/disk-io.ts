@@ -1,4 +1,10 @@
+import type { HotCount, HotSeries } from './hot-metrics.js';
 import { metrics } from './metrics.js';
+
+interface DiskSeries {
+  reads: HotCount; readBytes: HotCount; readSeconds: HotSeries;
+  writes: HotCount; writtenBytes: HotCount; writeSeconds: HotSeries;
+}
 
 /** Recent fragment latencies, for the percentiles diagnostics report (histograms only give buckets). */
 class LatencyWindow {
@@ -27,6 +33,8 @@ class LatencyWindow {
 class DiskIo {
   private readonly windows = new Map<string, { read: LatencyWindow; write: LatencyWindow }>();
   private readonly totals = new Map<string, { readBytes: number; writtenBytes: number; reads: number; writes: number; since: number }>();
+  /** Each disk's metric series, resolved once (see hot-metrics.ts). */
+  private readonly perDisk = new Map<string, Map<string, DiskSeries>>();
   enabled = true;
 
   note(pool: string, disk: string, kind: 'read' | 'write', ms: number, bytes: number): void {
@@ -49,16 +57,34 @@ class DiskIo {
       t.writtenBytes += bytes;
     }
     if (!this.enabled) return;
-    const labels = { pool, disk };
+    const m = this.series(pool, disk);
     if (kind === 'read') {
-      metrics.diskReads.inc(labels);
-      metrics.diskReadBytes.inc(labels, bytes);
-      metrics.diskReadSeconds.observe(labels, ms / 1000);
+      m.reads.inc();
+      m.readBytes.inc(bytes);
+      m.readSeconds.observe(ms / 1000);
     } else {
-      metrics.diskWrites.inc(labels);
-      metrics.diskWrittenBytes.inc(labels, bytes);
-      metrics.diskWriteSeconds.observe(labels, ms / 1000);
+      m.writes.inc();
+      m.writtenBytes.inc(bytes);
+      m.writeSeconds.observe(ms / 1000);
     }
+  }
+
+  private series(pool: string, disk: string): DiskSeries {
+    let byDisk = this.perDisk.get(pool);
+    if (!byDisk) {
+      byDisk = new Map();
+      this.perDisk.set(pool, byDisk);
+    }
+    let m = byDisk.get(disk);
+    if (!m) {
+      const labels = { pool, disk };
+      m = {
+        reads: metrics.diskReads.with(labels), readBytes: metrics.diskReadBytes.with(labels), readSeconds: metrics.diskReadSeconds.with(labels),
+        writes: metrics.diskWrites.with(labels), writtenBytes: metrics.diskWrittenBytes.with(labels), writeSeconds: metrics.diskWriteSeconds.with(labels),
+      };
+      byDisk.set(disk, m);
+    }
+    return m;
   }
 
   /** p50, p95 and p99 in milliseconds over the last few thousand operations, or null before any. */

@@ -25,6 +25,7 @@ abstract class HotMetric<S> {
   abstract readonly type: 'counter' | 'histogram';
   protected abstract fresh(): S;
   protected abstract export(labels: Labels, s: S): Exported[];
+  protected abstract zero(s: S): void;
 
   /** The series of one label set; keep it and record on it. */
   with(labels: Labels): S {
@@ -43,8 +44,9 @@ abstract class HotMetric<S> {
     return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: 'sum', values });
   }
 
+  /** Zeroes every series in place: callers keep the series they resolved, so none may be dropped. */
   reset(): void {
-    this.series.clear();
+    for (const e of this.series.values()) this.zero(e.s);
   }
 }
 
@@ -59,6 +61,9 @@ export class HotCounter extends HotMetric<HotCount> {
   readonly type = 'counter';
   protected fresh(): HotCount {
     return new HotCount();
+  }
+  protected zero(s: HotCount): void {
+    s.value = 0;
   }
   protected export(labels: Labels, s: HotCount): Exported[] {
     return [{ value: s.value, labels, metricName: this.name }];
@@ -88,6 +93,11 @@ export class HotHistogram extends HotMetric<HotSeries> {
   }
   protected fresh(): HotSeries {
     return new HotSeries(this.bounds);
+  }
+  protected zero(s: HotSeries): void {
+    s.counts.fill(0);
+    s.sum = 0;
+    s.count = 0;
   }
   protected export(labels: Labels, s: HotSeries): Exported[] {
     const out: Exported[] = [];

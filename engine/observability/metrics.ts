@@ -10,13 +10,14 @@ export class EngineMetrics {
   private refreshers: (() => Promise<void>)[] = [];
   readonly pools = new Gauge({ name: 'dynamicfs_pools', help: 'Pools this process hosts.', registers: [this.registry] });
 
-  readonly diskReads = this.counter('dynamicfs_disk_reads_total', 'Fragment reads from a disk.', ['pool', 'disk']);
-  readonly diskWrites = this.counter('dynamicfs_disk_writes_total', 'Fragment writes to a disk.', ['pool', 'disk']);
-  readonly diskReadBytes = this.counter('dynamicfs_disk_read_bytes_total', 'Fragment bytes read from a disk.', ['pool', 'disk']);
-  readonly diskWrittenBytes = this.counter('dynamicfs_disk_written_bytes_total', 'Fragment bytes written to a disk.', ['pool', 'disk']);
+  // Recorded on every fragment read and write: the hot-path kind (see hot-metrics.ts).
+  readonly diskReads = new HotCounter('dynamicfs_disk_reads_total', 'Fragment reads from a disk.', ['pool', 'disk'], this.registry);
+  readonly diskWrites = new HotCounter('dynamicfs_disk_writes_total', 'Fragment writes to a disk.', ['pool', 'disk'], this.registry);
+  readonly diskReadBytes = new HotCounter('dynamicfs_disk_read_bytes_total', 'Fragment bytes read from a disk.', ['pool', 'disk'], this.registry);
+  readonly diskWrittenBytes = new HotCounter('dynamicfs_disk_written_bytes_total', 'Fragment bytes written to a disk.', ['pool', 'disk'], this.registry);
   readonly diskErrors = this.counter('dynamicfs_disk_errors_total', 'I/O errors charged to a disk, by kind (read, write, checksum, readonly, slow).', ['pool', 'disk', 'kind']);
-  readonly diskReadSeconds = this.histogram('dynamicfs_disk_read_duration_seconds', 'Fragment read latency (read and checksum).', ['pool', 'disk']);
-  readonly diskWriteSeconds = this.histogram('dynamicfs_disk_write_duration_seconds', 'Fragment write latency.', ['pool', 'disk']);
+  readonly diskReadSeconds = new HotHistogram('dynamicfs_disk_read_duration_seconds', 'Fragment read latency (read and checksum).', ['pool', 'disk'], LATENCY_BUCKETS, this.registry);
+  readonly diskWriteSeconds = new HotHistogram('dynamicfs_disk_write_duration_seconds', 'Fragment write latency.', ['pool', 'disk'], LATENCY_BUCKETS, this.registry);
 
   readonly fileReadBytes = this.counter('dynamicfs_read_bytes_total', 'Bytes read by users of a mounted pool.', ['pool']);
   readonly fileWrittenBytes = this.counter('dynamicfs_written_bytes_total', 'Bytes written by users of a mounted pool.', ['pool']);

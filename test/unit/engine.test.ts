@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { FileSystem } from '../../engine/fs/filesystem.js';
@@ -149,5 +149,35 @@ test('a rebuilt fragment whose bytes do not match its recorded checksum is refus
     const right = Buffer.from(patternBytes(3, 300_000).subarray(0, ext.length));
     assert.equal(await fs.data.extents.writeRepair(ext, frag, right, [other.disk], { readBack: false }), spare.id);
     assert.equal(pool.store.fragment(ext.eid, frag.slot)?.disk, spare.id);
+  });
+});
+
+test('the read path sees fragment rows as they change: relocated, replaced, loaded a window at a time', async () => {
+  const p = await makePool({ redundancy: 'replication:1', disks: 3 });
+  pools.push(p);
+  await withFs(p, async (fs, pool) => {
+    await fs.release(fs.create('/f', 0o644));
+    const E = pool.settings.extentSize;
+    await writeAll(fs, '/f', patternBytes(3, 3 * E));
+    const ino = fs.getattr('/f').ino;
+    const store = pool.store;
+    const exts = [0, 1, 2].map((i) => store.extent(ino, i));
+    assert.ok(exts.every((e) => e), 'three extents');
+    for (const e of exts) if (e) assert.deepEqual(store.fragmentsForRead(e), store.fragments(e.eid));
+    const first = exts[0] as NonNullable<(typeof exts)[0]>;
+    const [frag] = store.fragments(first.eid);
+    const disk = (id: string) => pool.disks.all().find((d) => d.id === id) as { id: string; path: string };
+    const to = pool.disks.all().find((d) => d.id !== frag.disk)?.id as string;
+    store.beginRepair(frag.eid, frag.slot, to, Date.now());
+    const target = fragmentPath(disk(to).path, frag.eid, frag.slot);
+    mkdirSync(path.dirname(target), { recursive: true });
+    copyFileSync(fragmentPath(disk(frag.disk).path, frag.eid, frag.slot), target);
+    assert.ok(store.commitRelocation(frag.eid, frag.slot, frag.disk, to, frag.size));
+    assert.equal(store.fragmentsForRead(first)[0].disk, to, 'a relocated fragment is read from its new disk');
+    await writeAll(fs, '/f', patternBytes(4, E));
+    const replaced = store.extent(ino, 0);
+    assert.ok(replaced && replaced.eid !== first.eid);
+    if (replaced) assert.deepEqual(store.fragmentsForRead(replaced), store.fragments(replaced.eid));
+    assert.deepEqual(store.fragmentsForRead(first), [], 'the replaced version has no fragments left');
   });
 });

@@ -27,8 +27,12 @@ test('hot histogram and counter render exactly as prom-client renders the same o
   assert.deepEqual(sortLines(await ours.metrics()), sortLines(await theirs.metrics()));
   const json = (await ours.getMetricsAsJSON()).find((m) => m.name === 'ops_total');
   assert.equal(json?.values.reduce((a, v) => a + v.value, 0), values.length);
+  const kept = hot.with({ pool: 'p', operation: 'read' });
   ours.resetMetrics();
-  assert.doesNotMatch(await ours.metrics(), /op_seconds_count/);
+  assert.match(await ours.metrics(), /op_seconds_count\{pool="p",operation="read"\} 0\n/);
+  assert.match(await ours.metrics(), /ops_total\{pool="p",operation="read",result="ok"\} 0\n/);
+  kept.observe(0.002);
+  assert.match(await ours.metrics(), /op_seconds_count\{pool="p",operation="read"\} 1\n/, 'a series resolved before the reset still records');
 });
 
 test('copyBytes copies the asked range between shared and ordinary memory, and nothing more', () => {
