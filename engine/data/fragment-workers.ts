@@ -26,10 +26,11 @@ function shared(buf: Buffer): { buffer: SharedArrayBuffer; offset: number; lengt
 export const IO_THREAD_NICE = 19;
 
 /**
- * A small pool of fragment I/O threads that read and hash fragments (see fragment-worker.ts). The
- * main thread answers FUSE requests; measured here, moving open/read/close and xxh64 off it is what
- * lets reads keep up. A thread blocks in its read, so the pool is sized for the reads a sequential
- * reader keeps in flight (at least 4), and a job goes to the thread with the fewest jobs queued.
+ * A small pool of fragment I/O threads that read, write and checksum fragments (see
+ * fragment-worker.ts). The main thread answers FUSE requests; measured here, moving the fragment
+ * system calls and checksums off it is what lets reads keep up. A thread blocks in its system calls,
+ * so the pool is sized for the reads a sequential reader keeps in flight (at least 4), and a job
+ * goes to the thread with the fewest jobs queued.
  */
 export class FragmentWorkers {
   private readonly workers: Worker[] = [];
