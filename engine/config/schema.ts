@@ -33,7 +33,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const StorageSchema = Section({
   extent_size: Size('Extent size of new pools (a multiple of 4 KiB, 4 KiB to 64 MiB); fixed when the pool is created.', 4096),
   redundancy: Type.String({ pattern: '^(replication:[1-9][0-9]?|erasure:[1-9][0-9]?\\+[0-9][0-9]?)$', description: "Default redundancy policy: 'replication:N' or 'erasure:K+M'." }),
-  checksum: Enum(CHECKSUM_ALGORITHMS, 'Checksum algorithm of new extents (each extent records its own, so a change applies to new writes).'),
+  checksum: Enum(CHECKSUM_ALGORITHMS, 'Checksum algorithm of new pools; fixed when the pool is created (each extent records the one it was written with).'),
   max_file_size: Size('Largest file allowed; writes beyond it fail with EFBIG.', 1),
   compression: Enum(['none'] as const, "Extent compression. Only 'none' exists in this version."),
   deduplication: Type.Boolean({ description: 'Extent deduplication. Not available in this version: must be false.' }),
