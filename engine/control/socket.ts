@@ -80,17 +80,14 @@ export async function serveControl(ctx: CommandContext, extra: ExtraCommands = {
   return server;
 }
 
-/**
- * Sends one command to a pool's running daemon; progress lines of long operations go to
- * `onProgress`. The timeout is for the daemon to answer at all, restarted by each progress line.
- */
 /** How long a caller waits for the socket of a daemon that owns the pool but is still starting. */
 const DAEMON_START_MS = 15_000;
 
 /**
- * Sends one command to the daemon that owns the pool. A daemon takes the pool's lock and mounts
- * before its control socket listens, so a missing or refusing socket is retried for a while as long
- * as the lock's owner is alive.
+ * Sends one command to the daemon that owns the pool; progress lines of long operations go to
+ * `onProgress`. The timeout is for the daemon to answer at all, restarted by each progress line.
+ * A daemon takes the pool's lock and mounts before its control socket listens, so a missing or
+ * refusing socket is retried for a while as long as the lock's owner is alive.
  */
 export async function callControl(poolDir: string, command: string, args: CommandArgs, onProgress?: (p: OperationProgress) => void, timeoutMs = 120_000): Promise<unknown> {
   const deadline = Date.now() + DAEMON_START_MS;

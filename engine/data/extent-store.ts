@@ -4,7 +4,7 @@ import type { ChecksumAlgorithm } from '../integrity/checksum.js';
 import { BufferPool } from './buffer-pool.js';
 import { FragmentWorkers } from './fragment-workers.js';
 import { rename, rm } from 'node:fs/promises';
-import { syncFile, writeFragment } from './fragment-io.js';
+import { syncFile } from './fragment-io.js';
 import type { ExtentRow, FragmentRow } from '../metadata/store.js';
 import { chooseDisks } from '../pool/placement.js';
 import { fragmentPath } from '../pool/layout.js';
@@ -43,8 +43,6 @@ export class ExtentStore {
   readonly buffers: BufferPool;
   readonly io = new FragmentWorkers();
   private readonly shardPools = new Map<number, BufferPool>();
-  /** Disks whose filesystem refused O_DIRECT writes (tmpfs, for one). */
-  private readonly noDirectWrite = new Set<string>();
 
   constructor(private readonly pool: Pool, bufferSlots = 128) {
     this.buffers = new BufferPool(pool.settings.extentSize, bufferSlots);
@@ -123,23 +121,16 @@ export class ExtentStore {
     const files = disks.map((d, slot) => fragmentPath(d.path, eid, slot));
     let sums: string[];
     try {
-      // Each fragment is checksummed and written by a fragment I/O thread, one message per fragment;
-      // replicas share one buffer, so only the first of them computes the sum.
-      const sumOf = new Map<Buffer, Promise<string | null>>();
+      // Each fragment is checksummed and written by a fragment I/O thread, one message per fragment.
+      // Replicas share one buffer: the first of them computes the sum, the others reuse it.
+      const firstOf = fragments.map((f) => fragments.indexOf(f));
       const results = await Promise.allSettled(
         fragments.map(async (f, slot) => {
           const disk = disks[slot];
-          const direct = !this.noDirectWrite.has(disk.id) && f.length % 4096 === 0 && BufferPool.isPageAligned(f);
           const started = performance.now();
-          const first = !sumOf.has(f);
-          const w = this.io.write(files[slot], f, direct, first ? alg : null);
-          if (first) sumOf.set(f, w.then((r) => r.sum, () => null));
-          const r = await w;
+          const sum = await this.io.write(files[slot], disk.path, f, firstOf[slot] === slot ? alg : null);
           this.noteIo(disk.id, 'write', performance.now() - started, f.length);
-          if (r.refused) this.noDirectWrite.add(disk.id);
-          const sum = first ? r.sum : await sumOf.get(f);
-          // A replica whose twin failed has no sum of its own: compute it here (rare).
-          return sum ?? (await this.io.hash(alg, f));
+          return sum;
         }),
       );
       const failed = results.findIndex((r) => r.status === 'rejected');
@@ -159,7 +150,7 @@ export class ExtentStore {
         }
         throw new FragmentWriteError(failedDisks, fsError('EIO', `writing a fragment to disk ${disks[failed].id} failed: ${(reason as Error).message}`));
       }
-      sums = results.map((r) => (r as PromiseFulfilledResult<string>).value);
+      sums = firstOf.map((first) => (results[first] as PromiseFulfilledResult<string>).value);
     } finally {
       for (const d of disks) d.reserved -= size;
     }
@@ -276,7 +267,7 @@ export class ExtentStore {
     const final = fragmentPath(diskPath, frag.eid, frag.slot);
     const aside = `${final}.repair`;
     try {
-      await writeFragment(aside, data, false);
+      await this.io.write(aside, diskPath, data, null);
       await syncFile(aside);
       await rename(aside, final);
     } catch (err) {
@@ -299,7 +290,7 @@ export class ExtentStore {
     try {
       store.beginRepair(frag.eid, frag.slot, target.id, Date.now());
       const file = fragmentPath(target.path, frag.eid, frag.slot);
-      await writeFragment(file, data, !this.noDirectWrite.has(target.id) && data.length % 4096 === 0 && BufferPool.isPageAligned(data));
+      await this.io.write(file, target.path, data, null);
       await syncFile(file);
       if (readBack) {
         // Verified before the old copy is released: read it back and check it against the record.

@@ -84,6 +84,21 @@ function writeFrom(file: string, buf: Buffer, flags: number): void {
   }
 }
 
+/**
+ * Runs `io` with O_DIRECT in its open flags when asked, and again without if the filesystem refuses
+ * it (tmpfs and the like answer EINVAL, at open or at the first transfer). Returns whether O_DIRECT held.
+ */
+function withDirect(direct: boolean, io: (flags: number) => void): boolean {
+  try {
+    io(direct ? constants.O_DIRECT : 0);
+    return direct;
+  } catch (err) {
+    if (!direct || (err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+    io(0);
+    return false;
+  }
+}
+
 function run(job: FragmentJob): FragmentReply {
   const buf = memoryOf(job);
   switch (job.op) {
@@ -91,28 +106,14 @@ function run(job: FragmentJob): FragmentReply {
       return { id: job.id, ok: true, sum: checksum(job.alg, buf) };
     case 'write': {
       const sum = job.alg ? checksum(job.alg, buf) : null;
-      const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC;
-      let direct = job.direct;
-      try {
-        writeFrom(job.file, buf, flags | (direct ? constants.O_DIRECT : 0));
-      } catch (err) {
-        // Some filesystems (tmpfs) refuse O_DIRECT at open or at the first write.
-        if (!direct || (err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
-        direct = false;
-        writeFrom(job.file, buf, flags);
-      }
+      const direct = withDirect(job.direct, (flags) => writeFrom(job.file, buf, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | flags));
       return { id: job.id, ok: true, sum, direct };
     }
     case 'read': {
-      let direct = job.direct;
-      let got: number;
-      try {
-        got = readInto(job.file, buf, constants.O_RDONLY | (direct ? constants.O_DIRECT : 0));
-      } catch (err) {
-        if (!direct || (err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
-        direct = false;
-        got = readInto(job.file, buf, constants.O_RDONLY);
-      }
+      let got = 0;
+      const direct = withDirect(job.direct, (flags) => {
+        got = readInto(job.file, buf, constants.O_RDONLY | flags);
+      });
       if (got !== job.length) return { id: job.id, ok: false, code: 'SHORT', message: `read ${got} of ${job.length} bytes`, direct };
       return { id: job.id, ok: true, sum: checksum(job.alg, buf), direct };
     }

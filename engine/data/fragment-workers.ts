@@ -43,15 +43,12 @@ export class FragmentWorkers {
   /** Disk roots where O_DIRECT was refused (tmpfs and the like). */
   private readonly noDirect = new Set<string>();
 
-  private readonly size = Math.min(8, Math.max(4, availableParallelism()));
-  get threads(): number {
-    return this.size;
-  }
+  readonly threads = Math.min(8, Math.max(4, availableParallelism()));
   /** Buffer pool slabs every worker has been sent, by id. */
   private readonly slabIds = new Map<SharedArrayBuffer, number>();
 
   private start(): void {
-    for (let i = 0; i < this.size; i++) {
+    for (let i = 0; i < this.threads; i++) {
       this.workers.push(this.spawn(i));
       this.load.push(0);
     }
@@ -136,20 +133,28 @@ export class FragmentWorkers {
   }
 
   /**
-   * Writes a new fragment file (O_DIRECT when `direct` and the filesystem takes it) and, when `alg`
-   * is given, checksums the bytes first. Rejects with the system error (its `code` set, e.g.
-   * ENOSPC). `refused`: the filesystem refused O_DIRECT and the write went through the page cache.
+   * Writes a new fragment file on the disk at `diskRoot` (replacing any file of that name) and, when
+   * `alg` is given, resolves to the checksum of the bytes. Rejects with the system error, its `code`
+   * set (ENOSPC, EROFS, ...).
    */
-  async write(file: string, buf: Buffer, direct: boolean, alg: ChecksumAlgorithm | null): Promise<{ sum: string | null; refused: boolean }> {
-    const r = await this.submit({ op: 'write', file, alg, direct }, buf);
+  async write(file: string, diskRoot: string, buf: Buffer, alg: ChecksumAlgorithm | null): Promise<string | null> {
+    const r = await this.onDisk(diskRoot, buf, (direct) => ({ op: 'write', file, alg, direct }));
     if (!r.ok) throw Object.assign(new Error(r.message), { code: r.code });
-    return { sum: r.sum, refused: direct && r.direct === false };
+    return r.sum;
   }
 
   /** Reads a whole fragment into `buf` (its exact size); resolves to its checksum or the failure. */
-  async read(file: string, diskRoot: string, alg: ChecksumAlgorithm, buf: Buffer): Promise<FragmentReply> {
+  read(file: string, diskRoot: string, alg: ChecksumAlgorithm, buf: Buffer): Promise<FragmentReply> {
+    return this.onDisk(diskRoot, buf, (direct) => ({ op: 'read', file, alg, direct }));
+  }
+
+  /**
+   * A read or write job, with O_DIRECT when the buffer allows it (page-aligned slab memory, whole
+   * pages) and the disk's filesystem has not refused it before: the bytes skip the page cache.
+   */
+  private async onDisk(diskRoot: string, buf: Buffer, job: (direct: boolean) => JobBody): Promise<FragmentReply> {
     const direct = !this.noDirect.has(diskRoot) && buf.length % 4096 === 0 && BufferPool.isPageAligned(buf);
-    const r = await this.submit({ op: 'read', file, alg, direct }, buf);
+    const r = await this.submit(job(direct), buf);
     if (direct && r.direct === false) this.noDirect.add(diskRoot);
     return r;
   }

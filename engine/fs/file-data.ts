@@ -3,7 +3,7 @@ import type { BufferPool } from '../data/buffer-pool.js';
 import { ExtentCache } from '../data/extent-cache.js';
 import { ExtentStore, fragmentDirs, policyOf } from '../data/extent-store.js';
 import { syncFile } from '../data/fragment-io.js';
-import type { ExtentRow } from '../metadata/store.js';
+import { EXTENT_LOOKAHEAD, type ExtentRow } from '../metadata/store.js';
 import type { Pool } from '../pool/pool.js';
 import { formatPolicy, fragmentCount } from '../redundancy/policy.js';
 import { fsError, FsError } from '../util/errors.js';
@@ -400,7 +400,7 @@ export class FileData {
     let next = Math.max(idx + 1, of.prefetchedTo + 1);
     for (; next <= until; next++) {
       if (next * this.E >= of.size || of.dirty.has(next) || of.inflight.has(next)) break;
-      const ext = this.pool.store.extent(of.ino, next);
+      const ext = this.pool.store.extent(of.ino, next, EXTENT_LOOKAHEAD);
       if (ext && !this.cache.has(ext.eid)) this.extentData(ext).catch(() => undefined);
     }
     of.prefetchedTo = next - 1;

@@ -125,19 +125,12 @@ export async function decodeExtent(
     return f.length === length ? f : f.subarray(0, length);
   }
   const k = policy.data;
-  let allData = true;
-  for (let i = 0; i < k; i++) if (!fragments[i]) allData = false;
-  if (allData) {
-    const out = alloc(length);
-    let pos = 0;
-    for (let i = 0; i < k && pos < length; i++) pos += copyBytes(fragments[i] as Buffer, 0, Math.min(length - pos, (fragments[i] as Buffer).length), out, pos);
-    return out;
-  }
   const missingData: number[] = [];
   for (let i = 0; i < k; i++) if (!fragments[i]) missingData.push(i);
-  const all = await reconstructFragments(policy, fragments, length, missingData);
+  const data = missingData.length === 0 ? (fragments as Buffer[]) : await reconstructFragments(policy, fragments, length, missingData);
   const out = alloc(length);
   let pos = 0;
-  for (let i = 0; i < k && pos < length; i++) pos += copyBytes(all[i], 0, Math.min(length - pos, all[i].length), out, pos);
+  // The first `length` bytes of the data shards, in order.
+  for (let i = 0; i < k && pos < length; i++) pos += copyBytes(data[i], 0, Math.min(length - pos, data[i].length), out, pos);
   return out;
 }

@@ -63,15 +63,15 @@ test('a fragment write lands byte for byte, returns its checksum once asked, and
   const pool = new BufferPool(256 * 1024, 4);
   const buf = pool.take();
   buf.set(randomBytes(buf.length));
-  const direct = await io.write(path.join(dir, 'a'), buf, true, 'xxh3');
-  assert.equal(direct.sum, checksum('xxh3', buf));
+  const sum = await io.write(path.join(dir, 'a'), dir, buf, 'xxh3');
+  assert.equal(sum, checksum('xxh3', buf));
   assert.ok(fs.readFileSync(path.join(dir, 'a')).equals(buf));
   const odd = buf.subarray(0, 1000);
   fs.writeFileSync(path.join(dir, 'b'), randomBytes(5000));
-  const buffered = await io.write(path.join(dir, 'b'), odd, false, null);
-  assert.equal(buffered.sum, null);
+  const unasked = await io.write(path.join(dir, 'b'), dir, odd, null);
+  assert.equal(unasked, null);
   assert.ok(fs.readFileSync(path.join(dir, 'b')).equals(odd), 'an existing file is truncated to the new bytes');
-  await assert.rejects(io.write(path.join(dir, 'no-such-dir', 'c'), buf, true, 'xxh3'), (err: NodeJS.ErrnoException) => err.code === 'ENOENT');
+  await assert.rejects(io.write(path.join(dir, 'no-such-dir', 'c'), dir, buf, 'xxh3'), (err: NodeJS.ErrnoException) => err.code === 'ENOENT');
 });
 
 test('a fragment I/O thread that dies fails the jobs it held and is replaced; later jobs still complete', { timeout: 30_000 }, async (t) => {
