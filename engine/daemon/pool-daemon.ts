@@ -60,6 +60,7 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
     throw err;
   }
   configureLogging(loggingFrom(pool.config, opts.logFormat));
+  pool.startMirrorThread();
   const fs = new FileSystem(pool);
   if (pool.config.security.audit_logging) {
     const audit = logger('audit');

@@ -29,7 +29,7 @@ export const EXTENT_LOOKAHEAD = 32;
  * The pool's metadata in SQLite (better-sqlite3 v12), WAL mode. Every namespace change and every
  * extent commit is one transaction, so a crash leaves either the old or the new state. Commits use
  * synchronous=NORMAL (durable against a process kill at once, against power loss at the next
- * checkpoint); fsync() forces a checkpoint, which syncs the WAL first.
+ * checkpoint); fsync() commits once under synchronous=FULL, which syncs the WAL.
  */
 export class MetadataStore {
   readonly db: Database.Database;
@@ -463,10 +463,20 @@ export class MetadataStore {
     return this.db.prepare<[], { eid: number; slot: number; disk: string; kind: string; at: number }>('SELECT * FROM fragment_errors').all();
   }
 
-  /** Forces every committed transaction to stable storage (a checkpoint syncs the WAL first). */
+  /**
+   * Forces every committed transaction to stable storage. A commit under synchronous=FULL syncs the
+   * WAL, and with it every frame before it; frames already copied into the database file were synced
+   * there by the checkpoint that copied them, before the WAL could start over.
+   */
   makeDurable(): void {
-    this.db.pragma('wal_checkpoint(PASSIVE)');
+    this.db.pragma('synchronous = FULL');
+    try {
+      this.s.setMeta.run('synced_at', String(Date.now()));
+    } finally {
+      this.db.pragma('synchronous = NORMAL');
+    }
   }
+
 
   close(): void {
     this.db.close();

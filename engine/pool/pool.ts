@@ -7,6 +7,7 @@ import { DEFAULT_CHECKSUM, isChecksumAlgorithm, type ChecksumAlgorithm } from '.
 import { logger } from '../observability/logger.js';
 import { metrics } from '../observability/metrics.js';
 import { MetadataStore } from '../metadata/store.js';
+import { MirrorThread } from '../metadata/mirror-thread.js';
 import { formatPolicy, parsePolicy, type RedundancyPolicy } from '../redundancy/policy.js';
 import { isNodeError } from '../util/errors.js';
 import { isDiskHealth, type DiskHealth } from './disk-health.js';
@@ -42,6 +43,7 @@ export class Pool {
   readonly disks: DiskSet;
   private reaping: Promise<void> | null = null;
   private mirrorTimer: NodeJS.Timeout | null = null;
+  private mirrorThread: MirrorThread | null = null;
   private mirrorDirty = false;
   private mirroring: Promise<void> = Promise.resolve();
   private closed = false;
@@ -380,6 +382,14 @@ export class Pool {
     return this.reaping;
   }
 
+  /**
+   * For a long-lived process: mirror copies are made on a thread of their own, so their writes and
+   * fsyncs do not hold up the event loop. Without it (or once it has died) they are made here.
+   */
+  startMirrorThread(): void {
+    if (!this.mirrorThread && !this.closed) this.mirrorThread = new MirrorThread(this.store.file);
+  }
+
   /** Copies the metadata database to a few disks, so losing the pool directory loses nothing either. */
   scheduleMirror(delayMs = 2000): void {
     this.mirrorDirty = true;
@@ -400,7 +410,8 @@ export class Pool {
         const dest = mirrorPath(d.path);
         const tmp = `${dest}.tmp`;
         try {
-          await this.store.db.backup(tmp);
+          if (this.mirrorThread?.running) await this.mirrorThread.copyTo(tmp);
+          else await this.store.db.backup(tmp);
           await fsp.rename(tmp, dest);
         } catch {
           await fsp.rm(tmp, { force: true }).catch(() => undefined);
@@ -430,6 +441,7 @@ export class Pool {
     this.mirrorDirty = true;
     await this.mirrorNow();
     this.closed = true;
+    await this.mirrorThread?.close();
     this.store.makeDurable();
     this.store.close();
     this.lock.release();

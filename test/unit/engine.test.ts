@@ -6,7 +6,8 @@ import { FileSystem } from '../../engine/fs/filesystem.js';
 import { fragmentPath, POOL_METADATA } from '../../engine/pool/layout.js';
 import { PoolBusyError } from '../../engine/pool/lock.js';
 import { Pool } from '../../engine/pool/pool.js';
-import { cleanup, makePool, patternBytes, type TestPool } from '../helpers/env.js';
+import { MirrorThread } from '../../engine/metadata/mirror-thread.js';
+import { cleanup, makePool, patternBytes, tempDir, type TestPool } from '../helpers/env.js';
 
 const pools: TestPool[] = [];
 after(() => pools.forEach((p) => cleanup(p.root)));
@@ -127,6 +128,49 @@ test('metadata survives losing the pool directory copy: restored from a disk mir
   });
   for (const f of readdirSync(p.pool)) if (f.startsWith(POOL_METADATA)) rmSync(path.join(p.pool, f));
   await withFs(p, async (fs) => assert.ok((await readAll(fs, '/keep')).equals(data)));
+});
+
+test('the mirror thread copies the metadata while the event loop keeps committing, and the copy restores the pool', async () => {
+  const p = await makePool({ disks: 3 });
+  pools.push(p);
+  const data = patternBytes(6, 400_000);
+  await withFs(p, async (fs, pool) => {
+    pool.startMirrorThread();
+    fs.create('/a', 0o644);
+    await writeAll(fs, '/a', data);
+    const copied = pool.mirrorNow();
+    for (let i = 0; i < 50; i++) await fs.release(fs.create(`/n${i}`, 0o644));
+    await copied;
+  });
+  // close() made the last copy on the thread, after the 50 files existed.
+  for (const f of readdirSync(p.pool)) if (f.startsWith(POOL_METADATA)) rmSync(path.join(p.pool, f));
+  await withFs(p, async (fs) => {
+    assert.ok((await readAll(fs, '/a')).equals(data));
+    assert.equal(fs.readdir('/').filter((n) => n.startsWith('n')).length, 50);
+  });
+});
+
+test('a mirror thread that cannot start says why, and the copy is refused, not silently skipped', async () => {
+  const root = tempDir();
+  try {
+    const thread = new MirrorThread(path.join(root, 'no-such.db'));
+    await assert.rejects(thread.copyTo(path.join(root, 'copy.db')), /metadata mirror thread ended: cannot open .*no-such\.db/);
+    assert.equal(thread.running, false);
+    assert.equal(existsSync(path.join(root, 'copy.db')), false);
+  } finally {
+    cleanup(root);
+  }
+});
+
+test('fsync commits under synchronous=FULL and goes back to NORMAL', async () => {
+  const p = await makePool({ disks: 2 });
+  pools.push(p);
+  await withFs(p, async (_fs, pool) => {
+    const before = Number(pool.store.getMeta('synced_at') ?? 0);
+    pool.store.makeDurable();
+    assert.ok(Number(pool.store.getMeta('synced_at')) >= before && pool.store.getMeta('synced_at') !== undefined);
+    assert.equal(pool.store.db.pragma('synchronous', { simple: true }), 1, 'NORMAL again');
+  });
 });
 
 test('a rebuilt fragment whose bytes do not match its recorded checksum is refused before it is written', async () => {
