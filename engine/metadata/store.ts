@@ -41,6 +41,7 @@ export class MetadataStore {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
+    this.runInTx = this.db.transaction((fn: () => unknown) => fn());
     const d = this.db;
     this.s = {
       getMeta: d.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
@@ -123,9 +124,15 @@ export class MetadataStore {
     });
   }
 
+  /**
+   * Runs fn in a transaction (a savepoint when nested). One wrapper serves every call: building one
+   * per call (db.transaction(fn)) defines four functions and their properties, ~3 % of the event
+   * loop's time in a 1 GiB write.
+   */
   tx<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    return this.runInTx(fn) as T;
   }
+  private readonly runInTx: (fn: () => unknown) => unknown;
 
   getMeta(key: string): string | undefined {
     return this.s.getMeta.get(key)?.value;
