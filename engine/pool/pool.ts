@@ -37,6 +37,10 @@ const MIN_EXTENT = 4096;
 const MAX_EXTENT = 64 * 2 ** 20;
 /** How many disks carry a copy of the metadata database besides the pool directory. */
 const METADATA_MIRRORS = 3;
+/** Mirror copies wait for this long without metadata changes ... */
+const MIRROR_QUIET_MS = 2000;
+/** ... but no change waits longer than this for its copy. */
+const MIRROR_MAX_DELAY_MS = 30_000;
 
 /** A pool opened by this process: its identity, metadata, disks and the lock that makes it ours. */
 export class Pool {
@@ -45,6 +49,9 @@ export class Pool {
   private mirrorTimer: NodeJS.Timeout | null = null;
   private mirrorThread: MirrorThread | null = null;
   private mirrorDirty = false;
+  private mirrorDirtySince = 0;
+  private mirrorLastChange = 0;
+  private mirrorDue = 0;
   private mirroring: Promise<void> = Promise.resolve();
   private closed = false;
 
@@ -390,14 +397,33 @@ export class Pool {
     if (!this.mirrorThread && !this.closed) this.mirrorThread = new MirrorThread(this.store.file);
   }
 
-  /** Copies the metadata database to a few disks, so losing the pool directory loses nothing either. */
-  scheduleMirror(delayMs = 2000): void {
+  /**
+   * Copies the metadata database to a few disks, so losing the pool directory loses nothing either,
+   * once changes have been quiet for `quietMs` or the oldest uncopied change is `maxDelayMs` old: a
+   * burst of commits costs one copy, not one every two seconds, and a copy (its reads, writes and
+   * fsyncs) does not land in the middle of the burst.
+   */
+  scheduleMirror(quietMs = MIRROR_QUIET_MS, maxDelayMs = MIRROR_MAX_DELAY_MS): void {
+    const now = Date.now();
+    if (!this.mirrorDirty) this.mirrorDirtySince = now;
     this.mirrorDirty = true;
-    if (this.mirrorTimer || this.closed) return;
+    this.mirrorLastChange = now;
+    if (this.closed) return;
+    const due = Math.min(now + quietMs, this.mirrorDirtySince + maxDelayMs);
+    if (this.mirrorTimer && due >= this.mirrorDue) return;
+    if (this.mirrorTimer) clearTimeout(this.mirrorTimer);
+    this.armMirror(due, quietMs, maxDelayMs);
+  }
+
+  /** The timer is armed once per burst, not per commit: when it fires it looks at the last change. */
+  private armMirror(due: number, quietMs: number, maxDelayMs: number): void {
+    this.mirrorDue = due;
     this.mirrorTimer = setTimeout(() => {
       this.mirrorTimer = null;
-      void this.mirrorNow();
-    }, delayMs);
+      const next = Math.min(this.mirrorLastChange + quietMs, this.mirrorDirtySince + maxDelayMs);
+      if (this.mirrorDirty && next > Date.now()) this.armMirror(next, quietMs, maxDelayMs);
+      else void this.mirrorNow();
+    }, Math.max(0, due - Date.now()));
     this.mirrorTimer.unref();
   }
 

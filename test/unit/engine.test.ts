@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { setTimeout as delay } from 'node:timers/promises';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { FileSystem } from '../../engine/fs/filesystem.js';
-import { fragmentPath, POOL_METADATA } from '../../engine/pool/layout.js';
+import { fragmentPath, mirrorPath, POOL_METADATA } from '../../engine/pool/layout.js';
 import { PoolBusyError } from '../../engine/pool/lock.js';
 import { Pool } from '../../engine/pool/pool.js';
 import { MirrorThread } from '../../engine/metadata/mirror-thread.js';
@@ -147,6 +148,40 @@ test('the mirror thread copies the metadata while the event loop keeps committin
   await withFs(p, async (fs) => {
     assert.ok((await readAll(fs, '/a')).equals(data));
     assert.equal(fs.readdir('/').filter((n) => n.startsWith('n')).length, 50);
+  });
+});
+
+test('mirror copies wait for a quiet spell, and no change waits longer than the longest delay', async () => {
+  const p = await makePool({ disks: 2 });
+  pools.push(p);
+  await withFs(p, async (_fs, pool) => {
+    const mirror = mirrorPath(pool.disks.all()[0].path);
+    const copiedAt = (): number => statSync(mirror).mtimeMs;
+    const copies: number[] = [];
+    let seen = copiedAt();
+    const watch = (): void => {
+      const m = copiedAt();
+      if (m !== seen) copies.push(Date.now());
+      seen = m;
+    };
+    // A change every 40 ms for 1.5 s: never 300 ms of quiet, so copies come from the 600 ms limit only.
+    const start = Date.now();
+    while (Date.now() - start < 1500) {
+      pool.scheduleMirror(300, 600);
+      await delay(40);
+      watch();
+    }
+    assert.ok(copies.length >= 1 && copies.length <= 3, `copies during the burst at ${copies.map((t) => t - start).join(', ')} ms`);
+    assert.ok(copies[0] - start >= 550, `the first copy came ${copies[0] - start} ms into the burst, before the 600 ms limit`);
+    // Then quiet: one more copy about 300 ms after the last change.
+    const last = Date.now();
+    const during = copies.length;
+    while (copies.length === during && Date.now() - last < 3000) {
+      await delay(20);
+      watch();
+    }
+    assert.equal(copies.length, during + 1, 'a copy after the burst');
+    assert.ok(copies[during] - last >= 250, `copied ${copies[during] - last} ms after the last change, before 300 ms of quiet`);
   });
 });
 
