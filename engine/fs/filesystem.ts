@@ -68,12 +68,18 @@ export class FileSystem {
 
   mkdir(p: string, mode: number): void {
     this.ns.mkdir(p, mode, this.uid, this.gid);
-    this.onAudit?.('mkdir', p, { mode });
+    this.changed('mkdir', p, { mode });
   }
 
   rmdir(p: string): void {
     this.ns.rmdir(p);
-    this.onAudit?.('rmdir', p);
+    this.changed('rmdir', p);
+  }
+
+  /** After a namespace change: the audit log (when it is on) and, once changes settle, the metadata mirrors. */
+  private changed(op: string, target: string, detail?: Record<string, unknown>): void {
+    this.pool.scheduleMirror();
+    this.onAudit?.(op, target, detail);
   }
 
   private handle(fh: number): Handle {
@@ -94,7 +100,7 @@ export class FileSystem {
 
   create(p: string, mode: number, flags = 2): number {
     const ino = this.ns.createFile(p, mode, this.uid, this.gid);
-    this.onAudit?.('create', p, { mode });
+    this.changed('create', p, { mode });
     return this.openIno(p, ino, flags);
   }
 
@@ -155,7 +161,7 @@ export class FileSystem {
     this.checkSize(size);
     this.chargeResize(this.volumes.of(p)?.name ?? null, row.ino, size);
     await this.data.truncate(row.ino, size);
-    this.onAudit?.('truncate', p, { size });
+    this.changed('truncate', p, { size });
   }
 
   async ftruncate(fh: number, size: number): Promise<void> {
@@ -163,6 +169,7 @@ export class FileSystem {
     const of = this.fileOf(fh);
     this.chargeResize(this.handle(fh).volume, of.ino, size);
     await this.data.truncate(of.ino, size);
+    this.pool.scheduleMirror();
   }
 
   /** Growth is charged to the volume first (EDQUOT past its capacity); shrinking makes it count again. */
@@ -188,7 +195,7 @@ export class FileSystem {
     this.ns.unlink(p);
     const v = this.volumes.of(p);
     if (v) this.volumes.recount(v.name);
-    this.onAudit?.('unlink', p);
+    this.changed('unlink', p);
     void this.pool.reapGarbage();
   }
 
@@ -198,19 +205,19 @@ export class FileSystem {
     this.ns.rename(src, dst);
     const v = this.volumes.of(dst);
     if (v) this.volumes.recount(v.name);
-    this.onAudit?.('rename', src, { to: dst });
+    this.changed('rename', src, { to: dst });
     void this.pool.reapGarbage();
   }
 
   link(src: string, dst: string): void {
     this.sameVolume(src, dst);
     this.ns.link(src, dst);
-    this.onAudit?.('link', src, { to: dst });
+    this.changed('link', src, { to: dst });
   }
 
   symlink(target: string, p: string): void {
     this.ns.symlink(target, p, this.uid, this.gid);
-    this.onAudit?.('symlink', p, { target });
+    this.changed('symlink', p, { target });
   }
 
   readlink(p: string): string {
@@ -219,12 +226,12 @@ export class FileSystem {
 
   chmod(p: string, mode: number): void {
     this.ns.chmod(p, mode);
-    this.onAudit?.('chmod', p, { mode });
+    this.changed('chmod', p, { mode });
   }
 
   chown(p: string, uid: number, gid: number): void {
     this.ns.chown(p, uid, gid);
-    this.onAudit?.('chown', p, { uid, gid });
+    this.changed('chown', p, { uid, gid });
   }
 
   utimens(p: string, atime: number, mtime: number): void {
@@ -232,11 +239,12 @@ export class FileSystem {
     const of = this.data.get(ino);
     if (of) of.mtime = mtime;
     this.ns.utimens(ino, atime, mtime);
+    this.pool.scheduleMirror();
   }
 
   setxattr(p: string, name: string, value: Buffer, flags: number): void {
     this.ns.setxattr(p, name, value, flags);
-    this.onAudit?.('setxattr', p, { name });
+    this.changed('setxattr', p, { name });
   }
   getxattr(p: string, name: string): Buffer {
     return this.ns.getxattr(p, name);
@@ -246,6 +254,7 @@ export class FileSystem {
   }
   removexattr(p: string, name: string): void {
     this.ns.removexattr(p, name);
+    this.changed('removexattr', p, { name });
   }
 
   /** Capacity as a user can fill it: raw bytes of usable disks scaled by the default policy's overhead. */

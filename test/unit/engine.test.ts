@@ -8,6 +8,7 @@ import { fragmentPath, mirrorPath, POOL_METADATA } from '../../engine/pool/layou
 import { PoolBusyError } from '../../engine/pool/lock.js';
 import { Pool } from '../../engine/pool/pool.js';
 import { MirrorThread } from '../../engine/metadata/mirror-thread.js';
+import { MetadataStore, ROOT_INO } from '../../engine/metadata/store.js';
 import { cleanup, makePool, patternBytes, tempDir, type TestPool } from '../helpers/env.js';
 
 const pools: TestPool[] = [];
@@ -182,6 +183,32 @@ test('mirror copies wait for a quiet spell, and no change waits longer than the 
     }
     assert.equal(copies.length, during + 1, 'a copy after the burst');
     assert.ok(copies[during] - last >= 250, `copied ${copies[during] - last} ms after the last change, before 300 ms of quiet`);
+  });
+});
+
+test('a namespace change alone reaches the metadata mirrors once changes settle', async () => {
+  const p = await makePool({ disks: 2 });
+  pools.push(p);
+  await withFs(p, async (fs, pool) => {
+    pool.startMirrorThread();
+    const mirror = mirrorPath(pool.disks.all()[0].path);
+    // Read a copy of the mirror, so that opening it does not leave WAL files beside the mirror itself.
+    const mirrorHas = (name: string): boolean => {
+      const copy = path.join(p.root, 'mirror-copy.db');
+      copyFileSync(mirror, copy);
+      const s = new MetadataStore(copy);
+      try {
+        return s.lookup(ROOT_INO, name) !== undefined;
+      } finally {
+        s.close();
+        for (const f of readdirSync(p.root)) if (f.startsWith('mirror-copy.db')) rmSync(path.join(p.root, f));
+      }
+    };
+    fs.mkdir('/only-a-directory', 0o755);
+    assert.equal(mirrorHas('only-a-directory'), false);
+    const start = Date.now();
+    while (!mirrorHas('only-a-directory') && Date.now() - start < 6000) await delay(100);
+    assert.ok(mirrorHas('only-a-directory'), 'the mirror holds the new directory within 6 s, before unmount');
   });
 });
 
