@@ -473,7 +473,8 @@ export class MetadataStore {
   /**
    * Forces every committed transaction to stable storage. A commit under synchronous=FULL syncs the
    * WAL, and with it every frame before it; frames already copied into the database file were synced
-   * there by the checkpoint that copied them, before the WAL could start over.
+   * there by the checkpoint that copied them, before the WAL could start over. The `synced_at` row
+   * is only there to give that commit something to write.
    */
   makeDurable(): void {
     this.db.pragma('synchronous = FULL');
@@ -483,7 +484,6 @@ export class MetadataStore {
       this.db.pragma('synchronous = NORMAL');
     }
   }
-
 
   close(): void {
     this.db.close();

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { BufferPool } from '../../engine/data/buffer-pool.js';
 import { FragmentWorkers, IO_THREAD_NICE } from '../../engine/data/fragment-workers.js';
 import { checksum } from '../../engine/integrity/checksum.js';
+import { cleanup, tempDir } from '../helpers/env.js';
 
 /** Niceness of each of this process's threads, from /proc (field 19 of a task's stat). */
 function threadNiceness(): number[] {
@@ -20,8 +20,8 @@ function threadNiceness(): number[] {
 function setup(t: TestContext): { io: FragmentWorkers; dir: string } {
   const io = new FragmentWorkers();
   t.after(() => io.close());
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dynamicfs-frag-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir('dynamicfs-frag-');
+  t.after(() => cleanup(dir));
   return { io, dir };
 }
 
