@@ -49,6 +49,8 @@ declare module 'fuse-native' {
     opts: Options;
     mnt: string;
     protected _fuseOptions(): string;
+    /** Builds the per-opcode dispatchers the native side calls; runs inside the constructor. */
+    protected _makeHandlerArray(): ((locals: Buffer, op: number, ...args: unknown[]) => unknown)[];
     mount(cb: (err: Error | null) => void): void;
     unmount(cb: (err: Error | null) => void): void;
     static unmount(mnt: string, cb: (err: Error | null) => void): void;

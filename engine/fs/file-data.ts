@@ -280,7 +280,7 @@ export class FileData {
     const data = d.buf.subarray(0, d.len);
     const written = await this.extents.write(of.ino, idx, data, policyOf(of.policy), of.tier);
     const now = Date.now();
-    const committed = this.pool.store.commitExtent(written.extent, written.fragments, Math.min(of.size, idx * this.E + d.len), now);
+    const committed = this.pool.store.commitExtent(written.extent, written.fragments, Math.min(of.size, idx * this.E + d.len), of.mtime, now);
     for (const f of written.fragments) this.pool.disks.noteUsed(f.disk, f.size);
     if (committed) {
       of.unsynced.push(...written.files);

@@ -3,6 +3,8 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import Fuse, { type Operations } from 'fuse-native';
+import { logger } from '../observability/logger.js';
+import { utimensOpcode, withTrueMtime, type NativeHandler } from './utimens-mtime.js';
 
 const exec = promisify(execFile);
 
@@ -32,6 +34,13 @@ export interface MountOptions {
 
 export const DEFAULT_READ_AHEAD_KB = 1024;
 
+let layoutWarned = false;
+function warnUnknownLayout(): void {
+  if (layoutWarned) return;
+  layoutWarned = true;
+  logger('fuse').warn('this fuse-native build does not lay out utimens times as 2.2.6 does: utimens sets the modification time to the access time');
+}
+
 /**
  * fuse-native hides big_writes and max_write; without them every write is cut to 4 KiB.
  * We extend its option builder. No operation timeout: a slow disk must delay, never fail, a call.
@@ -39,6 +48,14 @@ export const DEFAULT_READ_AHEAD_KB = 1024;
 class DynamicFsFuse extends Fuse {
   constructor(mnt: string, ops: Operations, private readonly extra: string[], opts: { fsname: string; allowOther?: boolean; defaultPermissions?: boolean }) {
     super(mnt, ops, { timeout: false, fsname: opts.fsname, subtype: 'dynamicfs', allowOther: opts.allowOther, defaultPermissions: opts.defaultPermissions ?? true });
+  }
+
+  // Called by the base constructor, before this class's fields exist: module state only.
+  protected override _makeHandlerArray(): NativeHandler[] {
+    const handlers = super._makeHandlerArray();
+    const op = utimensOpcode();
+    if (handlers[op]) handlers[op] = withTrueMtime(handlers[op], warnUnknownLayout);
+    return handlers;
   }
 
   protected override _fuseOptions(): string {

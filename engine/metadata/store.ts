@@ -300,8 +300,10 @@ export class MetadataStore {
    * Makes a freshly written extent current in one transaction: the old version's fragments become
    * garbage, the new fragments are recorded, the write intent is closed and the file grows to cover it.
    * Returns false (and discards the new fragments) when the file no longer exists.
+   * `mtime` is the file's modification time as the writer last set it (a write or a later utimens),
+   * not the commit time: `cp -p` sets the times before its data reaches the disks.
    */
-  commitExtent(extent: ExtentRow, fragments: FragmentRow[], fileSize: number, now: number): boolean {
+  commitExtent(extent: ExtentRow, fragments: FragmentRow[], fileSize: number, mtime: number, ctime: number): boolean {
     this.extentsChanged();
     return this.tx(() => {
       this.s.deleteIntent.run(extent.eid);
@@ -318,7 +320,7 @@ export class MetadataStore {
         this.s.insertFragment.run(f);
         this.s.addUsed.run(f.size, f.disk);
       }
-      this.s.growSize.run(fileSize, now, now, extent.ino);
+      this.s.growSize.run(fileSize, mtime, ctime, extent.ino);
       return true;
     });
   }
