@@ -6,6 +6,18 @@ import { parentAndName, splitPath } from './paths.js';
 
 export const POLICY_XATTR = 'user.dynamicfs.policy';
 const CAPABILITY_XATTR = 'security.capability';
+/**
+ * POSIX ACLs (system.posix_acl_access, system.posix_acl_default) are refused with EOPNOTSUPP, as
+ * ext4 mounted noacl does. libfuse 2 cannot ask the kernel to enforce them (FUSE_POSIX_ACL), so a
+ * stored ACL would be shown by getfacl and ignored by permission checks. Tools treat EOPNOTSUPP as
+ * "no ACLs here": `cp -a` and `cp -p` then apply the mode with chmod. Stored as a plain xattr, the
+ * ACL that cp sends instead of a chmod left every copied file at the mode it was created with.
+ */
+const ACL_PREFIX = 'system.posix_acl_';
+
+function refuseAcl(name: string): void {
+  if (name.startsWith(ACL_PREFIX)) throw fsError('EOPNOTSUPP', `POSIX ACLs are not supported (${name}): permissions are the mode bits, set with chmod`);
+}
 
 /**
  * Directory tree, inodes and xattrs, all in metadata. Every method is one SQLite transaction, so
@@ -225,6 +237,7 @@ export class Namespace {
   }
 
   setxattr(p: string, name: string, value: Buffer, flags: number): void {
+    refuseAcl(name);
     const ino = this.resolve(p);
     const exists = this.store.getXattr(ino, name) !== undefined;
     if (flags & XATTR_CREATE && exists) throw fsError('EEXIST', `xattr ${name} already exists on '${p}'`);
@@ -266,6 +279,7 @@ export class Namespace {
   private capabilitiesSet: boolean | null = null;
 
   getxattr(p: string, name: string): Buffer {
+    refuseAcl(name);
     if (name === CAPABILITY_XATTR) {
       this.capabilitiesSet ??= this.store.anyXattrNamed(CAPABILITY_XATTR);
       if (!this.capabilitiesSet) throw fsError('ENODATA', `no xattr ${name} on '${p}'`);
@@ -276,10 +290,12 @@ export class Namespace {
   }
 
   listxattr(p: string): string[] {
-    return this.store.listXattrs(this.resolve(p));
+    // An ACL stored as a plain xattr by an older version is left in place, unlisted.
+    return this.store.listXattrs(this.resolve(p)).filter((n) => !n.startsWith(ACL_PREFIX));
   }
 
   removexattr(p: string, name: string): void {
+    refuseAcl(name);
     if (name === POLICY_XATTR) {
       this.resolve(p);
       this.setPolicy(p, null);

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { isMounted } from '../../engine/fuse/mount.js';
-import { cleanup, cli, cliJson, makePool, MountedPool, patternBytes, type TestPool } from '../helpers/env.js';
+import { cleanup, cli, cliJson, makePool, MountedPool, patternBytes, tempDir, type TestPool } from '../helpers/env.js';
 import { skipBecause } from '../helpers/skip.js';
 
 function errno(fn: () => unknown): string {
@@ -213,6 +213,39 @@ describe('FUSE operations on a mounted pool', () => {
     assert.ok(xattr('remove', f, 'user.color').ok);
     assert.match(xattr('get', f, 'user.color').out, /No data available|ENODATA/);
     assert.match(xattr('remove', f, 'user.color').out, /No data available|ENODATA/);
+  });
+
+  test('cp -a and cp -p keep modes; POSIX ACLs are refused with EOPNOTSUPP', () => {
+    const src = tempDir('dfs-acl-src-');
+    try {
+      fs.mkdirSync(path.join(src, 'tree/sub'), { recursive: true });
+      fs.writeFileSync(path.join(src, 'tree/sub/f'), 'f');
+      fs.chmodSync(path.join(src, 'tree/sub/f'), 0o640);
+      fs.chmodSync(path.join(src, 'tree/sub'), 0o750);
+      // cp sets the mode by writing a minimal ACL; only when that is refused does it chmod.
+      const a = spawnSync('cp', ['-a', path.join(src, 'tree'), path.join(mnt, 'acl-tree')], { encoding: 'utf8' });
+      assert.equal(a.status, 0, a.stderr);
+      assert.equal(fs.statSync(path.join(mnt, 'acl-tree/sub')).mode & 0o7777, 0o750);
+      assert.equal(fs.statSync(path.join(mnt, 'acl-tree/sub/f')).mode & 0o7777, 0o640);
+      const p2 = spawnSync('cp', ['-p', path.join(src, 'tree/sub/f'), path.join(mnt, 'acl-p')], { encoding: 'utf8' });
+      assert.equal(p2.status, 0, p2.stderr);
+      assert.equal(fs.statSync(path.join(mnt, 'acl-p')).mode & 0o7777, 0o640);
+    } finally {
+      cleanup(src);
+    }
+    // A valid minimal ACL (user::rw- group::r-- other::---), so the kernel passes it on to us.
+    const py = [
+      'import os, sys, errno',
+      "acl = bytes([2,0,0,0, 1,0,6,0,255,255,255,255, 4,0,4,0,255,255,255,255, 32,0,0,0,255,255,255,255])",
+      'for call in (lambda: os.setxattr(sys.argv[1], "system.posix_acl_access", acl), lambda: os.getxattr(sys.argv[1], "system.posix_acl_access")):',
+      '    try: call(); print("accepted")',
+      '    except OSError as e: print("EOPNOTSUPP" if e.errno == errno.EOPNOTSUPP else errno.errorcode[e.errno])',
+      'print(",".join(os.listxattr(sys.argv[1])) or "-")',
+    ].join('\n');
+    const r = spawnSync('python3', ['-c', py, path.join(mnt, 'acl-p')], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['EOPNOTSUPP', 'EOPNOTSUPP', '-']);
+    assert.equal(fs.statSync(path.join(mnt, 'acl-p')).mode & 0o7777, 0o640);
   });
 
   test('a top-level directory carries its own policy (xattr or CLI); bad policies are refused', () => {
