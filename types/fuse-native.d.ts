@@ -28,6 +28,7 @@ declare module 'fuse-native' {
     unlink?(path: string, cb: Cb): void;
     rename?(src: string, dest: string, cb: Cb): void;
     link?(src: string, dest: string, cb: Cb): void;
+    mknod?(path: string, mode: number, dev: number, cb: Cb): void;
     symlink?(target: string, path: string, cb: Cb): void;
     readlink?(path: string, cb: Cb<[string?]>): void;
     mkdir?(path: string, mode: number, cb: Cb): void;

@@ -215,6 +215,11 @@ export class FileSystem {
     this.changed('link', src, { to: dst });
   }
 
+  mknod(p: string, mode: number): void {
+    this.ns.mknod(p, mode, this.uid, this.gid);
+    this.changed('mknod', p, { mode });
+  }
+
   symlink(target: string, p: string): void {
     this.ns.symlink(target, p, this.uid, this.gid);
     this.changed('symlink', p, { target });

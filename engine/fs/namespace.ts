@@ -1,7 +1,7 @@
 import { ROOT_INO, type InodeRow, type MetadataStore } from '../metadata/store.js';
 import { parsePolicy } from '../redundancy/policy.js';
 import { fsError, UsageError } from '../util/errors.js';
-import { isDir, isLink, S_IFDIR, S_IFLNK, S_IFREG, XATTR_CREATE, XATTR_REPLACE } from './modes.js';
+import { isDir, isLink, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, XATTR_CREATE, XATTR_REPLACE } from './modes.js';
 import { parentAndName, splitPath } from './paths.js';
 
 export const POLICY_XATTR = 'user.dynamicfs.policy';
@@ -107,6 +107,18 @@ export class Namespace {
 
   createFile(p: string, mode: number, uid: number, gid: number): number {
     return this.create(p, S_IFREG | (mode & 0o7777), uid, gid);
+  }
+
+  /**
+   * mknod(2): a FIFO, a Unix socket (what bind(2) creates; MySQL keeps its socket in its data
+   * directory) or an empty regular file. The kernel serves FIFOs and sockets itself; we keep their
+   * names. Device nodes are refused, as on a nodev mount: nothing here could keep their numbers.
+   */
+  mknod(p: string, mode: number, uid: number, gid: number): number {
+    const type = (mode & S_IFMT) || S_IFREG;
+    if (type === S_IFIFO || type === S_IFSOCK || type === S_IFREG) return this.create(p, type | (mode & 0o7777), uid, gid);
+    if (type === S_IFCHR || type === S_IFBLK) throw fsError('EPERM', `device nodes are not supported on a DynamicFS pool: '${p}'`);
+    throw fsError('EINVAL', `mknod with file type 0${type.toString(8)}: '${p}'`);
   }
 
   symlink(target: string, p: string, uid: number, gid: number): number {

@@ -63,6 +63,7 @@ export function fuseOperations(fs: FileSystem, observe: OpObserver = () => undef
     unlink: (p, cb) => run('unlink', () => fs.unlink(p), (e) => cb(e)),
     rename: (src, dst, cb) => run('rename', () => fs.rename(src, dst), (e) => cb(e)),
     link: (src, dst, cb) => run('link', () => fs.link(src, dst), (e) => cb(e)),
+    mknod: (p, mode, _dev, cb) => run('mknod', () => fs.mknod(p, mode), (e) => cb(e)),
     symlink: (target, p, cb) => run('symlink', () => fs.symlink(target, p), (e) => cb(e)),
     readlink: (p, cb) => run('readlink', () => fs.readlink(p), (e, v) => cb(e, v)),
     mkdir: (p, mode, cb) => run('mkdir', () => fs.mkdir(p, mode), (e) => cb(e)),

@@ -215,6 +215,32 @@ describe('FUSE operations on a mounted pool', () => {
     assert.match(xattr('remove', f, 'user.color').out, /No data available|ENODATA/);
   });
 
+  test('mknod: FIFOs and Unix sockets work, device nodes are refused with EPERM', () => {
+    const py = [
+      'import os, socket, stat, sys, threading',
+      'os.chdir(sys.argv[1])',
+      'os.mkfifo("fifo", 0o640)',
+      'threading.Thread(target=lambda: open("fifo", "w").write("through the fifo")).start()',
+      'print(open("fifo").read())',
+      's = socket.socket(socket.AF_UNIX); s.bind("sock"); s.listen(1)',
+      'c = socket.socket(socket.AF_UNIX); c.connect("sock"); a, _ = s.accept(); c.sendall(b"through the socket")',
+      'print(a.recv(64).decode())',
+      'print(stat.S_ISFIFO(os.stat("fifo").st_mode), oct(os.stat("fifo").st_mode & 0o7777), stat.S_ISSOCK(os.stat("sock").st_mode))',
+      'try: os.mknod("dev", 0o600 | stat.S_IFCHR, os.makedev(1, 3)); print("device made")',
+      'except PermissionError as e: print("EPERM")',
+      'print(sorted(n for n in os.listdir(".") if n in ("fifo", "sock", "dev")))',
+    ].join('\n');
+    const dir = path.join(mnt, 'special');
+    fs.mkdirSync(dir);
+    const r = spawnSync('python3', ['-c', py, dir], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['through the fifo', 'through the socket', 'True 0o640 True', 'EPERM', "['fifo', 'sock']"]);
+    fs.unlinkSync(path.join(dir, 'fifo'));
+    fs.unlinkSync(path.join(dir, 'sock'));
+    fs.rmdirSync(dir);
+    assert.equal(cli('fsck', p.pool).code, 0);
+  });
+
   test('cp -a and cp -p keep modes; POSIX ACLs are refused with EOPNOTSUPP', () => {
     const src = tempDir('dfs-acl-src-');
     try {
