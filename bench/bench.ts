@@ -20,11 +20,12 @@ configureLogging({ enabled: false });
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CLI = path.resolve(here, '../engine/cli/main.js');
 const NULL_FUSE = path.resolve(here, 'null-fuse.js');
+const KERNEL_NULL = path.resolve(here, 'kernel-null.js');
 const SIZE_MIB = Number(process.env.BENCH_SIZE_MIB ?? 1024);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const json = process.argv.includes('--json');
 
-type Role = 'raw' | 'mergerfs' | 'ceiling' | 'minimal' | 'same-ra' | 'dynamicfs';
+type Role = 'raw' | 'mergerfs' | 'ceiling' | 'minimal' | 'same-ra' | 'kernel' | 'dynamicfs';
 
 interface HealFigures {
   rawReadMiBs: number; scrubMiBs: number; rebuildMiBs: number; rebuildReadMiBs: number; scrubBytes: number; rebuildBytes: number;
@@ -148,6 +149,31 @@ function nullTarget(role: 'ceiling' | 'minimal' | 'same-ra'): Target {
   };
 }
 
+/**
+ * The do-nothing server of kernel-null.ts: the same answers as the ceiling with no binding and no
+ * libfuse, 1 MiB requests and DynamicFS's read-ahead. What a filesystem could reach here without
+ * fuse-native's per-request hand-offs and libfuse 2's 128 KiB cap.
+ */
+function kernelTarget(): Target {
+  const mnt = path.join(root, 'kernel-null');
+  let child: ChildProcess | null = null;
+  return {
+    name: 'do-nothing on /dev/fuse, no binding',
+    role: 'kernel',
+    async up() {
+      mkdirSync(mnt, { recursive: true });
+      child = spawn(process.execPath, [KERNEL_NULL, mnt, String(DEFAULT_READ_AHEAD_KB)], { stdio: 'ignore' });
+      await waitMounted(mnt, child);
+      return mnt;
+    },
+    async down() {
+      child?.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 300));
+      await lazyUnmount(mnt);
+    },
+  };
+}
+
 function dynamicfsTarget(policy: string): Target {
   const pool = path.join(root, `pool-${policy.replace(/[:+]/g, '-')}`);
   const mnt = `${pool}-mnt`;
@@ -223,7 +249,7 @@ function round(row: Row): void {
   row.writes.push(timeDd(['if=/dev/zero', `of=${file}`, 'bs=1M', `count=${SIZE_MIB}`]));
   dropCaches();
   row.reads.push(timeDd([`if=${file}`, 'of=/dev/null', 'bs=1M', `count=${SIZE_MIB}`]));
-  if (!['ceiling', 'minimal', 'same-ra'].includes(row.target.role)) rmSync(file, { force: true });
+  if (!['ceiling', 'minimal', 'same-ra', 'kernel'].includes(row.target.role)) rmSync(file, { force: true });
 }
 
 /** Median over rounds of (reference seconds / target seconds): a ratio of speeds, paired by round. */
@@ -233,7 +259,7 @@ function pairedRatio(target: number[], reference: number[]): number {
 
 async function main(): Promise<void> {
   const targets = [
-    rawTarget(), mergerfsTarget(), nullTarget('ceiling'), nullTarget('minimal'), nullTarget('same-ra'),
+    rawTarget(), mergerfsTarget(), nullTarget('ceiling'), nullTarget('minimal'), nullTarget('same-ra'), kernelTarget(),
     dynamicfsTarget('replication:1'), dynamicfsTarget('replication:2'), dynamicfsTarget('erasure:4+2'),
   ];
   const rows: Row[] = [];
@@ -292,7 +318,8 @@ async function main(): Promise<void> {
   }
   printTable(
     `${SIZE_MIB} MiB file, 1 MiB blocks, ${ROUNDS} interleaved rounds, caches dropped before every write and read; MiB/s: median; ratios: median of per-round ratios\n` +
-      'ceiling: the do-nothing mount answering every operation DynamicFS implements; no-xattr: without xattr handlers (no getxattr before each write); same-RA: the ceiling with DynamicFS\'s read-ahead',
+      'ceiling: the do-nothing mount answering every operation DynamicFS implements; no-xattr: without xattr handlers (no getxattr before each write); same-RA: the ceiling with DynamicFS\'s read-ahead;\n' +
+      '/dev/fuse, no binding: the same answers from a server speaking the kernel protocol itself (1 MiB requests, DynamicFS\'s read-ahead)',
     ['target', 'write MiB/s', 'read MiB/s', 'write/ceiling', 'read/ceiling', 'write/no-xattr', 'read/no-xattr', 'read/same-RA', 'read/raw-dir', 'write/mergerfs', 'read/mergerfs'],
     out.map((o) => [o.target, String(o.write_mib_s), String(o.read_mib_s), o.write_vs_ceiling.toFixed(2), o.read_vs_ceiling.toFixed(2), o.write_vs_no_xattr_ceiling.toFixed(2),
       o.read_vs_no_xattr_ceiling.toFixed(2), o.read_vs_same_readahead.toFixed(2), o.read_vs_raw_directory.toFixed(2), o.write_vs_mergerfs.toFixed(2), o.read_vs_mergerfs.toFixed(2)]),

@@ -34,6 +34,7 @@ const rest: Operations = {
   rename: (_s, _d, cb) => cb(0),
   link: (_s, _d, cb) => cb(0),
   symlink: (_s, _d, cb) => cb(0),
+  mknod: (_p, _m, _d, cb) => cb(0),
   readlink: (_p, cb) => cb(0, 'file'),
   mkdir: (_p, _m, cb) => cb(0),
   rmdir: (_p, cb) => cb(0),
