@@ -8,6 +8,7 @@ import { serveControl } from '../control/socket.js';
 import { FileSystem } from '../fs/filesystem.js';
 import { DEFAULT_READ_AHEAD_KB, FuseMount, isMounted, lazyUnmount } from '../fuse/mount.js';
 import { fuseOperations } from '../fuse/operations.js';
+import { KernelMount } from '../fuse/kernel/kernel-mount.js';
 import { rebuild, rebuildInterrupted } from '../heal/rebuild.js';
 import { handleHttp, serveHttp, type Host } from '../observability/http-api.js';
 import { configureLogging, events, logger, type LogFormat } from '../observability/logger.js';
@@ -42,6 +43,15 @@ function loggingFrom(c: EngineConfig, format: LogFormat | undefined): Parameters
  * HTTP endpoints, automatic rebuilds, scheduled scrubs and history samples. This process must never
  * touch its own mount with blocking calls: it would deadlock.
  */
+/**
+ * Root serves /dev/fuse itself (fuse/kernel/): 1 MiB requests, and new files owned by their
+ * creator. Anyone else goes through fuse-native and fusermount. DYNAMICFS_FUSE=fuse-native forces
+ * the binding.
+ */
+function servesKernelDirectly(): boolean {
+  return process.getuid?.() === 0 && process.env.DYNAMICFS_FUSE !== 'fuse-native';
+}
+
 export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): Promise<void> {
   const mnt = opts.mountpoint ? path.resolve(opts.mountpoint) : null;
   // A filesystem daemon must not die on a stray rejection: log it loudly and keep serving.
@@ -69,14 +79,16 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
   // A long-lived daemon commits its buffer memory up front instead of faulting it in on the data path.
   fs.data.extents.buffers.prefault();
   const watch = new PoolWatch(pool, fs);
-  const fuse = mnt
-    ? new FuseMount(mnt, fuseOperations(fs, observeFuse(pool, () => pool.config.monitoring.slow_op_ms)), {
-      fsname: `dynamicfs:${pool.name}`,
-      allowOther: opts.allowOther ?? pool.config.security.allow_other,
-      defaultPermissions: pool.config.security.access_control === 'posix',
-      readAheadKb: pool.config.performance.read_ahead ? DEFAULT_READ_AHEAD_KB : 0,
-    })
-    : null;
+  const mountOptions = {
+    fsname: `dynamicfs:${pool.name}`,
+    allowOther: opts.allowOther ?? pool.config.security.allow_other,
+    defaultPermissions: pool.config.security.access_control === 'posix',
+    readAheadKb: pool.config.performance.read_ahead ? DEFAULT_READ_AHEAD_KB : 0,
+  };
+  const observer = observeFuse(pool, () => pool.config.monitoring.slow_op_ms);
+  const fuse = !mnt ? null : servesKernelDirectly()
+    ? new KernelMount(mnt, fs, observer, mountOptions)
+    : new FuseMount(mnt, fuseOperations(fs, observer), mountOptions);
   let control: net.Server | null = null;
   let httpServer: http.Server | null = null;
   let ready = false;

@@ -18,6 +18,9 @@ export interface FsStats {
   files: number; ffree: number; favail: number; fsid: number; flag: number; namemax: number;
 }
 
+/** Who asks for a new entry: it becomes the owner (the FUSE request's caller). */
+export interface Owner { uid: number; gid: number }
+
 interface Handle { ino: number; flags: number; file: OpenFile | null; volume: string | null }
 
 /** The filesystem as FUSE (and tests) see it: path operations over the namespace and file data. */
@@ -27,8 +30,8 @@ export class FileSystem {
   readonly volumes: Volumes;
   private readonly handles = new Map<number, Handle>();
   private nextHandle = 1;
-  private readonly uid = process.getuid?.() ?? 0;
-  private readonly gid = process.getgid?.() ?? 0;
+  /** The owner of new entries when the caller is not known (fuse-native does not say who asks). */
+  private readonly self: Owner = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
 
   private readonly maxFileSize: number;
   private readonly maxOpenFiles: number;
@@ -66,8 +69,8 @@ export class FileSystem {
     return this.ns.readdir(p);
   }
 
-  mkdir(p: string, mode: number): void {
-    this.ns.mkdir(p, mode, this.uid, this.gid);
+  mkdir(p: string, mode: number, owner: Owner = this.self): void {
+    this.ns.mkdir(p, mode, owner.uid, owner.gid);
     this.changed('mkdir', p, { mode });
   }
 
@@ -98,8 +101,8 @@ export class FileSystem {
     return fh;
   }
 
-  create(p: string, mode: number, flags = 2): number {
-    const ino = this.ns.createFile(p, mode, this.uid, this.gid);
+  create(p: string, mode: number, flags = 2, owner: Owner = this.self): number {
+    const ino = this.ns.createFile(p, mode, owner.uid, owner.gid);
     this.changed('create', p, { mode });
     return this.openIno(p, ino, flags);
   }
@@ -215,13 +218,13 @@ export class FileSystem {
     this.changed('link', src, { to: dst });
   }
 
-  mknod(p: string, mode: number): void {
-    this.ns.mknod(p, mode, this.uid, this.gid);
+  mknod(p: string, mode: number, owner: Owner = this.self): void {
+    this.ns.mknod(p, mode, owner.uid, owner.gid);
     this.changed('mknod', p, { mode });
   }
 
-  symlink(target: string, p: string): void {
-    this.ns.symlink(target, p, this.uid, this.gid);
+  symlink(target: string, p: string, owner: Owner = this.self): void {
+    this.ns.symlink(target, p, owner.uid, owner.gid);
     this.changed('symlink', p, { target });
   }
 

@@ -6,6 +6,7 @@ export const S_IFIFO = 0o010000;
 export const S_IFSOCK = 0o140000;
 export const S_IFCHR = 0o020000;
 export const S_IFBLK = 0o060000;
+export const S_ISGID = 0o2000;
 export const O_ACCMODE = 3;
 export const O_WRONLY = 1;
 export const O_RDWR = 2;

@@ -1,7 +1,7 @@
 import { ROOT_INO, type InodeRow, type MetadataStore } from '../metadata/store.js';
 import { parsePolicy } from '../redundancy/policy.js';
 import { fsError, UsageError } from '../util/errors.js';
-import { isDir, isLink, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, XATTR_CREATE, XATTR_REPLACE } from './modes.js';
+import { isDir, isLink, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, S_ISGID, XATTR_CREATE, XATTR_REPLACE } from './modes.js';
 import { parentAndName, splitPath } from './paths.js';
 
 export const POLICY_XATTR = 'user.dynamicfs.policy';
@@ -90,6 +90,12 @@ export class Namespace {
     const parent = this.dirIno(parentPath);
     return this.store.tx(() => {
       if (this.store.lookup(parent, name) !== undefined) throw fsError('EEXIST', `'${p}' already exists`);
+      // In a set-group-ID directory new entries take its group, and new directories its bit (POSIX).
+      const dir = this.inode(parent);
+      if (dir.mode & S_ISGID) {
+        gid = dir.gid;
+        if (isDir(mode)) mode |= S_ISGID;
+      }
       const now = Date.now();
       const ino = this.store.insertInode({
         mode, uid, gid, size: 0, nlink: isDir(mode) ? 2 : 1, atime: now, mtime: now, ctime: now, target: null, policy: null, ...extra,

@@ -1,0 +1,46 @@
+import { writeFile } from 'node:fs/promises';
+import type { FileSystem } from '../../fs/filesystem.js';
+import { DEFAULT_READ_AHEAD_KB, MAX_BACKGROUND, type MountOptions } from '../mount.js';
+import type { OpObserver } from '../operations.js';
+import { kernelOperations } from './kernel-ops.js';
+import { KernelSession } from './session.js';
+
+/** 1 MiB requests: one extent per read or write (the kernel's default cap, fuse_max_pages_limit, is 256). */
+const MAX_PAGES = 256;
+/** Threads waiting in read(2) on /dev/fuse; each takes the next request as soon as it has handed one on. */
+const READERS = 2;
+
+/**
+ * The pool's FUSE mount served without libfuse or fuse-native (see session.ts): the kernel sends
+ * 1 MiB requests instead of libfuse 2's 128 KiB, and names the caller of each request, so new files
+ * belong to whoever made them. Needs root; FuseMount (fuse-native) serves the rest.
+ */
+export class KernelMount {
+  private session: KernelSession | null = null;
+
+  constructor(readonly mountpoint: string, private readonly fs: FileSystem, private readonly observe: OpObserver, private readonly options: MountOptions) {}
+
+  async mount(): Promise<void> {
+    let initialised: () => void = () => undefined;
+    const ready = new Promise<void>((resolve) => (initialised = resolve));
+    const dispatch = kernelOperations(this.fs, this.observe, { maxPages: MAX_PAGES, maxBackground: MAX_BACKGROUND, onInit: () => initialised() });
+    const session: KernelSession = new KernelSession(this.mountpoint, {
+      fsname: this.options.fsname, subtype: 'dynamicfs', allowOther: this.options.allowOther ?? false,
+      defaultPermissions: this.options.defaultPermissions ?? true, maxPages: MAX_PAGES, readers: READERS,
+    }, (req) => handler(req));
+    const handler = dispatch(session);
+    await session.mount();
+    this.session = session;
+    await ready;
+    // After INIT: the kernel sets the mount's read-ahead from its answer.
+    const kb = this.options.readAheadKb ?? DEFAULT_READ_AHEAD_KB;
+    const dev = session.device();
+    if (kb > 0 && dev) await writeFile(`/sys/class/bdi/${dev}/read_ahead_kb`, `${kb}\n`).catch(() => undefined);
+  }
+
+  async unmount(): Promise<void> {
+    const s = this.session;
+    this.session = null;
+    await s?.unmount();
+  }
+}

@@ -1,0 +1,152 @@
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { promisify } from 'node:util';
+import { logger } from '../../observability/logger.js';
+import { lazyUnmount } from '../mount.js';
+import { Worker } from 'node:worker_threads';
+import { IN_HEADER, OUT_HEADER, parseRequest, type Request } from './protocol.js';
+import { FREE, type ReaderData, type ReaderMessage } from './reader-slots.js';
+
+const exec = promisify(execFile);
+const log = logger('fuse');
+/** Request buffers per reader thread: requests whose handlers are still running hold theirs. */
+const SLOTS = 4;
+
+export interface SessionOptions {
+  /** Shown as the mount's source (`dynamicfs:<pool>`). */
+  fsname: string;
+  /** The mount's type is `fuse.<subtype>`. */
+  subtype: string;
+  allowOther: boolean;
+  defaultPermissions: boolean;
+  /** Largest read and write request, in pages of 4 KiB (the kernel caps it, 256 on most kernels). */
+  maxPages: number;
+  /** Threads waiting in read(2) on /dev/fuse (see reader-worker.ts). */
+  readers: number;
+}
+
+/**
+ * Answers one request. A handler that still needs `req.body` after it returns (a write that waits
+ * for an extent to load) returns a promise: the buffer is not read into again before it settles.
+ */
+export type Dispatch = (req: Request) => void | Promise<void>;
+
+/**
+ * A FUSE connection served without libfuse: /dev/fuse is opened here and handed to mount(8) as its
+ * fd 3 (`-o fd=3`, as fusermount does for libfuse), and requests are read from it and answered with
+ * one writev each. Mounting needs root (CAP_SYS_ADMIN).
+ */
+export class KernelSession {
+  private fd = -1;
+  private ended: Promise<void> | null = null;
+  private endNow: (() => void) | null = null;
+  private readonly readers: Worker[] = [];
+  private readonly bufferSize: number;
+
+  constructor(readonly mountpoint: string, private readonly opts: SessionOptions, private readonly dispatch: Dispatch) {
+    this.bufferSize = opts.maxPages * 4096 + 4096;
+  }
+
+  /** Mounts and starts reading; the kernel's INIT is the first request the dispatcher sees. */
+  async mount(): Promise<void> {
+    this.fd = fs.openSync('/dev/fuse', 'r+');
+    const o = this.opts;
+    const options = [
+      'fd=3', 'rootmode=40000', `user_id=${process.getuid?.() ?? 0}`, `group_id=${process.getgid?.() ?? 0}`,
+      `max_read=${o.maxPages * 4096}`, ...(o.allowOther ? ['allow_other'] : []), ...(o.defaultPermissions ? ['default_permissions'] : []),
+    ];
+    try {
+      await new Promise<void>((resolve, reject) => {
+        // -i: no mount.fuse helper; the type and options go to mount(2) as they are.
+        const child = spawn('mount', ['-i', '-t', `fuse.${o.subtype}`, '-o', options.join(','), o.fsname, this.mountpoint], { stdio: ['ignore', 'ignore', 'pipe', this.fd] });
+        let err = '';
+        child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+        child.on('error', reject);
+        child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`mount ${this.mountpoint}: ${err.trim() || `mount(8) exited with ${code}`}`))));
+      });
+    } catch (err) {
+      fs.closeSync(this.fd);
+      this.fd = -1;
+      throw err;
+    }
+    this.ended = new Promise<void>((resolve) => (this.endNow = resolve));
+    this.startReaders();
+  }
+
+  /** Starts the reader threads; each owns SLOTS request buffers. */
+  private startReaders(): void {
+    for (let r = 0; r < this.opts.readers; r++) {
+      const slots = Array.from({ length: SLOTS }, () => new SharedArrayBuffer(this.bufferSize));
+      const states = new SharedArrayBuffer(4 * SLOTS);
+      const state = new Int32Array(states);
+      const views = slots.map((b) => Buffer.from(b));
+      const data: ReaderData = { fd: this.fd, slots, states };
+      const w = new Worker(new URL('./reader-worker.js', import.meta.url), { workerData: data });
+      const free = (slot: number): void => {
+        Atomics.store(state, slot, FREE);
+        Atomics.notify(state, slot);
+      };
+      w.on('message', (m: ReaderMessage) => {
+        if ('end' in m) return this.end();
+        if (m.length < IN_HEADER) return free(m.slot);
+        let pending: void | Promise<void>;
+        try {
+          pending = this.dispatch(parseRequest(views[m.slot], m.length));
+        } catch {
+          pending = undefined;
+        }
+        // A handler that still reads the request keeps its slot until it settles.
+        if (pending) pending.then(() => free(m.slot), () => free(m.slot));
+        else free(m.slot);
+      });
+      w.on('error', () => this.end());
+      this.readers.push(w);
+    }
+  }
+
+  private end(): void {
+    if (this.fd < 0) return;
+    const fd = this.fd;
+    this.fd = -1;
+    // A reader still waiting in read(2) ends with the connection (ENODEV); terminate the rest.
+    for (const w of this.readers) void w.terminate();
+    this.readers.length = 0;
+    fs.close(fd, () => undefined);
+    this.endNow?.();
+  }
+
+  /** Answers request `unique` with `error` (0 or a negative errno) and the reply's bytes. */
+  reply(unique: bigint, error: number, ...body: Buffer[]): void {
+    if (this.fd < 0) return;
+    const h = Buffer.allocUnsafe(OUT_HEADER);
+    let len = OUT_HEADER;
+    for (const b of body) len += b.length;
+    h.writeUInt32LE(len, 0);
+    h.writeInt32LE(error, 4);
+    h.writeBigUInt64LE(unique, 8);
+    try {
+      fs.writevSync(this.fd, [h, ...body]);
+    } catch (err) {
+      // ENOENT: the caller was interrupted and the kernel dropped the request; ENODEV: unmounted.
+      // A reply the kernel refuses (EINVAL: our bug) would leave its caller waiting for ever: say EIO.
+      if ((err as NodeJS.ErrnoException).code === 'EINVAL' && error === 0) {
+        log.error(`the kernel refused the reply to request ${unique} (${len} bytes): answered EIO instead`);
+        this.reply(unique, -5);
+      }
+    }
+  }
+
+  /** The mount's device number (`major:minor`), from mountinfo: a stat of the mount would need our own answer. */
+  device(): string | undefined {
+    const line = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === this.mountpoint);
+    return line?.split(' ')[2];
+  }
+
+  /** Unmounts (lazily when busy) and waits until the kernel has closed the connection. */
+  async unmount(): Promise<void> {
+    if (!this.ended) return;
+    await exec('umount', [this.mountpoint]).catch(() => lazyUnmount(this.mountpoint));
+    await Promise.race([this.ended, new Promise((r) => setTimeout(r, 2000).unref())]);
+    this.end();
+  }
+}
