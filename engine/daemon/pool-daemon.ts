@@ -242,8 +242,9 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
   for (const s of schedules) s.start();
 
   ready = true;
-  log.event('info', mnt ? `mounted pool ${pool.name} (${pool.id}) at ${mnt}, pid ${process.pid}` : `serving pool ${pool.name} (${pool.id}), pid ${process.pid}`, {
-    pool: pool.name, mountpoint: mnt, metrics: httpServer ? opts.metricsListen ?? pool.config.monitoring.metrics_listen : null,
+  const servedBy = fuse instanceof KernelMount ? '/dev/fuse directly' : 'fuse-native';
+  log.event('info', mnt ? `mounted pool ${pool.name} (${pool.id}) at ${mnt} (served through ${servedBy}), pid ${process.pid}` : `serving pool ${pool.name} (${pool.id}), pid ${process.pid}`, {
+    pool: pool.name, mountpoint: mnt, fuse: mnt ? servedBy : null, metrics: httpServer ? opts.metricsListen ?? pool.config.monitoring.metrics_listen : null,
   });
   await stopped;
 }

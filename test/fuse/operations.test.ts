@@ -41,6 +41,10 @@ describe('FUSE operations on a mounted pool', () => {
     cleanup(p.root);
   });
 
+  test('as root the daemon serves /dev/fuse itself, and says so', () => {
+    assert.match(m.log(), /served through \/dev\/fuse directly/);
+  });
+
   test('the mount is recognisable: type fuse.dynamicfs, source dynamicfs:<pool>', () => {
     const line = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === mnt);
     assert.ok(line, 'mount not found in mountinfo');

@@ -1,4 +1,5 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { FileSystem } from '../../fs/filesystem.js';
 import { DEFAULT_READ_AHEAD_KB, MAX_BACKGROUND, type MountOptions } from '../mount.js';
 import type { OpObserver } from '../operations.js';
@@ -24,7 +25,9 @@ export class KernelMount {
     let initialised: () => void = () => undefined;
     const ready = new Promise<void>((resolve) => (initialised = resolve));
     const dispatch = kernelOperations(this.fs, this.observe, { maxPages: MAX_PAGES, maxBackground: MAX_BACKGROUND, onInit: () => initialised() });
-    const session: KernelSession = new KernelSession(this.mountpoint, {
+    const mnt = path.resolve(this.mountpoint);
+    await mkdir(mnt, { recursive: true });
+    const session: KernelSession = new KernelSession(mnt, {
       fsname: this.options.fsname, subtype: 'dynamicfs', allowOther: this.options.allowOther ?? false,
       defaultPermissions: this.options.defaultPermissions ?? true, maxPages: MAX_PAGES, readers: READERS,
     }, (req) => handler(req));
