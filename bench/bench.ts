@@ -126,18 +126,23 @@ function mergerfsTarget(): Target {
 function nullTarget(role: 'ceiling' | 'minimal' | 'same-ra'): Target {
   const readAheadKb = role === 'same-ra' ? DEFAULT_READ_AHEAD_KB : 0;
   const mnt = path.join(root, `null-fuse-${role}`);
-  let child: ChildProcess | null = null;
   const names = {
     ceiling: 'fuse-native do-nothing (ceiling)',
     minimal: 'fuse-native do-nothing, no xattr handlers',
     'same-ra': `fuse-native do-nothing, read-ahead ${DEFAULT_READ_AHEAD_KB} KiB`,
   };
+  return serverTarget(names[role], role, mnt, [NULL_FUSE, mnt, String(readAheadKb), role === 'minimal' ? 'minimal' : 'full']);
+}
+
+/** A target served by a node process of its own (`args`), stopped with SIGTERM. */
+function serverTarget(name: string, role: Role, mnt: string, args: string[]): Target {
+  let child: ChildProcess | null = null;
   return {
-    name: names[role],
+    name,
     role,
     async up() {
       mkdirSync(mnt, { recursive: true });
-      child = spawn(process.execPath, [NULL_FUSE, mnt, String(readAheadKb), role === 'minimal' ? 'minimal' : 'full'], { stdio: 'ignore' });
+      child = spawn(process.execPath, args, { stdio: 'ignore' });
       await waitMounted(mnt, child);
       return mnt;
     },
@@ -156,22 +161,7 @@ function nullTarget(role: 'ceiling' | 'minimal' | 'same-ra'): Target {
  */
 function kernelTarget(): Target {
   const mnt = path.join(root, 'kernel-null');
-  let child: ChildProcess | null = null;
-  return {
-    name: 'do-nothing on /dev/fuse, no binding',
-    role: 'kernel',
-    async up() {
-      mkdirSync(mnt, { recursive: true });
-      child = spawn(process.execPath, [KERNEL_NULL, mnt, String(DEFAULT_READ_AHEAD_KB)], { stdio: 'ignore' });
-      await waitMounted(mnt, child);
-      return mnt;
-    },
-    async down() {
-      child?.kill('SIGTERM');
-      await new Promise((r) => setTimeout(r, 300));
-      await lazyUnmount(mnt);
-    },
-  };
+  return serverTarget('do-nothing on /dev/fuse, no binding', 'kernel', mnt, [KERNEL_NULL, mnt, String(DEFAULT_READ_AHEAD_KB)]);
 }
 
 function dynamicfsTarget(policy: string): Target {

@@ -47,6 +47,13 @@ export function kernelOperations(fs: FileSystem, observe: OpObserver, opts: Kern
     };
     const entry = (parent: number, name: string, a: Attr): Buffer => entryOut(nodes.lookup(parent, name), a, ENTRY_VALID, ATTR_VALID);
     const owner = (req: Request): Owner => ({ uid: req.uid, gid: req.gid });
+    /** A new name in directory req.nodeid (its name at byte `nameAt` of the body), made by `make`, answered with its entry. */
+    const made = (req: Request, nameAt: number, make: (p: string, who: Owner) => void): void => {
+      const [name] = cstring(req.body, nameAt);
+      const p = child(req.nodeid, name);
+      make(p, owner(req));
+      ok(req, entry(req.nodeid, name, fs.getattr(p)));
+    };
 
     /** Runs one operation: its errors become the reply's errno, and every outcome is observed. */
     const run = (req: Request, fn: () => void | Promise<void>): void | Promise<void> => {
@@ -159,27 +166,11 @@ export function kernelOperations(fs: FileSystem, observe: OpObserver, opts: Kern
         case OP.READLINK:
           return run(req, () => ok(req, Buffer.from(fs.readlink(pathOf(req.nodeid)))));
         case OP.SYMLINK:
-          return run(req, () => {
-            const [name, at] = cstring(b);
-            const [target] = cstring(b, at);
-            const p = child(req.nodeid, name);
-            fs.symlink(target, p, owner(req));
-            ok(req, entry(req.nodeid, name, fs.getattr(p)));
-          });
+          return run(req, () => made(req, 0, (p, who) => fs.symlink(cstring(b, cstring(b)[1])[0], p, who)));
         case OP.MKNOD:
-          return run(req, () => {
-            const [name] = cstring(b, 16);
-            const p = child(req.nodeid, name);
-            fs.mknod(p, b.readUInt32LE(0), owner(req));
-            ok(req, entry(req.nodeid, name, fs.getattr(p)));
-          });
+          return run(req, () => made(req, 16, (p, who) => fs.mknod(p, b.readUInt32LE(0), who)));
         case OP.MKDIR:
-          return run(req, () => {
-            const [name] = cstring(b, 8);
-            const p = child(req.nodeid, name);
-            fs.mkdir(p, b.readUInt32LE(0), owner(req));
-            ok(req, entry(req.nodeid, name, fs.getattr(p)));
-          });
+          return run(req, () => made(req, 8, (p, who) => fs.mkdir(p, b.readUInt32LE(0), who)));
         case OP.UNLINK:
         case OP.RMDIR:
           return run(req, () => {
@@ -195,12 +186,7 @@ export function kernelOperations(fs: FileSystem, observe: OpObserver, opts: Kern
         case OP.RENAME2:
           return run(req, () => rename(req, Number(b.readBigUInt64LE(0)), b.readUInt32LE(8), b.subarray(16)));
         case OP.LINK:
-          return run(req, () => {
-            const [name] = cstring(b, 8);
-            const p = child(req.nodeid, name);
-            fs.link(pathOf(Number(b.readBigUInt64LE(0))), p);
-            ok(req, entry(req.nodeid, name, fs.getattr(p)));
-          });
+          return run(req, () => made(req, 8, (p) => fs.link(pathOf(Number(b.readBigUInt64LE(0))), p)));
         case OP.OPEN:
           return run(req, () => ok(req, openOut(fs.open(pathOf(req.nodeid), b.readUInt32LE(0)))));
         case OP.CREATE:
