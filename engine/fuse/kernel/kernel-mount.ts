@@ -1,7 +1,7 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { FileSystem } from '../../fs/filesystem.js';
-import { DEFAULT_READ_AHEAD_KB, MAX_BACKGROUND, type MountOptions } from '../mount.js';
+import { DEFAULT_READ_AHEAD_KB, MAX_BACKGROUND, setReadAhead, type MountOptions } from '../mount.js';
 import type { OpObserver } from '../operations.js';
 import { kernelOperations } from './kernel-ops.js';
 import { KernelSession } from './session.js';
@@ -37,8 +37,7 @@ export class KernelMount {
     await ready;
     // After INIT: the kernel sets the mount's read-ahead from its answer.
     const kb = this.options.readAheadKb ?? DEFAULT_READ_AHEAD_KB;
-    const dev = session.device();
-    if (kb > 0 && dev) await writeFile(`/sys/class/bdi/${dev}/read_ahead_kb`, `${kb}\n`).catch(() => undefined);
+    if (kb > 0) await setReadAhead(mnt, kb);
   }
 
   async unmount(): Promise<void> {

@@ -3,9 +3,9 @@ import { fsError, toErrno, ERRNO } from '../../util/errors.js';
 import type { OpObserver } from '../operations.js';
 import { NodeTable } from './node-table.js';
 import {
-  attrOut, cstring, dirent, entryOut, FATTR, initOut, INIT, OP, openOut, parseInit, statfsOut, u32Out, type Request,
+  attrOut, cstring, dirent, entryOut, FATTR, initOut, INIT_WANTED, OP, openOut, parseInit, statfsOut, u32Out, type Request,
 } from './protocol.js';
-import type { KernelSession } from './session.js';
+import type { Dispatch, KernelSession } from './session.js';
 
 /** Seconds the kernel may keep a name it looked up (libfuse's default); attributes are never cached. */
 const ENTRY_VALID = 1;
@@ -27,7 +27,7 @@ export interface KernelOpsOptions {
  * to arguments, results and errors to replies. New entries belong to the caller the kernel names
  * in each request; the kernel checks permissions itself (default_permissions).
  */
-export function kernelOperations(fs: FileSystem, observe: OpObserver, opts: KernelOpsOptions): (session: KernelSession) => (req: Request) => void | Promise<void> {
+export function kernelOperations(fs: FileSystem, observe: OpObserver, opts: KernelOpsOptions): (session: KernelSession) => Dispatch {
   const nodes = new NodeTable();
   const dirs = new Map<number, string[]>();
   let nextDir = 1;
@@ -135,7 +135,7 @@ export function kernelOperations(fs: FileSystem, observe: OpObserver, opts: Kern
         case OP.INIT: {
           const init = parseInit(b);
           ok(req, initOut(init, {
-            flags: INIT.ASYNC_READ | INIT.BIG_WRITES | INIT.MAX_PAGES,
+            flags: INIT_WANTED,
             maxWrite: opts.maxPages * 4096, maxPages: opts.maxPages, maxBackground: opts.maxBackground,
           }));
           opts.onInit();

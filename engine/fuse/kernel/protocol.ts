@@ -23,6 +23,9 @@ export const INIT = {
   HANDLE_KILLPRIV_V2: 1 << 28,
 } as const;
 
+/** What DynamicFS asks for: reads in parallel, writes and reads of up to max_pages. */
+export const INIT_WANTED = INIT.ASYNC_READ | INIT.BIG_WRITES | INIT.MAX_PAGES;
+
 /** fuse_setattr_in.valid */
 export const FATTR = {
   MODE: 1 << 0, UID: 1 << 1, GID: 1 << 2, SIZE: 1 << 3, ATIME: 1 << 4, MTIME: 1 << 5, FH: 1 << 6,

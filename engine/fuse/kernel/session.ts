@@ -136,12 +136,6 @@ export class KernelSession {
     }
   }
 
-  /** The mount's device number (`major:minor`), from mountinfo: a stat of the mount would need our own answer. */
-  device(): string | undefined {
-    const line = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === this.mountpoint);
-    return line?.split(' ')[2];
-  }
-
   /** Unmounts (lazily when busy) and waits until the kernel has closed the connection. */
   async unmount(): Promise<void> {
     if (!this.ended) return;
