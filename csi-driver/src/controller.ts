@@ -6,13 +6,14 @@ import { CsiError, invalid, notFound } from './errors.js';
 import type { CapacityRange, Topology, VolumeCapability } from './proto.js';
 import { capabilityProblem, parseVolumeId, requireCapabilities, volumeId } from './validate.js';
 import { volumeNameProblem } from '../../engine/volumes/names.js';
+import { MAX_INODES } from '../../engine/volumes/volumes.js';
 
 interface EngineVolume { name: string; capacity: number; policy: string; tier: string | null; context: Record<string, string> }
 
-const KNOWN_PARAMETERS = new Set(['pool', 'redundancy', 'tier']);
+const KNOWN_PARAMETERS = new Set(['pool', 'redundancy', 'tier', 'inodes']);
 
 /** StorageClass parameters checked before anything is looked up. Keys the CO adds (csi.storage.k8s.io/...) pass. */
-function parameters(p: Record<string, string>): { pool?: string; redundancy?: string; tier?: string } {
+function parameters(p: Record<string, string>): { pool?: string; redundancy?: string; tier?: string; inodes?: number } {
   for (const k of Object.keys(p)) {
     if (!KNOWN_PARAMETERS.has(k) && !k.startsWith('csi.storage.k8s.io/')) throw invalid(`unknown parameter '${k}' (known: ${[...KNOWN_PARAMETERS].join(', ')})`);
   }
@@ -25,7 +26,12 @@ function parameters(p: Record<string, string>): { pool?: string; redundancy?: st
     }
   }
   if (p.tier && !(TIERS as readonly string[]).includes(p.tier)) throw invalid(`parameter tier: '${p.tier}' is not one of ${TIERS.join(', ')}`);
-  return { pool: p.pool || undefined, redundancy, tier: p.tier || undefined };
+  let inodes: number | undefined;
+  if (p.inodes) {
+    inodes = Number(p.inodes);
+    if (!/^[0-9]+$/.test(p.inodes) || !Number.isSafeInteger(inodes) || inodes < 1 || inodes > MAX_INODES) throw invalid(`parameter inodes: '${p.inodes}' is not a whole number from 1 to ${MAX_INODES}`);
+  }
+  return { pool: p.pool || undefined, redundancy, tier: p.tier || undefined, inodes };
 }
 
 /** The capacity to give a volume: the required bytes (or a default), refused when the limit is smaller. */
@@ -76,7 +82,7 @@ export function controllerService(ctx: PluginContext) {
       const pool = ctx.engines.choose(params.pool);
       return ctx.locks.with(`${pool}:${req.name}`, async () => {
         const r = await ctx.engines.call<{ volume: EngineVolume }>(pool, 'volume-create', {
-          name: req.name, capacity, policy: params.redundancy, tier: params.tier,
+          name: req.name, capacity, policy: params.redundancy, tier: params.tier, inodes: params.inodes,
         });
         return { volume: toCsiVolume(ctx, pool, r.volume) };
       });

@@ -1,5 +1,6 @@
 import type { CommandArgs } from '../../engine/control/commands.js';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { POOL_IDENTITY } from '../../engine/pool/layout.js';
 import path from 'node:path';
 import { callControl } from '../../engine/control/socket.js';
 import { readLockOwner } from '../../engine/pool/lock.js';
@@ -41,6 +42,18 @@ export class Engines {
     }
     if (pools.size === 1) return [...pools.keys()][0];
     throw invalid(`parameter 'pool' is required: this node has ${pools.size} pools (${[...pools.keys()].join(', ')})`);
+  }
+
+  /** The source its mount shows in mountinfo (`dynamicfs:<name>`, the name in its pool.json). */
+  fsname(pool: string): string {
+    const dir = this.pools.get(pool);
+    let name = pool;
+    try {
+      if (dir) name = (JSON.parse(readFileSync(path.join(dir, POOL_IDENTITY), 'utf8')) as { name: string }).name;
+    } catch {
+      /* unreadable: the pool's key, which is its name for pools the node agent made */
+    }
+    return `dynamicfs:${name}`;
   }
 
   async call<T>(pool: string, command: string, args: CommandArgs = {}, timeoutMs = 60_000): Promise<T> {

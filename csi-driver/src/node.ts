@@ -1,15 +1,20 @@
 import { createHash } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
+import { logger } from '../../engine/observability/logger.js';
+import { formatPolicy, parsePolicy } from '../../engine/redundancy/policy.js';
 import { mountFlagProblem, unbindTarget } from '../../engine/volumes/publish.js';
 import { capacityFor } from './controller.js';
-import { DEFAULT_EPHEMERAL_BYTES, topology, type PluginContext } from './context.js';
+import { topology, type PluginContext } from './context.js';
 import { CsiError, invalid, notFound } from './errors.js';
 import type { CapacityRange, VolumeCapability } from './proto.js';
-import { capabilityProblem, checkPath, parseVolumeId, volumeId, type VolumeRef } from './validate.js';
+import { capabilityProblem, checkPath, parseVolumeId, symlinkOnTheWay, volumeId, type VolumeRef } from './validate.js';
 
 const EPHEMERAL_KEY = 'csi.storage.k8s.io/ephemeral';
+/** Attributes an inline volume may carry besides the ones kubelet adds (csi.storage.k8s.io/...). */
+const EPHEMERAL_ATTRIBUTES = new Set(['size', 'pool', 'redundancy', 'tier']);
+const log = logger('csi');
 
-interface Stats { capacity: number; used: number; inodes: number; condition: { abnormal: boolean; message: string } }
+interface Stats { capacity: number; used: number; inodes: number; inodeLimit: number; condition: { abnormal: boolean; message: string } }
 
 /** Inline (ephemeral) volumes: the kubelet picks the id; the volume is named from it, in the pool the attributes name. */
 function ephemeralRef(ctx: PluginContext, id: string, attrs: Record<string, string>): VolumeRef {
@@ -18,10 +23,39 @@ function ephemeralRef(ctx: PluginContext, id: string, attrs: Record<string, stri
   return { pool: ctx.engines.choose(attrs.pool), name };
 }
 
+interface EphemeralSpec { capacity: number; policy?: string; tier?: string }
+
+/**
+ * What an inline volume may be, from the attributes of a pod's spec: refused unless the cluster's
+ * operator enabled inline volumes, and then held to the size, pools, policies and tiers allowed.
+ */
+function ephemeralSpec(ctx: PluginContext, attrs: Record<string, string>): EphemeralSpec {
+  const e = ctx.ephemeral;
+  if (!e.enabled) throw invalid('inline ephemeral volumes are disabled on this node (chart value csi.ephemeral.enabled)');
+  for (const k of Object.keys(attrs)) {
+    if (!EPHEMERAL_ATTRIBUTES.has(k) && !k.startsWith('csi.storage.k8s.io/')) throw invalid(`volume attribute '${k}' is not known for inline volumes (known: ${[...EPHEMERAL_ATTRIBUTES].join(', ')})`);
+  }
+  const capacity = attrs.size ? Number(attrs.size) : e.defaultBytes;
+  if (!/^[0-9]+$/.test(attrs.size ?? '0') || !Number.isSafeInteger(capacity) || capacity <= 0) throw invalid(`volume attribute size '${attrs.size}' is not a byte count`);
+  if (capacity > e.maxBytes) throw invalid(`volume attribute size ${capacity} is more than inline volumes may have on this node (${e.maxBytes} bytes, chart value csi.ephemeral.maxSize)`);
+  if (attrs.pool && e.pools.length && !e.pools.includes(attrs.pool)) throw invalid(`inline volumes may not use pool '${attrs.pool}' (allowed: ${e.pools.join(', ')})`);
+  let policy: string | undefined;
+  if (attrs.redundancy) {
+    try {
+      policy = formatPolicy(parsePolicy(attrs.redundancy));
+    } catch (err) {
+      throw invalid(`volume attribute redundancy: ${(err as Error).message}`);
+    }
+    if (!e.redundancy.includes(policy)) throw invalid(`inline volumes may not ask for redundancy ${policy} (allowed: ${e.redundancy.join(', ') || "none: the pool's default applies"})`);
+  }
+  if (attrs.tier && !e.tiers.includes(attrs.tier)) throw invalid(`inline volumes may not ask for tier '${attrs.tier}' (allowed: ${e.tiers.join(', ') || 'none'})`);
+  return { capacity, policy, tier: attrs.tier || undefined };
+}
+
 /** A volume_path names a published target: one that cannot be (relative, outside our roots) is simply not found. */
 function publishedPath(ctx: PluginContext, p: string): string {
   try {
-    return checkPath(p, 'volume_path', ctx.targetRoots);
+    return checkPath(p, 'volume_path', ctx.targetRoots).path;
   } catch (err) {
     if (p.includes('\0') || p.length > 4096) throw err;
     throw notFound(`volume_path '${p.slice(0, 200)}' is not a path this plugin published`);
@@ -38,22 +72,23 @@ export function nodeService(ctx: PluginContext) {
       if (!req.volume_capability) throw invalid('volume_capability is required');
       const problem = capabilityProblem(req.volume_capability);
       if (problem) throw invalid(problem);
-      const target = checkPath(req.target_path, 'target_path', ctx.targetRoots);
+      const { path: target, root } = checkPath(req.target_path, 'target_path', ctx.targetRoots);
       const attrs = req.volume_context ?? {};
       const ephemeral = attrs[EPHEMERAL_KEY] === 'true';
+      const inline = ephemeral ? ephemeralSpec(ctx, attrs) : null;
       const ref = ephemeral ? ephemeralRef(ctx, req.volume_id, attrs) : parseVolumeId(req.volume_id, ctx.engines.names());
       const flags = req.volume_capability.mount?.mount_flags ?? [];
-      const flagProblem = mountFlagProblem(flags);
+      const flagProblem = mountFlagProblem(flags, ctx.allowedMountOptions);
       if (flagProblem) throw invalid(flagProblem);
+      const link = await symlinkOnTheWay(target, root);
+      if (link) throw invalid(`target_path '${target}' passes through the symbolic link ${link}; targets are resolved without following links`);
       return ctx.locks.with(volumeId(ref), async () => {
-        if (ephemeral) {
-          const size = attrs.size ? Number(attrs.size) : DEFAULT_EPHEMERAL_BYTES;
-          if (!Number.isSafeInteger(size) || size <= 0) throw invalid(`volume_context size '${attrs.size}' is not a byte count`);
+        if (inline) {
           await ctx.engines.call(ref.pool, 'volume-create', {
-            name: ref.name, capacity: size, policy: attrs.redundancy, tier: attrs.tier, ephemeral: true, context: JSON.stringify({ id: req.volume_id }),
+            name: ref.name, capacity: inline.capacity, policy: inline.policy, tier: inline.tier, ephemeral: true, context: JSON.stringify({ id: req.volume_id }),
           });
         }
-        await ctx.engines.call(ref.pool, 'volume-publish', { name: ref.name, target, readonly: req.readonly === true, flags: JSON.stringify(flags) });
+        await ctx.engines.call(ref.pool, 'volume-publish', { name: ref.name, target, root, readonly: req.readonly === true, flags: JSON.stringify(flags) });
         return {};
       });
     },
@@ -61,7 +96,7 @@ export function nodeService(ctx: PluginContext) {
     async NodeUnpublishVolume(req: { volume_id: string; target_path: string }) {
       if (!req.volume_id) throw invalid('volume_id is required');
       if (!req.target_path) throw invalid('target_path is required');
-      const target = checkPath(req.target_path, 'target_path', ctx.targetRoots);
+      const target = checkPath(req.target_path, 'target_path', ctx.targetRoots).path;
       let ref: VolumeRef | null = null;
       try {
         ref = parseVolumeId(req.volume_id, ctx.engines.names());
@@ -72,14 +107,20 @@ export function nodeService(ctx: PluginContext) {
       return ctx.locks.with(ref ? volumeId(ref) : req.volume_id, async () => {
         // The daemon that recorded the publication unmounts it (idempotent: fine when nothing is there).
         for (const pool of pools) {
-          let r: { volume: string | null };
+          let r: { volume: string | null; recorded: boolean };
           try {
-            r = await ctx.engines.call<{ volume: string | null }>(pool, 'volume-unpublish', { target });
+            r = await ctx.engines.call<{ volume: string | null; recorded: boolean }>(pool, 'volume-unpublish', { target });
           } catch (err) {
             if (!(err instanceof CsiError && err.code === status.UNAVAILABLE) && !/cannot reach the daemon/.test(String(err))) throw err;
-            // The engine daemon is down, so the mount is dead: unmount it here. The daemon forgets the
-            // publication when it finds the target gone at its next start.
-            await unbindTarget(target);
+            // The engine daemon is down, so a mount of ours there is dead: unmount it here, but only if
+            // mountinfo shows a bind of this pool's volume. The daemon forgets the publication when it
+            // finds the target gone at its next start.
+            const outcome = await unbindTarget(target, { fsname: ctx.engines.fsname(pool), volume: ref?.name });
+            if (outcome === 'foreign') log.warn(`NodeUnpublishVolume: ${target} holds a mount this driver did not make; left alone`, { pool, target });
+            continue;
+          }
+          if (!r.recorded) {
+            log.info(`NodeUnpublishVolume: pool ${pool} never published ${target}; nothing touched`, { pool, target });
             continue;
           }
           if (r.volume?.startsWith('ephemeral-')) {
@@ -100,8 +141,7 @@ export function nodeService(ctx: PluginContext) {
       return {
         usage: [
           { unit: 'BYTES', total: s.capacity, used: s.used, available: Math.max(0, s.capacity - s.used) },
-          // Inodes are not limited per volume: report what is used, and a large budget.
-          { unit: 'INODES', total: s.inodes + 1_000_000, used: s.inodes, available: 1_000_000 },
+          { unit: 'INODES', total: s.inodeLimit, used: s.inodes, available: Math.max(0, s.inodeLimit - s.inodes) },
         ],
         volume_condition: s.condition,
       };

@@ -1,3 +1,4 @@
+import { lstat } from 'node:fs/promises';
 import path from 'node:path';
 import { MAX_VOLUME_NAME, volumeNameProblem } from '../../engine/volumes/names.js';
 import { invalid, notFound } from './errors.js';
@@ -31,17 +32,40 @@ export function parseVolumeId(id: string, pools: Set<string>): VolumeRef {
   return ref;
 }
 
-/** A target or volume path: absolute, no NUL, not overlong, and inside one of the allowed roots. */
-export function checkPath(p: string, field: string, roots: string[]): string {
+/**
+ * A target or volume path: absolute, no NUL, not overlong, and strictly inside one of the allowed
+ * roots (a volume bound over the root itself would hide every pod's files). Returns the path and
+ * the root it lies in.
+ */
+export function checkPath(p: string, field: string, roots: string[]): { path: string; root: string } {
   if (!p) throw invalid(`${field} is required`);
   if (p.includes('\0')) throw invalid(`${field} contains a NUL byte`);
   if (p.length > MAX_PATH) throw invalid(`${field} is ${p.length} characters long (at most ${MAX_PATH})`);
   if (!path.isAbsolute(p)) throw invalid(`${field} '${p}' is not an absolute path`);
   const abs = path.resolve(p);
-  if (!roots.some((r) => abs === r || abs.startsWith(r.endsWith('/') ? r : `${r}/`))) {
-    throw invalid(`${field} '${abs}' is outside the directories this plugin serves (${roots.join(', ')})`);
+  const root = roots.find((r) => abs !== r && abs.startsWith(r.endsWith('/') ? r : `${r}/`));
+  if (!root) {
+    const at = roots.includes(abs) ? ' (it is the root itself; a target must lie strictly inside)' : '';
+    throw invalid(`${field} '${abs}' is outside the directories this plugin serves (${roots.join(', ')})${at}`);
   }
-  return abs;
+  return { path: abs, root };
+}
+
+/**
+ * The first symbolic link on the way from `root` to `target` (resolved without following links), or
+ * null. The engine checks again as it mounts; this gives the caller a clear answer up front.
+ */
+export async function symlinkOnTheWay(target: string, root: string): Promise<string | null> {
+  let p = root;
+  for (const part of path.relative(root, target).split('/')) {
+    p = path.join(p, part);
+    try {
+      if ((await lstat(p)).isSymbolicLink()) return p;
+    } catch {
+      return null; // missing from here on: the engine makes the rest
+    }
+  }
+  return null;
 }
 
 const SUPPORTED_MODES = new Set(['SINGLE_NODE_WRITER', 'SINGLE_NODE_READER_ONLY', 'SINGLE_NODE_SINGLE_WRITER', 'SINGLE_NODE_MULTI_WRITER']);

@@ -14,13 +14,14 @@ import { isMounted, lazyUnmount } from '../fuse/mount.js';
 import { CHECKSUM_ALGORITHMS, DEFAULT_CHECKSUM, isChecksumAlgorithm } from '../integrity/algorithms.js';
 import { readConfigFile, resolveConfig } from '../config/load.js';
 import { LOG_LEVELS, PRESET_NAMES, type LogLevel, type PresetName } from '../config/schema.js';
-import { parseListen } from '../observability/http-api.js';
+import { parseListen } from '../util/listen.js';
 import { configureLogging, type LogFormat } from '../observability/logger.js';
 import { PoolBusyError, readLockOwner } from '../pool/lock.js';
 import { Pool, TIERS, type OperationProgress } from '../pool/pool.js';
 import { formatPolicy, parsePolicy } from '../redundancy/policy.js';
 import { UsageError } from '../util/errors.js';
 import { formatBytes, parseSize } from '../util/units.js';
+import { PRIVATE_FILE, restrictUmask } from '../util/private-files.js';
 import type { DrainReport } from '../heal/drain.js';
 import type { ProbeResult } from '../heal/probe.js';
 import type { RebuildReport } from '../heal/rebuild.js';
@@ -101,10 +102,11 @@ export function buildCli(): Command {
     .argument('<disk>', 'directory that will hold fragments')
     .addOption(new Option('--tier <tier>', 'storage tier').choices([...TIERS]).default('warm'))
     .option('--capacity <size>', 'cap the bytes this disk may hold (several disks can share one filesystem)')
+    .option('--allow-any-path', "add it even outside security.disk_roots or in a system directory (never inside a pool's mount or directory)")
     .option('--json', 'machine-readable output')
-    .action(async (poolDir: string, disk: string, o: { tier: string; capacity?: string }) => {
+    .action(async (poolDir: string, disk: string, o: { tier: string; capacity?: string; allowAnyPath?: boolean }) => {
       const capacity = o.capacity ? sizeOption(o.capacity, '--capacity') : null;
-      const r = (await onPool(poolDir, 'add-disk', { disk: path.resolve(disk), tier: o.tier, capacity })) as { disk: { id: string; path: string }; recognised: boolean };
+      const r = (await onPool(poolDir, 'add-disk', { disk: path.resolve(disk), tier: o.tier, capacity, allowAnyPath: o.allowAnyPath === true })) as { disk: { id: string; path: string }; recognised: boolean };
       emit(r, r.recognised ? `recognised disk ${r.disk.id} at its new path ${r.disk.path}` : `added disk ${r.disk.id} at ${r.disk.path}`);
     });
 
@@ -261,9 +263,10 @@ export function buildCli(): Command {
     .argument('<pool>')
     .argument('<old>', 'disk id or path')
     .argument('<new>', 'directory of the new disk')
+    .option('--allow-any-path', "the new disk may be outside security.disk_roots or in a system directory")
     .option('--json', 'machine-readable output')
-    .action(async (poolDir: string, oldDisk: string, newDisk: string) => {
-      const r = (await onPool(poolDir, 'replace-disk', { old: oldDisk, new: path.resolve(newDisk) })) as { added: { id: string; path: string }; removed: DrainReport };
+    .action(async (poolDir: string, oldDisk: string, newDisk: string, o: { allowAnyPath?: boolean }) => {
+      const r = (await onPool(poolDir, 'replace-disk', { old: oldDisk, new: path.resolve(newDisk), allowAnyPath: o.allowAnyPath === true })) as { added: { id: string; path: string }; removed: DrainReport };
       emit(r, `added ${r.added.id} at ${r.added.path}\n${renderDrain(r.removed)}`);
       if (!r.removed.removed) process.exitCode = EXIT_FAILURE;
     });
@@ -305,7 +308,7 @@ export function buildCli(): Command {
       const owner = readLockOwner(path.resolve(poolDir));
       if (owner) throw new PoolBusyError(path.resolve(poolDir), owner);
       const logFile = path.join(path.resolve(poolDir), 'mount.log');
-      const out = openSync(logFile, 'a');
+      const out = openSync(logFile, 'a', PRIVATE_FILE);
       const args = [
         fileURLToPath(import.meta.url), 'mount', poolDir, abs, '--foreground', ...(o.allowOther ? ['--allow-other'] : []),
         ...(o.config ? ['--config', path.resolve(o.config)] : []), ...(o.metricsListen ? ['--metrics-listen', o.metricsListen] : []),
@@ -353,6 +356,7 @@ export function buildCli(): Command {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  restrictUmask();
   // One-shot commands log warnings and errors only; daemons take their level from the configuration.
   const envLevel = process.env.DYNAMICFS_LOG_LEVEL;
   configureLogging({ level: envLevel && (LOG_LEVELS as readonly string[]).includes(envLevel) ? (envLevel as LogLevel) : 'warn' });

@@ -1,5 +1,6 @@
 import path from 'node:path';
-import { poolCommands, type CommandArgs } from '../control/commands.js';
+import { poolCommand, type CommandArgs } from '../control/commands.js';
+import { UsageError } from '../util/errors.js';
 import { callControl } from '../control/socket.js';
 import { FileSystem } from '../fs/filesystem.js';
 import { PoolBusyError, readLockOwner } from '../pool/lock.js';
@@ -49,7 +50,9 @@ export async function onPool(poolDir: string, command: string, args: CommandArgs
     try {
       const fs = new FileSystem(pool);
       try {
-        return await poolCommands[command]({ pool, fs, mountpoint: null, progress: terminalProgress(command) }, args);
+        const fn = poolCommand(command);
+        if (!fn) throw new UsageError(`unknown command '${command}'`);
+        return await fn({ pool, fs, mountpoint: null, progress: terminalProgress(command) }, args);
       } finally {
         await fs.close();
       }

@@ -5,6 +5,7 @@ import { runPoolDaemon } from '../daemon/pool-daemon.js';
 import type { Diagnosis } from '../diagnostics/diagnose.js';
 import { toCsv, toJsonLines, type EngineEvent } from '../observability/event-log.js';
 import { serveHttp, type HttpReply } from '../observability/http-api.js';
+import { isLoopbackListen } from '../util/listen.js';
 import { logger, type LogFormat } from '../observability/logger.js';
 import { readLockOwner } from '../pool/lock.js';
 import { UsageError } from '../util/errors.js';
@@ -64,7 +65,8 @@ export function registerOpsCommands(program: Command): void {
       const abs = path.resolve(poolDir);
       if (readLockOwner(abs)) {
         // The running engine owns the numbers: forward every request to it.
-        const server = await serveHttp(o.listen, async (target) => (await callControl(abs, 'http', { path: target })) as HttpReply);
+        const network = !isLoopbackListen(o.listen);
+        const server = await serveHttp(o.listen, async (target) => (await callControl(abs, 'http', { path: target, network })) as HttpReply);
         logger('serve').info(`serving ${abs} (answered by its daemon) on ${o.listen}`);
         await new Promise<void>((resolve) => {
           const done = () => server.close(() => resolve());

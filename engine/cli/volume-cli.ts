@@ -27,9 +27,12 @@ export function registerVolumeCommands(program: Command): void {
     .requiredOption('--capacity <size>', 'quota, e.g. 10GiB')
     .option('--redundancy <policy>', 'replication:N or erasure:k+m (default: the pool default)')
     .option('--tier <tier>', 'place its data on disks of this tier only')
+    .option('--inodes <n>', 'files, directories and links it may hold (default: one per 16 KiB of capacity, at least 4096)')
     .option('--json', 'machine-readable output')
-    .action(async (poolDir: string, name: string, o: { capacity: string; redundancy?: string; tier?: string }) => {
-      const r = (await onPool(poolDir, 'volume-create', { name, capacity: parseSize(o.capacity, '--capacity'), policy: o.redundancy, tier: o.tier })) as { volume: VolumeView; created: boolean };
+    .action(async (poolDir: string, name: string, o: { capacity: string; redundancy?: string; tier?: string; inodes?: string }) => {
+      const inodes = o.inodes === undefined ? undefined : Number(o.inodes);
+      if (inodes !== undefined && (!/^[0-9]+$/.test(o.inodes ?? '') || !Number.isSafeInteger(inodes) || inodes < 1)) throw new UsageError(`--inodes '${o.inodes}' is not a positive whole number`);
+      const r = (await onPool(poolDir, 'volume-create', { name, capacity: parseSize(o.capacity, '--capacity'), policy: o.redundancy, tier: o.tier, inodes })) as { volume: VolumeView; created: boolean };
       emit(r, `${r.created ? 'created' : 'exists'}: ${render(r.volume)}`);
     });
   volume

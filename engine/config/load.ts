@@ -1,3 +1,4 @@
+import { listenProblem } from '../util/listen.js';
 import { readFile } from 'node:fs/promises';
 import type { TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
@@ -33,7 +34,7 @@ export const ENV_OVERRIDES: Record<string, string> = {
 
 function schemaAt(root: TSchema, pointer: string[]): TSchema | undefined {
   let s: TSchema | undefined = root;
-  for (const key of pointer) s = (s?.properties as Record<string, TSchema> | undefined)?.[key];
+  for (const key of pointer) s = s?.type === 'array' ? (s.items as TSchema | undefined) : (s?.properties as Record<string, TSchema> | undefined)?.[key];
   return s;
 }
 
@@ -46,6 +47,7 @@ function expectation(s: TSchema | undefined): string {
   if (s.type === 'boolean') return 'true or false';
   if (s.type === 'integer') return `a whole number from ${s.minimum ?? '-∞'} to ${s.maximum ?? '∞'}`;
   if (s.type === 'number') return `a number from ${s.minimum ?? '-∞'} to ${s.maximum ?? '∞'}`;
+  if (s.type === 'array') return `a list of at most ${s.maxItems ?? 'any number of'} items, each ${expectation(s.items as TSchema)}`;
   if (s.type === 'object') return `a mapping with the fields ${Object.keys(s.properties ?? {}).join(', ')}`;
   if (s.type === 'string') return String(s.description ?? `text matching ${s.pattern}`);
   return 'a valid value';
@@ -145,6 +147,9 @@ function crossFieldProblems(c: EngineConfig): ConfigProblem[] {
   } catch (err) {
     out.push({ field: 'storage.redundancy', value: c.storage.redundancy, expected: (err as Error).message });
   }
+  const listen = c.monitoring.metrics_listen;
+  const listenWrong = listen === '' ? null : listenProblem(listen);
+  if (listenWrong) out.push({ field: 'monitoring.metrics_listen', value: listen, expected: `HOST:PORT: ${listenWrong}` });
   if (c.storage.deduplication) out.push({ field: 'storage.deduplication', value: true, expected: 'false (deduplication is not available in this version)' });
   const d = c.monitoring.diagnostics;
   if (d.capacity_warning_percent >= d.capacity_critical_percent) {
@@ -189,7 +194,7 @@ export function presetDocument(preset: PresetName): EngineConfigDocument {
 /** Which changed fields a running daemon applies at once; the rest need a restart. */
 export const LIVE_FIELDS = new Set([
   'monitoring.log_level', 'monitoring.log_format', 'monitoring.logging', 'monitoring.event_log_size', 'monitoring.slow_op_ms',
-  'monitoring.diagnostics', 'monitoring.history_interval', 'monitoring.history_samples',
+  'monitoring.diagnostics', 'monitoring.history_interval', 'monitoring.history_samples', 'monitoring.network_endpoints',
   'reliability.auto_rebuild', 'reliability.rebuild_concurrency', 'reliability.rebuild_bandwidth',
   'reliability.auto_scrub', 'reliability.scrub_interval', 'reliability.scrub_repair', 'reliability.scrub_bandwidth',
   'reliability.errors_suspect', 'reliability.read_errors_failed', 'reliability.slow_io_ms', 'reliability.slow_ops_degraded',

@@ -12,14 +12,14 @@ const production: EngineConfigDocument = {
     scrub_bandwidth: 0, errors_suspect: 3, read_errors_failed: 20, slow_io_ms: 2000, slow_ops_degraded: 5,
   },
   monitoring: {
-    metrics: true, metrics_listen: '', logging: true, log_level: 'info', log_format: 'auto', event_log_size: 10_000, slow_op_ms: 1000,
+    metrics: true, metrics_listen: '', network_endpoints: 'metrics-and-health', logging: true, log_level: 'info', log_format: 'auto', event_log_size: 10_000, slow_op_ms: 1000,
     history_samples: 2016, history_interval: '1h',
     diagnostics: {
       capacity_warning_percent: 80, capacity_critical_percent: 95, read_latency_warning_ms: 200, write_latency_warning_ms: 500,
       disk_error_warning: 1, rebuild_success_warning_percent: 95, scrub_overdue_factor: 1.5,
     },
   },
-  security: { audit_logging: false, allow_other: true, access_control: 'posix', max_open_files: 65_536 },
+  security: { audit_logging: false, allow_other: true, access_control: 'posix', max_open_files: 65_536, disk_roots: [] },
 };
 
 /** Overrides of production for each other preset. */

@@ -9,6 +9,8 @@ import { Kind, Type, TypeRegistry, type Static, type TObject, type TProperties, 
 
 const SIZE_PATTERN = '^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?[bB]?|[bB])?$';
 const DURATION_PATTERN = '^[0-9]+(s|m|h|d|w)$';
+/** A TCP port, 1 to 65535. */
+const PORT = '([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])';
 
 /** Bytes: an integer, or a string such as `1MiB`, `512KiB`, `10G`. */
 const Size = (description: string, minimum = 0) =>
@@ -76,7 +78,12 @@ export const DiagnosticsThresholdsSchema = Section({
 
 export const MonitoringSchema = Section({
   metrics: Flag('Collect Prometheus metrics.'),
-  metrics_listen: Type.String({ pattern: '^$|^[^\\s:]*:[0-9]{1,5}$', description: "Address the mount daemon serves /metrics and /health on, such as '127.0.0.1:9090'; empty: none." }),
+  metrics_listen: Type.String({
+    pattern: `^$|^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]*):${PORT}$`, maxLength: 270,
+    description: "Address the mount daemon serves /metrics and /health on, such as '127.0.0.1:9090' (an empty host: every interface; port 1 to 65535); empty: none.",
+  }),
+  network_endpoints: Enum(['metrics-and-health', 'all'] as const,
+    "What a metrics_listen address other than loopback serves: 'metrics-and-health' (/metrics, /health, /healthz, /readyz; /events and /diagnostics name files, disks and errors and stay on loopback and the control socket) or 'all'."),
   logging: Flag('Write log lines.'),
   log_level: Enum(LOG_LEVELS, 'Lowest level written.'),
   log_format: Enum(['auto', 'json', 'pretty'] as const, "Log format; 'auto' is pretty on a terminal and JSON otherwise."),
@@ -92,6 +99,10 @@ export const SecuritySchema = Section({
   allow_other: Flag('Let users other than the mounting one use the mount (needed for pods).'),
   access_control: Enum(['posix', 'none'] as const, "'posix': the kernel checks mode bits and owners; 'none': every caller may do everything."),
   max_open_files: Int(1, 10_000_000, 'Open file handles at most; beyond it open fails with EMFILE.'),
+  disk_roots: Type.Array(Type.String({ pattern: '^/[^\\x00]*$', maxLength: 4096, description: 'an absolute path' }), {
+    maxItems: 64,
+    description: "Directories disks must be at or below (add-disk refuses others unless given --allow-any-path); empty: anywhere except the system's directories.",
+  }),
 }, 'Access and auditing.');
 
 const SECTIONS = {

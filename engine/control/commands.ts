@@ -9,7 +9,7 @@ import { scrub, ScrubControl } from '../heal/scrub.js';
 import { diskReports, poolStatus } from '../check/status.js';
 import type { FileSystem } from '../fs/filesystem.js';
 import { isDiskHealth } from '../pool/disk-health.js';
-import { TIERS, type OperationProgress, type Pool, type Tier, PoolError } from '../pool/pool.js';
+import { TIERS, type DiskGuard, type OperationProgress, type Pool, type Tier, PoolError } from '../pool/pool.js';
 import { fragmentCount, formatPolicy, parsePolicy } from '../redundancy/policy.js';
 import { UsageError } from '../util/errors.js';
 
@@ -34,6 +34,22 @@ function str(args: CommandArgs, key: string): string {
 
 const scrubControls = new WeakMap<Pool, ScrubControl>();
 
+/**
+ * Where a new disk may be: `diskRoots` (a JSON list, sent by the node agent from the chart's
+ * diskPaths) is enforced without exception; otherwise the pool's security.disk_roots, which the CLI's
+ * --allow-any-path lifts. `protectedDirs` (JSON) names more directories no disk may touch.
+ */
+function diskGuard(args: CommandArgs, mountpoint: string | null): DiskGuard {
+  const list = (key: string): string[] | undefined => {
+    if (typeof args[key] !== 'string') return undefined;
+    const v = JSON.parse(args[key] as string) as unknown;
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && x.startsWith('/'))) throw new UsageError(`${key} must be a JSON list of absolute paths`);
+    return v as string[];
+  };
+  const allowedRoots = list('diskRoots');
+  return { allowedRoots, allowAnyPath: allowedRoots === undefined && args.allowAnyPath === true, mountpoint, protectedDirs: list('protectedDirs') };
+}
+
 
 /** Commands that act on an open pool. The CLI runs them in-process or forwards them to the mount daemon. */
 export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArgs) => Promise<unknown>> = {
@@ -50,11 +66,11 @@ export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArg
     return { disks: diskReports(pool) };
   },
 
-  async 'add-disk'({ pool }, args) {
+  async 'add-disk'({ pool, mountpoint }, args) {
     const tier = (args.tier as string | undefined) ?? 'warm';
     if (!(TIERS as readonly string[]).includes(tier)) throw new UsageError(`--tier '${tier}' is not one of ${TIERS.join(', ')}`);
     const cap = typeof args.capacity === 'number' ? args.capacity : null;
-    const { disk, recognised } = await pool.addDisk(str(args, 'disk'), tier as Tier, cap);
+    const { disk, recognised } = await pool.addDisk(str(args, 'disk'), tier as Tier, cap, diskGuard(args, mountpoint));
     return { disk: { id: disk.id, path: disk.path, tier: disk.tier, capacity: cap }, recognised };
   },
 
@@ -125,8 +141,10 @@ export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArg
     if (fragmentCount(policy) > healthy) {
       throw new PoolError(`policy ${text} needs ${fragmentCount(policy)} healthy disks on distinct devices; pool ${pool.name} has ${healthy}. Add disks first.`);
     }
+    const top = dir.replace(/^\/+|\/+$/g, '');
     if (dir === '/') pool.setDefaultPolicy(policy);
-    else fs.ns.setPolicy(dir.startsWith('/') ? dir : `/${dir}`, formatPolicy(policy));
+    else if (fs.volumes.get(top)) fs.volumes.setPolicy(top, formatPolicy(policy));
+    else fs.ns.setPolicy(`/${top}`, formatPolicy(policy));
     return { path: dir, policy: formatPolicy(policy) };
   },
 
@@ -163,9 +181,9 @@ export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArg
     return pool.track(`drain ${d.id}`, (onProgress) => removeDisk(pool, fs.data.extents, d.id, { onProgress }), progress);
   },
 
-  async 'replace-disk'({ pool, fs, progress }, args) {
+  async 'replace-disk'({ pool, fs, progress, mountpoint }, args) {
     const old = pool.findDisk(str(args, 'old'));
-    const { disk } = await pool.addDisk(str(args, 'new'), old.tier as Tier, old.cap);
+    const { disk } = await pool.addDisk(str(args, 'new'), old.tier as Tier, old.cap, diskGuard(args, mountpoint));
     const drained = await pool.track(`drain ${old.id}`, (onProgress) => removeDisk(pool, fs.data.extents, old.id, { onProgress }), progress);
     return { added: { id: disk.id, path: disk.path }, removed: drained };
   },
@@ -177,3 +195,8 @@ export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArg
     return fsck(pool, { repair: args.repair === true, graceMs });
   },
 };
+
+/** The command named `name`, or undefined: a closed table (own names only: `constructor` or `__proto__` name nothing). */
+export function poolCommand(name: string): ((ctx: CommandContext, args: CommandArgs) => Promise<unknown>) | undefined {
+  return Object.hasOwn(poolCommands, name) ? poolCommands[name] : undefined;
+}

@@ -7,7 +7,8 @@ import { POOL_SOCKET } from '../pool/layout.js';
 import { readLockOwner } from '../pool/lock.js';
 import { FsError, UsageError } from '../util/errors.js';
 import type { OperationProgress } from '../pool/pool.js';
-import { poolCommands, type CommandArgs, type CommandContext } from './commands.js';
+import { poolCommand, type CommandArgs, type CommandContext } from './commands.js';
+import { PRIVATE_DIR, tighten } from '../util/private-files.js';
 
 interface Request { command: string; args: CommandArgs; traceId?: string }
 type Reply = { ok: true; result: unknown } | { ok: false; error: string; usage: boolean; code?: string };
@@ -26,22 +27,88 @@ export function socketPath(poolDir: string): string {
   return path.join(poolDir, POOL_SOCKET);
 }
 
-/** The mount daemon's local control socket: one JSON request per line, one JSON reply per line. */
+/** Commands only a daemon serves (shutdown, http, events), beside the pool commands. */
 export type ExtraCommands = Record<string, (args: CommandArgs) => Promise<unknown>>;
 
-/** `afterCommand` runs when a pool command finishes (the daemon drops cached status then). */
+/**
+ * Longest request line the daemon reads. A request is a command name and a few arguments (a
+ * configuration document at most); a longer line is refused and the connection closed, so a
+ * runaway or hostile client cannot make the daemon buffer and rescan megabytes on its event loop.
+ */
+export const MAX_REQUEST_BYTES = 1024 * 1024;
+const MAX_COMMAND_NAME = 64;
+
+/** Splits a byte stream into lines without rescanning what was already searched; refuses lines over `max`. */
+export class LineReader {
+  private chunks: Buffer[] = [];
+  private held = 0;
+
+  constructor(private readonly max: number) {}
+
+  /** The complete lines in `chunk` (with what came before); throws when a line passes the limit. */
+  push(chunk: Buffer): string[] {
+    const lines: string[] = [];
+    let from = 0;
+    for (let nl = chunk.indexOf(10); nl >= 0; nl = chunk.indexOf(10, from)) {
+      if (this.held + nl - from > this.max) throw new Error(`a line is longer than ${this.max} bytes`);
+      this.chunks.push(chunk.subarray(from, nl));
+      lines.push(Buffer.concat(this.chunks).toString('utf8'));
+      this.chunks = [];
+      this.held = 0;
+      from = nl + 1;
+    }
+    if (from < chunk.length) {
+      this.held += chunk.length - from;
+      if (this.held > this.max) throw new Error(`a line is longer than ${this.max} bytes`);
+      this.chunks.push(chunk.subarray(from));
+    }
+    return lines;
+  }
+}
+
+/** A request as sent: checked field by field before anything runs. */
+export function parseRequest(line: string): Request {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    throw new UsageError('the request is not JSON');
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new UsageError('the request is not a JSON object');
+  const r = v as Record<string, unknown>;
+  if (typeof r.command !== 'string' || r.command.length === 0 || r.command.length > MAX_COMMAND_NAME) throw new UsageError(`the request's command must be a name of at most ${MAX_COMMAND_NAME} characters`);
+  const args = r.args ?? {};
+  if (typeof args !== 'object' || args === null || Array.isArray(args)) throw new UsageError("the request's args must be an object");
+  for (const [k, a] of Object.entries(args)) {
+    if (a !== null && a !== undefined && !['string', 'number', 'boolean'].includes(typeof a)) throw new UsageError(`argument ${k.slice(0, 64)} must be a string, number or boolean`);
+  }
+  if (r.traceId !== undefined && (typeof r.traceId !== 'string' || r.traceId.length > 64)) throw new UsageError('the request\'s traceId must be a short string');
+  return { command: r.command, args: args as CommandArgs, traceId: r.traceId as string | undefined };
+}
+
+/**
+ * The daemon's local control socket: one JSON request per line, one JSON reply per line. It lives in
+ * the pool directory, which only the pool's owner may enter (0700), and is itself 0600.
+ * `afterCommand` runs when a pool command finishes (the daemon drops cached status then).
+ */
 export async function serveControl(ctx: CommandContext, extra: ExtraCommands = {}, afterCommand: (command: string) => void = () => undefined): Promise<net.Server> {
   const file = socketPath(ctx.pool.dir);
+  await tighten(ctx.pool.dir, PRIVATE_DIR);
   await fsp.rm(file, { force: true });
+  const extras = new Map(Object.entries(extra));
   const server = net.createServer((sock) => {
-    let buf = '';
-    sock.setEncoding('utf8');
-    sock.on('data', (chunk: string) => {
-      buf += chunk;
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
+    const reader = new LineReader(MAX_REQUEST_BYTES);
+    sock.on('data', (chunk: Buffer) => {
+      let lines: string[];
+      try {
+        lines = reader.push(chunk);
+      } catch (err) {
+        const reply: Reply = { ok: false, error: `request refused: ${(err as Error).message}`, usage: true };
+        sock.end(JSON.stringify(reply) + '\n');
+        sock.destroySoon();
+        return;
+      }
+      for (const line of lines) {
         const progress = (p: OperationProgress) => {
           if (!sock.destroyed) sock.write(JSON.stringify({ progress: p } satisfies ProgressLine) + '\n');
         };
@@ -54,15 +121,15 @@ export async function serveControl(ctx: CommandContext, extra: ExtraCommands = {
   });
   async function handle(line: string, progress: (p: OperationProgress) => void): Promise<Reply> {
     try {
-      const req = JSON.parse(line) as Request;
+      const req = parseRequest(line);
       // The caller's trace id (a CLI command) carries on into the daemon's log lines.
       return await withTrace(`control ${req.command}`, async (): Promise<Reply> => {
-        const special = extra[req.command];
-        if (special) return { ok: true, result: await special(req.args ?? {}) };
-        const fn = poolCommands[req.command];
+        const special = extras.get(req.command);
+        if (special) return { ok: true, result: await special(req.args) };
+        const fn = poolCommand(req.command);
         if (!fn) return { ok: false, error: `unknown command '${req.command}'`, usage: true };
         try {
-          return { ok: true, result: await fn({ ...ctx, progress }, req.args ?? {}) };
+          return { ok: true, result: await fn({ ...ctx, progress }, req.args) };
         } finally {
           afterCommand(req.command);
         }
@@ -109,7 +176,6 @@ function callControlOnce(poolDir: string, command: string, args: CommandArgs, on
   return new Promise((resolve, reject) => {
     const sock = net.connect(socketPath(poolDir));
     let connected = false;
-    let buf = '';
     let timer: NodeJS.Timeout;
     const arm = () => {
       clearTimeout(timer);
@@ -119,17 +185,24 @@ function callControlOnce(poolDir: string, command: string, args: CommandArgs, on
       }, timeoutMs);
     };
     arm();
-    sock.setEncoding('utf8');
+    // Replies can be large (a long event log), but not without end.
+    const reader = new LineReader(256 * 1024 * 1024);
     sock.on('connect', () => {
       connected = true;
       sock.write(JSON.stringify({ command, args, traceId: currentTrace()?.traceId } satisfies Request) + '\n');
     });
-    sock.on('data', (chunk: string) => {
-      buf += chunk;
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const msg = JSON.parse(buf.slice(0, nl)) as Reply | ProgressLine;
-        buf = buf.slice(nl + 1);
+    sock.on('data', (chunk: Buffer) => {
+      let lines: string[];
+      try {
+        lines = reader.push(chunk);
+      } catch (err) {
+        clearTimeout(timer);
+        sock.destroy();
+        reject(new Error(`the daemon of ${poolDir} sent a reply that is too long: ${(err as Error).message}`));
+        return;
+      }
+      for (const line of lines) {
+        const msg = JSON.parse(line) as Reply | ProgressLine;
         if ('progress' in msg) {
           arm();
           onProgress?.(msg.progress);

@@ -3,13 +3,14 @@ import path from 'node:path';
 import { assessAll } from '../check/extent-health.js';
 import { formatPolicy } from '../redundancy/policy.js';
 import { logger } from '../observability/logger.js';
-import { bindVolume, mountFlagProblem, mountState, unbindTarget } from '../volumes/publish.js';
+import { bindVolume, mountFlagProblem, mountState, PRIVILEGED_MOUNT_FLAGS, unbindTarget, type VolumeMountIdentity } from '../volumes/publish.js';
 import { VolumeError, type VolumeRow } from '../volumes/volumes.js';
 import type { CommandArgs, CommandContext } from './commands.js';
 
 const log = logger('volumes');
 
-interface Publication { target: string; volume: string; readonly: boolean; flags: string[] }
+/** `root`: the directory the target had to lie strictly inside when it was published (the kubelet's). */
+interface Publication { target: string; volume: string; readonly: boolean; flags: string[]; root: string }
 
 function text(args: CommandArgs, key: string): string {
   const v = args[key];
@@ -24,8 +25,16 @@ function int(args: CommandArgs, key: string): number {
 }
 
 export function publications(ctx: CommandContext, volume?: string): Publication[] {
-  const rows = ctx.pool.store.db.prepare('SELECT target, volume, readonly, flags FROM publications ORDER BY target').all() as { target: string; volume: string; readonly: number; flags: string }[];
-  return rows.filter((r) => volume === undefined || r.volume === volume).map((r) => ({ target: r.target, volume: r.volume, readonly: r.readonly === 1, flags: JSON.parse(r.flags) as string[] }));
+  const rows = ctx.pool.store.db.prepare('SELECT target, volume, readonly, flags, root FROM publications ORDER BY target').all() as { target: string; volume: string; readonly: number; flags: string; root: string | null }[];
+  return rows.filter((r) => volume === undefined || r.volume === volume).map((r) => ({
+    // Rows of older versions have no root: their target's own directory is the most they may claim.
+    target: r.target, volume: r.volume, readonly: r.readonly === 1, flags: JSON.parse(r.flags) as string[], root: r.root ?? path.dirname(r.target),
+  }));
+}
+
+/** How a bind mount of `volume` of this pool shows in mountinfo. */
+function identity(ctx: CommandContext, volume: string): Required<VolumeMountIdentity> {
+  return { fsname: `dynamicfs:${ctx.pool.name}`, volume };
 }
 
 function describe(ctx: CommandContext, v: VolumeRow): Record<string, unknown> {
@@ -62,8 +71,8 @@ export async function restorePublications(ctx: CommandContext): Promise<number> 
       continue;
     }
     try {
-      await unbindTarget(p.target);
-      await bindVolume(source(ctx, p.volume), p.target, p.readonly, p.flags);
+      if ((await unbindTarget(p.target, identity(ctx, p.volume))) === 'foreign') throw new Error(`something else is mounted at ${p.target} now`);
+      await bindVolume({ source: source(ctx, p.volume), target: p.target, root: p.root, readonly: p.readonly, flags: p.flags, identity: identity(ctx, p.volume) });
       restored++;
       log.event('info', `re-bound volume ${p.volume} at ${p.target} (was ${state})`, { pool: ctx.pool.name, volume: p.volume, target: p.target });
     } catch (err) {
@@ -80,6 +89,7 @@ export const volumeCommands: Record<string, (ctx: CommandContext, args: CommandA
     const { volume, created } = ctx.fs.volumes.create({
       name: text(args, 'name'), capacity: int(args, 'capacity'), policy: typeof args.policy === 'string' ? args.policy : undefined,
       tier: typeof args.tier === 'string' ? args.tier : null, ephemeral: args.ephemeral === true, context,
+      inodeLimit: args.inodes === undefined || args.inodes === null ? undefined : int(args, 'inodes'),
     });
     if (created) log.event('info', `volume ${volume.name} created: ${volume.capacity} bytes, ${volume.policy}${volume.tier ? `, tier ${volume.tier}` : ''}`, { pool: ctx.pool.name, volume: volume.name });
     return { volume: describe(ctx, volume), created };
@@ -117,30 +127,43 @@ export const volumeCommands: Record<string, (ctx: CommandContext, args: CommandA
   async 'volume-publish'(ctx, args) {
     const name = text(args, 'name');
     const target = path.resolve(text(args, 'target'));
+    const root = path.resolve(text(args, 'root'));
     const readonly = args.readonly === true;
     const flags = typeof args.flags === 'string' ? (JSON.parse(args.flags) as string[]) : [];
-    const problem = mountFlagProblem(flags);
+    // suid and dev arrive only when the CSI plugin's operator allowed them (it checked them first).
+    const problem = mountFlagProblem(flags, PRIVILEGED_MOUNT_FLAGS);
     if (problem) throw new VolumeError('INVALID', problem);
     if (!ctx.fs.volumes.get(name)) throw new VolumeError('NOT_FOUND', `no volume ${name} in pool ${ctx.pool.name}`);
     const existing = publications(ctx).find((p) => p.target === target);
     if (existing) {
       if (existing.volume !== name) throw new VolumeError('EXISTS', `${target} already holds volume ${existing.volume}`);
       if (existing.readonly !== readonly) throw new VolumeError('EXISTS', `${target} already holds volume ${name} ${existing.readonly ? 'read-only' : 'read-write'}`);
-      if ((await mountState(target)) === 'live') return { target, published: false };
+      const state = await mountState(target);
+      if (state === 'live') return { target, published: false };
+      if (state === 'dead' && (await unbindTarget(target, identity(ctx, name))) === 'foreign') throw new VolumeError('BUSY', `${target} holds a mount this driver did not make`);
     }
-    await bindVolume(source(ctx, name), target, readonly, flags);
-    ctx.pool.store.db.prepare('INSERT OR REPLACE INTO publications (target, volume, readonly, flags, at) VALUES (?, ?, ?, ?, ?)').run(target, name, readonly ? 1 : 0, JSON.stringify(flags), Date.now());
+    await bindVolume({ source: source(ctx, name), target, root, readonly, flags, identity: identity(ctx, name) });
+    ctx.pool.store.db.prepare('INSERT OR REPLACE INTO publications (target, volume, readonly, flags, at, root) VALUES (?, ?, ?, ?, ?, ?)').run(target, name, readonly ? 1 : 0, JSON.stringify(flags), Date.now(), root);
     log.info(`volume ${name} published at ${target}${readonly ? ' (read-only)' : ''}`, { pool: ctx.pool.name, volume: name, target });
     return { target, published: true };
   },
 
+  /**
+   * Unmounts a publication this daemon recorded. A target it never published is not touched, whatever
+   * is mounted there (another pod's tmpfs, another driver's volume): `recorded: false` says so.
+   */
   async 'volume-unpublish'(ctx, args) {
     const target = path.resolve(text(args, 'target'));
     const pub = publications(ctx).find((p) => p.target === target);
-    await unbindTarget(target);
+    if (!pub) return { target, volume: null, recorded: false };
+    const outcome = await unbindTarget(target, identity(ctx, pub.volume));
+    if (outcome === 'foreign') {
+      log.warn(`unpublish of ${target}: the mount there is not volume ${pub.volume}'s; left alone`, { pool: ctx.pool.name, volume: pub.volume, target });
+      throw new VolumeError('BUSY', `${target} holds a mount this driver did not make (another was mounted over volume ${pub.volume}); it was left alone`);
+    }
     ctx.pool.store.db.prepare('DELETE FROM publications WHERE target = ?').run(target);
-    if (pub) log.info(`volume ${pub.volume} unpublished from ${target}`, { pool: ctx.pool.name, volume: pub.volume, target });
-    return { target, volume: pub?.volume ?? null };
+    log.info(`volume ${pub.volume} unpublished from ${target}`, { pool: ctx.pool.name, volume: pub.volume, target });
+    return { target, volume: pub.volume, recorded: true };
   },
 
   async 'volume-stats'(ctx, args) {
@@ -151,6 +174,6 @@ export const volumeCommands: Record<string, (ctx: CommandContext, args: CommandA
     const usage = ctx.fs.volumes.usageOf(v.name);
     let condition = await extentCondition(ctx, v);
     if (target && (await mountState(target)) !== 'live') condition = { abnormal: true, message: `the mount at ${target} is gone or dead (its FUSE server stopped)` };
-    return { capacity: v.capacity, used: usage.bytes, inodes: usage.inodes, condition };
+    return { capacity: v.capacity, used: usage.bytes, inodes: usage.inodes, inodeLimit: v.inodeLimit, condition };
   },
 };

@@ -11,6 +11,7 @@ import { fuseOperations } from '../fuse/operations.js';
 import { KernelMount } from '../fuse/kernel/kernel-mount.js';
 import { rebuild, rebuildInterrupted } from '../heal/rebuild.js';
 import { handleHttp, serveHttp, type Host } from '../observability/http-api.js';
+import { isLoopbackListen, parseListen } from '../util/listen.js';
 import { configureLogging, events, logger, type LogFormat } from '../observability/logger.js';
 import { PoolWatch } from '../observability/pool-watch.js';
 import { newTraceId, withTrace } from '../observability/trace.js';
@@ -62,6 +63,8 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
     log.warn(`${mnt} holds the dead mount of a previous daemon: detaching it`);
     await lazyUnmount(mnt);
   }
+  // A listen address that cannot work fails the start before anything is mounted.
+  if (opts.metricsListen) parseListen(opts.metricsListen);
   const pool = await Pool.open(poolDir, { mountpoint: mnt });
   try {
     if (opts.configFile) pool.applyConfig(await readConfigFile(opts.configFile), opts.configFile);
@@ -131,16 +134,28 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
     }, newTraceId()));
   });
 
-  try {
-    await fuse?.mount();
-  } catch (err) {
-    await pool.close();
-    throw new Error(`mounting ${mnt} failed: ${(err as Error).message}`);
-  }
   const host: Host = {
     pools: () => [watch],
     ready: () => (ready ? { ready: true, reason: mnt ? `pool ${pool.name} mounted at ${mnt}` : `pool ${pool.name} open` } : { ready: false, reason: stopping ? 'stopping' : 'starting' }),
   };
+  // The HTTP address is taken before the mount: an address in use fails the start with nothing mounted.
+  try {
+    const listen = opts.metricsListen ?? pool.config.monitoring.metrics_listen;
+    if (listen) {
+      const scope = isLoopbackListen(listen) ? 'all' : 'network';
+      httpServer = await serveHttp(listen, (target) => handleHttp(target, host, scope));
+    }
+  } catch (err) {
+    await pool.close();
+    throw err;
+  }
+  try {
+    await fuse?.mount();
+  } catch (err) {
+    httpServer?.close();
+    await pool.close();
+    throw new Error(`mounting ${mnt} failed: ${(err as Error).message}`);
+  }
   const ctx: CommandContext = { pool, fs, mountpoint: mnt, daemon: true };
   try {
     control = await serveControl(ctx, {
@@ -148,16 +163,16 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
         setImmediate(() => void stop('shutdown request').then(() => process.exit(0)));
         return { stopping: true };
       },
-      http: async (args) => handleHttp(String(args.path ?? '/'), host),
+      // `dynamicfs serve` forwards requests here and says whether they came from a network address.
+      http: async (args) => handleHttp(String(args.path ?? '/'), host, args.network === true ? 'network' : 'all'),
       events: async (args) => {
         const level = typeof args.level === 'string' ? args.level : undefined;
         if (level && !isEventLevel(level)) throw new Error(`--level '${level}' is not one of trace, debug, info, warn, error, fatal`);
         return events.list({ minLevel: level, component: typeof args.component === 'string' ? args.component : undefined, since: typeof args.since === 'string' ? new Date(args.since) : undefined });
       },
     }, () => watch.invalidate());
-    const listen = opts.metricsListen ?? pool.config.monitoring.metrics_listen;
-    if (listen) httpServer = await serveHttp(listen, (target) => handleHttp(target, host));
   } catch (err) {
+    httpServer?.close();
     if (mnt) await lazyUnmount(mnt);
     await pool.close();
     throw err;
@@ -241,6 +256,11 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
   lastSample = Date.now();
   for (const s of schedules) s.start();
 
+  // Fragment files of older versions were 0644: made 0600 in the background (once per pool).
+  void pool.tightenFragmentFiles().then(
+    (n) => n && log.event('info', `made ${n} fragment file(s) of an older version private (0600)`, { pool: pool.name }),
+    (err: unknown) => log.warn(`could not make every fragment file private: ${String(err)}`, { pool: pool.name }),
+  );
   ready = true;
   const servedBy = fuse instanceof KernelMount ? '/dev/fuse directly' : 'fuse-native';
   log.event('info', mnt ? `mounted pool ${pool.name} (${pool.id}) at ${mnt} (served through ${servedBy}), pid ${process.pid}` : `serving pool ${pool.name} (${pool.id}), pid ${process.pid}`, {

@@ -75,7 +75,8 @@ function memoryOf(job: FragmentJob): Buffer {
 
 /** open, write all of it, close. */
 function writeFrom(file: string, buf: Buffer, flags: number): void {
-  const fd = fs.openSync(file, flags, 0o644);
+  // 0600: a fragment is file data, readable only by the engine (see util/private-files.ts).
+  const fd = fs.openSync(file, flags, 0o600);
   try {
     let done = 0;
     while (done < buf.length) done += fs.writeSync(fd, buf, done, buf.length - done, done);

@@ -5,7 +5,7 @@ import { efficiency } from '../redundancy/policy.js';
 import { fsError } from '../util/errors.js';
 import { FileData, fileDataOptionsFrom, type FileDataOptions, type OpenFile } from './file-data.js';
 import { isDir, isReg, O_APPEND } from './modes.js';
-import { Namespace } from './namespace.js';
+import { Namespace, POLICY_XATTR } from './namespace.js';
 import { Volumes } from '../volumes/volumes.js';
 
 export interface Attr {
@@ -70,13 +70,31 @@ export class FileSystem {
   }
 
   mkdir(p: string, mode: number, owner: Owner = this.self): void {
-    this.ns.mkdir(p, mode, owner.uid, owner.gid);
+    this.newInode(p, () => this.ns.mkdir(p, mode, owner.uid, owner.gid));
     this.changed('mkdir', p, { mode });
   }
 
   rmdir(p: string): void {
     this.ns.rmdir(p);
+    this.recount(p);
     this.changed('rmdir', p);
+  }
+
+  /** A new inode at `p` counts against its volume's inode limit first (EDQUOT past it); a failed `make` gives it back. */
+  private newInode<T>(p: string, make: () => T): T {
+    const v = this.volumes.of(p);
+    if (v) this.volumes.chargeInode(v.name);
+    try {
+      return make();
+    } catch (err) {
+      if (v) this.volumes.recount(v.name);
+      throw err;
+    }
+  }
+
+  private recount(p: string): void {
+    const v = this.volumes.of(p);
+    if (v) this.volumes.recount(v.name);
   }
 
   /** After a namespace change: the audit log (when it is on) and, once changes settle, the metadata mirrors. */
@@ -102,7 +120,7 @@ export class FileSystem {
   }
 
   create(p: string, mode: number, flags = 2, owner: Owner = this.self): number {
-    const ino = this.ns.createFile(p, mode, owner.uid, owner.gid);
+    const ino = this.newInode(p, () => this.ns.createFile(p, mode, owner.uid, owner.gid));
     this.changed('create', p, { mode });
     return this.openIno(p, ino, flags);
   }
@@ -219,12 +237,12 @@ export class FileSystem {
   }
 
   mknod(p: string, mode: number, owner: Owner = this.self): void {
-    this.ns.mknod(p, mode, owner.uid, owner.gid);
+    this.newInode(p, () => this.ns.mknod(p, mode, owner.uid, owner.gid));
     this.changed('mknod', p, { mode });
   }
 
   symlink(target: string, p: string, owner: Owner = this.self): void {
-    this.ns.symlink(target, p, owner.uid, owner.gid);
+    this.newInode(p, () => this.ns.symlink(target, p, owner.uid, owner.gid));
     this.changed('symlink', p, { target });
   }
 
@@ -250,8 +268,25 @@ export class FileSystem {
     this.pool.scheduleMirror();
   }
 
-  setxattr(p: string, name: string, value: Buffer, flags: number): void {
-    this.ns.setxattr(p, name, value, flags);
+  /**
+   * `caller`: who asks through the mount (unknown through fuse-native). Extended attributes are
+   * charged to their volume, and the policy attribute is the volume's, never a process's inside it.
+   */
+  setxattr(p: string, name: string, value: Buffer, flags: number, caller?: Owner): void {
+    if (name === POLICY_XATTR) this.mayChangePolicy(p, caller);
+    const v = this.volumes.of(p);
+    if (v && name !== POLICY_XATTR) {
+      const before = this.pool.store.xattrBytes(this.ns.resolve(p), name);
+      const after = Buffer.byteLength(name) + value.length;
+      if (after > before) this.volumes.charge(v.name, after - before);
+      else this.volumes.recount(v.name);
+    }
+    try {
+      this.ns.setxattr(p, name, value, flags);
+    } catch (err) {
+      if (v) this.volumes.recount(v.name);
+      throw err;
+    }
     this.changed('setxattr', p, { name });
   }
   getxattr(p: string, name: string): Buffer {
@@ -260,21 +295,47 @@ export class FileSystem {
   listxattr(p: string): string[] {
     return this.ns.listxattr(p);
   }
-  removexattr(p: string, name: string): void {
+  removexattr(p: string, name: string, caller?: Owner): void {
+    if (name === POLICY_XATTR) this.mayChangePolicy(p, caller);
     this.ns.removexattr(p, name);
+    this.recount(p);
     this.changed('removexattr', p, { name });
   }
 
-  /** Capacity as a user can fill it: raw bytes of usable disks scaled by the default policy's overhead. */
-  statfs(): FsStats {
+  /**
+   * A volume's policy is set through CSI or the CLI: a process inside the volume (any uid of a pod)
+   * must not raise it past what was reserved, or lower it. A plain top-level directory's policy may
+   * be set through the mount by its owner or root.
+   */
+  private mayChangePolicy(p: string, caller: Owner | undefined): void {
+    const v = this.volumes.of(p);
+    if (v) throw fsError('EPERM', `the redundancy policy of volume ${v.name} is the volume's: change it with the CLI or through CSI, not through ${POLICY_XATTR}`);
+    if (caller && caller.uid !== 0 && caller.uid !== this.ns.stat(p).uid) throw fsError('EPERM', `only the owner of '${p}' or root may set its redundancy policy`);
+  }
+
+  /**
+   * Capacity as a user can fill it: raw bytes of usable disks scaled by the default policy's overhead.
+   * Inside a volume (`p` given), its capacity and inode limit, as `df` in a pod should show them.
+   */
+  statfs(p?: string): FsStats {
     const disks = this.pool.disks.all().filter((d) => d.health !== 'failed');
     const eff = efficiency(this.pool.settings.defaultPolicy);
     const bsize = 4096;
-    const total = disks.reduce((s, d) => s + diskCapacity(d), 0) * eff;
-    const free = disks.filter((d) => d.health === 'healthy').reduce((s, d) => s + diskFree(d), 0) * eff;
+    let total = disks.reduce((s, d) => s + diskCapacity(d), 0) * eff;
+    let free = disks.filter((d) => d.health === 'healthy').reduce((s, d) => s + diskFree(d), 0) * eff;
+    let files = 1 << 30;
+    let ffree = 1 << 30;
+    const v = p === undefined ? undefined : this.volumes.of(p);
+    if (v) {
+      const u = this.volumes.usageOf(v.name);
+      total = v.capacity;
+      free = Math.min(free, Math.max(0, v.capacity - u.bytes));
+      files = v.inodeLimit;
+      ffree = Math.max(0, v.inodeLimit - u.inodes);
+    }
     return {
       bsize, frsize: bsize, blocks: Math.floor(total / bsize), bfree: Math.floor(free / bsize), bavail: Math.floor(free / bsize),
-      files: 1 << 30, ffree: 1 << 30, favail: 1 << 30, fsid: 0, flag: 0, namemax: 255,
+      files, ffree, favail: ffree, fsid: 0, flag: 0, namemax: 255,
     };
   }
 

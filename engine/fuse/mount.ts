@@ -4,6 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import Fuse, { type Operations } from 'fuse-native';
 import { logger } from '../observability/logger.js';
+import { readMounts, topMountAt } from '../util/mountinfo.js';
 import { utimensOpcode, withTrueMtime, type NativeHandler } from './utimens-mtime.js';
 
 const exec = promisify(execFile);
@@ -65,7 +66,8 @@ class DynamicFsFuse extends Fuse {
     // inode, so cached sizes would go stale across names; streaming I/O is unaffected (the kernel
     // asks only when a read crosses the size it knows).
     // max_background: see MAX_BACKGROUND.
-    const ours = ['big_writes', `max_write=${MAX_WRITE}`, `max_read=${MAX_WRITE}`, 'use_ino', 'attr_timeout=0', `max_background=${MAX_BACKGROUND}`, ...this.extra].join(',');
+    // nosuid,nodev: as on the /dev/fuse path (fusermount adds them for other users; root must ask).
+    const ours = ['nosuid', 'nodev', 'big_writes', `max_write=${MAX_WRITE}`, `max_read=${MAX_WRITE}`, 'use_ino', 'attr_timeout=0', `max_background=${MAX_BACKGROUND}`, ...this.extra].join(',');
     return base ? `${base},${ours}` : `-o${ours}`;
   }
 }
@@ -106,7 +108,7 @@ export class FuseMount {
 export async function setReadAhead(mnt: string, kb: number): Promise<void> {
   // The mount's bdi is named by its device number in mountinfo; a stat of the mount would need an
   // answer from the very process that serves it.
-  const dev = (await mountinfoLine(mnt))?.split(' ')[2];
+  const dev = topMountAt(await readMounts(), path.resolve(mnt))?.dev;
   if (!dev) return;
   await fsp.writeFile(`/sys/class/bdi/${dev}/read_ahead_kb`, `${kb}\n`).catch(() => {
     /* not permitted (not root) or no sysfs: the kernel default stays */
@@ -118,14 +120,7 @@ export async function lazyUnmount(mnt: string): Promise<void> {
   await exec('fusermount', ['-uz', mnt]).catch(() => exec('umount', ['-l', mnt]).catch(() => undefined));
 }
 
-/** The /proc/self/mountinfo line of the mount at `mnt`, if it is one. */
-async function mountinfoLine(mnt: string): Promise<string | undefined> {
-  const abs = path.resolve(mnt);
-  const info = await fsp.readFile('/proc/self/mountinfo', 'utf8');
-  return info.split('\n').find((line) => line.split(' ')[4] === abs);
-}
-
 /** Whether `mnt` is a mount point according to /proc/self/mountinfo. */
 export async function isMounted(mnt: string): Promise<boolean> {
-  return (await mountinfoLine(mnt)) !== undefined;
+  return topMountAt(await readMounts(), path.resolve(mnt)) !== undefined;
 }

@@ -48,7 +48,7 @@ export function fuseOperations(fs: FileSystem, observe: OpObserver = () => undef
     init: (cb) => cb(0),
     getattr: (p, cb) => run('getattr', () => toStat(fs.getattr(p)), (e, v) => cb(e, v)),
     fgetattr: (p, fd, cb) => run('fgetattr', () => toStat(fs.fgetattr(fd)), (e, v) => cb(e, v)),
-    statfs: (_p, cb) => run('statfs', () => fs.statfs(), (e, v) => cb(e, v)),
+    statfs: (p, cb) => run('statfs', () => fs.statfs(p), (e, v) => cb(e, v)),
     readdir: (p, cb) => run('readdir', () => fs.readdir(p), (e, v) => cb(e, v)),
     open: (p, flags, cb) => run('open', () => fs.open(p, flags), (e, v) => cb(e, v)),
     create: (p, mode, cb) => run('create', () => fs.create(p, mode), (e, v) => cb(e, v)),

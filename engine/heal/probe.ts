@@ -32,7 +32,7 @@ async function probeOne(pool: Pool, id: string): Promise<ProbeResult> {
     const file = path.join(d.path, DISK_DATA_DIR, `.probe-${process.pid}-${at.getTime()}`);
     const data = randomBytes(PROBE_BYTES);
     try {
-      const fh = await fsp.open(file, 'w');
+      const fh = await fsp.open(file, 'w', 0o600);
       try {
         await fh.writeFile(data);
         await fh.sync();

@@ -55,12 +55,23 @@ CREATE TABLE IF NOT EXISTS history (
 CREATE INDEX IF NOT EXISTS history_by_kind ON history (kind, id);
 CREATE TABLE IF NOT EXISTS volumes (
   name TEXT PRIMARY KEY, ino INTEGER NOT NULL, capacity INTEGER NOT NULL, policy TEXT NOT NULL, tier TEXT,
-  ephemeral INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, context TEXT NOT NULL DEFAULT '{}'
+  ephemeral INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, context TEXT NOT NULL DEFAULT '{}',
+  inode_limit INTEGER
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS publications (
-  target TEXT PRIMARY KEY, volume TEXT NOT NULL, readonly INTEGER NOT NULL, flags TEXT NOT NULL DEFAULT '[]', at INTEGER NOT NULL
+  target TEXT PRIMARY KEY, volume TEXT NOT NULL, readonly INTEGER NOT NULL, flags TEXT NOT NULL DEFAULT '[]', at INTEGER NOT NULL,
+  root TEXT
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS xattrs (
   ino INTEGER NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (ino, name)
 ) WITHOUT ROWID;
 `;
+
+/**
+ * Columns added after a table was first shipped: a database made by an older version gets them when
+ * it is opened (ALTER TABLE ... ADD COLUMN; NULL in existing rows).
+ */
+export const ADDED_COLUMNS: { table: string; column: string; type: string }[] = [
+  { table: 'volumes', column: 'inode_limit', type: 'INTEGER' },
+  { table: 'publications', column: 'root', type: 'TEXT' },
+];

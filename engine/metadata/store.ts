@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { SCHEMA, SCHEMA_VERSION } from './schema.js';
+import { ADDED_COLUMNS, SCHEMA, SCHEMA_VERSION } from './schema.js';
 
 export interface InodeRow {
   ino: number; mode: number; uid: number; gid: number; size: number; nlink: number;
@@ -41,6 +41,10 @@ export class MetadataStore {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
+    for (const c of ADDED_COLUMNS) {
+      const have = (this.db.prepare(`PRAGMA table_info(${c.table})`).all() as { name: string }[]).some((r) => r.name === c.column);
+      if (!have) this.db.exec(`ALTER TABLE ${c.table} ADD COLUMN ${c.column} ${c.type}`);
+    }
     this.runInTx = this.db.transaction((fn: () => unknown) => fn());
     const d = this.db;
     this.s = {
@@ -512,8 +516,21 @@ export class MetadataStore {
     return (this.db.prepare(`${MetadataStore.SUBTREE} SELECT ino FROM tree`).all(ino) as { ino: number }[]).map((r) => r.ino);
   }
 
-  /** Inodes and apparent bytes under directory `ino`. */
+  /**
+   * Inodes and bytes under directory `ino`: apparent file sizes plus extended attributes (name and
+   * value), which are metadata on the node's own disk and must count against a volume too.
+   */
   subtreeUsage(ino: number): { inodes: number; bytes: number } {
-    return this.db.prepare(`${MetadataStore.SUBTREE} SELECT count(*) AS inodes, coalesce(sum(i.size), 0) AS bytes FROM tree JOIN inodes i ON i.ino = tree.ino`).get(ino) as { inodes: number; bytes: number };
+    const r = this.db.prepare(
+      `${MetadataStore.SUBTREE} SELECT count(*) AS inodes, coalesce(sum(i.size), 0) + coalesce(sum(x.bytes), 0) AS bytes FROM tree JOIN inodes i ON i.ino = tree.ino ` +
+        'LEFT JOIN (SELECT ino, sum(length(CAST(name AS BLOB)) + length(value)) AS bytes FROM xattrs GROUP BY ino) x ON x.ino = tree.ino',
+    ).get(ino) as { inodes: number; bytes: number };
+    return r;
+  }
+
+  /** Bytes an extended attribute takes (name and value), 0 when it is not set. */
+  xattrBytes(ino: number, name: string): number {
+    const v = this.s.getXattr.get(ino, name);
+    return v ? Buffer.byteLength(name) + v.value.length : 0;
   }
 }

@@ -4,6 +4,7 @@ import { events, logger } from './logger.js';
 import { isEventLevel, toCsv, toJsonLines } from './event-log.js';
 import { metrics } from './metrics.js';
 import type { PoolWatch } from './pool-watch.js';
+import { parseListen } from '../util/listen.js';
 
 export interface HttpReply { status: number; type: string; body: string }
 
@@ -18,12 +19,24 @@ const HEALTH_CODE = { healthy: 200, degraded: 202, critical: 503 } as const;
 const log = logger('http');
 
 /**
+ * Who may ask: 'all' on loopback and the control socket; 'network' on any other address, where only
+ * /metrics, /health, /healthz and /readyz are served unless `monitoring.network_endpoints` is 'all'
+ * (/events and /diagnostics name files, disks and errors).
+ */
+export type HttpScope = 'all' | 'network';
+const NETWORK_PATHS = new Set(['/metrics', '/metrics/prometheus', '/metrics/json', '/health', '/healthz', '/readyz']);
+
+/**
  * The observability endpoints, as a function of the path: served over HTTP by a daemon, and
  * over the control socket to `dynamicfs serve` when another process owns the pool.
  */
-export async function handleHttp(target: string, host: Host): Promise<HttpReply> {
+export async function handleHttp(target: string, host: Host, scope: HttpScope = 'all'): Promise<HttpReply> {
   const url = new URL(target, 'http://localhost');
   const pools = host.pools();
+  const open = scope === 'all' || pools.every((w) => w.pool.config.monitoring.network_endpoints === 'all');
+  if (!open && !NETWORK_PATHS.has(url.pathname)) {
+    return json(404, { error: `${url.pathname} is not served on a network address (monitoring.network_endpoints: metrics-and-health); use a loopback address, 'dynamicfs events' or 'dynamicfs diagnose'`, endpoints: [...NETWORK_PATHS] });
+  }
   const metricsOn = pools.every((w) => w.pool.config.monitoring.metrics);
   switch (url.pathname) {
     case '/metrics':
@@ -67,14 +80,6 @@ export async function handleHttp(target: string, host: Host): Promise<HttpReply>
     default:
       return json(404, { error: `no endpoint ${url.pathname}`, endpoints: ['/metrics', '/metrics/prometheus', '/metrics/json', '/health', '/healthz', '/readyz', '/events', '/diagnostics'] });
   }
-}
-
-/** Parses `host:port` (an empty host means every interface). */
-export function parseListen(listen: string): { host: string; port: number } {
-  const m = /^(.*):(\d{1,5})$/.exec(listen);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || port > 65535) throw new Error(`listen address '${listen}' is not HOST:PORT (such as 127.0.0.1:9090)`);
-  return { host: m[1].replace(/^\[|\]$/g, '') || '0.0.0.0', port };
 }
 
 export async function serveHttp(listen: string, route: (target: string) => Promise<HttpReply>): Promise<http.Server> {

@@ -19,7 +19,7 @@ async function readJson<T>(file: string): Promise<T | undefined> {
 /** Writes a small file atomically: temp file, fsync, rename, fsync of the directory. */
 export async function writeFileAtomic(file: string, content: string): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
-  const fh = await fsp.open(tmp, 'w');
+  const fh = await fsp.open(tmp, 'w', 0o600);
   try {
     await fh.writeFile(content);
     await fh.sync();

@@ -43,7 +43,7 @@ export class PoolLock {
     const me: LockOwner = { pid: process.pid, mountpoint, since: new Date().toISOString() };
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
-        const fd = fs.openSync(file, 'wx', 0o644);
+        const fd = fs.openSync(file, 'wx', 0o600);
         fs.writeSync(fd, JSON.stringify(me));
         fs.closeSync(fd);
         return new PoolLock(file);

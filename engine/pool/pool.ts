@@ -16,6 +16,10 @@ import { diskCapacity, DiskSet, type Disk } from './disk-set.js';
 import { readDiskIdentity, readPoolIdentity, writeDiskIdentity, writeFileAtomic, writePoolIdentity, type PoolIdentity } from './identity.js';
 import { DISK_DATA_DIR, DISK_HINTS, fragmentPath, mirrorPath, POOL_METADATA } from './layout.js';
 import { PoolLock } from './lock.js';
+import { diskPathProblems, diskPathProblemsByName, type DiskPathProblem } from './disk-path.js';
+import { readMounts } from '../util/mountinfo.js';
+import { fragmentDirs, tightenDisk, tightenFragments, tightenPoolDir } from './private-layout.js';
+import { createPrivateFile, mkdirPrivate, PRIVATE_DIR, PRIVATE_FILE, tighten } from '../util/private-files.js';
 
 export interface PoolSettings {
   extentSize: number;
@@ -24,6 +28,19 @@ export interface PoolSettings {
 }
 
 export class PoolError extends Error {}
+
+/** Where add-disk may look for disks (see Pool.addDisk). */
+export interface DiskGuard {
+  allowedRoots?: string[];
+  allowAnyPath?: boolean;
+  mountpoint?: string | null;
+  protectedDirs?: string[];
+}
+
+function diskRefusal(p: string, problems: DiskPathProblem[]): string {
+  const lift = problems.every((x) => x.overridable) ? ' (add --allow-any-path to add it anyway)' : '';
+  return `refusing disk ${p}: ${[...new Set(problems.map((x) => x.problem))].join('; ')}${lift}`;
+}
 
 const log = logger('pool');
 
@@ -83,11 +100,14 @@ export class Pool {
     Pool.validateSettings(settings);
     resolveConfig(config, { source: 'pool configuration' });
     const abs = path.resolve(dir);
-    await fsp.mkdir(abs, { recursive: true });
+    await fsp.mkdir(abs, { recursive: true, mode: PRIVATE_DIR });
     if (await readPoolIdentity(abs)) throw new PoolError(`${abs} already holds a pool; choose another directory`);
     const entries = (await fsp.readdir(abs)).filter((e) => !e.startsWith('.'));
     if (entries.length > 0) throw new PoolError(`${abs} is not empty (found ${entries.slice(0, 3).join(', ')}); a pool needs an empty directory`);
+    await tighten(abs, PRIVATE_DIR);
     const identity: PoolIdentity = { poolId: randomUUID(), name: path.basename(abs), createdAt: new Date().toISOString(), format: 1 };
+    // Created 0600 before SQLite opens it: its WAL and shared-memory files take the database's mode.
+    await createPrivateFile(path.join(abs, POOL_METADATA));
     const store = new MetadataStore(path.join(abs, POOL_METADATA), { create: true });
     MetadataStore.initialise(store, {
       pool_id: identity.poolId,
@@ -96,6 +116,8 @@ export class Pool {
       checksum: settings.checksum,
       generation: '1',
       config: JSON.stringify(config),
+      // Every file of this pool is created private: no older files to tighten.
+      private_files: '1',
     }, Date.now());
     store.close();
     await writePoolIdentity(abs, identity);
@@ -109,6 +131,8 @@ export class Pool {
     if (!identity) throw new PoolError(`${abs} is not a DynamicFS pool (no pool.json); create one with 'dynamicfs init ${dir}'`);
     const lock = PoolLock.acquire(abs, options.mountpoint ?? null);
     try {
+      // Pools made by older versions were readable by every local user: close them first.
+      await tightenPoolDir(abs);
       const dbFile = path.join(abs, POOL_METADATA);
       if (!fs.existsSync(dbFile)) await restoreFromMirror(abs, identity.poolId, dbFile);
       const store = new MetadataStore(dbFile);
@@ -127,6 +151,7 @@ export class Pool {
       const perf = pool.config.performance;
       // SQLite's page cache: negative sizes are KiB.
       store.db.pragma(`cache_size = -${perf.metadata_cache ? Math.max(256, Math.floor(perf.metadata_cache_size / 1024)) : 256}`);
+      for (const d of pool.disks.all()) await tightenDisk(d.path).catch(() => undefined);
       await pool.verifyDiskIdentities();
       await pool.disks.refreshSpace();
       await pool.recover();
@@ -166,8 +191,21 @@ export class Pool {
     await this.reapGarbage();
   }
 
-  async addDisk(diskPath: string, tier: Tier, cap: number | null): Promise<{ disk: Disk; recognised: boolean }> {
+  /**
+   * Adds a directory as a disk. `guard` says where disks may be: a path inside or above any DynamicFS
+   * mount, this pool's directory or another pool's is always refused; one outside the allowed roots
+   * (`guard.allowedRoots`, else `security.disk_roots`) or in a system directory is refused unless
+   * `guard.allowAnyPath` (the CLI's explicit --allow-any-path).
+   */
+  async addDisk(diskPath: string, tier: Tier, cap: number | null, guard: DiskGuard = {}): Promise<{ disk: Disk; recognised: boolean }> {
     const abs = path.resolve(diskPath);
+    const rules = {
+      poolDir: this.dir, mountpoint: guard.mountpoint ?? null, disks: this.disks.all().map((d) => d.path),
+      allowedRoots: (guard.allowedRoots ?? this.config.security.disk_roots).map((r) => path.resolve(r)), protectedDirs: guard.protectedDirs, mounts: await readMounts(),
+    };
+    // On the name first: a path inside a DynamicFS mount must not even be looked up by the daemon serving it.
+    const named = diskPathProblemsByName(abs, rules).filter((x) => !x.overridable || !guard.allowAnyPath);
+    if (named.length) throw new PoolError(diskRefusal(abs, named));
     let st: fs.Stats;
     try {
       st = await fsp.stat(abs);
@@ -175,7 +213,8 @@ export class Pool {
       throw new PoolError(`disk path ${abs} does not exist; create the directory (or mount the device) first`);
     }
     if (!st.isDirectory()) throw new PoolError(`disk path ${abs} is not a directory`);
-    if (abs === this.dir || abs.startsWith(this.dir + path.sep)) throw new PoolError(`disk path ${abs} is inside the pool directory ${this.dir}`);
+    const found = (await diskPathProblems(abs, rules)).filter((x) => !x.overridable || !guard.allowAnyPath);
+    if (found.length) throw new PoolError(diskRefusal(abs, found));
     const existing = await readDiskIdentity(abs);
     if (existing && existing.poolId !== this.id) {
       throw new PoolError(`disk ${abs} belongs to another pool (${existing.poolId}); refusing to add it`);
@@ -194,8 +233,9 @@ export class Pool {
     }
     for (const d of this.disks.all()) if (d.path === abs) throw new PoolError(`a disk at ${abs} is already in the pool as ${d.id}`);
     const diskId = `disk-${randomUUID().slice(0, 8)}`;
-    const dataDir = path.join(abs, DISK_DATA_DIR, 'fragments');
-    await Promise.all(Array.from({ length: 256 }, (_, i) => fsp.mkdir(path.join(dataDir, i.toString(16).padStart(2, '0')), { recursive: true })));
+    await mkdirPrivate(path.join(abs, DISK_DATA_DIR, 'fragments'));
+    await Promise.all(fragmentDirs(abs).map((d) => mkdirPrivate(d)));
+    await tightenDisk(abs);
     await writeDiskIdentity(abs, { poolId: this.id, diskId, addedAt: new Date().toISOString() });
     const now = Date.now();
     this.store.tx(() => {
@@ -208,6 +248,25 @@ export class Pool {
     this.mirrorDirty = true;
     await this.mirrorNow();
     return { disk: this.disks.get(diskId) as Disk, recognised: false };
+  }
+
+  /**
+   * Fragment files that older versions wrote 0644, made 0600: once per pool, in the background of a
+   * daemon (their directories are private from the moment the pool is opened). Returns how many.
+   */
+  async tightenFragmentFiles(): Promise<number> {
+    if (this.store.getMeta('private_files') === '1') return 0;
+    let n = 0;
+    let complete = true;
+    for (const d of this.disks.all()) {
+      if (this.closed) return n;
+      n += await tightenFragments(d.path).catch(() => {
+        complete = false;
+        return 0;
+      });
+    }
+    if (complete && !this.closed) this.store.setMeta('private_files', '1');
+    return n;
   }
 
   findDisk(ref: string): Disk {
@@ -436,6 +495,9 @@ export class Pool {
         const dest = mirrorPath(d.path);
         const tmp = `${dest}.tmp`;
         try {
+          // An empty 0600 file for SQLite's backup to fill: a copy names every file of the pool.
+          await fsp.rm(tmp, { force: true });
+          await createPrivateFile(tmp);
           if (this.mirrorThread?.running) await this.mirrorThread.copyTo(tmp);
           else await this.store.db.backup(tmp);
           await fsp.rename(tmp, dest);
@@ -492,4 +554,5 @@ async function restoreFromMirror(poolDir: string, poolId: string, dbFile: string
   candidates.sort((a, b) => b.mtime - a.mtime);
   if (!candidates.length) throw new PoolError(`${dbFile} is missing and no disk holds a mirror of this pool's metadata`);
   await fsp.copyFile(candidates[0].file, dbFile);
+  await fsp.chmod(dbFile, PRIVATE_FILE);
 }

@@ -1,18 +1,46 @@
-import { execFile } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { promises as fsp, type Stats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { isMounted, lazyUnmount } from '../fuse/mount.js';
 import { isNodeError } from '../util/errors.js';
+import { isAtOrUnder, readMounts, topMountAt, type MountEntry } from '../util/mountinfo.js';
 import { VolumeError } from './volumes.js';
 
 const exec = promisify(execFile);
 
-/** Mount flags a bind mount of a volume may carry; anything else is refused. */
-export const ALLOWED_MOUNT_FLAGS = new Set(['ro', 'rw', 'nosuid', 'nodev', 'noexec', 'noatime', 'nodiratime', 'relatime', 'strictatime']);
+/** Mount flags any publication may carry. */
+export const ALLOWED_MOUNT_FLAGS = new Set(['ro', 'rw', 'nosuid', 'nodev', 'noexec', 'exec', 'noatime', 'nodiratime', 'relatime', 'strictatime']);
+/**
+ * Flags that undo the default nosuid,nodev: a set-user-ID file or a device node in a volume would be
+ * honoured by the kernel. Only the cluster's operator may allow them (the CSI plugin's
+ * --allow-mount-option, from the chart's values); the engine takes them from the plugin.
+ */
+export const PRIVILEGED_MOUNT_FLAGS = new Set(['suid', 'dev']);
 
-export function mountFlagProblem(flags: string[]): string | null {
-  const bad = flags.flatMap((f) => f.split(',')).filter((f) => f !== '' && !ALLOWED_MOUNT_FLAGS.has(f));
+/** Why a publication cannot carry `flags` (`privileged`: the ones the cluster allows), or null. */
+export function mountFlagProblem(flags: string[], privileged: ReadonlySet<string> = new Set()): string | null {
+  const all = flags.flatMap((f) => f.split(',')).filter((f) => f !== '');
+  const denied = all.filter((f) => PRIVILEGED_MOUNT_FLAGS.has(f) && !privileged.has(f));
+  if (denied.length) {
+    return `mount flags ${denied.join(', ')} are refused: volumes are mounted nosuid,nodev unless the cluster's operator allows more (chart value csi.allowedMountOptions)`;
+  }
+  const bad = all.filter((f) => !ALLOWED_MOUNT_FLAGS.has(f) && !PRIVILEGED_MOUNT_FLAGS.has(f));
   return bad.length ? `mount flags ${bad.join(', ')} are not supported (allowed: ${[...ALLOWED_MOUNT_FLAGS].join(', ')})` : null;
+}
+
+/** What a bind mount of one of our volumes looks like in mountinfo. */
+export interface VolumeMountIdentity {
+  /** The pool mount's source, `dynamicfs:<pool>`. */
+  fsname: string;
+  /** The volume's name; undefined accepts any volume of the pool. */
+  volume?: string;
+}
+
+/** Whether a mount is a bind mount of a volume of our pool (never someone else's tmpfs or volume). */
+export function isOurMount(m: MountEntry, id: VolumeMountIdentity): boolean {
+  return m.fstype === 'fuse.dynamicfs' && m.source === id.fsname && (id.volume === undefined ? m.root !== '/' : m.root === `/${id.volume}`);
 }
 
 /** What is at `target`: nothing mounted, a live mount, or a mount whose FUSE server is gone. */
@@ -33,27 +61,177 @@ export async function mountState(target: string): Promise<'none' | 'live' | 'dea
   }
 }
 
-/** Bind-mounts a volume directory of the pool's mount onto `target`, read-only if asked, and confirms it. */
-export async function bindVolume(source: string, target: string, readonly: boolean, flags: string[]): Promise<void> {
-  await fsp.mkdir(target, { recursive: true });
-  try {
-    await exec('mount', ['--bind', source, target]);
-    const opts = [...new Set([readonly ? 'ro' : 'rw', ...flags.flatMap((f) => f.split(',')).filter((f) => f && f !== 'ro' && f !== 'rw')])];
-    // A bind mount takes its flags only on a remount.
-    if (readonly || opts.length > 1) await exec('mount', ['-o', `remount,bind,${opts.join(',')}`, target]);
-  } catch (err) {
-    await lazyUnmount(target);
-    throw new VolumeError('BUSY', `bind mount of ${source} on ${target} failed: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
-  }
-  if (!(await isMounted(target))) throw new VolumeError('BUSY', `${target} is not in /proc/self/mountinfo after the bind mount`);
+/**
+ * Why `target` cannot be published under `root`, judged on the path alone (before anything is looked
+ * up): it must be a normalised absolute path strictly inside the root (never the root itself: a
+ * volume bound over the whole kubelet directory hides every pod's files), and not inside any
+ * DynamicFS mount (another tenant's volume, or the pool's own mount, which its daemon must never
+ * look up itself).
+ */
+export function targetProblem(target: string, root: string, mounts: MountEntry[]): string | null {
+  if (!path.isAbsolute(target) || path.resolve(target) !== target) return `target '${target}' is not a normalised absolute path`;
+  if (!path.isAbsolute(root) || path.resolve(root) !== root) return `target root '${root}' is not a normalised absolute path`;
+  if (target === root || !isAtOrUnder(target, root)) return `target '${target}' is not strictly inside ${root}`;
+  const inside = mounts.find((m) => m.fstype.startsWith('fuse.dynamicfs') && m.mountPoint !== target && isAtOrUnder(target, m.mountPoint));
+  if (inside) return `target '${target}' lies inside the DynamicFS mount at ${inside.mountPoint}`;
+  return null;
 }
 
-/** Unmounts `target` (lazily if its FUSE server is gone) and removes the directory. Fine when nothing is there. */
-export async function unbindTarget(target: string): Promise<void> {
-  for (let i = 0; i < 4 && (await mountState(target)) !== 'none'; i++) {
+// Linux open(2) flags Node does not name (the same on x86-64 and arm64).
+const O_PATH = 0o10000000;
+const O_NOFOLLOW = 0o400000;
+const O_DIRECTORY = 0o200000;
+
+async function lstatOrNull(p: string): Promise<Stats | null> {
+  try {
+    return await fsp.lstat(p);
+  } catch (err) {
+    if (isNodeError(err, 'ENOENT')) return null;
+    throw new VolumeError('INVALID', `cannot look up ${p}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Walks from `root` to `target` without following links, making the directories that are missing,
+ * and opens the target as an O_PATH handle. The mount then goes onto that handle, so what was checked
+ * is what is mounted on, even if a name on the way is swapped for a link meanwhile; the kernel's name
+ * of the handle must be the expected one. `created` lists the directories made here, first to last.
+ */
+async function openTarget(target: string, root: string): Promise<{ fh: FileHandle; created: string[] }> {
+  const realRoot = await fsp.realpath(root).catch((err: Error) => {
+    throw new VolumeError('INVALID', `target root ${root} cannot be resolved: ${err.message}`);
+  });
+  const parts = path.relative(root, target).split('/');
+  const created: string[] = [];
+  let p = root;
+  try {
+    for (const part of parts) {
+      p = path.join(p, part);
+      let st = await lstatOrNull(p);
+      if (!st) {
+        await fsp.mkdir(p, 0o750).catch((err: unknown) => {
+          if (!isNodeError(err, 'EEXIST')) throw err;
+        });
+        created.push(p);
+        st = await lstatOrNull(p);
+      }
+      if (st?.isSymbolicLink()) throw new VolumeError('INVALID', `target '${target}' passes through the symbolic link ${p}; targets are resolved without following links`);
+      if (!st?.isDirectory()) throw new VolumeError('INVALID', `target '${target}': ${p} is not a directory`);
+    }
+    const fh = await fsp.open(target, O_PATH | O_NOFOLLOW | O_DIRECTORY);
+    const real = await fsp.readlink(`/proc/self/fd/${fh.fd}`).catch(() => '');
+    const want = path.join(realRoot, ...parts);
+    if (real !== want) {
+      await fh.close();
+      throw new VolumeError('INVALID', `target '${target}' resolves to '${real}', not ${want}: a name on the way changed while it was checked`);
+    }
+    return { fh, created };
+  } catch (err) {
+    await removeCreated(created);
+    throw err instanceof VolumeError ? err : new VolumeError('INVALID', `target '${target}': ${(err as Error).message}`);
+  }
+}
+
+/** Removes directories this publish made, deepest first, where they are still empty and unmounted. */
+async function removeCreated(created: string[]): Promise<void> {
+  const mounts = await readMounts().catch(() => []);
+  for (const d of [...created].reverse()) {
+    if (topMountAt(mounts, d)) break;
+    await fsp.rmdir(d).catch(() => undefined);
+  }
+}
+
+/** Runs mount(8) with `fd` as its fd 3 (so `/proc/self/fd/3` names the checked directory). */
+function mountWithFd(args: string[], fd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('mount', args, { stdio: ['ignore', 'ignore', 'pipe', fd] });
+    let err = '';
+    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(err.trim() || `mount exited with ${code}`))));
+  });
+}
+
+/** The per-mount flags a publication ends up with: nosuid and nodev unless allowed flags undo them. */
+export function publicationFlags(readonly: boolean, flags: string[]): string[] {
+  const given = flags.flatMap((f) => f.split(',')).filter((f) => f && f !== 'ro' && f !== 'rw');
+  const out = [readonly ? 'ro' : 'rw', given.includes('suid') ? 'suid' : 'nosuid', given.includes('dev') ? 'dev' : 'nodev'];
+  for (const f of given) if (!['suid', 'nosuid', 'dev', 'nodev', 'exec'].includes(f) && !out.includes(f)) out.push(f);
+  return out;
+}
+
+/** Whether a mount's per-mount options hold what a publication asked for. */
+function flagsHold(m: MountEntry, want: string[]): boolean {
+  const has = (f: string) => m.options.includes(f);
+  return want.every((f) => (f === 'suid' ? !has('nosuid') : f === 'dev' ? !has('nodev') : f === 'strictatime' ? !has('relatime') && !has('noatime') : has(f)));
+}
+
+export interface BindSpec {
+  /** `<pool mount>/<volume>`. */
+  source: string;
+  target: string;
+  /** The directory the target must lie strictly inside (the kubelet's). */
+  root: string;
+  readonly: boolean;
+  flags: string[];
+  identity: Required<VolumeMountIdentity>;
+}
+
+/**
+ * Bind-mounts a volume onto `target`, then makes its flags the publication's (a bind mount copies the
+ * pool mount's nosuid,nodev; read-only and other flags take a remount), and confirms the result in
+ * mountinfo. On any failure nothing is left mounted and the directories it made are removed.
+ */
+export async function bindVolume(spec: BindSpec): Promise<void> {
+  const problem = targetProblem(spec.target, spec.root, await readMounts());
+  if (problem) throw new VolumeError('INVALID', problem);
+  const { fh, created } = await openTarget(spec.target, spec.root);
+  const want = publicationFlags(spec.readonly, spec.flags);
+  let bound = false;
+  try {
+    // -c: no canonicalisation; the kernel follows /proc/self/fd/3 to the very directory checked above.
+    await mountWithFd(['--bind', '-c', spec.source, '/proc/self/fd/3'], fh.fd);
+    bound = true;
+    const after = topMountAt(await readMounts(), spec.target);
+    if (!after || !isOurMount(after, spec.identity)) throw new Error(`${spec.target} does not show the bind mount in /proc/self/mountinfo`);
+    if (!flagsHold(after, want)) await exec('mount', ['-c', '-o', `remount,bind,${want.join(',')}`, spec.target]);
+    const final = topMountAt(await readMounts(), spec.target);
+    if (!final || !isOurMount(final, spec.identity) || !flagsHold(final, want)) {
+      throw new Error(`${spec.target} is not mounted with ${want.join(',')} after the remount (${final?.options.join(',') ?? 'no mount'})`);
+    }
+  } catch (err) {
+    if (bound) await undoBind(fh, spec.target, spec.identity);
+    await fh.close();
+    await removeCreated(created);
+    throw err instanceof VolumeError ? err : new VolumeError('BUSY', `bind mount of ${spec.source} on ${spec.target} failed: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
+  }
+  await fh.close();
+}
+
+/** Takes back a bind mount made on handle `fh`, wherever its directory is now named; only ours. */
+async function undoBind(fh: FileHandle, target: string, id: VolumeMountIdentity): Promise<void> {
+  const now = await fsp.readlink(`/proc/self/fd/${fh.fd}`).catch(() => target);
+  for (const p of new Set([target, now])) {
+    const m = topMountAt(await readMounts(), p);
+    if (m && isOurMount(m, id)) await exec('umount', ['-l', '-c', p]).catch(() => undefined);
+  }
+}
+
+/**
+ * Unmounts what this engine mounted at `target` and removes the directory. A mount that is not a
+ * bind of one of our volumes (another pod's tmpfs, another driver's volume) is left alone: 'foreign'.
+ */
+export async function unbindTarget(target: string, id: VolumeMountIdentity): Promise<'unmounted' | 'absent' | 'foreign'> {
+  let unmounted = false;
+  for (let i = 0; i < 8; i++) {
+    const top = topMountAt(await readMounts(), target);
+    if (!top) break;
+    if (!isOurMount(top, id)) return 'foreign';
     await exec('umount', [target]).catch(() => lazyUnmount(target));
+    unmounted = true;
   }
   await fsp.rmdir(target).catch((err: unknown) => {
     if (!isNodeError(err, 'ENOENT')) throw err;
   });
+  return unmounted ? 'unmounted' : 'absent';
 }

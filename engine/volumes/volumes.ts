@@ -8,7 +8,23 @@ import { volumeNameProblem } from './names.js';
 export interface VolumeRow {
   name: string; ino: number; capacity: number; policy: string; tier: string | null; ephemeral: boolean; createdAt: string;
   context: Record<string, string>;
+  /** Files, directories, links and nodes the volume may hold (its root included). */
+  inodeLimit: number;
 }
+
+/** Bytes of capacity per inode a volume gets when none is asked for: ext4's default ratio. */
+const BYTES_PER_INODE = 16 * 1024;
+/** ... but never fewer than this, so a small volume still holds a source tree. */
+const MIN_INODES = 4096;
+/** Most inodes a volume may ask for: each costs a metadata row on the node's own disk. */
+export const MAX_INODES = 2 ** 32;
+
+export function defaultInodeLimit(capacity: number): number {
+  return Math.min(MAX_INODES, Math.max(MIN_INODES, Math.floor(capacity / BYTES_PER_INODE)));
+}
+
+/** Mode of a volume's root: root's, like a fresh ext4; pods write there through fsGroup (fsGroupPolicy File). */
+const VOLUME_ROOT_MODE = 0o40755;
 
 export class VolumeError extends Error {
   constructor(readonly code: 'INVALID' | 'NOT_FOUND' | 'EXISTS' | 'EXHAUSTED' | 'BUSY', message: string) {
@@ -19,11 +35,12 @@ export class VolumeError extends Error {
 
 interface Usage { bytes: number; inodes: number; dirty: boolean }
 
-interface DbRow { name: string; ino: number; capacity: number; policy: string; tier: string | null; ephemeral: number; created_at: number; context: string }
+interface DbRow { name: string; ino: number; capacity: number; policy: string; tier: string | null; ephemeral: number; created_at: number; context: string; inode_limit: number | null }
 
 const toRow = (r: DbRow): VolumeRow => ({
   name: r.name, ino: r.ino, capacity: r.capacity, policy: r.policy, tier: r.tier, ephemeral: r.ephemeral === 1,
   createdAt: new Date(r.created_at).toISOString(), context: JSON.parse(r.context) as Record<string, string>,
+  inodeLimit: r.inode_limit ?? defaultInodeLimit(r.capacity),
 });
 
 /**
@@ -36,7 +53,25 @@ export class Volumes {
   private rows = new Map<string, VolumeRow>();
 
   constructor(private readonly pool: Pool, private readonly fs: FileSystem) {
+    this.grandfatherInodeLimits();
     this.reload();
+  }
+
+  /**
+   * Volumes made before inode limits existed must not find themselves past one: those that hold more
+   * than half of their default get twice what they hold (once per pool).
+   */
+  private grandfatherInodeLimits(): void {
+    const store = this.pool.store;
+    if (store.getMeta('inode_limits') === '1') return;
+    store.tx(() => {
+      const rows = store.db.prepare('SELECT name, ino, capacity FROM volumes WHERE inode_limit IS NULL').all() as { name: string; ino: number; capacity: number }[];
+      for (const r of rows) {
+        const held = store.subtreeUsage(r.ino).inodes;
+        if (held * 2 > defaultInodeLimit(r.capacity)) store.db.prepare('UPDATE volumes SET inode_limit = ? WHERE name = ?').run(Math.min(MAX_INODES, held * 2), r.name);
+      }
+      store.setMeta('inode_limits', '1');
+    });
   }
 
   private reload(): void {
@@ -58,15 +93,18 @@ export class Volumes {
     return first === undefined ? undefined : this.rows.get(first);
   }
 
-  create(spec: { name: string; capacity: number; policy?: string; tier?: string | null; ephemeral?: boolean; context?: Record<string, string> }): { volume: VolumeRow; created: boolean } {
+  create(spec: { name: string; capacity: number; policy?: string; tier?: string | null; ephemeral?: boolean; context?: Record<string, string>; inodeLimit?: number }): { volume: VolumeRow; created: boolean } {
     const problem = volumeNameProblem(spec.name);
     if (problem) throw new VolumeError('INVALID', `volume name '${spec.name.slice(0, 64)}' ${problem}`);
     if (!Number.isSafeInteger(spec.capacity) || spec.capacity < 0) throw new VolumeError('INVALID', `capacity ${spec.capacity} is not a byte count`);
+    if (spec.inodeLimit !== undefined && (!Number.isSafeInteger(spec.inodeLimit) || spec.inodeLimit < 1 || spec.inodeLimit > MAX_INODES)) {
+      throw new VolumeError('INVALID', `inode limit ${spec.inodeLimit} is not a whole number from 1 to ${MAX_INODES}`);
+    }
     const policy = spec.policy ? formatPolicy(parsePolicy(spec.policy)) : formatPolicy(this.pool.settings.defaultPolicy);
     const tier = spec.tier ?? null;
     const existing = this.rows.get(spec.name);
     if (existing) {
-      if (existing.capacity !== spec.capacity || existing.policy !== policy || existing.tier !== tier) {
+      if (existing.capacity !== spec.capacity || existing.policy !== policy || existing.tier !== tier || (spec.inodeLimit !== undefined && spec.inodeLimit !== existing.inodeLimit)) {
         throw new VolumeError('EXISTS', `volume ${spec.name} exists with capacity ${existing.capacity}, policy ${existing.policy}, tier ${existing.tier ?? 'any'}`);
       }
       return { volume: existing, created: false };
@@ -81,11 +119,11 @@ export class Volumes {
     }
     const dir = `/${spec.name}`;
     if (this.exists(dir)) throw new VolumeError('EXISTS', `pool ${this.pool.name} already has a directory ${dir} that is not a volume`);
-    this.fs.mkdir(dir, 0o40777);
+    this.fs.mkdir(dir, VOLUME_ROOT_MODE, { uid: 0, gid: 0 });
     this.fs.ns.setPolicy(dir, policy);
     const ino = this.fs.ns.resolve(dir);
-    this.pool.store.db.prepare('INSERT INTO volumes (name, ino, capacity, policy, tier, ephemeral, created_at, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
-      spec.name, ino, spec.capacity, policy, tier, spec.ephemeral ? 1 : 0, Date.now(), JSON.stringify(spec.context ?? {}),
+    this.pool.store.db.prepare('INSERT INTO volumes (name, ino, capacity, policy, tier, ephemeral, created_at, context, inode_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
+      spec.name, ino, spec.capacity, policy, tier, spec.ephemeral ? 1 : 0, Date.now(), JSON.stringify(spec.context ?? {}), spec.inodeLimit ?? null,
     );
     this.reload();
     this.usage.set(spec.name, { bytes: 0, inodes: 1, dirty: false });
@@ -135,6 +173,17 @@ export class Volumes {
     return this.rows.get(name) as VolumeRow;
   }
 
+  /** The administrator changes a volume's policy (the CLI's set-policy): the row and the directory agree. */
+  setPolicy(name: string, policy: string): void {
+    const v = this.rows.get(name);
+    if (!v) throw new VolumeError('NOT_FOUND', `no volume ${name} in pool ${this.pool.name}`);
+    this.pool.store.tx(() => {
+      this.fs.ns.setPolicy(`/${name}`, policy);
+      this.pool.store.db.prepare('UPDATE volumes SET policy = ? WHERE name = ?').run(policy, name);
+    });
+    this.reload();
+  }
+
   /** Usable bytes for a new volume: free space of healthy disks (of the tier) after the policy's overhead, minus what volumes already reserve. */
   available(policyText: string, tier: string | null): number {
     const policy = parsePolicy(policyText);
@@ -144,7 +193,7 @@ export class Volumes {
     return Math.max(0, Math.floor(free * efficiency(policy)) - reserved);
   }
 
-  /** Bytes (apparent file sizes) and inodes in a volume. */
+  /** Bytes (apparent file sizes and extended attributes) and inodes in a volume. */
   usageOf(name: string): { bytes: number; inodes: number } {
     let u = this.usage.get(name);
     if (!u || u.dirty) {
@@ -167,6 +216,15 @@ export class Volumes {
       throw fsError('EDQUOT', `volume ${name} holds ${used} of ${v.capacity} bytes; ${bytes} more would pass its capacity`);
     }
     (this.usage.get(name) as Usage).bytes = used + bytes;
+  }
+
+  /** Called before an inode is made in volume `name`: refuses with EDQUOT at its inode limit. */
+  chargeInode(name: string): void {
+    const v = this.rows.get(name);
+    if (!v) return;
+    const used = this.usageOf(name).inodes;
+    if (used + 1 > v.inodeLimit) throw fsError('EDQUOT', `volume ${name} holds ${used} of its ${v.inodeLimit} inodes`);
+    (this.usage.get(name) as Usage).inodes = used + 1;
   }
 
   /** Something shrank or moved (truncate, unlink, rename): count again when next needed. */

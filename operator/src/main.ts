@@ -2,14 +2,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
-import { configureLogging, type LogFormat } from '../../engine/observability/logger.js';
+import { configureLogging, logger, type LogFormat } from '../../engine/observability/logger.js';
+import { mkdirPrivate } from '../../engine/util/private-files.js';
 import { KubeClient } from './kube/raw.js';
 import { NodeAgent } from './node/agent.js';
 import { agentHttp } from './node/agent-http.js';
 import { serveHttp } from '../../engine/observability/http-api.js';
 import { runOperator } from './operator.js';
+import { restrictUmask } from '../../engine/util/private-files.js';
 
 export async function main(argv: string[]): Promise<void> {
+  restrictUmask();
   const program = new Command('dynamicfs-operator').description('DynamicFS operator (controller) and node agent');
   program
     .command('run')
@@ -33,11 +36,17 @@ export async function main(argv: string[]): Promise<void> {
     .option('--state-dir <dir>', 'where pools, mounts and configuration live on the host', '/var/lib/dynamicfs')
     .option('--report-seconds <s>', 'how often to reconcile and report', '2')
     .option('--metrics-listen <host:port>', 'serve /healthz, /readyz, /metrics and /health for the node')
+    .option('--disk-root <dir>', "disks must be at or below this directory (repeatable; the chart's diskPaths)", (v: string, prev: string[]) => [...prev, v], [] as string[])
     .addOption(new Option('--log-format <format>').choices(['auto', 'json', 'pretty']).default('auto'))
-    .action(async (o: { kubeconfig?: string; nodeName: string; stateDir: string; reportSeconds: string; metricsListen?: string; logFormat: LogFormat }) => {
+    .action(async (o: { kubeconfig?: string; nodeName: string; stateDir: string; reportSeconds: string; metricsListen?: string; diskRoot: string[]; logFormat: LogFormat }) => {
       configureLogging({ format: o.logFormat, level: 'info' });
+      for (const r of o.diskRoot) if (!path.isAbsolute(r) || path.resolve(r) === '/') throw new Error(`--disk-root '${r}' must be an absolute directory other than /`);
+      if (!o.diskRoot.length) logger('node-agent').warn("no --disk-root given: disks may be anywhere outside the system's directories");
+      await mkdirPrivate(path.resolve(o.stateDir));
       if (o.metricsListen) await serveHttp(o.metricsListen, (target) => agentHttp(target, path.resolve(o.stateDir)));
-      const agent = new NodeAgent(KubeClient.load(o.kubeconfig), { nodeName: o.nodeName, stateDir: path.resolve(o.stateDir), reportMs: Number(o.reportSeconds) * 1000 });
+      const agent = new NodeAgent(KubeClient.load(o.kubeconfig), {
+        nodeName: o.nodeName, stateDir: path.resolve(o.stateDir), reportMs: Number(o.reportSeconds) * 1000, diskRoots: o.diskRoot.map((r) => path.resolve(r)),
+      });
       agent.start();
       await new Promise<void>((resolve) => {
         process.once('SIGTERM', () => resolve());

@@ -154,10 +154,10 @@ test('restarts: the CSI plugin restarting leaves mounts working; the engine daem
   }
 });
 
-test('inline ephemeral volumes are created at publish and deleted at unpublish', async () => {
+test('inline ephemeral volumes (once enabled) are created at publish and deleted at unpublish', async () => {
   let n: CsiNode | undefined;
   try {
-    n = await startCsiNode({ redundancy: 'replication:2', disks: 2 });
+    n = await startCsiNode({ redundancy: 'replication:2', disks: 2, pluginArgs: ['--ephemeral'] });
     const t = path.join(n.targets, 'pods/e/vol');
     await n.client.node.NodePublishVolume({
       volume_id: 'csi-0123456789abcdef', target_path: t, volume_capability: MOUNT,

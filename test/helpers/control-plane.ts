@@ -2,6 +2,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 import { freePort, tempDir } from './env.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -135,4 +136,21 @@ export class ControlPlane {
     }
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * One control plane for the tests of a file: started before them (then `setup`), stopped after.
+ * The getter gives null when the fixtures are not built (and CI, which must build them, fails).
+ */
+export function controlPlaneForFile(setup: (cp: ControlPlane) => void = () => undefined): () => ControlPlane | null {
+  let cp: ControlPlane | null = null;
+  before(async () => {
+    cp = await ControlPlane.start();
+    if (!cp && process.env.CI) throw new Error('kube-apiserver, etcd or kubectl is not built');
+    if (cp) setup(cp);
+  });
+  after(async () => {
+    await cp?.stop();
+  });
+  return () => cp;
 }

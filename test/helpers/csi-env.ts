@@ -38,13 +38,14 @@ export class CsiPlugin {
 /** A node: a mounted pool (engine daemon), the CSI plugin beside it, a client, and a kubelet-like target root. */
 export interface CsiNode { pool: TestPool; mount: MountedPool; plugin: CsiPlugin; client: CsiClient; targets: string; socket: string }
 
-export async function startCsiNode(options: { redundancy?: string; disks?: number; capacities?: (number | null)[] } = {}): Promise<CsiNode> {
+/** `pluginArgs`: more flags for the plugin (--ephemeral, --allow-mount-option, ...). */
+export async function startCsiNode(options: { redundancy?: string; disks?: number; capacities?: (number | null)[]; pluginArgs?: string[] } = {}): Promise<CsiNode> {
   const pool = await makePool({ redundancy: options.redundancy ?? 'replication:2', disks: options.disks ?? 3, extentSize: 64 * 1024, capacities: options.capacities });
   const targets = path.join(pool.root, 'kubelet');
   fs.mkdirSync(targets);
   const mount = await MountedPool.start(pool.pool, pool.mnt);
   const socket = path.join(pool.root, 'csi.sock');
-  const plugin = await CsiPlugin.start(socket, { pool: pool.pool }, targets);
+  const plugin = await CsiPlugin.start(socket, { pool: pool.pool }, targets, 'node-1', options.pluginArgs ?? []);
   return { pool, mount, plugin, client: csiClient(socket), targets, socket };
 }
 

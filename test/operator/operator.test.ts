@@ -32,7 +32,8 @@ function startProc(args: string[]): ChildProcess & { log: () => string } {
 const ports = new Map<string, number>();
 const operator = (id: string) => startProc(['run', '--identity', id, '--node-stale-seconds', '6', '--metrics-listen', `127.0.0.1:${ports.get(id)}`]);
 let agentPort = 0;
-const agent = () => startProc(['node', '--node-name', NODE, '--state-dir', path.join(root, 'state'), '--report-seconds', '1', '--metrics-listen', `127.0.0.1:${agentPort}`]);
+// The test's directory is the only disk root: disks anywhere else are refused (the chart's diskPaths).
+const agent = () => startProc(['node', '--node-name', NODE, '--state-dir', path.join(root, 'state'), '--report-seconds', '1', '--metrics-listen', `127.0.0.1:${agentPort}`, '--disk-root', root]);
 
 async function kill(p: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
   if (p.exitCode !== null || p.signalCode !== null) return;
@@ -148,6 +149,26 @@ async function scenario(
   const table = k('get', 'dfp');
   assert.match(table, /NAME\s+NODE\s+READY\s+HEALTH\s+DISKS\s+CAPACITY\s+USED\s+AGE/);
   assert.match(table, new RegExp(`p1\\s+${NODE}\\s+True\\s+healthy\\s+3/3`));
+
+  // The node's state is private: no other local user walks into a pool's directory or mount.
+  for (const d of ['state', 'state/pools', 'state/mnt', 'state/config', 'state/pools/p1']) assert.equal(fs.statSync(path.join(root, d)).mode & 0o777, 0o700, `${d} is not 0700`);
+  assert.equal(fs.statSync(path.join(root, 'state/config/p1.yaml')).mode & 0o777, 0o600);
+
+  // A disk outside the node's disk roots (or in its state directory) is neither created nor added: the
+  // status says why and Ready says which.
+  const outside = `${root}-outside/d9`;
+  const inState = path.join(root, 'state/d10');
+  assert.equal(apply(poolYaml('p1', [...disks, outside, inState])).code, 0);
+  p = await eventually('the disks refused', () => {
+    const q = pool('p1');
+    return q.status?.disks?.filter((d) => d.health === 'refused').length === 2 && condition(q, 'Ready')?.reason === 'DiskRefused' ? q : undefined;
+  }, 30_000);
+  assert.match(p.status?.disks?.find((d) => d.path === outside)?.reason ?? '', /outside the allowed disk roots/);
+  assert.match(p.status?.disks?.find((d) => d.path === inState)?.reason ?? '', /state directory/);
+  assert.ok(!fs.existsSync(`${root}-outside`) && !fs.existsSync(inState), 'the node agent created a refused disk directory');
+  assert.equal(apply(poolYaml('p1', disks)).code, 0);
+  await eventually('PoolServing again', () => (condition(pool('p1'), 'Ready')?.reason === 'PoolServing' ? true : undefined), 30_000);
+  p = pool('p1');
 
   // The node's endpoints aggregate its pools' daemons.
   const nm = (await httpGet(`http://127.0.0.1:${agentPort}/metrics`)).body;

@@ -39,7 +39,11 @@ test('a file names a preset and overrides fields; the environment overrides oper
 const BROKEN: [string, string, RegExp][] = [
   ['wrong type', 'reliability:\n  auto_rebuild: "yes"\n', /reliability\.auto_rebuild: got "yes", expected true or false/],
   ['wrong type (section)', 'storage: 12\n', /storage: got 12, expected a mapping with the fields extent_size/],
-  ['unknown key', 'monitoring:\n  log_levle: info\n', /monitoring\.log_levle: got "info", expected no such field \(known here: metrics, metrics_listen, logging, log_level/],
+  ['unknown key', 'monitoring:\n  log_levle: info\n', /monitoring\.log_levle: got "info", expected no such field \(known here: metrics, metrics_listen, network_endpoints, logging, log_level/],
+  ['listen port out of range', 'monitoring:\n  metrics_listen: ":99999"\n', /monitoring\.metrics_listen: got ":99999"/],
+  ['listen address not an address', 'monitoring:\n  metrics_listen: "1.2.3.999:80"\n', /monitoring\.metrics_listen: got "1\.2\.3\.999:80", expected HOST:PORT: '1\.2\.3\.999' is not an IPv4 address/],
+  ['disk root not absolute', 'security:\n  disk_roots: [mnt]\n', /security\.disk_roots\.0: got "mnt", expected an absolute path/],
+  ['disk roots not a list', 'security:\n  disk_roots: /mnt\n', /security\.disk_roots: got "\/mnt", expected a list of at most 64 items, each an absolute path/],
   ['unknown section', 'network:\n  port: 1\n', /network: got \{"port":1\}, expected no such field/],
   ['out of range', 'reliability:\n  rebuild_concurrency: 0\n', /reliability\.rebuild_concurrency: got 0, expected a whole number from 1 to 64/],
   ['out of range (nested)', 'monitoring:\n  diagnostics:\n    capacity_critical_percent: 101\n', /monitoring\.diagnostics\.capacity_critical_percent: got 101, expected a whole number from 1 to 100/],

@@ -223,7 +223,7 @@ export function kernelOperations(fs: FileSystem, observe: OpObserver, opts: Kern
             return n.then((written) => ok(req, u32Out(written)));
           });
         case OP.STATFS:
-          return run(req, () => ok(req, statfsOut(fs.statfs())));
+          return run(req, () => ok(req, statfsOut(fs.statfs(nodes.path(req.nodeid) ?? undefined))));
         case OP.FLUSH:
           return run(req, () => fs.flush(Number(b.readBigUInt64LE(0))).then(() => ok(req)));
         case OP.RELEASE:
@@ -239,7 +239,7 @@ export function kernelOperations(fs: FileSystem, observe: OpObserver, opts: Kern
           return run(req, () => {
             const size = b.readUInt32LE(0);
             const [name, at] = cstring(b, 8);
-            fs.setxattr(pathOf(req.nodeid), name, Buffer.from(b.subarray(at, at + size)), b.readUInt32LE(4));
+            fs.setxattr(pathOf(req.nodeid), name, Buffer.from(b.subarray(at, at + size)), b.readUInt32LE(4), owner(req));
             ok(req);
           });
         case OP.GETXATTR:
@@ -255,7 +255,7 @@ export function kernelOperations(fs: FileSystem, observe: OpObserver, opts: Kern
         case OP.REMOVEXATTR:
           return run(req, () => {
             const [name] = cstring(b);
-            fs.removexattr(pathOf(req.nodeid), name);
+            fs.removexattr(pathOf(req.nodeid), name, owner(req));
             ok(req);
           });
         case OP.OPENDIR:

@@ -51,8 +51,10 @@ export class KernelSession {
   async mount(): Promise<void> {
     this.fd = fs.openSync('/dev/fuse', 'r+');
     const o = this.opts;
+    // nosuid,nodev: a set-user-ID file or a device node stored by one tenant is never honoured by the
+    // kernel on this mount (volumes are bind mounts of it and carry their own flags as well).
     const options = [
-      'fd=3', 'rootmode=40000', `user_id=${process.getuid?.() ?? 0}`, `group_id=${process.getgid?.() ?? 0}`,
+      'fd=3', 'rootmode=40000', 'nosuid', 'nodev', `user_id=${process.getuid?.() ?? 0}`, `group_id=${process.getgid?.() ?? 0}`,
       `max_read=${o.maxPages * 4096}`, ...(o.allowOther ? ['allow_other'] : []), ...(o.defaultPermissions ? ['default_permissions'] : []),
     ];
     try {

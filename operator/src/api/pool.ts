@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { SHARED_PARENTS as SHARED_PARENT_DIRS, SYSTEM_TREES } from '../../../engine/pool/disk-path.js';
 
 /**
  * The DynamicFSPool resource: the one definition behind its CRD schema (crds/) and the operator's
@@ -17,8 +18,39 @@ const DNS_NAME = '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$';
 /** A Kubernetes quantity as a string ('64Mi', '1Gi', '1048576'): plain patterns keep the CRD's CEL budget free. */
 const Quantity = (description: string) => Type.String({ pattern: QUANTITY, maxLength: 32, description });
 
+/**
+ * A disk may never be in or at a system directory, nor be a shared parent itself (engine/pool/disk-path.ts
+ * says why; the node agent applies the same lists). Below /tmp, /var/tmp, /mnt, /srv, /data ... disks
+ * stay possible: which roots a cluster really allows is the chart's admission policy (diskPaths) and
+ * the node agent's --disk-root.
+ */
+export const SYSTEM_DIRS = SYSTEM_TREES;
+export const SHARED_PARENTS = SHARED_PARENT_DIRS.filter((d) => d !== '/');
+const SYSTEM_DIR_RE = `^(${SYSTEM_DIRS.join('|')})(/|$)|^(${SHARED_PARENTS.join('|')})$`;
+
+/**
+ * CEL rules on a disk path, checked by the API server on every write of a pool (one message per rule
+ * so a refusal says which one). A path must already be in its one normal form: these rules and the
+ * chart's admission policy compare it with directories as text, where '/mnt/disks/../etc' would pass
+ * for a path below /mnt/disks, so '.', '..', '//' and a trailing '/' are refused, not cleaned.
+ */
+const DISK_PATH_RULES = [
+  { rule: "self != '/'", message: "disk path must not be '/': a disk is a directory of its own, never the node's root filesystem" },
+  {
+    rule: "!self.endsWith('/') && !self.contains('//') && !self.matches('/[.][.]?(/|$)')",
+    message: "disk path must be normalized: no '.' or '..' component, no '//', no trailing '/'",
+  },
+  {
+    rule: `!self.matches('${SYSTEM_DIR_RE}')`,
+    message: `disk path must not be in or at a system directory (${SYSTEM_DIRS.join(', ')}) nor be a shared parent itself (${SHARED_PARENTS.join(', ')}): a disk is a directory of its own`,
+  },
+];
+
 export const DiskSpecSchema = Type.Object({
-  path: Type.String({ pattern: '^/[^\\x00]*$', maxLength: 1024, description: 'Directory (or mounted device) on the node that holds fragments.' }),
+  path: Type.String({
+    pattern: '^/[^\\x00]*$', maxLength: 1024, 'x-kubernetes-validations': DISK_PATH_RULES,
+    description: `Directory (or mounted device) on the node that holds fragments. Absolute and normalized (no '.', '..', '//' or trailing '/'); not '/', not in or at ${SYSTEM_DIRS.join(', ')}, not ${SHARED_PARENTS.join(', ')} itself. The installation's admission policy may narrow it to its disk roots.`,
+  }),
   tier: Type.Optional(Type.Unsafe<'hot' | 'warm' | 'cold'>({ type: 'string', enum: ['hot', 'warm', 'cold'], description: 'Storage tier (default warm).' })),
   capacity: Type.Optional(Quantity('Cap on the bytes this disk may hold (several disks can share one filesystem).')),
 }, { additionalProperties: false });

@@ -94,7 +94,9 @@ export class PoolController {
 
     // Disk removals: a disk gone from spec.disks is drained only when confirmed.
     const wanted = new Set(pool.spec.disks.map((d) => d.path));
-    const present = (st.disks ?? []).filter((d) => d.health !== 'pending' && d.health !== 'removed').map((d) => d.path);
+    const present = (st.disks ?? []).filter((d) => !['pending', 'removed', 'refused'].includes(d.health)).map((d) => d.path);
+    // Disks the node would not add (outside its disk roots, inside a pool or a system directory).
+    const refused = (st.disks ?? []).filter((d) => d.health === 'refused');
     const leaving = present.filter((p) => !wanted.has(p));
     const confirmed = leaving.filter((p) => pool.spec.confirmDiskRemoval?.includes(p));
     patch.removalsApproved = confirmed;
@@ -109,6 +111,7 @@ export class PoolController {
     } else {
       const reasons = st.reasons ?? [];
       if (st.health === 'critical') set('Ready', 'False', 'PoolCritical', reasons.join('; ') || 'the pool is critical');
+      else if (refused.length) set('Ready', 'True', 'DiskRefused', `the node refused ${refused.map((d) => `${d.path} (${d.reason ?? 'no reason given'})`).join('; ')}`);
       else if (unconfirmed.length) set('Ready', 'True', 'RemovalNotConfirmed', `disks ${unconfirmed.join(', ')} left spec.disks but are not in spec.confirmDiskRemoval: they stay until confirmed`);
       else set('Ready', 'True', 'PoolServing', `pool open on node ${pool.spec.nodeName}`);
       const failedDisks = (st.disks ?? []).filter((d) => d.health === 'failed');

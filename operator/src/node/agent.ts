@@ -8,6 +8,9 @@ import { callControl } from '../../../engine/control/socket.js';
 import { logger } from '../../../engine/observability/logger.js';
 import { withTrace } from '../../../engine/observability/trace.js';
 import { readLockOwner } from '../../../engine/pool/lock.js';
+import { diskPathProblemsByName } from '../../../engine/pool/disk-path.js';
+import { readMounts } from '../../../engine/util/mountinfo.js';
+import { mkdirPrivate, PRIVATE_FILE } from '../../../engine/util/private-files.js';
 import { formatBytes, parseSize } from '../../../engine/util/units.js';
 import type { DynamicFSPool, PoolStatus } from '../api/pool.js';
 import { configPath, poolPath } from '../controllers/pool-controller.js';
@@ -16,7 +19,11 @@ import { isStatus, type KubeClient } from '../kube/raw.js';
 const log = logger('node-agent');
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../engine/cli/main.js');
 
-export interface AgentOptions { nodeName: string; stateDir: string; reportMs?: number }
+export interface AgentOptions {
+  nodeName: string; stateDir: string; reportMs?: number;
+  /** Disks must be at or below one of these (the chart's diskPaths); empty: anywhere but the system's directories. */
+  diskRoots?: string[];
+}
 
 const quantity = (v: string | undefined): number | undefined => {
   if (v === undefined) return undefined;
@@ -45,6 +52,8 @@ function run(args: string[]): Promise<{ code: number; out: string }> {
  */
 export class NodeAgent {
   private readonly busy = new Map<string, Promise<void>>();
+  /** Disks of each pool that the path rules refused in the last pass, with the reason. */
+  private readonly refused = new Map<string, Map<string, string>>();
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
 
@@ -95,11 +104,11 @@ export class NodeAgent {
         if (!isStatus(err, 404)) throw err;
       }
     }
-    await fsp.mkdir(path.dirname(d.config), { recursive: true });
+    await mkdirPrivate(path.dirname(d.config));
     const configText = stringify(configSpec ?? {});
     const oldConfig = await fsp.readFile(d.config, 'utf8').catch(() => null);
     if (!(await exists(path.join(d.pool, 'pool.json')))) {
-      await fsp.writeFile(d.config, configText);
+      await fsp.writeFile(d.config, configText, { mode: PRIVATE_FILE });
       const args = ['init', d.pool, '--config', d.config, '--json'];
       if (pool.spec.redundancy) args.push('--redundancy', pool.spec.redundancy);
       const E = quantity(pool.spec.extentSize);
@@ -109,27 +118,46 @@ export class NodeAgent {
       log.event('info', `pool ${name} created in ${d.pool}`, { pool: name });
     }
     if (!readLockOwner(d.pool)) {
-      await fsp.writeFile(d.config, configText);
+      await fsp.writeFile(d.config, configText, { mode: PRIVATE_FILE });
+      // The mount's parent is private: other local users cannot walk into the pool (pods reach
+      // their volumes through bind mounts, which need no path through here).
+      await mkdirPrivate(path.dirname(d.mnt));
       await fsp.mkdir(d.mnt, { recursive: true });
-      const out = openSync(path.join(d.pool, 'mount.log'), 'a');
+      const out = openSync(path.join(d.pool, 'mount.log'), 'a', PRIVATE_FILE);
       const child = spawn(process.execPath, [CLI, 'mount', d.pool, d.mnt, '--foreground', '--config', d.config, '--log-format', 'json'], { detached: true, stdio: ['ignore', out, out] });
       child.unref();
       for (let i = 0; i < 100 && !readLockOwner(d.pool); i++) await new Promise((r) => setTimeout(r, 100));
       log.event('info', `engine daemon for pool ${name} started (pid ${child.pid})`, { pool: name });
     } else if (oldConfig !== configText) {
-      await fsp.writeFile(d.config, configText);
+      await fsp.writeFile(d.config, configText, { mode: PRIVATE_FILE });
       await callControl(d.pool, 'config-apply', { file: JSON.stringify(configSpec ?? {}), source: `DynamicFSConfig ${pool.spec.configRef ?? '(none)'}` });
       log.event('info', `configuration of pool ${name} updated from DynamicFSConfig ${pool.spec.configRef}`, { pool: name });
     }
     const engine = (await callControl(d.pool, 'status', {}, undefined, 30_000)) as EngineStatus;
-    // Disks: add what spec lists and the pool lacks; drain what the operator approved.
+    // Disks: add what spec lists and the pool lacks; drain what the operator approved. A path the
+    // rules refuse is never created nor added: it shows as 'refused' in the status, with the reason.
+    const refused = new Map<string, string>();
+    const roots = this.o.diskRoots ?? [];
     for (const disk of pool.spec.disks) {
-      if (engine.disks.some((x) => x.path === path.resolve(disk.path))) continue;
-      await fsp.mkdir(disk.path, { recursive: true });
+      const abs = path.resolve(disk.path);
+      if (engine.disks.some((x) => x.path === abs)) continue;
+      const byName = diskPathProblemsByName(abs, { poolDir: d.pool, mountpoint: d.mnt, disks: engine.disks.map((x) => x.path), allowedRoots: roots, protectedDirs: [this.o.stateDir], mounts: await readMounts() });
+      if (byName.length) {
+        refused.set(abs, byName.map((x) => x.problem).join('; '));
+        continue;
+      }
+      await fsp.mkdir(abs, { recursive: true });
       const cap = quantity(disk.capacity);
-      await callControl(d.pool, 'add-disk', { disk: path.resolve(disk.path), tier: disk.tier ?? 'warm', capacity: cap ?? null });
+      try {
+        await callControl(d.pool, 'add-disk', { disk: abs, tier: disk.tier ?? 'warm', capacity: cap ?? null, diskRoots: JSON.stringify(roots), protectedDirs: JSON.stringify([this.o.stateDir]) });
+      } catch (err) {
+        refused.set(abs, (err as Error).message);
+        continue;
+      }
       log.event('info', `disk ${disk.path} added to pool ${name}`, { pool: name, disk: disk.path });
     }
+    for (const [p, why] of refused) log.warn(`pool ${name}: disk ${p} refused: ${why}`, { pool: name, disk: p });
+    this.refused.set(name, refused);
     const st = pool.status ?? {};
     const ack = { ...(st.acknowledged ?? {}) };
     const background = (what: string, fn: () => Promise<void>) => {
@@ -191,7 +219,10 @@ export class NodeAgent {
         path: x.path, id: x.id, tier: x.tier, health: x.health, reason: x.healthReason || undefined, capacity: x.capacity, used: x.used,
         errors: x.errors, lastProbe: x.lastProbe ? JSON.stringify(x.lastProbe) : undefined, identity: `${engine.pool.id}/${x.id}`,
       })),
-      ...[...wanted].filter((p) => !engine.disks.some((x) => x.path === p)).map((p) => ({ path: p, health: 'pending' })),
+      ...[...wanted].filter((p) => !engine.disks.some((x) => x.path === p)).map((p) => {
+        const why = this.refused.get(name)?.get(p);
+        return why ? { path: p, health: 'refused', reason: why } : { path: p, health: 'pending' };
+      }),
     ];
     const healthy = engine.disks.filter((x) => x.health === 'healthy').length;
     const op = engine.operation;

@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { cleanup, cli, cliJson, makePool, MountedPool } from '../helpers/env.js';
+
+interface DiskView { id: string; path: string }
+const diskPaths = (pool: string) => cliJson<{ disks: DiskView[] }>('list-disks', pool).disks.map((d) => d.path).sort();
+
+test('add-disk refuses paths inside or above a pool, its mount, another pool, system directories and the allowed roots; changes nothing', async () => {
+  const p = await makePool({ disks: 2 });
+  const other = await makePool({ disks: 2 });
+  const m = await MountedPool.start(p.pool, p.mnt);
+  try {
+    fs.mkdirSync(path.join(p.mnt, 'inside'));
+    const before = diskPaths(p.pool);
+    const refusals: [string, string[], RegExp][] = [
+      ["the pool's own mount point (its daemon would write through itself)", [p.mnt], /is inside the DynamicFS mount/],
+      ['a directory in the mount', [path.join(p.mnt, 'inside')], /is inside the DynamicFS mount/],
+      ['the pool directory', [p.pool], /pool directory/],
+      ['a parent of the pool', [p.root], /holds the pool directory|holds the DynamicFS mount/],
+      ["another pool's directory", [other.pool], /is the pool directory/],
+      ["another pool's parent", [other.root], /holds .*(the pool directory|a disk of a pool)/],
+      ["another pool's disk", [other.disks[0]], /belongs to another pool|is inside .*a disk of a pool|another pool/],
+      ['inside a disk of this pool', [path.join(p.disks[0], 'dynamicfs')], /is inside disk/],
+      ['/', ['/'], /holds|system directory/],
+      ['/etc', ['/etc'], /system directory \/etc/],
+      ['the kubelet directory', ['/var/lib/kubelet'], /system directory \/var\/lib\/kubelet/],
+      ['/tmp itself', ['/tmp'], /system directory/],
+    ];
+    for (const [what, args, want] of refusals) {
+      const started = Date.now();
+      const r = cli('add-disk', p.pool, ...args);
+      assert.notEqual(r.code, 0, `${what}: added`);
+      assert.match(r.stderr, want, `${what}: ${r.stderr}`);
+      assert.ok(Date.now() - started < 15_000, `${what}: took ${Date.now() - started} ms`);
+    }
+    assert.deepEqual(diskPaths(p.pool), before, 'a refused add-disk changed the pool');
+    assert.ok(!fs.existsSync(path.join(other.root, '.dynamicfs-disk.json')));
+    assert.ok(!fs.existsSync(path.join(p.root, 'dynamicfs')));
+    // The daemon still answers its mount and its socket.
+    assert.deepEqual(fs.readdirSync(p.mnt), ['inside']);
+
+    // Allowed roots: outside is refused unless the administrator says --allow-any-path; inside is fine.
+    const roots = path.join(p.root, 'roots.yaml');
+    const allowed = path.join(p.root, 'allowed');
+    const outside = path.join(p.root, 'outside');
+    for (const d of [allowed, path.join(allowed, 'd3'), outside]) fs.mkdirSync(d);
+    fs.writeFileSync(roots, `security:\n  disk_roots: [${allowed}]\n`);
+    cliJson('config', 'apply', p.pool, roots);
+    const r = cli('add-disk', p.pool, outside);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /outside the allowed disk roots .*--allow-any-path/);
+    assert.equal(cli('add-disk', p.pool, path.join(allowed, 'd3')).code, 0);
+    assert.equal(cli('add-disk', p.pool, outside, '--allow-any-path').code, 0);
+    // The override lifts the roots, never the rules that protect pools.
+    const still = cli('add-disk', p.pool, p.pool, '--allow-any-path');
+    assert.notEqual(still.code, 0);
+    assert.doesNotMatch(still.stderr, /--allow-any-path to add/);
+    assert.deepEqual(diskPaths(p.pool), [...before, path.join(allowed, 'd3'), outside].sort());
+  } finally {
+    await m.stop();
+    cleanup(p.root);
+    cleanup(other.root);
+  }
+});
