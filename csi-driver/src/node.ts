@@ -14,7 +14,8 @@ const EPHEMERAL_KEY = 'csi.storage.k8s.io/ephemeral';
 const EPHEMERAL_ATTRIBUTES = new Set(['size', 'pool', 'redundancy', 'tier']);
 const log = logger('csi');
 
-interface Stats { capacity: number; used: number; inodes: number; inodeLimit: number; condition: { abnormal: boolean; message: string } }
+/** `inodeLimit` is absent from an engine of an older version. */
+interface Stats { capacity: number; used: number; inodes: number; inodeLimit?: number; condition: { abnormal: boolean; message: string } }
 
 /** Inline (ephemeral) volumes: the kubelet picks the id; the volume is named from it, in the pool the attributes name. */
 function ephemeralRef(ctx: PluginContext, id: string, attrs: Record<string, string>): VolumeRef {
@@ -38,7 +39,6 @@ function ephemeralSpec(ctx: PluginContext, attrs: Record<string, string>): Ephem
   const capacity = attrs.size ? Number(attrs.size) : e.defaultBytes;
   if (!/^[0-9]+$/.test(attrs.size ?? '0') || !Number.isSafeInteger(capacity) || capacity <= 0) throw invalid(`volume attribute size '${attrs.size}' is not a byte count`);
   if (capacity > e.maxBytes) throw invalid(`volume attribute size ${capacity} is more than inline volumes may have on this node (${e.maxBytes} bytes, chart value csi.ephemeral.maxSize)`);
-  if (attrs.pool && e.pools.length && !e.pools.includes(attrs.pool)) throw invalid(`inline volumes may not use pool '${attrs.pool}' (allowed: ${e.pools.join(', ')})`);
   let policy: string | undefined;
   if (attrs.redundancy) {
     try {
@@ -77,9 +77,13 @@ export function nodeService(ctx: PluginContext) {
       const ephemeral = attrs[EPHEMERAL_KEY] === 'true';
       const inline = ephemeral ? ephemeralSpec(ctx, attrs) : null;
       const ref = ephemeral ? ephemeralRef(ctx, req.volume_id, attrs) : parseVolumeId(req.volume_id, ctx.engines.names());
+      // Named or chosen (the node's only pool), the pool must be one inline volumes may use.
+      if (ephemeral && ctx.ephemeral.pools.length && !ctx.ephemeral.pools.includes(ref.pool)) {
+        throw invalid(`inline volumes may not use pool '${ref.pool}' (allowed: ${ctx.ephemeral.pools.join(', ')})`);
+      }
       const flags = req.volume_capability.mount?.mount_flags ?? [];
       const flagProblem = mountFlagProblem(flags, ctx.allowedMountOptions);
-      if (flagProblem) throw invalid(flagProblem);
+      if (flagProblem) throw invalid(`${flagProblem} (chart value csi.allowedMountOptions)`);
       const link = await symlinkOnTheWay(target, root);
       if (link) throw invalid(`target_path '${target}' passes through the symbolic link ${link}; targets are resolved without following links`);
       return ctx.locks.with(volumeId(ref), async () => {
@@ -119,7 +123,8 @@ export function nodeService(ctx: PluginContext) {
             if (outcome === 'foreign') log.warn(`NodeUnpublishVolume: ${target} holds a mount this driver did not make; left alone`, { pool, target });
             continue;
           }
-          if (!r.recorded) {
+          // An engine of an older version sends no `recorded`: it did unmount what it found there.
+          if (r.recorded === false) {
             log.info(`NodeUnpublishVolume: pool ${pool} never published ${target}; nothing touched`, { pool, target });
             continue;
           }
@@ -141,7 +146,7 @@ export function nodeService(ctx: PluginContext) {
       return {
         usage: [
           { unit: 'BYTES', total: s.capacity, used: s.used, available: Math.max(0, s.capacity - s.used) },
-          { unit: 'INODES', total: s.inodeLimit, used: s.inodes, available: Math.max(0, s.inodeLimit - s.inodes) },
+          { unit: 'INODES', total: s.inodeLimit ?? s.inodes + 1_000_000, used: s.inodes, available: Math.max(0, (s.inodeLimit ?? s.inodes + 1_000_000) - s.inodes) },
         ],
         volume_condition: s.condition,
       };

@@ -194,7 +194,7 @@ export function presetDocument(preset: PresetName): EngineConfigDocument {
 /** Which changed fields a running daemon applies at once; the rest need a restart. */
 export const LIVE_FIELDS = new Set([
   'monitoring.log_level', 'monitoring.log_format', 'monitoring.logging', 'monitoring.event_log_size', 'monitoring.slow_op_ms',
-  'monitoring.diagnostics', 'monitoring.history_interval', 'monitoring.history_samples', 'monitoring.network_endpoints',
+  'monitoring.diagnostics', 'monitoring.history_interval', 'monitoring.history_samples', 'monitoring.network_endpoints', 'security.disk_roots',
   'reliability.auto_rebuild', 'reliability.rebuild_concurrency', 'reliability.rebuild_bandwidth',
   'reliability.auto_scrub', 'reliability.scrub_interval', 'reliability.scrub_repair', 'reliability.scrub_bandwidth',
   'reliability.errors_suspect', 'reliability.read_errors_failed', 'reliability.slow_io_ms', 'reliability.slow_ops_degraded',

@@ -19,7 +19,7 @@ const production: EngineConfigDocument = {
       disk_error_warning: 1, rebuild_success_warning_percent: 95, scrub_overdue_factor: 1.5,
     },
   },
-  security: { audit_logging: false, allow_other: true, access_control: 'posix', max_open_files: 65_536, disk_roots: [] },
+  security: { audit_logging: false, allow_other: true, access_control: 'posix', max_open_files: 65_536, max_open_files_per_volume: 16_384, disk_roots: [] },
 };
 
 /** Overrides of production for each other preset. */

@@ -99,6 +99,7 @@ export const SecuritySchema = Section({
   allow_other: Flag('Let users other than the mounting one use the mount (needed for pods).'),
   access_control: Enum(['posix', 'none'] as const, "'posix': the kernel checks mode bits and owners; 'none': every caller may do everything."),
   max_open_files: Int(1, 10_000_000, 'Open file handles at most; beyond it open fails with EMFILE.'),
+  max_open_files_per_volume: Int(1, 10_000_000, 'Open file handles one volume may hold, so that one tenant cannot take them all; beyond it open fails with EMFILE.'),
   disk_roots: Type.Array(Type.String({ pattern: '^/[^\\x00]*$', maxLength: 4096, description: 'an absolute path' }), {
     maxItems: 64,
     description: "Directories disks must be at or below (add-disk refuses others unless given --allow-any-path); empty: anywhere except the system's directories.",

@@ -13,8 +13,9 @@ import { TIERS, type DiskGuard, type OperationProgress, type Pool, type Tier, Po
 import { fragmentCount, formatPolicy, parsePolicy } from '../redundancy/policy.js';
 import { UsageError } from '../util/errors.js';
 
-/** What a command may receive: plain JSON, so the same call works locally and over the control socket. */
-export type CommandArgs = Record<string, string | number | boolean | null | undefined>;
+import { jsonStrings, type CommandArgs } from './args.js';
+
+export type { CommandArgs };
 
 export interface CommandContext {
   pool: Pool;
@@ -40,16 +41,12 @@ const scrubControls = new WeakMap<Pool, ScrubControl>();
  * --allow-any-path lifts. `protectedDirs` (JSON) names more directories no disk may touch.
  */
 function diskGuard(args: CommandArgs, mountpoint: string | null): DiskGuard {
-  const list = (key: string): string[] | undefined => {
-    if (typeof args[key] !== 'string') return undefined;
-    const v = JSON.parse(args[key] as string) as unknown;
-    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && x.startsWith('/'))) throw new UsageError(`${key} must be a JSON list of absolute paths`);
-    return v as string[];
-  };
-  const allowedRoots = list('diskRoots');
-  return { allowedRoots, allowAnyPath: allowedRoots === undefined && args.allowAnyPath === true, mountpoint, protectedDirs: list('protectedDirs') };
+  const absolute = (p: string) => p.startsWith('/');
+  const agentRoots = jsonStrings(args, 'diskRoots', absolute, 'absolute paths');
+  // The node agent's roots when it has some; otherwise the pool's own (an empty list from it changes nothing).
+  const allowedRoots = agentRoots?.length ? agentRoots : undefined;
+  return { allowedRoots, allowAnyPath: agentRoots === undefined && args.allowAnyPath === true, mountpoint, protectedDirs: jsonStrings(args, 'protectedDirs', absolute, 'absolute paths') };
 }
-
 
 /** Commands that act on an open pool. The CLI runs them in-process or forwards them to the mount daemon. */
 export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArgs) => Promise<unknown>> = {

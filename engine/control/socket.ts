@@ -93,7 +93,7 @@ export function parseRequest(line: string): Request {
  */
 export async function serveControl(ctx: CommandContext, extra: ExtraCommands = {}, afterCommand: (command: string) => void = () => undefined): Promise<net.Server> {
   const file = socketPath(ctx.pool.dir);
-  await tighten(ctx.pool.dir, PRIVATE_DIR);
+  await tighten(await fsp.realpath(ctx.pool.dir).catch(() => ctx.pool.dir), PRIVATE_DIR);
   await fsp.rm(file, { force: true });
   const extras = new Map(Object.entries(extra));
   const server = net.createServer((sock) => {

@@ -3,9 +3,11 @@ import path from 'node:path';
 import { assessAll } from '../check/extent-health.js';
 import { formatPolicy } from '../redundancy/policy.js';
 import { logger } from '../observability/logger.js';
+import { POOL_STAGING } from '../pool/layout.js';
 import { bindVolume, mountFlagProblem, mountState, PRIVILEGED_MOUNT_FLAGS, unbindTarget, type VolumeMountIdentity } from '../volumes/publish.js';
 import { VolumeError, type VolumeRow } from '../volumes/volumes.js';
-import type { CommandArgs, CommandContext } from './commands.js';
+import { jsonStrings, type CommandArgs } from './args.js';
+import type { CommandContext } from './commands.js';
 
 const log = logger('volumes');
 
@@ -30,6 +32,11 @@ export function publications(ctx: CommandContext, volume?: string): Publication[
     // Rows of older versions have no root: their target's own directory is the most they may claim.
     target: r.target, volume: r.volume, readonly: r.readonly === 1, flags: JSON.parse(r.flags) as string[], root: r.root ?? path.dirname(r.target),
   }));
+}
+
+/** Where publications are prepared (see bindVolume): in the pool directory, which only the engine enters. */
+function staging(ctx: CommandContext): string {
+  return path.join(ctx.pool.dir, POOL_STAGING);
 }
 
 /** How a bind mount of `volume` of this pool shows in mountinfo. */
@@ -71,8 +78,9 @@ export async function restorePublications(ctx: CommandContext): Promise<number> 
       continue;
     }
     try {
-      if ((await unbindTarget(p.target, identity(ctx, p.volume))) === 'foreign') throw new Error(`something else is mounted at ${p.target} now`);
-      await bindVolume({ source: source(ctx, p.volume), target: p.target, root: p.root, readonly: p.readonly, flags: p.flags, identity: identity(ctx, p.volume) });
+      // The directory stays: if binding fails now, the next start tries again.
+      if ((await unbindTarget(p.target, identity(ctx, p.volume), true)) === 'foreign') throw new Error(`something else is mounted at ${p.target} now`);
+      await bindVolume({ source: source(ctx, p.volume), target: p.target, root: p.root, readonly: p.readonly, flags: p.flags, identity: identity(ctx, p.volume), staging: staging(ctx) });
       restored++;
       log.event('info', `re-bound volume ${p.volume} at ${p.target} (was ${state})`, { pool: ctx.pool.name, volume: p.volume, target: p.target });
     } catch (err) {
@@ -127,9 +135,12 @@ export const volumeCommands: Record<string, (ctx: CommandContext, args: CommandA
   async 'volume-publish'(ctx, args) {
     const name = text(args, 'name');
     const target = path.resolve(text(args, 'target'));
-    const root = path.resolve(text(args, 'root'));
-    const readonly = args.readonly === true;
-    const flags = typeof args.flags === 'string' ? (JSON.parse(args.flags) as string[]) : [];
+    // An older CSI plugin sends no root (it checked the target itself): the target's own directory.
+    const root = typeof args.root === 'string' && args.root !== '' ? path.resolve(args.root) : path.dirname(target);
+    if (typeof args.root !== 'string') log.warn(`volume-publish of ${target} without a target root (an older CSI plugin): only its own directory is checked`, { pool: ctx.pool.name, target });
+    const flags = jsonStrings(args, 'flags', () => true, 'mount flags') ?? [];
+    // A StorageClass may say ro among its mount options: as read-only as the request's own flag.
+    const readonly = args.readonly === true || flags.flatMap((f) => f.split(',')).includes('ro');
     // suid and dev arrive only when the CSI plugin's operator allowed them (it checked them first).
     const problem = mountFlagProblem(flags, PRIVILEGED_MOUNT_FLAGS);
     if (problem) throw new VolumeError('INVALID', problem);
@@ -140,9 +151,9 @@ export const volumeCommands: Record<string, (ctx: CommandContext, args: CommandA
       if (existing.readonly !== readonly) throw new VolumeError('EXISTS', `${target} already holds volume ${name} ${existing.readonly ? 'read-only' : 'read-write'}`);
       const state = await mountState(target);
       if (state === 'live') return { target, published: false };
-      if (state === 'dead' && (await unbindTarget(target, identity(ctx, name))) === 'foreign') throw new VolumeError('BUSY', `${target} holds a mount this driver did not make`);
+      if (state === 'dead' && (await unbindTarget(target, identity(ctx, name), true)) === 'foreign') throw new VolumeError('BUSY', `${target} holds a mount this driver did not make`);
     }
-    await bindVolume({ source: source(ctx, name), target, root, readonly, flags, identity: identity(ctx, name) });
+    await bindVolume({ source: source(ctx, name), target, root, readonly, flags, identity: identity(ctx, name), staging: staging(ctx) });
     ctx.pool.store.db.prepare('INSERT OR REPLACE INTO publications (target, volume, readonly, flags, at, root) VALUES (?, ?, ?, ?, ?, ?)').run(target, name, readonly ? 1 : 0, JSON.stringify(flags), Date.now(), root);
     log.info(`volume ${name} published at ${target}${readonly ? ' (read-only)' : ''}`, { pool: ctx.pool.name, volume: name, target });
     return { target, published: true };

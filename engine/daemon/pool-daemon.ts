@@ -19,7 +19,8 @@ import { isEventLevel } from '../observability/event-log.js';
 import { observeFuse } from '../observability/fuse-metrics.js';
 import { Pool } from '../pool/pool.js';
 import { restorePublications } from '../control/volume-commands.js';
-import { mountState } from '../volumes/publish.js';
+import { clearStaging, mountState } from '../volumes/publish.js';
+import { POOL_STAGING } from '../pool/layout.js';
 import { nextScrubDue, Schedule } from './schedules.js';
 
 export interface PoolDaemonOptions {
@@ -217,6 +218,7 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
     if (creationOnly.length) log.warn(`these fields apply to new pools only (this pool keeps its layout): ${creationOnly.join(', ')}`, { pool: pool.name, fields: creationOnly });
   };
   if (mnt) {
+    await clearStaging(path.join(pool.dir, POOL_STAGING));
     const restored = await restorePublications(ctx);
     if (restored) log.event('info', `re-bound ${restored} published volume(s) after a restart`, { pool: pool.name });
   }

@@ -1,4 +1,4 @@
-import type { InodeRow } from '../metadata/store.js';
+import { xattrCharge, type InodeRow } from '../metadata/store.js';
 import { diskCapacity, diskFree } from '../pool/disk-set.js';
 import type { Pool } from '../pool/pool.js';
 import { efficiency } from '../redundancy/policy.js';
@@ -35,6 +35,8 @@ export class FileSystem {
 
   private readonly maxFileSize: number;
   private readonly maxOpenFiles: number;
+  private readonly maxOpenPerVolume: number;
+  private readonly openPerVolume = new Map<string, number>();
   /** Called after each namespace change when the configuration turns audit logging on. */
   onAudit: ((op: string, target: string, detail?: Record<string, unknown>) => void) | null = null;
 
@@ -43,6 +45,7 @@ export class FileSystem {
     this.data = new FileData(pool, { ...fileDataOptionsFrom(config, pool.settings.extentSize), ...opts });
     this.maxFileSize = config.storage.max_file_size;
     this.maxOpenFiles = config.security.max_open_files;
+    this.maxOpenPerVolume = config.security.max_open_files_per_volume;
     this.ns = new Namespace(pool.store, (ino) => this.data.isOpen(ino));
     this.volumes = new Volumes(pool, this);
   }
@@ -113,6 +116,10 @@ export class FileSystem {
     if (this.handles.size >= this.maxOpenFiles) throw fsError('EMFILE', `${this.handles.size} files open (security.max_open_files is ${this.maxOpenFiles})`);
     const row = this.ns.inode(ino);
     const volume = this.volumes.of(p) ?? null;
+    // One volume cannot take every handle of the pool from the others.
+    const held = volume ? (this.openPerVolume.get(volume.name) ?? 0) : 0;
+    if (volume && held >= this.maxOpenPerVolume) throw fsError('EMFILE', `volume ${volume.name} has ${held} files open (security.max_open_files_per_volume is ${this.maxOpenPerVolume})`);
+    if (volume) this.openPerVolume.set(volume.name, held + 1);
     const file = isReg(row.mode) ? this.data.acquire(ino, row.size, row.mtime, this.ns.policyFor(p), volume?.tier ?? null) : null;
     const fh = this.nextHandle++;
     this.handles.set(fh, { ino, flags, file, volume: volume?.name ?? null });
@@ -164,6 +171,7 @@ export class FileSystem {
   async release(fh: number): Promise<void> {
     const h = this.handle(fh);
     this.handles.delete(fh);
+    if (h.volume !== null) this.openPerVolume.set(h.volume, Math.max(0, (this.openPerVolume.get(h.volume) ?? 1) - 1));
     if (!h.file) return;
     const last = await this.data.release(h.file);
     if (last) {
@@ -199,6 +207,24 @@ export class FileSystem {
     const current = this.data.get(ino)?.size ?? this.ns.inode(ino).size;
     if (size > current) this.volumes.charge(volume, size - current);
     else this.volumes.recount(volume);
+  }
+
+  /**
+   * Files of `volume` that are open but no longer have a name: their bytes stay on the disks until
+   * the last handle closes, so they count against the volume (a recount from the tree alone would let
+   * a writer grow an unlinked file past the quota again and again).
+   */
+  openOrphans(volume: string): { bytes: number; inodes: number } {
+    const seen = new Set<number>();
+    let bytes = 0;
+    for (const h of this.handles.values()) {
+      if (h.volume !== volume || seen.has(h.ino)) continue;
+      const row = this.pool.store.inode(h.ino);
+      if (!row || row.nlink > 0) continue;
+      seen.add(h.ino);
+      bytes += this.data.get(h.ino)?.size ?? row.size;
+    }
+    return { bytes, inodes: seen.size };
   }
 
   /** Hard links and renames between volumes (or in and out of one) would move data past a quota. */
@@ -277,7 +303,7 @@ export class FileSystem {
     const v = this.volumes.of(p);
     if (v && name !== POLICY_XATTR) {
       const before = this.pool.store.xattrBytes(this.ns.resolve(p), name);
-      const after = Buffer.byteLength(name) + value.length;
+      const after = xattrCharge(name, value.length);
       if (after > before) this.volumes.charge(v.name, after - before);
       else this.volumes.recount(v.name);
     }

@@ -78,8 +78,8 @@ export async function diskPathProblems(p: string, r: DiskPathRules): Promise<Dis
     for (const x of diskPathProblemsByName(real, r)) out.push({ ...x, problem: `${p} leads to ${real}: ${x.problem}` });
   }
   for (let dir = real; ; dir = path.dirname(dir)) {
-    if (await exists(path.join(dir, POOL_IDENTITY))) out.push({ problem: `${p} is ${dir === real ? '' : 'inside '}the pool directory ${dir}`, overridable: false });
-    if (dir !== real && (await exists(path.join(dir, DISK_IDENTITY)))) out.push({ problem: `${p} is inside ${dir}, a disk of a pool`, overridable: false });
+    if (await holdsIdentity(path.join(dir, POOL_IDENTITY))) out.push({ problem: `${p} is ${dir === real ? '' : 'inside '}the pool directory ${dir}`, overridable: false });
+    if (dir !== real && (await holdsIdentity(path.join(dir, DISK_IDENTITY)))) out.push({ problem: `${p} is inside ${dir}, a disk of a pool`, overridable: false });
     if (dir === '/') break;
   }
   const below = await findBelow(real);
@@ -87,8 +87,37 @@ export async function diskPathProblems(p: string, r: DiskPathRules): Promise<Dis
   return out;
 }
 
-async function exists(p: string): Promise<boolean> {
-  return fsp.lstat(p).then(() => true, () => false);
+/**
+ * Whether `file` is a DynamicFS identity file (a pool's pool.json or a disk's identity): JSON naming
+ * a pool id. An unrelated file that happens to be called pool.json is not one.
+ */
+async function holdsIdentity(file: string): Promise<boolean> {
+  try {
+    const st = await fsp.lstat(file);
+    if (!st.isFile() || st.size > 64 * 1024) return false;
+    const v = JSON.parse(await fsp.readFile(file, 'utf8')) as { poolId?: unknown };
+    return typeof v.poolId === 'string';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `p` with its longest existing prefix resolved (links followed), for a path that does not exist
+ * yet: what a `mkdir -p` of it would really create.
+ */
+export async function resolveExisting(p: string): Promise<string> {
+  let head = p;
+  const tail: string[] = [];
+  for (;;) {
+    try {
+      return path.join(await fsp.realpath(head), ...tail.reverse());
+    } catch {
+      if (head === '/') return p;
+      tail.push(path.basename(head));
+      head = path.dirname(head);
+    }
+  }
 }
 
 /** A pool directory or a disk of a pool one or two levels below `dir` (bounded), or null. */
@@ -98,13 +127,13 @@ async function findBelow(dir: string): Promise<string | null> {
   for (const c of children) {
     if (!c.isDirectory() || ++seen > SCAN_LIMIT) continue;
     const child = path.join(dir, c.name);
-    if (await exists(path.join(child, POOL_IDENTITY))) return `the pool directory ${child}`;
-    if (await exists(path.join(child, DISK_IDENTITY))) return `${child}, a disk of a pool`;
+    if (await holdsIdentity(path.join(child, POOL_IDENTITY))) return `the pool directory ${child}`;
+    if (await holdsIdentity(path.join(child, DISK_IDENTITY))) return `${child}, a disk of a pool`;
     const grand = await fsp.readdir(child, { withFileTypes: true }).catch(() => []);
     for (const g of grand) {
       if (!g.isDirectory() || ++seen > SCAN_LIMIT) continue;
       const p = path.join(child, g.name);
-      if (await exists(path.join(p, POOL_IDENTITY))) return `the pool directory ${p}`;
+      if (await holdsIdentity(path.join(p, POOL_IDENTITY))) return `the pool directory ${p}`;
     }
   }
   return null;

@@ -5,6 +5,8 @@ export const POOL_IDENTITY = 'pool.json';
 export const POOL_METADATA = 'metadata.db';
 export const POOL_LOCK = 'owner.lock';
 export const POOL_SOCKET = 'control.sock';
+/** Where the daemon prepares bind mounts of volumes before they go onto their targets. */
+export const POOL_STAGING = 'publish-staging';
 export const DISK_IDENTITY = '.dynamicfs-disk.json';
 export const DISK_DATA_DIR = 'dynamicfs';
 export const METADATA_MIRROR = 'metadata-mirror.db';

@@ -17,7 +17,8 @@ export function fragmentDirs(diskPath: string): string[] {
  * paths were tightened.
  */
 export async function tightenPoolDir(poolDir: string): Promise<number> {
-  let n = (await tighten(poolDir, PRIVATE_DIR)) ? 1 : 0;
+  // A pool directory reached through a link: the directory itself is what must be closed.
+  let n = (await tighten(await fsp.realpath(poolDir).catch(() => poolDir), PRIVATE_DIR)) ? 1 : 0;
   for (const f of POOL_FILES) if (await tighten(path.join(poolDir, f), PRIVATE_FILE)) n++;
   return n;
 }

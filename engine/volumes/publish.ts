@@ -1,4 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { promises as fsp, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -6,6 +7,7 @@ import { promisify } from 'node:util';
 import { isMounted, lazyUnmount } from '../fuse/mount.js';
 import { isNodeError } from '../util/errors.js';
 import { isAtOrUnder, readMounts, topMountAt, type MountEntry } from '../util/mountinfo.js';
+import { mkdirPrivate } from '../util/private-files.js';
 import { VolumeError } from './volumes.js';
 
 const exec = promisify(execFile);
@@ -14,18 +16,16 @@ const exec = promisify(execFile);
 export const ALLOWED_MOUNT_FLAGS = new Set(['ro', 'rw', 'nosuid', 'nodev', 'noexec', 'exec', 'noatime', 'nodiratime', 'relatime', 'strictatime']);
 /**
  * Flags that undo the default nosuid,nodev: a set-user-ID file or a device node in a volume would be
- * honoured by the kernel. Only the cluster's operator may allow them (the CSI plugin's
- * --allow-mount-option, from the chart's values); the engine takes them from the plugin.
+ * honoured by the kernel. Only whoever runs the CSI plugin may allow them (its --allow-mount-option);
+ * the engine takes them from the plugin.
  */
 export const PRIVILEGED_MOUNT_FLAGS = new Set(['suid', 'dev']);
 
-/** Why a publication cannot carry `flags` (`privileged`: the ones the cluster allows), or null. */
+/** Why a publication cannot carry `flags` (`privileged`: the ones allowed), or null. */
 export function mountFlagProblem(flags: string[], privileged: ReadonlySet<string> = new Set()): string | null {
   const all = flags.flatMap((f) => f.split(',')).filter((f) => f !== '');
   const denied = all.filter((f) => PRIVILEGED_MOUNT_FLAGS.has(f) && !privileged.has(f));
-  if (denied.length) {
-    return `mount flags ${denied.join(', ')} are refused: volumes are mounted nosuid,nodev unless the cluster's operator allows more (chart value csi.allowedMountOptions)`;
-  }
+  if (denied.length) return `mount flags ${denied.join(', ')} are refused: volumes are mounted nosuid,nodev unless allowed`;
   const bad = all.filter((f) => !ALLOWED_MOUNT_FLAGS.has(f) && !PRIVILEGED_MOUNT_FLAGS.has(f));
   return bad.length ? `mount flags ${bad.join(', ')} are not supported (allowed: ${[...ALLOWED_MOUNT_FLAGS].join(', ')})` : null;
 }
@@ -70,7 +70,7 @@ export async function mountState(target: string): Promise<'none' | 'live' | 'dea
  */
 export function targetProblem(target: string, root: string, mounts: MountEntry[]): string | null {
   if (!path.isAbsolute(target) || path.resolve(target) !== target) return `target '${target}' is not a normalised absolute path`;
-  if (!path.isAbsolute(root) || path.resolve(root) !== root) return `target root '${root}' is not a normalised absolute path`;
+  if (!path.isAbsolute(root) || path.resolve(root) !== root || root === '/') return `target root '${root}' is not a normalised absolute path other than /`;
   if (target === root || !isAtOrUnder(target, root)) return `target '${target}' is not strictly inside ${root}`;
   const inside = mounts.find((m) => m.fstype.startsWith('fuse.dynamicfs') && m.mountPoint !== target && isAtOrUnder(target, m.mountPoint));
   if (inside) return `target '${target}' lies inside the DynamicFS mount at ${inside.mountPoint}`;
@@ -175,37 +175,58 @@ export interface BindSpec {
   readonly: boolean;
   flags: string[];
   identity: Required<VolumeMountIdentity>;
+  /** A directory only the engine may enter (in the pool directory), where the publication is prepared. */
+  staging: string;
 }
 
 /**
- * Bind-mounts a volume onto `target`, then makes its flags the publication's (a bind mount copies the
- * pool mount's nosuid,nodev; read-only and other flags take a remount), and confirms the result in
- * mountinfo. On any failure nothing is left mounted and the directories it made are removed.
+ * Bind-mounts a volume onto `target` with the publication's flags, and confirms the result in
+ * mountinfo. The bind with its flags is prepared in the engine's private staging directory (a bind
+ * mount copies the pool mount's nosuid,nodev; read-only and other flags take a remount, done there by
+ * name where nobody else can rename anything), then bound in one step onto the O_PATH handle of the
+ * checked target: nothing is mounted or remounted by the target's name. On any failure nothing is left
+ * mounted and the directories it made are removed (never one that was there before).
  */
 export async function bindVolume(spec: BindSpec): Promise<void> {
   const problem = targetProblem(spec.target, spec.root, await readMounts());
   if (problem) throw new VolumeError('INVALID', problem);
   const { fh, created } = await openTarget(spec.target, spec.root);
   const want = publicationFlags(spec.readonly, spec.flags);
+  await mkdirPrivate(spec.staging);
+  const stage = path.join(spec.staging, randomUUID());
+  await fsp.mkdir(stage, 0o700);
+  let staged = false;
   let bound = false;
   try {
+    staged = true;
+    await exec('mount', ['--bind', '-c', spec.source, stage]);
+    const prepared = topMountAt(await readMounts(), stage);
+    if (prepared && !flagsHold(prepared, want)) await exec('mount', ['-c', '-o', `remount,bind,${want.join(',')}`, stage]);
     // -c: no canonicalisation; the kernel follows /proc/self/fd/3 to the very directory checked above.
-    await mountWithFd(['--bind', '-c', spec.source, '/proc/self/fd/3'], fh.fd);
     bound = true;
-    const after = topMountAt(await readMounts(), spec.target);
-    if (!after || !isOurMount(after, spec.identity)) throw new Error(`${spec.target} does not show the bind mount in /proc/self/mountinfo`);
-    if (!flagsHold(after, want)) await exec('mount', ['-c', '-o', `remount,bind,${want.join(',')}`, spec.target]);
+    await mountWithFd(['--bind', '-c', stage, '/proc/self/fd/3'], fh.fd);
     const final = topMountAt(await readMounts(), spec.target);
     if (!final || !isOurMount(final, spec.identity) || !flagsHold(final, want)) {
-      throw new Error(`${spec.target} is not mounted with ${want.join(',')} after the remount (${final?.options.join(',') ?? 'no mount'})`);
+      throw new Error(`${spec.target} does not show a bind of volume ${spec.identity.volume} with ${want.join(',')} in /proc/self/mountinfo (${final ? `${final.fstype} ${final.options.join(',')}` : 'no mount'})`);
     }
   } catch (err) {
     if (bound) await undoBind(fh, spec.target, spec.identity);
     await fh.close();
     await removeCreated(created);
     throw err instanceof VolumeError ? err : new VolumeError('BUSY', `bind mount of ${spec.source} on ${spec.target} failed: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
+  } finally {
+    if (staged) await exec('umount', ['-l', '-c', stage]).catch(() => undefined);
+    await fsp.rmdir(stage).catch(() => undefined);
   }
   await fh.close();
+}
+
+/** Mounts a daemon that died left in its staging directory: taken down at the next start. */
+export async function clearStaging(staging: string): Promise<void> {
+  for (const m of (await readMounts().catch(() => [])).filter((x) => x.mountPoint.startsWith(`${staging}/`))) {
+    await exec('umount', ['-l', '-c', m.mountPoint]).catch(() => undefined);
+  }
+  for (const d of await fsp.readdir(staging).catch(() => [] as string[])) await fsp.rmdir(path.join(staging, d)).catch(() => undefined);
 }
 
 /** Takes back a bind mount made on handle `fh`, wherever its directory is now named; only ours. */
@@ -218,10 +239,12 @@ async function undoBind(fh: FileHandle, target: string, id: VolumeMountIdentity)
 }
 
 /**
- * Unmounts what this engine mounted at `target` and removes the directory. A mount that is not a
- * bind of one of our volumes (another pod's tmpfs, another driver's volume) is left alone: 'foreign'.
+ * Unmounts what this engine mounted at `target` and removes the directory (unless `keepDir`: a target
+ * about to be bound again). A mount that is not a bind of one of our volumes (another pod's tmpfs,
+ * another driver's volume) is left alone: 'foreign'. The target is found by name: the directories it
+ * lies in are the kubelet's, writable by root only.
  */
-export async function unbindTarget(target: string, id: VolumeMountIdentity): Promise<'unmounted' | 'absent' | 'foreign'> {
+export async function unbindTarget(target: string, id: VolumeMountIdentity, keepDir = false): Promise<'unmounted' | 'absent' | 'foreign'> {
   let unmounted = false;
   for (let i = 0; i < 8; i++) {
     const top = topMountAt(await readMounts(), target);
@@ -230,8 +253,10 @@ export async function unbindTarget(target: string, id: VolumeMountIdentity): Pro
     await exec('umount', [target]).catch(() => lazyUnmount(target));
     unmounted = true;
   }
-  await fsp.rmdir(target).catch((err: unknown) => {
-    if (!isNodeError(err, 'ENOENT')) throw err;
-  });
+  if (!keepDir) {
+    await fsp.rmdir(target).catch((err: unknown) => {
+      if (!isNodeError(err, 'ENOENT')) throw err;
+    });
+  }
   return unmounted ? 'unmounted' : 'absent';
 }

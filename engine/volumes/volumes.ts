@@ -23,8 +23,12 @@ export function defaultInodeLimit(capacity: number): number {
   return Math.min(MAX_INODES, Math.max(MIN_INODES, Math.floor(capacity / BYTES_PER_INODE)));
 }
 
-/** Mode of a volume's root: root's, like a fresh ext4; pods write there through fsGroup (fsGroupPolicy File). */
-const VOLUME_ROOT_MODE = 0o40755;
+/**
+ * Mode of a volume's root: every uid of the pod may write there (pods without fsGroup included, as on
+ * local-path volumes). What a process in the volume may not change is the volume's policy (see
+ * FileSystem.setxattr); the directory is the tenant's own.
+ */
+const VOLUME_ROOT_MODE = 0o40777;
 
 export class VolumeError extends Error {
   constructor(readonly code: 'INVALID' | 'NOT_FOUND' | 'EXISTS' | 'EXHAUSTED' | 'BUSY', message: string) {
@@ -119,7 +123,7 @@ export class Volumes {
     }
     const dir = `/${spec.name}`;
     if (this.exists(dir)) throw new VolumeError('EXISTS', `pool ${this.pool.name} already has a directory ${dir} that is not a volume`);
-    this.fs.mkdir(dir, VOLUME_ROOT_MODE, { uid: 0, gid: 0 });
+    this.fs.mkdir(dir, VOLUME_ROOT_MODE);
     this.fs.ns.setPolicy(dir, policy);
     const ino = this.fs.ns.resolve(dir);
     this.pool.store.db.prepare('INSERT INTO volumes (name, ino, capacity, policy, tier, ephemeral, created_at, context, inode_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
@@ -199,7 +203,9 @@ export class Volumes {
     if (!u || u.dirty) {
       const v = this.rows.get(name);
       if (!v) return { bytes: 0, inodes: 0 };
-      const r = this.pool.store.subtreeUsage(v.ino);
+      const tree = this.pool.store.subtreeUsage(v.ino);
+      const orphans = this.fs.openOrphans(name);
+      const r = { bytes: tree.bytes + orphans.bytes, inodes: tree.inodes + orphans.inodes };
       // Files open for writing may hold growth not yet flushed to metadata.
       u = { bytes: Math.max(r.bytes, u?.dirty ? 0 : (u?.bytes ?? 0)), inodes: r.inodes, dirty: false };
       this.usage.set(name, u);

@@ -34,7 +34,7 @@ function refused(sets: string[], message: RegExp): void {
   assert.match(r.out, message, `${sets.join(' ')}: ${r.out}`);
 }
 
-const EPHEMERAL = ['csi.ephemeral.enabled=true', 'csi.ephemeral.maxSize=2Gi', 'csi.ephemeral.defaultSize=64Mi', 'csi.ephemeral.redundancy={replication:2,erasure:4+2}', 'csi.ephemeral.pools={fast,bulk}', 'csi.allowedMountOptions={exec,dev}', 'storageClasses[0].name=apps', 'storageClasses[0].mountOptions={nosuid,nodev,exec,noatime}', 'storageClasses[1].name=plain'];
+const EPHEMERAL = ['csi.ephemeral.enabled=true', 'csi.ephemeral.maxSize=2Gi', 'csi.ephemeral.defaultSize=64Mi', 'csi.ephemeral.redundancy={replication:2,erasure:4+2}', 'csi.ephemeral.pools={fast,bulk}', 'csi.ephemeral.tiers={hot}', 'csi.allowedMountOptions={suid,dev}', 'storageClasses[0].name=apps', 'storageClasses[0].mountOptions={nosuid,dev,exec,noatime}', 'storageClasses[1].name=plain'];
 const MONITORING = ['monitoring.serviceMonitor.enabled=true', 'monitoring.serviceMonitor.force=true', 'monitoring.prometheusRule.enabled=true', 'monitoring.prometheusRule.force=true', 'monitoring.grafanaDashboard.enabled=true'];
 
 test('helm lint --strict passes for the default values and the monitoring values', () => {
@@ -68,8 +68,9 @@ test('rendered objects: hardened operator, engine OnDelete with Bidirectional on
   assert.deepEqual(csi.containers.map((c) => c.name), ['plugin', 'node-driver-registrar', 'liveness-probe', 'csi-provisioner']);
   assert.ok(JSON.stringify(csi).includes('--node-deployment=true'));
   const driver = find(objs, 'CSIDriver');
-  // Inline ephemeral volumes are off by default.
-  assert.deepEqual(driver.spec, { attachRequired: false, podInfoOnMount: true, storageCapacity: true, fsGroupPolicy: 'File', volumeLifecycleModes: ['Persistent'] });
+  // Both modes always (the field is immutable: an upgrade or enabling inline volumes later must not
+  // need a new object); the plugin refuses inline volumes unless enabled (no --ephemeral below).
+  assert.deepEqual(driver.spec, { attachRequired: false, podInfoOnMount: true, storageCapacity: true, fsGroupPolicy: 'File', volumeLifecycleModes: ['Persistent', 'Ephemeral'] });
   const scs = objs.filter((o) => o.kind === 'StorageClass');
   assert.equal(scs.length, 2);
   for (const sc of scs) {
@@ -86,7 +87,7 @@ test('rendered objects: hardened operator, engine OnDelete with Bidirectional on
   const plugin = argsOf(objs, 'dfs-csi', 'plugin');
   assert.ok(!plugin.includes('--ephemeral'), plugin.join(' '));
   assert.deepEqual([flagValues(plugin, '--ephemeral-max-size'), flagValues(plugin, '--ephemeral-default-size')], [['1Gi'], ['100Mi']]);
-  for (const flag of ['--ephemeral-redundancy', '--ephemeral-pool', '--allow-mount-option']) assert.deepEqual(flagValues(plugin, flag), [], flag);
+  for (const flag of ['--ephemeral-redundancy', '--ephemeral-pool', '--ephemeral-tier', '--allow-mount-option']) assert.deepEqual(flagValues(plugin, flag), [], flag);
   // The disk admission policy is on by default.
   assert.equal(find(objs, 'ValidatingAdmissionPolicyBinding', 'dfs-disk-paths')?.spec?.policyName, 'dfs-disk-paths');
   // Images are pinned, never :latest.
@@ -122,34 +123,36 @@ test('ephemeral volumes and mount options: CSIDriver modes, plugin flags, Storag
   assert.deepEqual(flagValues(plugin, '--ephemeral-default-size'), ['64Mi']);
   assert.deepEqual(flagValues(plugin, '--ephemeral-redundancy'), ['replication:2', 'erasure:4+2']);
   assert.deepEqual(flagValues(plugin, '--ephemeral-pool'), ['fast', 'bulk']);
-  assert.deepEqual(flagValues(plugin, '--allow-mount-option'), ['exec', 'dev']);
-  assert.deepEqual(find(objs, 'StorageClass', 'apps').mountOptions, ['nosuid', 'nodev', 'exec', 'noatime']);
+  assert.deepEqual(flagValues(plugin, '--ephemeral-tier'), ['hot']);
+  assert.deepEqual(flagValues(plugin, '--allow-mount-option'), ['suid', 'dev']);
+  assert.deepEqual(find(objs, 'StorageClass', 'apps').mountOptions, ['nosuid', 'dev', 'exec', 'noatime']);
   assert.deepEqual(find(objs, 'StorageClass', 'plain').mountOptions, ['nosuid', 'nodev']);
   const engine = render(['diskPaths={/mnt/disks,/srv/dynamicfs}']);
   assert.deepEqual(flagValues(argsOf(engine, 'dfs-engine', 'engine'), '--disk-root'), ['/mnt/disks', '/srv/dynamicfs']);
   assert.deepEqual(JSON.parse((find(engine, 'ValidatingAdmissionPolicy').spec as { variables: { name: string; expression: string }[] }).variables.find((v) => v.name === 'roots')?.expression ?? ''), ['/mnt/disks', '/srv/dynamicfs']);
 });
 
-test('cross-field values the templates refuse: mount options not allowed or contradicting, disk roots in system or kubelet/state directories, example disks outside the roots, the policy on Kubernetes < 1.30', () => {
+test('cross-field values the templates refuse: mount options not allowed or contradicting, disk roots in system or kubelet/state directories, example disks outside the roots, Kubernetes < 1.30', () => {
   const sc = (...opts: string[]) => ['storageClasses[0].name=x', `storageClasses[0].mountOptions={${opts.join(',')}}`];
-  for (const opt of ['suid', 'dev', 'exec']) {
+  for (const opt of ['suid', 'dev']) {
     refused(sc('noatime', opt), new RegExp(`storageClasses x: mount option ${opt} is not allowed; list it in csi.allowedMountOptions`));
     assert.equal(helm(['template', 'dfs', CHART, ...[...sc(opt), `csi.allowedMountOptions={${opt}}`].flatMap((s) => ['--set', s])]).code, 0, `${opt} listed in csi.allowedMountOptions is refused`);
   }
   refused([...sc('nosuid', 'suid'), 'csi.allowedMountOptions={suid}'], /mount options nosuid and suid contradict each other/);
   refused(sc('ro', 'rw'), /mount options ro and rw contradict each other/);
   refused(sc('bind'), /mountOptions\/0': value must be one of 'ro', 'rw', 'nosuid'/);
-  refused(['csi.allowedMountOptions={nosuid}'], /allowedMountOptions\/0': value must be one of 'suid', 'dev', 'exec'/);
+  refused(['csi.allowedMountOptions={exec}'], /allowedMountOptions\/0': value must be one of 'suid', 'dev'/);
   // Every directory the CRD refuses disks in is refused as a root too (the two lists must agree).
   for (const dir of [...SYSTEM_DIRS, ...SYSTEM_DIRS.map((d) => `${d}/disks`), '/var', '/var/lib']) refused([`diskPaths={${dir}}`], /diskPaths: \S+ is a system directory/);
   for (const dir of ['/', '/mnt/disks/', '/mnt/../etc', '/mnt//disks', 'mnt/disks']) refused([`diskPaths={${dir}}`], /diskPaths\/0': '[^']*' does not match pattern/);
   refused(['kubeletDir=/mnt/disks/kubelet'], /diskPaths: \/mnt\/disks overlaps \/mnt\/disks\/kubelet \(kubeletDir or stateDir\)/);
   refused(['stateDir=/srv', 'diskPaths={/srv/disks}'], /diskPaths: \/srv\/disks overlaps \/srv/);
   refused(['examplePools[0].name=p', 'examplePools[0].nodeName=n1', 'examplePools[0].disks={/mnt/disks/d1,/mnt/disks2}'], /examplePools p: disk \/mnt\/disks2 is not in diskPaths \(\/mnt\/disks\)/);
+  // The chart needs Kubernetes 1.30 (ValidatingAdmissionPolicy v1, CRD validation ratcheting).
   const old = helm(['template', 'dfs', CHART, '--kube-version', '1.29.0']);
   assert.notEqual(old.code, 0);
-  assert.match(old.out, /admissionPolicy\.enabled needs ValidatingAdmissionPolicy v1 \(Kubernetes 1\.30 or later\)/);
-  const off = helm(['template', 'dfs', CHART, '--kube-version', '1.29.0', '--set', 'admissionPolicy.enabled=false']);
+  assert.match(old.out, /requires kubeVersion: >=1\.30\.0-0 which is incompatible with Kubernetes v1\.29\.0/);
+  const off = helm(['template', 'dfs', CHART, '--set', 'admissionPolicy.enabled=false']);
   assert.equal(off.code, 0, off.out);
   assert.doesNotMatch(off.out, /ValidatingAdmissionPolicy/);
 });
@@ -161,7 +164,7 @@ const GOLDEN: Record<string, string[]> = {
   'custom.yaml': [
     'kubeletDir=/var/lib/k0s/kubelet', 'node.updateStrategy=RollingUpdate', 'operator.replicas=3', 'storageClasses[0].name=fast', 'storageClasses[0].parameters.tier=hot',
     'diskPaths={/mnt/disks,/srv/dynamicfs}', 'examplePools[0].name=p', 'examplePools[0].nodeName=n1', 'examplePools[0].disks={/mnt/disks/d1,/srv/dynamicfs/d2}',
-    'csi.ephemeral.enabled=true', 'csi.ephemeral.redundancy={replication:2}', 'csi.ephemeral.pools={p}', 'csi.allowedMountOptions={exec}', 'storageClasses[0].mountOptions={nosuid,nodev,exec}',
+    'csi.ephemeral.enabled=true', 'csi.ephemeral.redundancy={replication:2}', 'csi.ephemeral.pools={p}', 'csi.allowedMountOptions={dev}', 'storageClasses[0].mountOptions={nosuid,dev,noexec}',
   ],
 };
 

@@ -133,6 +133,8 @@ test('restarts: the CSI plugin restarting leaves mounts working; the engine daem
     // While it is down, kubelet unpublishes t2: the plugin unmounts the dead target itself.
     await n.client.node.NodeUnpublishVolume({ volume_id: id, target_path: t2 });
     assert.ok(!fs.existsSync(t2));
+    // A row written by an older version has no target root: it is still re-bound.
+    execFileSync('python3', ['-c', 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("update publications set root = null"); c.commit()', path.join(n.pool.pool, 'metadata.db')]);
     n.mount = await MountedPool.start(n.pool.pool, n.pool.mnt);
     await eventually('t1 to be re-bound', () => (sh(`cat ${t1}/f`).code === 0 ? true : undefined), 15_000);
     assert.equal(fs.readFileSync(path.join(t1, 'f'), 'utf8'), 'before\nduring\n');

@@ -58,3 +58,12 @@ export async function stopCsiNode(n: CsiNode | undefined): Promise<void> {
   const left = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m?.startsWith(`${n.pool.root}/`));
   for (const m of left.sort((a, b) => b.length - a.length)) await lazyUnmount(m);
 }
+
+/** Replaces the node's plugin with one started with other flags (the pool and its mounts stay). */
+export async function restartPlugin(n: CsiNode, pluginArgs: string[]): Promise<void> {
+  n.client.close();
+  await n.plugin.stop();
+  fs.rmSync(n.socket, { force: true });
+  n.plugin = await CsiPlugin.start(n.socket, { pool: n.pool.pool }, n.targets, 'node-1', pluginArgs);
+  n.client = csiClient(n.socket);
+}

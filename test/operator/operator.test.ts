@@ -158,14 +158,18 @@ async function scenario(
   // status says why and Ready says which.
   const outside = `${root}-outside/d9`;
   const inState = path.join(root, 'state/d10');
-  assert.equal(apply(poolYaml('p1', [...disks, outside, inState])).code, 0);
+  // Inside the root by name, outside it through a link: what mkdir -p would create is judged.
+  fs.symlinkSync(`${root}-elsewhere`, path.join(root, 'link'));
+  const viaLink = path.join(root, 'link/d11');
+  assert.equal(apply(poolYaml('p1', [...disks, outside, inState, viaLink])).code, 0);
   p = await eventually('the disks refused', () => {
     const q = pool('p1');
-    return q.status?.disks?.filter((d) => d.health === 'refused').length === 2 && condition(q, 'Ready')?.reason === 'DiskRefused' ? q : undefined;
+    return q.status?.disks?.filter((d) => d.health === 'refused').length === 3 && condition(q, 'Ready')?.reason === 'DiskRefused' ? q : undefined;
   }, 30_000);
   assert.match(p.status?.disks?.find((d) => d.path === outside)?.reason ?? '', /outside the allowed disk roots/);
   assert.match(p.status?.disks?.find((d) => d.path === inState)?.reason ?? '', /state directory/);
-  assert.ok(!fs.existsSync(`${root}-outside`) && !fs.existsSync(inState), 'the node agent created a refused disk directory');
+  assert.match(p.status?.disks?.find((d) => d.path === viaLink)?.reason ?? '', /leads to .*-elsewhere\/d11: .*outside the allowed disk roots/);
+  assert.ok(!fs.existsSync(`${root}-outside`) && !fs.existsSync(inState) && !fs.existsSync(`${root}-elsewhere`), 'the node agent created a refused disk directory');
   assert.equal(apply(poolYaml('p1', disks)).code, 0);
   await eventually('PoolServing again', () => (condition(pool('p1'), 'Ready')?.reason === 'PoolServing' ? true : undefined), 30_000);
   p = pool('p1');

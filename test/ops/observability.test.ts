@@ -28,7 +28,8 @@ test('metrics, /health, events and logs come from the running daemon and move wh
   try {
     m = await MountedPool.start(p.pool, p.mnt, ['--metrics-listen', `127.0.0.1:${port}`, '--log-format', 'json']);
     assert.equal((await httpGet(`${base}/healthz`)).status, 200);
-    assert.equal((await httpGet(`${base}/readyz`)).status, 200);
+    // The daemon takes its address before it mounts, and is ready once it serves the pool.
+    await eventually('the daemon ready', async () => ((await httpGet(`${base}/readyz`)).status === 200 ? true : undefined));
     const healthy = await httpGet(`${base}/health`);
     assert.equal(healthy.status, 200, healthy.body);
     assert.equal((JSON.parse(healthy.body) as { status: string }).status, 'healthy');

@@ -97,9 +97,10 @@ test('HTTP: a network address serves /metrics and /health only; loopback serves 
     const m = await MountedPool.start(p.pool, p.mnt, ['--metrics-listen', `0.0.0.0:${port}`]);
     try {
       const base = `http://127.0.0.1:${port}`;
+      // The address is taken before the mount; ready once the daemon serves.
+      await eventually('the daemon ready', async () => ((await httpGet(`${base}/readyz`)).status === 200 ? true : undefined));
       assert.equal((await httpGet(`${base}/metrics`)).status, 200);
       assert.ok([200, 202].includes((await httpGet(`${base}/health`)).status));
-      assert.equal((await httpGet(`${base}/readyz`)).status, 200);
       for (const route of ['/events', '/diagnostics']) {
         const r = await httpGet(`${base}${route}`);
         assert.equal(r.status, 404, `${route} on a network address`);

@@ -7,10 +7,13 @@ import { status } from '@grpc/grpc-js';
 import { callControl } from '../../engine/control/socket.js';
 import { readMounts, topMountAt } from '../../engine/util/mountinfo.js';
 import { cleanup, cliJson, MountedPool } from '../helpers/env.js';
-import { csiClient } from '../helpers/csi-client.js';
-import { CsiPlugin, startCsiNode, stopCsiNode, type CsiNode } from '../helpers/csi-env.js';
+import { helm } from '../helpers/helm.js';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
+import { restartPlugin, startCsiNode, stopCsiNode, type CsiNode } from '../helpers/csi-env.js';
 
 const MiB = 2 ** 20;
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const MOUNT = { mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
 const withFlags = (mount_flags: string[]) => ({ mount: { mount_flags }, access_mode: { mode: 'SINGLE_NODE_WRITER' } });
 
@@ -102,11 +105,7 @@ test('NodePublishVolume: strictly inside the target root, no symbolic link on th
     assert.deepEqual(await mountsUnder(n.targets), []);
 
     // The cluster's operator allows suid: only then does a publication go without nosuid.
-    n.client.close();
-    await n.plugin.stop();
-    fs.rmSync(n.socket, { force: true });
-    n.plugin = await CsiPlugin.start(n.socket, { pool: n.pool.pool }, n.targets, 'node-1', ['--allow-mount-option', 'suid']);
-    n.client = csiClient(n.socket);
+    await restartPlugin(n, ['--allow-mount-option', 'suid']);
     const suid = path.join(n.targets, 'pods/e/vol');
     await n.client.node.NodePublishVolume({ volume_id: id, target_path: suid, volume_capability: withFlags(['suid']) });
     const opts = await optionsAt(suid);
@@ -153,11 +152,7 @@ test('inline ephemeral volumes: off unless enabled, then held to the size, polic
     assert.match(off.details, /disabled/);
     assert.deepEqual(volumeNames(n), []);
 
-    n.client.close();
-    await n.plugin.stop();
-    fs.rmSync(n.socket, { force: true });
-    n.plugin = await CsiPlugin.start(n.socket, { pool: n.pool.pool }, n.targets, 'node-1', ['--ephemeral', '--ephemeral-max-size', '2Mi', '--ephemeral-default-size', '1Mi', '--ephemeral-redundancy', 'replication:3']);
-    n.client = csiClient(n.socket);
+    await restartPlugin(n, ['--ephemeral', '--ephemeral-max-size', '2Mi', '--ephemeral-default-size', '1Mi', '--ephemeral-redundancy', 'replication:3']);
     const refused: [Record<string, string>, RegExp][] = [
       [{ size: '120000000000' }, /more than inline volumes may have/],
       [{ size: String(3 * MiB) }, /more than inline volumes may have/],
@@ -173,6 +168,13 @@ test('inline ephemeral volumes: off unless enabled, then held to the size, polic
       assert.match(r.details, want);
     }
     assert.deepEqual(volumeNames(n), [], 'a refused inline volume was created');
+    // The node's only pool, chosen without being named, must be one inline volumes may use too.
+    await restartPlugin(n, ['--ephemeral', '--ephemeral-pool', 'other']);
+    const unnamed = await grpcError(n.client.node.NodePublishVolume({ volume_id: 'csi-unnamed', target_path: t, volume_capability: MOUNT, volume_context: inline({ size: String(MiB) }) }));
+    assert.equal(unnamed.code, status.INVALID_ARGUMENT);
+    assert.match(unnamed.details, /may not use pool 'pool'/);
+    assert.deepEqual(volumeNames(n), []);
+    await restartPlugin(n, ['--ephemeral', '--ephemeral-max-size', '2Mi', '--ephemeral-default-size', '1Mi', '--ephemeral-redundancy', 'replication:3']);
     await n.client.node.NodePublishVolume({ volume_id: 'csi-ok', target_path: t, volume_capability: MOUNT, volume_context: inline({ size: String(MiB), redundancy: 'replication:3' }) });
     const vols = cliJson<{ volumes: { capacity: number; policy: string }[] }>('volume', 'list', n.pool.pool).volumes;
     assert.deepEqual(vols.map((x) => [x.capacity, x.policy]), [[MiB, 'replication:3']]);
@@ -200,5 +202,27 @@ test('NodeGetVolumeStats reports the inode limit of the volume', async () => {
   } finally {
     await stopCsiNode(n);
     if (n) cleanup(n.pool.root);
+  }
+});
+
+test('the plugin starts with the flags the chart renders for every inline-volume and mount-option value', async () => {
+  const r = helm(['template', 'dfs', path.join(repo, 'charts/dynamicfs'), '--set', 'csi.ephemeral.enabled=true', '--set', 'csi.ephemeral.maxSize=2Gi', '--set', 'csi.ephemeral.defaultSize=64Mi',
+    '--set', 'csi.ephemeral.redundancy={replication:2,erasure:2+1}', '--set', 'csi.ephemeral.pools={pool}', '--set', 'csi.ephemeral.tiers={hot,cold}', '--set', 'csi.allowedMountOptions={suid,dev}']);
+  assert.equal(r.code, 0, r.out);
+  const ds = parseAllDocuments(r.out).map((d) => d.toJS() as { kind?: string; metadata?: { name: string }; spec?: { template: { spec: { containers: { name: string; args: string[] }[] } } } })
+    .find((o) => o?.kind === 'DaemonSet' && o.metadata?.name === 'dfs-csi');
+  const args = ds?.spec?.template.spec.containers.find((c) => c.name === 'plugin')?.args ?? [];
+  // The node's own flags are this test's; every policy flag is the chart's.
+  const own = new Set(['--endpoint', '--pools-dir', '--target-root', '--log-format']);
+  const policy = args.flatMap((a, i) => (own.has(a) || own.has(args[i - 1]) ? [] : [a]));
+  assert.ok(policy.includes('--allow-mount-option') && policy.includes('--ephemeral-tier'), policy.join(' '));
+  let m: CsiNode | undefined;
+  try {
+    m = await startCsiNode({ disks: 2, pluginArgs: policy });
+    const probe = (await m.client.identity.Probe({})) as { ready: { value: boolean } };
+    assert.equal(probe.ready.value, true);
+  } finally {
+    await stopCsiNode(m);
+    if (m) cleanup(m.pool.root);
   }
 });

@@ -36,6 +36,13 @@ test('add-disk refuses paths inside or above a pool, its mount, another pool, sy
       assert.ok(Date.now() - started < 15_000, `${what}: took ${Date.now() - started} ms`);
     }
     assert.deepEqual(diskPaths(p.pool), before, 'a refused add-disk changed the pool');
+    // A file that only happens to be called pool.json does not make a directory a pool.
+    const lookalike = path.join(p.root, 'lookalike');
+    fs.mkdirSync(path.join(lookalike, 'app'), { recursive: true });
+    fs.writeFileSync(path.join(lookalike, 'app', 'pool.json'), '{"name": "a node.js pool config"}');
+    assert.equal(cli('add-disk', p.pool, lookalike).code, 0, 'an unrelated pool.json refused a disk');
+    before.push(lookalike);
+    before.sort();
     assert.ok(!fs.existsSync(path.join(other.root, '.dynamicfs-disk.json')));
     assert.ok(!fs.existsSync(path.join(p.root, 'dynamicfs')));
     // The daemon still answers its mount and its socket.

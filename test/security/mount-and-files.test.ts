@@ -146,7 +146,7 @@ test('files on disk are private: 0600 and 0700 under any umask; a 0600 file in t
     try {
       // Directories and metadata at once; fragment files in the background of the daemon.
       await eventually('every fragment file to be made 0600 again', () => {
-        const loose = [...modes(disks[0]).entries()].filter(([p, mode]) => /fragments\/.+\/\d+\.\d+$/.test(p) && mode !== 0o600);
+        const loose = disks.flatMap((d) => [...modes(d).entries()]).filter(([p, mode]) => /fragments\/.+\/\d+\.\d+$/.test(p) && mode !== 0o600);
         return loose.length === 0 ? true : undefined;
       });
       assertPrivate(pool, disks, 'an older pool after it was opened');

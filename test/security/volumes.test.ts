@@ -30,10 +30,8 @@ test("a volume's policy is the volume's: no process inside it changes it; a plai
   try {
     cliJson('volume', 'create', p.pool, 'data', '--capacity', '4MiB');
     const root = path.join(p.mnt, 'data');
-    assert.equal(modeOf(root), 0o755, 'a volume root open to every uid of a pod');
-    assert.equal(fs.statSync(root).uid, 0);
-    // Even a directory the pod made writable to all: its uids cannot change the policy, nor can root in the pod.
-    fs.chmodSync(root, 0o777);
+    // The volume's root is writable by every uid of the pod; none of them, root in the pod included, changes the policy.
+    assert.equal(modeOf(root), 0o777);
     assert.equal(setxattr(root, POLICY, 'replication:1', true), 'EPERM', 'nobody lowered the volume policy');
     assert.equal(setxattr(root, POLICY, 'replication:3', false), 'EPERM', 'root inside the mount raised the volume policy');
     assert.equal(spawnSync('python3', ['-c', 'import os,sys; os.removexattr(sys.argv[1], sys.argv[2])', root, POLICY]).status, 1);
@@ -125,6 +123,39 @@ test('a volume made before inode limits existed is not left past its new limit',
       await pool.close();
     }
   } finally {
+    cleanup(p.root);
+  }
+});
+
+test('a file unlinked while open still counts against its volume; one volume cannot hold every open file', async () => {
+  const p = await makePool({ disks: 2 });
+  const cfg = path.join(p.root, 'limits.yaml');
+  fs.writeFileSync(cfg, 'security:\n  max_open_files_per_volume: 5\n');
+  const m = await MountedPool.start(p.pool, p.mnt, ['--config', cfg]);
+  try {
+    cliJson('volume', 'create', p.pool, 'q', '--capacity', '1MiB');
+    const root = path.join(p.mnt, 'q');
+    // 600 KiB in a file that loses its name while open, then 600 KiB more in another: past 1 MiB.
+    const r = spawnSync('python3', ['-c', [
+      'import os,sys,errno', 'd=sys.argv[1]',
+      'a=os.open(d+"/a", os.O_CREAT|os.O_WRONLY); os.write(a, b"x"*614400); os.fsync(a); os.unlink(d+"/a")',
+      'b=os.open(d+"/b", os.O_CREAT|os.O_WRONLY)',
+      'try:\n os.write(b, b"y"*614400); os.fsync(b); print("accepted")\nexcept OSError as e: print(errno.errorcode[e.errno])',
+      'os.close(a); os.ftruncate(b, 0)',
+      'os.write(b, b"y"*614400); os.fsync(b); os.close(b); print("after close: accepted")',
+    ].join('\n'), root], { encoding: 'utf8' });
+    assert.equal(r.stdout.trim(), 'EDQUOT\nafter close: accepted', `${r.stdout}${r.stderr}`);
+
+    // Five files of the volume open at once, no more; files elsewhere in the pool still open.
+    fs.mkdirSync(path.join(p.mnt, 'other'));
+    const o = spawnSync('python3', ['-c', [
+      'import os,sys,errno', 'fds=[]',
+      'try:\n for i in range(8): fds.append(os.open(sys.argv[1]+"/f%d" % i, os.O_CREAT|os.O_RDWR))\nexcept OSError as e: print(len(fds), errno.errorcode[e.errno])',
+      'x=os.open(sys.argv[2]+"/elsewhere", os.O_CREAT|os.O_RDWR); print("elsewhere ok")',
+    ].join('\n'), root, path.join(p.mnt, 'other')], { encoding: 'utf8' });
+    assert.equal(o.stdout.trim(), '5 EMFILE\nelsewhere ok', `${o.stdout}${o.stderr}`);
+  } finally {
+    await m.stop();
     cleanup(p.root);
   }
 });

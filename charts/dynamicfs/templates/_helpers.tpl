@@ -30,7 +30,7 @@ priorityClassName: {{ . }}
 
 {{/*
 The CSI plugin's policy flags, appended to its args: inline ephemeral volumes (off unless enabled;
-their size cap and default, the redundancy policies and pools they may use) and the mount options
+their size cap and default, the redundancy policies, pools and tiers they may use) and the mount options
 beyond nosuid,nodev that StorageClasses may ask for. Values are quoted: a policy such as
 replication:2 is no plain scalar inside a flow list.
 */}}
@@ -40,6 +40,7 @@ replication:2 is no plain scalar inside a flow list.
 , --ephemeral-max-size, {{ $e.maxSize | quote }}, --ephemeral-default-size, {{ $e.defaultSize | quote }}
 {{- range $e.redundancy }}, --ephemeral-redundancy, {{ . | quote }}{{ end }}
 {{- range $e.pools }}, --ephemeral-pool, {{ . | quote }}{{ end }}
+{{- range $e.tiers }}, --ephemeral-tier, {{ . | quote }}{{ end }}
 {{- range .Values.csi.allowedMountOptions }}, --allow-mount-option, {{ . | quote }}{{ end }}
 {{- end -}}
 
@@ -57,7 +58,7 @@ fails the render with the values to change.
 {{- range .Values.storageClasses }}
 {{- $sc := .name }}
 {{- $opts := .mountOptions | default (list "nosuid" "nodev") }}
-{{- range list "suid" "dev" "exec" }}
+{{- range list "suid" "dev" }}
 {{- if and (has . $opts) (not (has . $allowed)) }}
 {{- fail (printf "storageClasses %s: mount option %s is not allowed; list it in csi.allowedMountOptions first (the CSI plugin refuses it otherwise)" $sc .) }}
 {{- end }}
@@ -92,8 +93,5 @@ fails the render with the values to change.
 {{- fail (printf "examplePools %s: disk %s is not in diskPaths (%s); the engine pods would not see it and the admission policy refuses it" $pool $disk (join ", " $.Values.diskPaths)) }}
 {{- end }}
 {{- end }}
-{{- end }}
-{{- if and .Values.admissionPolicy.enabled (not (semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version)) }}
-{{- fail "admissionPolicy.enabled needs ValidatingAdmissionPolicy v1 (Kubernetes 1.30 or later); on an older cluster set admissionPolicy.enabled=false (disk paths are then checked only by the CRD rules and the node agent's --disk-root)" }}
 {{- end }}
 {{- end -}}

@@ -8,7 +8,7 @@ import { callControl } from '../../../engine/control/socket.js';
 import { logger } from '../../../engine/observability/logger.js';
 import { withTrace } from '../../../engine/observability/trace.js';
 import { readLockOwner } from '../../../engine/pool/lock.js';
-import { diskPathProblemsByName } from '../../../engine/pool/disk-path.js';
+import { diskPathProblemsByName, resolveExisting } from '../../../engine/pool/disk-path.js';
 import { readMounts } from '../../../engine/util/mountinfo.js';
 import { mkdirPrivate, PRIVATE_FILE } from '../../../engine/util/private-files.js';
 import { formatBytes, parseSize } from '../../../engine/util/units.js';
@@ -141,7 +141,10 @@ export class NodeAgent {
     for (const disk of pool.spec.disks) {
       const abs = path.resolve(disk.path);
       if (engine.disks.some((x) => x.path === abs)) continue;
-      const byName = diskPathProblemsByName(abs, { poolDir: d.pool, mountpoint: d.mnt, disks: engine.disks.map((x) => x.path), allowedRoots: roots, protectedDirs: [this.o.stateDir], mounts: await readMounts() });
+      // Judged by name and by what a mkdir -p of it would really create (links on the way followed).
+      const rules = { poolDir: d.pool, mountpoint: d.mnt, disks: engine.disks.map((x) => x.path), allowedRoots: roots, protectedDirs: [this.o.stateDir], mounts: await readMounts() };
+      const real = await resolveExisting(abs);
+      const byName = [...diskPathProblemsByName(abs, rules), ...(real === abs ? [] : diskPathProblemsByName(real, rules).map((x) => ({ ...x, problem: `${abs} leads to ${real}: ${x.problem}` })))];
       if (byName.length) {
         refused.set(abs, byName.map((x) => x.problem).join('; '));
         continue;
