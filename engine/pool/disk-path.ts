@@ -103,21 +103,21 @@ async function holdsIdentity(file: string): Promise<boolean> {
 }
 
 /**
- * `p` with its longest existing prefix resolved (links followed), for a path that does not exist
- * yet: what a `mkdir -p` of it would really create.
+ * What a `mkdir -p` of `p` would really create: every link on the way followed (a dangling one too,
+ * since mkdir would create its target), the missing rest appended.
  */
-export async function resolveExisting(p: string): Promise<string> {
-  let head = p;
-  const tail: string[] = [];
-  for (;;) {
-    try {
-      return path.join(await fsp.realpath(head), ...tail.reverse());
-    } catch {
-      if (head === '/') return p;
-      tail.push(path.basename(head));
-      head = path.dirname(head);
-    }
+export async function resolveExisting(p: string, depth = 0): Promise<string> {
+  if (depth > 40) return p; // a loop of links: mkdir would fail with ELOOP
+  const parts = p.split('/').filter(Boolean);
+  let cur = '/';
+  for (let i = 0; i < parts.length; i++) {
+    const next = path.join(cur, parts[i]);
+    const st = await fsp.lstat(next).catch(() => null);
+    if (!st) return path.join(next, ...parts.slice(i + 1));
+    if (st.isSymbolicLink()) return resolveExisting(path.join(path.resolve(cur, await fsp.readlink(next)), ...parts.slice(i + 1)), depth + 1);
+    cur = next;
   }
+  return cur;
 }
 
 /** A pool directory or a disk of a pool one or two levels below `dir` (bounded), or null. */

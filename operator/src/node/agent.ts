@@ -149,9 +149,9 @@ export class NodeAgent {
         refused.set(abs, byName.map((x) => x.problem).join('; '));
         continue;
       }
-      await fsp.mkdir(abs, { recursive: true });
       const cap = quantity(disk.capacity);
       try {
+        await fsp.mkdir(abs, { recursive: true });
         await callControl(d.pool, 'add-disk', { disk: abs, tier: disk.tier ?? 'warm', capacity: cap ?? null, diskRoots: JSON.stringify(roots), protectedDirs: JSON.stringify([this.o.stateDir]) });
       } catch (err) {
         refused.set(abs, (err as Error).message);
