@@ -170,7 +170,8 @@ function dynamicfsTarget(policy: string): Target {
   // Seven disks: erasure:4+2 needs a spare to rebuild onto after one fails.
   const disks = dirs(`${path.basename(pool)}-disk`, 7);
   cli('init', pool, '--redundancy', policy);
-  for (const d of disks) cli('add-disk', pool, d);
+  // Directories of the bench's filesystem stand in for devices: each names its own failure domain.
+  disks.forEach((d, i) => cli('add-disk', pool, d, '--failure-domain', `bench-disk${i + 1}`));
   const mount = async () => {
     cli('mount', pool, mnt);
     await waitMounted(mnt);

@@ -1,7 +1,9 @@
 import { readLockOwner } from '../pool/lock.js';
-import { diskCapacity, diskFree } from '../pool/disk-set.js';
+import { diskCapacity, diskFree, type Disk } from '../pool/disk-set.js';
 import type { Pool } from '../pool/pool.js';
-import { efficiency, formatPolicy } from '../redundancy/policy.js';
+import { formatPolicy, fragmentCount, parsePolicy } from '../redundancy/policy.js';
+import { domainCount, rawSpace, usableSpace } from '../pool/capacity.js';
+import { domainLabel } from '../pool/failure-domain.js';
 import type { Namespace } from '../fs/namespace.js';
 import { assessAll, type ExtentHealth } from './extent-health.js';
 import { lastScrub } from '../heal/scrub.js';
@@ -9,6 +11,8 @@ import { lastProbe } from '../heal/probe.js';
 
 export interface DiskReport {
   id: string; path: string; tier: string; capacity: number; capped: boolean; used: number; free: number;
+  /** Its failure domain, whether the administrator named it, and the devices found under it. */
+  failureDomain: string; domainNamed: boolean; device: string;
   health: string; healthReason: string; healthChangedAt: string;
   errors: { read: number; write: number; checksum: number };
   recentTransitions: { at: string; from: string | null; to: string; reason: string }[];
@@ -27,14 +31,60 @@ export interface PoolStatus {
   bytesAtRisk: number;
   unrecoverable: DamagedRange[];
   degradedFiles: string[];
+  /** Raw bytes each filesystem counted once; usable bytes under the default policy, fragments spread over domains. */
   capacity: { raw: number; used: number; free: number; usableFree: number };
+  failureDomains: FailureDomainReport;
   lastScrub: ReturnType<typeof lastScrub>;
   operation: Pool['activeOperation'];
+}
+
+/** The failure domains of a pool, and what they mean for its redundancy. */
+export interface FailureDomainReport {
+  /** Domains of the disks that take new data. */
+  count: number;
+  domains: { name: string; disks: string[] }[];
+  allowShared: boolean;
+  /** Policies in use that need more domains than there are: with shared domains allowed their redundancy is illusory, else their writes fail. */
+  short: { policy: string; needs: number }[];
+  /** Extents with two fragments or more in one domain. */
+  sharedExtents: number;
+}
+
+/** Policies in use: the pool's default, and those of volumes and top-level directories. */
+function policiesInUse(pool: Pool): string[] {
+  const rows = pool.store.db.prepare('SELECT DISTINCT policy FROM inodes WHERE policy IS NOT NULL').all() as { policy: string }[];
+  return [...new Set([formatPolicy(pool.settings.defaultPolicy), ...rows.map((r) => r.policy)])];
+}
+
+export function failureDomainReport(pool: Pool): FailureDomainReport {
+  const writable = pool.disks.writable();
+  const byDomain = new Map<string, Disk[]>();
+  for (const d of pool.disks.all()) byDomain.set(d.domain, [...(byDomain.get(d.domain) ?? []), d]);
+  const count = domainCount(writable);
+  const short = policiesInUse(pool).map((p) => ({ policy: p, needs: fragmentCount(parsePolicy(p)) })).filter((p) => p.needs > count);
+  return {
+    count, domains: [...byDomain].map(([k, ds]) => ({ name: domainLabel(k), disks: ds.map((d) => d.id) })),
+    allowShared: pool.config.reliability.allow_shared_failure_domains, short, sharedExtents: pool.sharedDomainExtents(),
+  };
+}
+
+/** Why the failure domains make a pool less than healthy, in words naming disks and devices. */
+function domainReasons(r: FailureDomainReport): string[] {
+  const out: string[] = [];
+  const together = r.domains.filter((d) => d.disks.length > 1).map((d) => `disks ${d.disks.join(' and ')} share ${d.name}`).join('; ');
+  for (const s of r.short) {
+    out.push(r.allowShared
+      ? `redundancy ${s.policy} is illusory: it needs ${s.needs} failure domains and the pool has ${r.count}${together ? ` (${together})` : ''}`
+      : `writes under ${s.policy} fail: it needs ${s.needs} failure domains and the pool has ${r.count}${together ? ` (${together})` : ''}`);
+  }
+  if (r.sharedExtents) out.push(`${r.sharedExtents} extent(s) have fragments together in one failure domain (${together || 'see list-disks'}): one device failure can take more than the policy allows`);
+  return out;
 }
 
 export function diskReports(pool: Pool): DiskReport[] {
   return pool.disks.all().map((d) => ({
     id: d.id, path: d.path, tier: d.tier, capacity: diskCapacity(d), capped: d.cap !== null, used: d.used, free: diskFree(d),
+    failureDomain: domainLabel(d.domain), domainNamed: d.domainOverride !== null, device: d.device,
     health: d.health, healthReason: d.healthReason, healthChangedAt: new Date(d.healthChangedAt).toISOString(),
     errors: { read: d.readErrors, write: d.writeErrors, checksum: d.checksumErrors },
     recentTransitions: pool.store.diskEvents(d.id, 5).map((e) => ({ at: new Date(e.at).toISOString(), from: e.from_state, to: e.to_state, reason: e.reason })),
@@ -69,19 +119,23 @@ export async function poolStatus(pool: Pool, ns: Namespace, mountedBy: { pid: nu
     const files = [...new Set(unrecoverable.map((u) => u.path))];
     reasons.push(`${extents.unrecoverable} extent(s) unrecoverable in ${files.length} file(s): ${files.slice(0, 5).join(', ')}${files.length > 5 ? ', ...' : ''}`);
   }
+  const failureDomains = failureDomainReport(pool);
+  reasons.push(...domainReasons(failureDomains));
   if (disks.length === 0) reasons.push('the pool has no disks; add some with add-disk');
   const health = extents.unrecoverable > 0 || disks.length === 0 ? 'critical' : reasons.length ? 'degraded' : 'healthy';
   const usable = pool.disks.all().filter((d) => d.health !== 'failed');
-  const raw = usable.reduce((s, d) => s + diskCapacity(d), 0);
+  const raw = rawSpace(usable).capacity;
   const used = usable.reduce((s, d) => s + d.used, 0);
-  const free = usable.filter((d) => d.health === 'healthy').reduce((s, d) => s + diskFree(d), 0);
+  const free = rawSpace(usable.filter((d) => d.health === 'healthy')).free;
+  const usableFree = usableSpace(pool.disks.writable(), pool.settings.defaultPolicy, failureDomains.allowShared).free;
   const owner = mountedBy ?? readLockOwner(pool.dir) ?? null;
   return {
     pool: { id: pool.id, name: pool.name, dir: pool.dir, extentSize: E, defaultPolicy: formatPolicy(pool.settings.defaultPolicy), checksum: pool.settings.checksum },
     mounted: owner ? { pid: owner.pid, mountpoint: owner.mountpoint } : null,
     health, reasons, disks, extents, bytesAtRisk, unrecoverable,
     degradedFiles: [...degradedInodes].flatMap((ino) => ns.pathsOf(ino)).sort(),
-    capacity: { raw, used, free, usableFree: Math.floor(free * efficiency(pool.settings.defaultPolicy)) },
+    capacity: { raw, used, free, usableFree },
+    failureDomains,
     lastScrub: lastScrub(pool),
     operation: pool.activeOperation,
   };

@@ -103,11 +103,28 @@ export function buildCli(): Command {
     .addOption(new Option('--tier <tier>', 'storage tier').choices([...TIERS]).default('warm'))
     .option('--capacity <size>', 'cap the bytes this disk may hold (several disks can share one filesystem)')
     .option('--allow-any-path', "add it even outside security.disk_roots or in a system directory (never inside a pool's mount or directory)")
+    .option('--failure-domain <name>', 'the failure domain it is in (an enclosure, a controller), instead of the device found under it')
+    .option('--allow-shared-domain', 'add it although it shares a failure domain with a disk of the pool (capacity, not redundancy)')
     .option('--json', 'machine-readable output')
-    .action(async (poolDir: string, disk: string, o: { tier: string; capacity?: string; allowAnyPath?: boolean }) => {
+    .action(async (poolDir: string, disk: string, o: { tier: string; capacity?: string; allowAnyPath?: boolean; failureDomain?: string; allowSharedDomain?: boolean }) => {
       const capacity = o.capacity ? sizeOption(o.capacity, '--capacity') : null;
-      const r = (await onPool(poolDir, 'add-disk', { disk: path.resolve(disk), tier: o.tier, capacity, allowAnyPath: o.allowAnyPath === true })) as { disk: { id: string; path: string }; recognised: boolean };
-      emit(r, r.recognised ? `recognised disk ${r.disk.id} at its new path ${r.disk.path}` : `added disk ${r.disk.id} at ${r.disk.path}`);
+      const r = (await onPool(poolDir, 'add-disk', {
+        disk: path.resolve(disk), tier: o.tier, capacity, allowAnyPath: o.allowAnyPath === true, failureDomain: o.failureDomain, allowSharedDomain: o.allowSharedDomain === true,
+      })) as { disk: { id: string; path: string; failureDomain: string }; recognised: boolean; warning?: string };
+      if (r.warning && !isJsonOutput()) process.stderr.write(`dynamicfs: warning: ${r.warning}\n`);
+      emit(r, r.recognised ? `recognised disk ${r.disk.id} at its new path ${r.disk.path}` : `added disk ${r.disk.id} at ${r.disk.path} (failure domain ${r.disk.failureDomain})`);
+    });
+
+  program
+    .command('set-failure-domain')
+    .description("name the failure domain a disk is in (an enclosure, a controller), or 'auto' to find it from its devices again")
+    .argument('<pool>')
+    .argument('<disk>', 'disk id or path')
+    .argument('<domain>', "a name, or 'auto'")
+    .option('--json', 'machine-readable output')
+    .action(async (poolDir: string, disk: string, domain: string) => {
+      const r = (await onPool(poolDir, 'set-failure-domain', { disk, domain })) as { disk: string; failureDomain: string; named: boolean; device: string };
+      emit(r, `disk ${r.disk} is in failure domain ${r.failureDomain} (${r.named ? 'named' : `found: ${r.device}`})`);
     });
 
   program
@@ -264,9 +281,13 @@ export function buildCli(): Command {
     .argument('<old>', 'disk id or path')
     .argument('<new>', 'directory of the new disk')
     .option('--allow-any-path', "the new disk may be outside security.disk_roots or in a system directory")
+    .option('--failure-domain <name>', "the new disk's failure domain (default: the old disk's name, else found from its devices)")
+    .option('--allow-shared-domain', 'the new disk may share a failure domain with another disk of the pool')
     .option('--json', 'machine-readable output')
-    .action(async (poolDir: string, oldDisk: string, newDisk: string, o: { allowAnyPath?: boolean }) => {
-      const r = (await onPool(poolDir, 'replace-disk', { old: oldDisk, new: path.resolve(newDisk), allowAnyPath: o.allowAnyPath === true })) as { added: { id: string; path: string }; removed: DrainReport };
+    .action(async (poolDir: string, oldDisk: string, newDisk: string, o: { allowAnyPath?: boolean; failureDomain?: string; allowSharedDomain?: boolean }) => {
+      const r = (await onPool(poolDir, 'replace-disk', {
+        old: oldDisk, new: path.resolve(newDisk), allowAnyPath: o.allowAnyPath === true, failureDomain: o.failureDomain, allowSharedDomain: o.allowSharedDomain === true,
+      })) as { added: { id: string; path: string }; removed: DrainReport };
       emit(r, `added ${r.added.id} at ${r.added.path}\n${renderDrain(r.removed)}`);
       if (!r.removed.removed) process.exitCode = EXIT_FAILURE;
     });

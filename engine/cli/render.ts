@@ -12,10 +12,10 @@ function table(rows: string[][]): string {
 
 export function renderDisks(disks: DiskReport[]): string {
   if (disks.length === 0) return 'no disks; add one with: dynamicfs add-disk POOL DIR';
-  const rows = [['DISK', 'PATH', 'TIER', 'CAPACITY', 'USED', 'FREE', 'HEALTH', 'ERRORS r/w/c', 'SINCE / REASON']];
+  const rows = [['DISK', 'PATH', 'TIER', 'DOMAIN', 'CAPACITY', 'USED', 'FREE', 'HEALTH', 'ERRORS r/w/c', 'SINCE / REASON']];
   for (const d of disks) {
     rows.push([
-      d.id, d.path, d.tier, formatBytes(d.capacity) + (d.capped ? ' (cap)' : ''), formatBytes(d.used), formatBytes(d.free), d.health,
+      d.id, d.path, d.tier, d.domainNamed ? `${d.failureDomain} (named)` : d.failureDomain, formatBytes(d.capacity) + (d.capped ? ' (cap)' : ''), formatBytes(d.used), formatBytes(d.free), d.health,
       `${d.errors.read}/${d.errors.write}/${d.errors.checksum}`, `${d.healthChangedAt}${d.healthReason ? ' ' + d.healthReason : ''}`,
     ]);
   }
@@ -31,6 +31,7 @@ export function renderStatus(s: PoolStatus): string {
     `health   ${s.health.toUpperCase()}`,
     ...s.reasons.map((r) => `         - ${r}`),
     `capacity raw ${formatBytes(s.capacity.raw)}, used ${formatBytes(s.capacity.used)}, free ${formatBytes(s.capacity.free)} (usable ${formatBytes(s.capacity.usableFree)} after redundancy)`,
+    `domains  ${s.failureDomains.count} failure domain(s): ${s.failureDomains.domains.map((d) => `${d.name} (${d.disks.join(', ')})`).join(', ') || 'none'}${s.failureDomains.allowShared ? '; shared domains allowed' : ''}`,
     `extents  ${s.extents.total} total: ${s.extents.healthy} healthy, ${s.extents.degraded} degraded, ${s.extents.unrecoverable} unrecoverable; ${formatBytes(s.bytesAtRisk)} at risk`,
   ];
   if (s.operation) {

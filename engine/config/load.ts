@@ -197,7 +197,7 @@ export const LIVE_FIELDS = new Set([
   'monitoring.diagnostics', 'monitoring.history_interval', 'monitoring.history_samples', 'monitoring.network_endpoints', 'security.disk_roots',
   'reliability.auto_rebuild', 'reliability.rebuild_concurrency', 'reliability.rebuild_bandwidth',
   'reliability.auto_scrub', 'reliability.scrub_interval', 'reliability.scrub_repair', 'reliability.scrub_bandwidth',
-  'reliability.errors_suspect', 'reliability.read_errors_failed', 'reliability.slow_io_ms', 'reliability.slow_ops_degraded',
+  'reliability.errors_suspect', 'reliability.read_errors_failed', 'reliability.slow_io_ms', 'reliability.slow_ops_degraded', 'reliability.allow_shared_failure_domains',
 ]);
 
 /** Set when a pool is created; an existing pool keeps its own (set-policy changes its default policy). */

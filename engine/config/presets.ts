@@ -9,7 +9,7 @@ const production: EngineConfigDocument = {
   },
   reliability: {
     auto_rebuild: true, rebuild_concurrency: 8, rebuild_bandwidth: 0, auto_scrub: true, scrub_interval: '7d', scrub_repair: true,
-    scrub_bandwidth: 0, errors_suspect: 3, read_errors_failed: 20, slow_io_ms: 2000, slow_ops_degraded: 5,
+    scrub_bandwidth: 0, errors_suspect: 3, read_errors_failed: 20, slow_io_ms: 2000, slow_ops_degraded: 5, allow_shared_failure_domains: false,
   },
   monitoring: {
     metrics: true, metrics_listen: '', network_endpoints: 'metrics-and-health', logging: true, log_level: 'info', log_format: 'auto', event_log_size: 10_000, slow_op_ms: 1000,

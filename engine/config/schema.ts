@@ -64,6 +64,7 @@ export const ReliabilitySchema = Section({
   read_errors_failed: Int(1, 1_000_000, 'Read errors after which a disk turns failed.'),
   slow_io_ms: Int(1, 3_600_000, 'A fragment read or write slower than this counts as slow (milliseconds).'),
   slow_ops_degraded: Int(1, 1_000_000, 'Slow operations after which a healthy disk turns degraded.'),
+  allow_shared_failure_domains: Flag('Let fragments of one extent share a failure domain (disks on one device) when the domains are too few, instead of refusing the write: redundancy that one device failure can defeat, for tests and demos; status, diagnostics, metrics and /health then report it.'),
 }, 'Self-healing: rebuild, scrub and disk health thresholds.');
 
 export const DiagnosticsThresholdsSchema = Section({

@@ -9,6 +9,9 @@ import { scrub, ScrubControl } from '../heal/scrub.js';
 import { diskReports, poolStatus } from '../check/status.js';
 import type { FileSystem } from '../fs/filesystem.js';
 import { isDiskHealth } from '../pool/disk-health.js';
+import { domainLabel } from '../pool/failure-domain.js';
+import { domainCount } from '../pool/capacity.js';
+import { describeDomains } from '../pool/placement.js';
 import { TIERS, type DiskGuard, type OperationProgress, type Pool, type Tier, PoolError } from '../pool/pool.js';
 import { fragmentCount, formatPolicy, parsePolicy } from '../redundancy/policy.js';
 import { UsageError } from '../util/errors.js';
@@ -45,7 +48,10 @@ function diskGuard(args: CommandArgs, mountpoint: string | null): DiskGuard {
   const agentRoots = jsonStrings(args, 'diskRoots', absolute, 'absolute paths');
   // The node agent's roots when it has some; otherwise the pool's own (an empty list from it changes nothing).
   const allowedRoots = agentRoots?.length ? agentRoots : undefined;
-  return { allowedRoots, allowAnyPath: agentRoots === undefined && args.allowAnyPath === true, mountpoint, protectedDirs: jsonStrings(args, 'protectedDirs', absolute, 'absolute paths') };
+  return {
+    allowedRoots, allowAnyPath: agentRoots === undefined && args.allowAnyPath === true, mountpoint, protectedDirs: jsonStrings(args, 'protectedDirs', absolute, 'absolute paths'),
+    failureDomain: typeof args.failureDomain === 'string' && args.failureDomain !== '' ? args.failureDomain : null, allowSharedDomain: args.allowSharedDomain === true,
+  };
 }
 
 /** Commands that act on an open pool. The CLI runs them in-process or forwards them to the mount daemon. */
@@ -67,8 +73,14 @@ export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArg
     const tier = (args.tier as string | undefined) ?? 'warm';
     if (!(TIERS as readonly string[]).includes(tier)) throw new UsageError(`--tier '${tier}' is not one of ${TIERS.join(', ')}`);
     const cap = typeof args.capacity === 'number' ? args.capacity : null;
-    const { disk, recognised } = await pool.addDisk(str(args, 'disk'), tier as Tier, cap, diskGuard(args, mountpoint));
-    return { disk: { id: disk.id, path: disk.path, tier: disk.tier, capacity: cap }, recognised };
+    const { disk, recognised, warning } = await pool.addDisk(str(args, 'disk'), tier as Tier, cap, diskGuard(args, mountpoint));
+    return { disk: { id: disk.id, path: disk.path, tier: disk.tier, capacity: cap, failureDomain: domainLabel(disk.domain), device: disk.device }, recognised, warning };
+  },
+
+  async 'set-failure-domain'({ pool }, args) {
+    const name = str(args, 'domain');
+    const d = await pool.setFailureDomain(str(args, 'disk'), name === 'auto' ? null : name);
+    return { disk: d.id, failureDomain: domainLabel(d.domain), named: d.domainOverride !== null, device: d.device };
   },
 
   async 'set-disk-health'({ pool, fs }, args) {
@@ -138,6 +150,10 @@ export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArg
     if (fragmentCount(policy) > healthy) {
       throw new PoolError(`policy ${text} needs ${fragmentCount(policy)} healthy disks on distinct devices; pool ${pool.name} has ${healthy}. Add disks first.`);
     }
+    const domains = domainCount(pool.disks.writable());
+    if (fragmentCount(policy) > domains && !pool.config.reliability.allow_shared_failure_domains) {
+      throw new PoolError(`policy ${text} needs ${fragmentCount(policy)} failure domains; the healthy disks of pool ${pool.name} are in ${domains} (${describeDomains(pool.disks.writable())}). Add disks on other devices first.`);
+    }
     const top = dir.replace(/^\/+|\/+$/g, '');
     if (dir === '/') pool.setDefaultPolicy(policy);
     else if (fs.volumes.get(top)) fs.volumes.setPolicy(top, formatPolicy(policy));
@@ -180,7 +196,9 @@ export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArg
 
   async 'replace-disk'({ pool, fs, progress, mountpoint }, args) {
     const old = pool.findDisk(str(args, 'old'));
-    const { disk } = await pool.addDisk(str(args, 'new'), old.tier as Tier, old.cap, diskGuard(args, mountpoint));
+    // The new disk may sit where the old one did (same domain), and keeps its named domain unless told.
+    const guard = diskGuard(args, mountpoint);
+    const { disk } = await pool.addDisk(str(args, 'new'), old.tier as Tier, old.cap, { ...guard, replacing: old.id, failureDomain: guard.failureDomain ?? old.domainOverride });
     const drained = await pool.track(`drain ${old.id}`, (onProgress) => removeDisk(pool, fs.data.extents, old.id, { onProgress }), progress);
     return { added: { id: disk.id, path: disk.path }, removed: drained };
   },

@@ -6,7 +6,7 @@ import { FragmentWorkers } from './fragment-workers.js';
 import { rename, rm } from 'node:fs/promises';
 import { syncFile } from './fragment-io.js';
 import type { ExtentRow, FragmentRow } from '../metadata/store.js';
-import { chooseDisks } from '../pool/placement.js';
+import { chooseDisks, type PlacementOptions } from '../pool/placement.js';
 import { fragmentPath } from '../pool/layout.js';
 import type { Pool } from '../pool/pool.js';
 import { decodeExtent, encodeExtent } from '../redundancy/codec.js';
@@ -48,6 +48,11 @@ export class ExtentStore {
     this.buffers = new BufferPool(pool.settings.extentSize, bufferSlots);
   }
 
+  /** How fragments are spread: over distinct failure domains, shared only where the pool allows it. */
+  private get placement(): PlacementOptions {
+    return { sharedDomains: this.pool.config.reliability.allow_shared_failure_domains };
+  }
+
   close(): Promise<void> {
     return this.io.close();
   }
@@ -67,7 +72,7 @@ export class ExtentStore {
           if (!(err instanceof FragmentWriteError) || attempt >= 2) throw err instanceof FragmentWriteError ? err.error : err;
           for (const d of err.disks) avoid.add(d);
           try {
-            chooseDisks(this.pool.disks.writable().filter((d) => !avoid.has(d.id) && (tier === null || d.tier === tier)), fragmentCount(policy), fragments[0].length, policyName);
+            chooseDisks(this.pool.disks.writable().filter((d) => !avoid.has(d.id) && (tier === null || d.tier === tier)), fragmentCount(policy), fragments[0].length, policyName, this.placement);
           } catch {
             throw err.error; // no other disks to retry on: report the write failure itself
           }
@@ -112,7 +117,7 @@ export class ExtentStore {
     ino: number, idx: number, length: number, policy: RedundancyPolicy, policyName: string, fragments: Buffer[], avoid: Set<string>, tier: string | null,
   ): Promise<WrittenExtent> {
     const size = fragments[0].length;
-    const disks = chooseDisks(this.pool.disks.writable().filter((d) => !avoid.has(d.id) && (tier === null || d.tier === tier)), fragmentCount(policy), size, policyName);
+    const disks = chooseDisks(this.pool.disks.writable().filter((d) => !avoid.has(d.id) && (tier === null || d.tier === tier)), fragmentCount(policy), size, policyName, this.placement);
     for (const d of disks) d.reserved += size;
     const store = this.pool.store;
     const placement = disks.map((d, slot) => ({ slot, disk: d.id }));
@@ -284,8 +289,13 @@ export class ExtentStore {
 
   private async relocate(ext: ExtentRow, frag: FragmentRow, data: Buffer, siblings: string[], readBack: boolean): Promise<string | null> {
     const store = this.pool.store;
-    const candidates = this.pool.disks.writable().filter((d) => !siblings.includes(d.id));
-    const [target] = chooseDisks(candidates, 1, data.length, `rebuild of fragment ${frag.eid}.${frag.slot}`);
+    // Not in the failure domain of any other fragment of the extent (unless the pool allows shared
+    // domains and no other is left).
+    const others = new Set(siblings.map((id) => this.pool.disks.get(id)?.domain).filter((x) => x !== undefined));
+    const free = this.pool.disks.writable().filter((d) => !siblings.includes(d.id));
+    const apart = free.filter((d) => !others.has(d.domain));
+    const candidates = apart.length || !this.placement.sharedDomains ? apart : free;
+    const [target] = chooseDisks(candidates, 1, data.length, `rebuild of fragment ${frag.eid}.${frag.slot}`, this.placement);
     target.reserved += data.length;
     try {
       store.beginRepair(frag.eid, frag.slot, target.id, Date.now());

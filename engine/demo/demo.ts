@@ -38,7 +38,8 @@ async function main(): Promise<void> {
     dynamicfs('init', pool, '--redundancy', 'erasure:2+1', '--extent-size', '1MiB');
     disks.forEach((d, i) => {
       fs.mkdirSync(d);
-      dynamicfs('add-disk', pool, d, '--tier', i < 2 ? 'hot' : 'warm', '--capacity', '2GiB');
+      // Four directories of one filesystem stand in for four devices: each names its own failure domain.
+      dynamicfs('add-disk', pool, d, '--tier', i < 2 ? 'hot' : 'warm', '--capacity', '2GiB', '--failure-domain', `demo-disk${i + 1}`);
     });
 
     step('mount it');

@@ -114,6 +114,27 @@ export function diagnose(pool: Pool, status: PoolStatus, config: EngineConfig, c
       });
     }
   }
+  // Failure domains: redundancy that one device failure can defeat.
+  const fd = status.failureDomains;
+  const together = fd.domains.filter((d) => d.disks.length > 1).map((d) => `disks ${d.disks.join(' and ')} share device ${d.name}`).join('; ');
+  for (const sh of fd.short) {
+    issues.push({
+      check: 'failure-domains.short', severity: fd.allowShared ? 'warning' : 'error', category: 'reliability', subject: sh.policy, value: fd.count, threshold: sh.needs,
+      message: fd.allowShared
+        ? `redundancy ${sh.policy} is illusory: ${sh.needs} fragments on ${fd.count} failure domain(s)${together ? `: ${together}` : ''}`
+        : `writes under ${sh.policy} fail: it needs ${sh.needs} failure domains and the pool has ${fd.count}${together ? ` (${together})` : ''}`,
+      recommendation: `add disks on other devices ('dynamicfs add-disk ${pool.dir} DIR'), or, if the disks are in fact separate, name their domains ('dynamicfs set-failure-domain ${pool.dir} DISK NAME')`,
+      runbook: RUNBOOKS.failureDomains,
+    });
+  }
+  if (fd.sharedExtents > 0) {
+    issues.push({
+      check: 'failure-domains.extents', severity: 'warning', category: 'reliability', value: fd.sharedExtents, threshold: 0,
+      message: `${fd.sharedExtents} extent(s) have fragments together in one failure domain${together ? ` (${together})` : ''}: one device failure can take more of them than the policy tolerates`,
+      recommendation: `add disks on other devices; files written after that spread their new extents over the domains (rewrite or copy the old files to move theirs)`,
+      runbook: RUNBOOKS.failureDomains,
+    });
+  }
   const rebuildHistory = pool.store.history<RebuildSample>('rebuild');
   const attempted = rebuildHistory.reduce((s, r) => s + r.data.attempted, 0);
   const rebuilt = rebuildHistory.reduce((s, r) => s + r.data.rebuilt, 0);

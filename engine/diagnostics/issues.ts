@@ -9,6 +9,7 @@ export const RUNBOOKS = {
   capacity: 'docs/runbooks/capacity-approaching-full.md',
   unrecoverable: 'docs/runbooks/unrecoverable-extents.md',
   scrubOverdue: 'docs/runbooks/scrub-overdue.md',
+  failureDomains: 'docs/runbooks/shared-failure-domains.md',
 } as const;
 
 export interface DiagnosticIssue {

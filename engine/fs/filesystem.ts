@@ -1,7 +1,6 @@
 import { xattrCharge, type InodeRow } from '../metadata/store.js';
-import { diskCapacity, diskFree } from '../pool/disk-set.js';
+import { usableSpace } from '../pool/capacity.js';
 import type { Pool } from '../pool/pool.js';
-import { efficiency } from '../redundancy/policy.js';
 import { fsError } from '../util/errors.js';
 import { FileData, fileDataOptionsFrom, type FileDataOptions, type OpenFile } from './file-data.js';
 import { isDir, isReg, O_APPEND } from './modes.js';
@@ -345,10 +344,11 @@ export class FileSystem {
    */
   statfs(p?: string): FsStats {
     const disks = this.pool.disks.all().filter((d) => d.health !== 'failed');
-    const eff = efficiency(this.pool.settings.defaultPolicy);
+    const policy = this.pool.settings.defaultPolicy;
+    const shared = this.pool.config.reliability.allow_shared_failure_domains;
     const bsize = 4096;
-    let total = disks.reduce((s, d) => s + diskCapacity(d), 0) * eff;
-    let free = disks.filter((d) => d.health === 'healthy').reduce((s, d) => s + diskFree(d), 0) * eff;
+    let total = usableSpace(disks, policy, shared).capacity;
+    let free = usableSpace(disks.filter((d) => d.health === 'healthy'), policy, shared).free;
     let files = 1 << 30;
     let ffree = 1 << 30;
     const v = p === undefined ? undefined : this.volumes.of(p);

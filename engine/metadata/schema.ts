@@ -8,7 +8,7 @@ CREATE TABLE IF NOT EXISTS disks (
   health TEXT NOT NULL, health_reason TEXT NOT NULL DEFAULT '', health_changed_at INTEGER NOT NULL,
   used INTEGER NOT NULL DEFAULT 0, read_errors INTEGER NOT NULL DEFAULT 0,
   write_errors INTEGER NOT NULL DEFAULT 0, checksum_errors INTEGER NOT NULL DEFAULT 0,
-  added_at INTEGER NOT NULL
+  added_at INTEGER NOT NULL, failure_domain TEXT
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS disk_events (
   id INTEGER PRIMARY KEY AUTOINCREMENT, disk TEXT NOT NULL, at INTEGER NOT NULL,
@@ -74,4 +74,5 @@ CREATE TABLE IF NOT EXISTS xattrs (
 export const ADDED_COLUMNS: { table: string; column: string; type: string }[] = [
   { table: 'volumes', column: 'inode_limit', type: 'INTEGER' },
   { table: 'publications', column: 'root', type: 'TEXT' },
+  { table: 'disks', column: 'failure_domain', type: 'TEXT' },
 ];

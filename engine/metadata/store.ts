@@ -9,6 +9,8 @@ export interface DiskRow {
   id: string; path: string; tier: string; capacity: number | null; health: string; health_reason: string;
   health_changed_at: number; used: number; read_errors: number; write_errors: number; checksum_errors: number;
   added_at: number;
+  /** The administrator's name for the disk's failure domain, or null (detected). */
+  failure_domain: string | null;
 }
 export interface ExtentRow {
   ino: number; idx: number; eid: number; policy: string; length: number; encoded_length: number; checksum_alg: string;
@@ -110,7 +112,7 @@ export class MetadataStore {
       removeXattr: d.prepare('DELETE FROM xattrs WHERE ino = ? AND name = ?'),
       disks: d.prepare<[], DiskRow>('SELECT * FROM disks ORDER BY added_at, id'),
       insertDisk: d.prepare(
-        'INSERT INTO disks (id, path, tier, capacity, health, health_changed_at, added_at) VALUES (@id, @path, @tier, @capacity, @health, @at, @at)',
+        'INSERT INTO disks (id, path, tier, capacity, health, health_changed_at, added_at, failure_domain) VALUES (@id, @path, @tier, @capacity, @health, @at, @at, @failureDomain)',
       ),
       setDiskPath: d.prepare('UPDATE disks SET path = ? WHERE id = ?'),
       setDiskHealth: d.prepare('UPDATE disks SET health = ?, health_reason = ?, health_changed_at = ? WHERE id = ?'),
@@ -459,8 +461,16 @@ export class MetadataStore {
   disks(): DiskRow[] {
     return this.s.disks.all();
   }
-  insertDisk(d: { id: string; path: string; tier: string; capacity: number | null; health: string; at: number }): void {
+  insertDisk(d: { id: string; path: string; tier: string; capacity: number | null; health: string; at: number; failureDomain: string | null }): void {
     this.s.insertDisk.run(d);
+  }
+  /** Extents with more than one fragment on the disks `ids` (a failure domain). */
+  extentsWithSeveralFragmentsOn(ids: string[]): number {
+    const marks = ids.map(() => '?').join(', ');
+    return (this.db.prepare(`SELECT count(*) AS n FROM (SELECT eid FROM fragments WHERE disk IN (${marks}) GROUP BY eid HAVING count(*) > 1)`).get(...ids) as { n: number }).n;
+  }
+  setFailureDomain(id: string, name: string | null): void {
+    this.db.prepare('UPDATE disks SET failure_domain = ? WHERE id = ?').run(name, id);
   }
   setDiskPath(id: string, path: string): void {
     this.s.setDiskPath.run(path, id);

@@ -8,6 +8,8 @@ import { newTraceId, withTrace } from './trace.js';
 
 const ERRNO_NAME = new Map<number, string>(Object.entries(ERRNO).map(([name, n]) => [-n, name]));
 const log = logger('fuse');
+/** ENOSPC is logged at most this often per pool (a full pool refuses every write). */
+const NOSPACE_LOG_MS = 30_000;
 
 /**
  * Counts and times every FUSE operation. One slower than `slowMs()` gets a trace id of its own and a
@@ -25,6 +27,8 @@ export function observeFuse(pool: Pool, slowMs: () => number): OpObserver {
     }
     return s;
   };
+  let nospace = 0;
+  let nospaceLogged = 0;
   const resultName = (errno: number) => (errno === 0 ? 'ok' : (ERRNO_NAME.get(errno) ?? `errno${-errno}`));
   return (op, ms, errno, err) => {
     const s = series(op);
@@ -41,5 +45,15 @@ export function observeFuse(pool: Pool, slowMs: () => number): OpObserver {
       withTrace(`fuse ${op}`, () => log.event('warn', `slow ${op}: ${ms.toFixed(0)} ms`, { pool: name, operation: op, ms: Math.round(ms), result: resultName(errno) }), newTraceId());
     }
     if (errno === -ERRNO.EIO) log.error(`${op} failed with EIO: ${err instanceof Error ? err.message : String(err)}`, { pool: name, operation: op });
+    // Why writes fail for want of space (a full pool, too few disks or failure domains): once a while, with a count.
+    if (errno === -ERRNO.ENOSPC) {
+      nospace++;
+      const now = Date.now();
+      if (now - nospaceLogged >= NOSPACE_LOG_MS) {
+        log.warn(`${op} failed with ENOSPC${nospace > 1 ? ` (${nospace} times since the last report)` : ''}: ${err instanceof Error ? err.message : String(err)}`, { pool: name, operation: op });
+        nospaceLogged = now;
+        nospace = 0;
+      }
+    }
   };
 }

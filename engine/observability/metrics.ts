@@ -48,7 +48,12 @@ export class EngineMetrics {
   readonly extents = this.gauge('dynamicfs_extents', 'Extents by health.', ['pool', 'health']);
   readonly bytesAtRisk = this.gauge('dynamicfs_bytes_at_risk', 'Bytes in extents that are degraded or unrecoverable.', ['pool']);
   readonly poolHealth = this.gauge('dynamicfs_pool_health', 'Pool health: 1 for its current state, 0 for the others.', ['pool', 'state']);
-  readonly capacityBytes = this.gauge('dynamicfs_pool_capacity_bytes', 'Raw bytes of the usable disks.', ['pool']);
+  readonly capacityBytes = this.gauge('dynamicfs_pool_capacity_bytes', 'Raw bytes of the usable disks, each filesystem counted once.', ['pool']);
+  readonly usableFreeBytes = this.gauge('dynamicfs_pool_usable_free_bytes', 'Bytes of data that still fit under the default policy, fragments spread over failure domains.', ['pool']);
+  readonly failureDomains = this.gauge('dynamicfs_failure_domains', 'Failure domains of the disks that take new data.', ['pool']);
+  readonly policiesShortOfDomains = this.gauge('dynamicfs_policies_short_of_failure_domains', 'Policies in use that need more failure domains than the pool has (illusory redundancy when shared domains are allowed, failing writes otherwise).', ['pool']);
+  readonly sharedDomainExtents = this.gauge('dynamicfs_extents_sharing_failure_domain', 'Extents with two or more fragments in one failure domain.', ['pool']);
+  readonly diskDomain = this.gauge('dynamicfs_disk_failure_domain_info', 'The failure domain of each disk (always 1; the domain is a label).', ['pool', 'disk', 'domain']);
   readonly usedBytes = this.gauge('dynamicfs_pool_used_bytes', 'Raw bytes used on the usable disks.', ['pool']);
   readonly rebuildInProgress = this.gauge('dynamicfs_rebuild_in_progress', '1 while a rebuild runs.', ['pool']);
   readonly rebuildProgress = this.gauge('dynamicfs_rebuild_progress_ratio', 'Share of the running rebuild done (0 to 1).', ['pool']);

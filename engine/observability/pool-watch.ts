@@ -54,6 +54,12 @@ export class PoolWatch {
     metrics.bytesAtRisk.set({ pool }, s.bytesAtRisk);
     for (const state of ['healthy', 'degraded', 'critical']) metrics.poolHealth.set({ pool, state }, s.health === state ? 1 : 0);
     metrics.capacityBytes.set({ pool }, s.capacity.raw);
+    metrics.usableFreeBytes.set({ pool }, s.capacity.usableFree);
+    metrics.failureDomains.set({ pool }, s.failureDomains.count);
+    metrics.policiesShortOfDomains.set({ pool }, s.failureDomains.short.length);
+    metrics.sharedDomainExtents.set({ pool }, s.failureDomains.sharedExtents);
+    metrics.diskDomain.reset();
+    for (const d of s.disks) metrics.diskDomain.set({ pool, disk: d.id, domain: d.failureDomain }, 1);
     metrics.usedBytes.set({ pool }, s.capacity.used);
     const op = this.pool.activeOperation;
     const ratio = op && op.extentsTotal > 0 ? op.extentsDone / op.extentsTotal : 0;

@@ -1,6 +1,8 @@
 import { promises as fsp } from 'node:fs';
 import type { DiskRow, MetadataStore } from '../metadata/store.js';
 import { isReadable, isWritable, type DiskHealth } from './disk-health.js';
+import { groupDomains, probeDevice } from './failure-domain.js';
+import { readMounts } from '../util/mountinfo.js';
 
 export interface Disk {
   id: string;
@@ -22,6 +24,14 @@ export interface Disk {
   writeErrors: number;
   checksumErrors: number;
   addedAt: number;
+  /** The failure domain (see failure-domain.ts): two fragments of one extent never share one. */
+  domain: string;
+  /** Set by the administrator (`--failure-domain`), or null: detected from the devices. */
+  domainOverride: string | null;
+  /** How the disk reaches its devices, for people. */
+  device: string;
+  /** The filesystem under the disk: disks on one filesystem share its free space. */
+  fs: string;
 }
 
 export function diskCapacity(d: Disk): number {
@@ -40,6 +50,9 @@ function fromRow(r: DiskRow, prev?: Disk): Disk {
     healthChangedAt: r.health_changed_at, used: r.used, fsFree: prev?.fsFree ?? 0, fsTotal: prev?.fsTotal ?? 0,
     reserved: prev?.reserved ?? 0, readErrors: r.read_errors, writeErrors: r.write_errors, checksumErrors: r.checksum_errors,
     addedAt: r.added_at,
+    // Until the devices are probed, each disk is a domain of its own and a filesystem of its own.
+    domain: prev?.domain ?? (r.failure_domain !== null ? `named:${r.failure_domain}` : `disk:${r.id}`), domainOverride: r.failure_domain,
+    device: prev?.device ?? 'not probed yet', fs: prev?.fs ?? `disk:${r.id}`,
   };
 }
 
@@ -89,6 +102,22 @@ export class DiskSet {
         }
       }),
     );
+  }
+
+  /**
+   * Finds the devices behind every disk and groups the disks into failure domains. A disk that cannot
+   * be probed (gone, unreadable) is a domain and a filesystem of its own.
+   */
+  async refreshDomains(): Promise<void> {
+    const mounts = await readMounts();
+    const disks = this.all();
+    const probes = await Promise.all(disks.map((d) => probeDevice(d.path, mounts).catch(() => null)));
+    const domains = groupDomains(disks.map((d, i) => ({ id: d.id, override: d.domainOverride, probe: probes[i] })));
+    disks.forEach((d, i) => {
+      d.domain = domains.get(d.id) as string;
+      d.device = probes[i]?.label ?? 'unknown (not reachable)';
+      d.fs = probes[i]?.fs ?? `disk:${d.id}`;
+    });
   }
 
   /** Applies a committed change in used bytes to the in-memory view (metadata already has it). */

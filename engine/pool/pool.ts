@@ -18,6 +18,7 @@ import { DISK_DATA_DIR, DISK_HINTS, fragmentPath, mirrorPath, POOL_METADATA } fr
 import { PoolLock } from './lock.js';
 import { diskPathProblems, diskPathProblemsByName, type DiskPathProblem } from './disk-path.js';
 import { readMounts } from '../util/mountinfo.js';
+import { domainLabel, failureDomainProblem, groupDomains, probeDevice, type DeviceProbe } from './failure-domain.js';
 import { fragmentDirs, tightenDisk, tightenFragments, tightenPoolDir } from './private-layout.js';
 import { createPrivateFile, mkdirPrivate, PRIVATE_DIR, PRIVATE_FILE, tighten } from '../util/private-files.js';
 
@@ -29,12 +30,18 @@ export interface PoolSettings {
 
 export class PoolError extends Error {}
 
-/** Where add-disk may look for disks (see Pool.addDisk). */
+/** Where add-disk may look for disks (see Pool.addDisk), and the disk's failure domain. */
 export interface DiskGuard {
   allowedRoots?: string[];
   allowAnyPath?: boolean;
   mountpoint?: string | null;
   protectedDirs?: string[];
+  /** The administrator's name for the disk's failure domain (an enclosure, a controller). */
+  failureDomain?: string | null;
+  /** Accept a disk that shares a failure domain with one already in the pool (adds capacity, not redundancy). */
+  allowSharedDomain?: boolean;
+  /** The disk this one replaces (replace-disk): sharing its domain is expected. */
+  replacing?: string;
 }
 
 function diskRefusal(p: string, problems: DiskPathProblem[]): string {
@@ -154,6 +161,8 @@ export class Pool {
       for (const d of pool.disks.all()) await tightenDisk(d.path).catch(() => undefined);
       await pool.verifyDiskIdentities();
       await pool.disks.refreshSpace();
+      await pool.disks.refreshDomains();
+      pool.reportSharedDomains();
       await pool.recover();
       return pool;
     } catch (err) {
@@ -197,8 +206,10 @@ export class Pool {
    * (`guard.allowedRoots`, else `security.disk_roots`) or in a system directory is refused unless
    * `guard.allowAnyPath` (the CLI's explicit --allow-any-path).
    */
-  async addDisk(diskPath: string, tier: Tier, cap: number | null, guard: DiskGuard = {}): Promise<{ disk: Disk; recognised: boolean }> {
+  async addDisk(diskPath: string, tier: Tier, cap: number | null, guard: DiskGuard = {}): Promise<{ disk: Disk; recognised: boolean; warning?: string }> {
     const abs = path.resolve(diskPath);
+    const domainProblem = guard.failureDomain ? failureDomainProblem(guard.failureDomain) : null;
+    if (domainProblem) throw new PoolError(domainProblem);
     const rules = {
       poolDir: this.dir, mountpoint: guard.mountpoint ?? null, disks: this.disks.all().map((d) => d.path),
       allowedRoots: (guard.allowedRoots ?? this.config.security.disk_roots).map((r) => path.resolve(r)), protectedDirs: guard.protectedDirs, mounts: await readMounts(),
@@ -232,6 +243,16 @@ export class Pool {
       throw new PoolError(`disk ${abs} is already in the pool as ${known.id}`);
     }
     for (const d of this.disks.all()) if (d.path === abs) throw new PoolError(`a disk at ${abs} is already in the pool as ${d.id}`);
+    const sharing = await this.domainSharedWith(abs, guard.failureDomain ?? null, guard.replacing);
+    let warning: string | undefined;
+    if (sharing) {
+      const what = `${abs} shares failure domain ${sharing.domain} with ${sharing.disks.map((d) => `${d.id} (${d.path})`).join(', ')}: one device failure can take both`;
+      if (!guard.allowSharedDomain && !this.config.reliability.allow_shared_failure_domains) {
+        throw new PoolError(`refusing disk ${what}. Add it with --allow-shared-domain to use it for capacity only (fragments of an extent never share a domain), or name its real domain with --failure-domain NAME`);
+      }
+      warning = `disk ${what}`;
+      log.warn(warning, { pool: this.name, disk: abs, domain: sharing.domain });
+    }
     const diskId = `disk-${randomUUID().slice(0, 8)}`;
     await mkdirPrivate(path.join(abs, DISK_DATA_DIR, 'fragments'));
     await Promise.all(fragmentDirs(abs).map((d) => mkdirPrivate(d)));
@@ -239,15 +260,69 @@ export class Pool {
     await writeDiskIdentity(abs, { poolId: this.id, diskId, addedAt: new Date().toISOString() });
     const now = Date.now();
     this.store.tx(() => {
-      this.store.insertDisk({ id: diskId, path: abs, tier, capacity: cap, health: 'healthy', at: now });
+      this.store.insertDisk({ id: diskId, path: abs, tier, capacity: cap, health: 'healthy', at: now, failureDomain: guard.failureDomain ?? null });
       this.store.setMeta('generation', String(Number(this.store.getMeta('generation') ?? '0') + 1));
     });
     this.disks.reload();
     await this.disks.refreshSpace();
+    await this.disks.refreshDomains();
     await this.writeDiskHints();
     this.mirrorDirty = true;
     await this.mirrorNow();
-    return { disk: this.disks.get(diskId) as Disk, recognised: false };
+    return { disk: this.disks.get(diskId) as Disk, recognised: false, warning };
+  }
+
+  /** The domain a new disk at `abs` would share with disks already in the pool, if any. */
+  private async domainSharedWith(abs: string, override: string | null, replacing?: string): Promise<{ domain: string; disks: Disk[] } | null> {
+    const mounts = await readMounts();
+    const probe = await probeDevice(abs, mounts).catch(() => null);
+    const disks = this.disks.all().filter((d) => d.health !== 'failed' && d.id !== replacing);
+    const members = [
+      ...disks.map((d) => ({ id: d.id, override: d.domainOverride, probe: null as DeviceProbe | null, disk: d })),
+      { id: '(new)', override, probe, disk: null },
+    ];
+    const probes = await Promise.all(disks.map((d) => probeDevice(d.path, mounts).catch(() => null)));
+    probes.forEach((p, i) => (members[i].probe = p));
+    const domains = groupDomains(members);
+    const mine = domains.get('(new)') as string;
+    const shared = members.filter((m) => m.disk && domains.get(m.id) === mine).map((m) => m.disk as Disk);
+    return shared.length ? { domain: domainLabel(mine), disks: shared } : null;
+  }
+
+  /** Names a disk's failure domain (`null`: detect it from the devices again). */
+  async setFailureDomain(ref: string, name: string | null): Promise<Disk> {
+    const d = this.findDisk(ref);
+    const problem = name === null ? null : failureDomainProblem(name);
+    if (problem) throw new PoolError(problem);
+    this.store.setFailureDomain(d.id, name);
+    this.disks.reload();
+    await this.disks.refreshDomains();
+    this.reportSharedDomains();
+    return this.disks.get(d.id) as Disk;
+  }
+
+  /**
+   * Extents that have two fragments in one failure domain (written before domains were known, or
+   * while the pool allowed shared domains): counted once per domain that holds several disks.
+   */
+  sharedDomainExtents(): number {
+    const byDomain = new Map<string, string[]>();
+    for (const d of this.disks.all()) byDomain.set(d.domain, [...(byDomain.get(d.domain) ?? []), d.id]);
+    let n = 0;
+    for (const ids of byDomain.values()) if (ids.length > 1) n += this.store.extentsWithSeveralFragmentsOn(ids);
+    return n;
+  }
+
+  /** Logs disks that share a failure domain and the extents that have fragments together on one. */
+  reportSharedDomains(): void {
+    const byDomain = new Map<string, Disk[]>();
+    for (const d of this.disks.all()) byDomain.set(d.domain, [...(byDomain.get(d.domain) ?? []), d]);
+    const shared = [...byDomain].filter(([, ds]) => ds.length > 1);
+    if (!shared.length) return;
+    const extents = this.sharedDomainExtents();
+    log.warn(`disks share failure domains: ${shared.map(([k, ds]) => `${domainLabel(k)} holds ${ds.map((d) => d.id).join(', ')}`).join('; ')}${extents ? `; ${extents} extent(s) have fragments together in one domain` : ''}`, {
+      pool: this.name, sharedExtents: extents,
+    });
   }
 
   /**

@@ -1,7 +1,7 @@
 import type { FileSystem } from '../fs/filesystem.js';
-import { diskFree } from '../pool/disk-set.js';
+import { domainCount, usableSpace } from '../pool/capacity.js';
 import type { Pool } from '../pool/pool.js';
-import { efficiency, formatPolicy, fragmentCount, parsePolicy } from '../redundancy/policy.js';
+import { formatPolicy, fragmentCount, parsePolicy } from '../redundancy/policy.js';
 import { fsError } from '../util/errors.js';
 import { volumeNameProblem } from './names.js';
 
@@ -118,6 +118,10 @@ export class Volumes {
     if (writable.length < needed) {
       throw new VolumeError('EXHAUSTED', `policy ${policy} needs ${needed} healthy disks${tier ? ` in tier ${tier}` : ''}; pool ${this.pool.name} has ${writable.length}`);
     }
+    const domains = domainCount(writable);
+    if (domains < needed && !this.pool.config.reliability.allow_shared_failure_domains) {
+      throw new VolumeError('EXHAUSTED', `policy ${policy} needs ${needed} failure domains${tier ? ` in tier ${tier}` : ''}; the healthy disks of pool ${this.pool.name} are in ${domains}`);
+    }
     if (spec.capacity > this.available(policy, tier)) {
       throw new VolumeError('EXHAUSTED', `pool ${this.pool.name} cannot hold ${spec.capacity} bytes under ${policy}: ${this.available(policy, tier)} available`);
     }
@@ -188,13 +192,16 @@ export class Volumes {
     this.reload();
   }
 
-  /** Usable bytes for a new volume: free space of healthy disks (of the tier) after the policy's overhead, minus what volumes already reserve. */
+  /**
+   * Usable bytes for a new volume: free space of healthy disks (of the tier) under the policy, each
+   * filesystem counted once and fragments spread over failure domains, minus what volumes already reserve.
+   */
   available(policyText: string, tier: string | null): number {
     const policy = parsePolicy(policyText);
     const disks = this.pool.disks.writable().filter((d) => tier === null || d.tier === tier);
-    const free = disks.reduce((s, d) => s + diskFree(d), 0);
+    const free = usableSpace(disks, policy, this.pool.config.reliability.allow_shared_failure_domains).free;
     const reserved = this.list().reduce((s, v) => s + Math.max(0, v.capacity - this.usageOf(v.name).bytes), 0);
-    return Math.max(0, Math.floor(free * efficiency(policy)) - reserved);
+    return Math.max(0, free - reserved);
   }
 
   /** Bytes (apparent file sizes and extended attributes) and inodes in a volume. */

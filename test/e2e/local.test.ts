@@ -37,7 +37,7 @@ spec:
   redundancy: replication:2
   extentSize: 64Ki
   disks:
-${disks.map((d) => `    - {path: ${d}, capacity: 256Mi}`).join('\n')}
+${disks.map((d) => `    - {path: ${d}, capacity: 256Mi, failureDomain: ${path.basename(d)}}`).join('\n')}
 ---
 apiVersion: storage.k8s.io/v1
 kind: StorageClass

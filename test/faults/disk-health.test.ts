@@ -26,9 +26,9 @@ test('a disk that turns read-only goes suspect; writes go to the other disks; re
     disk = makeLoopDisk(p.root, 'loopdisk', 64);
     const loopMnt = disk.path;
     const pool = await Pool.open(p.pool);
-    await pool.addDisk(loopMnt, 'warm', null);
+    await pool.addDisk(loopMnt, 'warm', null, { failureDomain: 'loop' });
     fs.mkdirSync(path.join(p.root, 'disk4'));
-    await pool.addDisk(path.join(p.root, 'disk4'), 'warm', 56 << 20);
+    await pool.addDisk(path.join(p.root, 'disk4'), 'warm', 56 << 20, { failureDomain: 'disk4' });
     await pool.close();
     await writeSamples(p, FILES.slice(0, 5));
     m = await MountedPool.start(p.pool, p.mnt);
@@ -135,7 +135,7 @@ test('a disk that fills up: writes go to the other disks or fail with ENOSPC, ne
     disk = makeLoopDisk(p.root, 'tiny', 8);
     const loopMnt = disk.path;
     const pool = await Pool.open(p.pool);
-    await pool.addDisk(loopMnt, 'warm', null);
+    await pool.addDisk(loopMnt, 'warm', null, { failureDomain: 'loop' });
     await pool.close();
     m = await MountedPool.start(p.pool, p.mnt);
     const written: typeof FILES = [];
@@ -179,7 +179,7 @@ test('a slow disk turns degraded: fragment I/O over the latency threshold counts
     const loopMnt = disk.path;
     const loop = disk.device;
     const pool = await Pool.open(p.pool);
-    await pool.addDisk(loopMnt, 'warm', null);
+    await pool.addDisk(loopMnt, 'warm', null, { failureDomain: 'loop' });
     pool.tuneReliability({ slow_io_ms: 300, slow_ops_degraded: 2 });
     await pool.close();
     const files = FILES.slice(0, 1).map((f) => ({ ...f, size: 320_000 }));

@@ -41,7 +41,8 @@ export async function makePool(
     for (let i = 0; i < (options.disks ?? 4); i++) {
       const d = path.join(root, `disk${i + 1}`);
       mkdirSync(d);
-      await pool.addDisk(d, 'warm', options.capacities?.[i] ?? null);
+      // Directories of one filesystem stand in for separate devices: each names its own failure domain.
+      await pool.addDisk(d, 'warm', options.capacities?.[i] ?? null, { failureDomain: `test-disk${i + 1}` });
       disks.push(d);
     }
   } finally {

@@ -71,7 +71,8 @@ after(async () => {
   fs.rmSync(root, { recursive: true, force: true });
 });
 
-const poolYaml = (name: string, disks: string[], extra = '') => `apiVersion: dynamicfs.io/v1alpha1
+/** Disks are directories of one filesystem: each names its own failure domain unless `named` is false. */
+const poolYaml = (name: string, disks: string[], extra = '', named = true) => `apiVersion: dynamicfs.io/v1alpha1
 kind: DynamicFSPool
 metadata:
   name: ${name}
@@ -81,7 +82,7 @@ spec:
   extentSize: 64Ki
   configRef: cfg
   disks:
-${disks.map((d) => `    - path: ${d}\n      capacity: 64Mi`).join('\n')}
+${disks.map((d) => `    - path: ${d}\n      capacity: 64Mi${named ? `\n      failureDomain: ${path.basename(d)}` : ''}`).join('\n')}
 ${extra}`;
 
 test('CRDs: examples apply; bad specs are refused by the API server with the field named', (t) => {
@@ -252,6 +253,23 @@ async function scenario(
     return shown.monitoring.log_level === 'debug' ? true : undefined;
   }, 30_000);
   assert.equal((JSON.parse(k('get', 'dfc', 'cfg', '-o', 'json')) as { status: { pools: string[] } }).status.pools[0], 'p1');
+
+  // The disks' names taken away: the node finds them on one device. With shared domains allowed (tests
+  // and demos), the pool is Degraded with a standing warning; named again, it is healthy.
+  const remaining = (pool('p1').status?.disks ?? []).map((d) => d.path);
+  k('patch', 'dfc', 'cfg', '--type=merge', '-p', '{"spec":{"reliability":{"allow_shared_failure_domains":true}}}');
+  assert.equal(apply(poolYaml('p1', remaining, '', false)).code, 0);
+  p = await eventually('Degraded=True SharedFailureDomains', () => {
+    const q = pool('p1');
+    return condition(q, 'Degraded')?.reason === 'SharedFailureDomains' ? q : undefined;
+  }, 30_000);
+  assert.match(condition(p, 'Degraded')?.message ?? '', /redundancy replication:2 is illusory: it needs 2 failure domains and the pool has 1/);
+  assert.equal(p.status?.failureDomains?.count, 1);
+  assert.equal(new Set(p.status?.disks?.map((d) => d.failureDomain)).size, 1);
+  assert.equal(condition(p, 'Ready')?.status, 'True');
+  assert.equal(apply(poolYaml('p1', remaining)).code, 0);
+  await eventually('Degraded=False once named apart', () => (condition(pool('p1'), 'Degraded')?.status === 'False' ? true : undefined), 30_000);
+  k('patch', 'dfc', 'cfg', '--type=merge', '-p', '{"spec":{"reliability":{"allow_shared_failure_domains":false}}}');
 
   // The node side stops reporting: Ready turns Unknown; it comes back and converges.
   await kill(node);

@@ -40,7 +40,7 @@ test('add-disk refuses paths inside or above a pool, its mount, another pool, sy
     const lookalike = path.join(p.root, 'lookalike');
     fs.mkdirSync(path.join(lookalike, 'app'), { recursive: true });
     fs.writeFileSync(path.join(lookalike, 'app', 'pool.json'), '{"name": "a node.js pool config"}');
-    assert.equal(cli('add-disk', p.pool, lookalike).code, 0, 'an unrelated pool.json refused a disk');
+    assert.equal(cli('add-disk', p.pool, lookalike, '--failure-domain', 'lookalike').code, 0, 'an unrelated pool.json refused a disk');
     before.push(lookalike);
     before.sort();
     assert.ok(!fs.existsSync(path.join(other.root, '.dynamicfs-disk.json')));
@@ -58,8 +58,8 @@ test('add-disk refuses paths inside or above a pool, its mount, another pool, sy
     const r = cli('add-disk', p.pool, outside);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /outside the allowed disk roots .*--allow-any-path/);
-    assert.equal(cli('add-disk', p.pool, path.join(allowed, 'd3')).code, 0);
-    assert.equal(cli('add-disk', p.pool, outside, '--allow-any-path').code, 0);
+    assert.equal(cli('add-disk', p.pool, path.join(allowed, 'd3'), '--failure-domain', 'd3').code, 0);
+    assert.equal(cli('add-disk', p.pool, outside, '--allow-any-path', '--failure-domain', 'outside').code, 0);
     // The override lifts the roots, never the rules that protect pools.
     const still = cli('add-disk', p.pool, p.pool, '--allow-any-path');
     assert.notEqual(still.code, 0);

@@ -115,7 +115,7 @@ test('files on disk are private: 0600 and 0700 under any umask; a 0600 file in t
   try {
     for (const d of [...disks, mnt]) fs.mkdirSync(d, { mode: 0o755 });
     run('init', pool, '--redundancy', 'replication:2', '--extent-size', '64KiB');
-    for (const d of disks) run('add-disk', pool, d);
+    for (const d of disks) run('add-disk', pool, d, '--failure-domain', path.basename(d));
     run('mount', pool, mnt);
     const secret = path.join(mnt, 'secret');
     fs.writeFileSync(secret, 'the tenant secret '.repeat(100));

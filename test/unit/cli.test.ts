@@ -14,7 +14,7 @@ test('init, add-disk, list-disks and status with --json; exit codes 0, 1, 2', ()
   assert.equal(init.extentSize, 262144);
   for (const d of ['d1', 'd2', 'd3']) {
     fs.mkdirSync(at(d));
-    assert.equal(cli('add-disk', at('pool'), at(d), '--tier', 'hot', '--capacity', '1GiB').code, 0);
+    assert.equal(cli('add-disk', at('pool'), at(d), '--tier', 'hot', '--capacity', '1GiB', '--failure-domain', d).code, 0);
   }
   const disks = cliJson<{ disks: { id: string; tier: string; capacity: number; health: string }[] }>('list-disks', at('pool'));
   assert.equal(disks.disks.length, 3);

@@ -53,6 +53,10 @@ export const DiskSpecSchema = Type.Object({
   }),
   tier: Type.Optional(Type.Unsafe<'hot' | 'warm' | 'cold'>({ type: 'string', enum: ['hot', 'warm', 'cold'], description: 'Storage tier (default warm).' })),
   capacity: Type.Optional(Quantity('Cap on the bytes this disk may hold (several disks can share one filesystem).')),
+  failureDomain: Type.Optional(Type.String({
+    pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$', maxLength: 63,
+    description: 'The failure domain this disk is in (an enclosure, a controller), when the node cannot tell from its devices; fragments of one extent never share a domain. Default: found from the device under the path.',
+  })),
 }, { additionalProperties: false });
 
 export const PoolSpecSchema = Type.Object({
@@ -93,6 +97,8 @@ export const DiskStatusSchema = Type.Object({
   errors: Type.Optional(Type.Object({ read: Int(), write: Int(), checksum: Int() })),
   lastProbe: Type.Optional(Type.String()),
   identity: Type.Optional(Type.String({ description: 'Pool and disk id recorded in the disk identity file.' })),
+  failureDomain: Type.Optional(Type.String({ description: 'The failure domain of the disk (named in the spec, or found from its devices).' })),
+  device: Type.Optional(Type.String({ description: 'The device the node found under the disk path.' })),
 });
 
 export const PoolStatusSchema = Type.Object({
@@ -104,6 +110,12 @@ export const PoolStatusSchema = Type.Object({
   diskCount: Type.Optional(Type.String({ description: 'Healthy disks out of all, for kubectl get.' })),
   extents: Type.Optional(Type.Object({ healthy: Int(), degraded: Int(), unrecoverable: Int() })),
   bytesAtRisk: Type.Optional(Int()),
+  failureDomains: Type.Optional(Type.Object({
+    count: Int('Failure domains of the disks that take new data.'),
+    short: Type.Array(Type.String(), { description: 'Policies in use that need more failure domains than that.' }),
+    sharedExtents: Int('Extents with fragments together in one failure domain.'),
+    allowShared: Type.Boolean({ description: 'The pool lets fragments share a domain (tests and demos): their redundancy is illusory.' }),
+  })),
   capacity: Type.Optional(Type.Object({ raw: Int(), used: Int(), free: Int(), usable: Int(), rawText: Type.Optional(Type.String()), usedText: Type.Optional(Type.String()) })),
   lastScrub: Type.Optional(Type.Object({ time: Type.String(), result: Type.String(), issues: Int(), repaired: Int(), unrecoverable: Int() })),
   operation: Type.Optional(Type.Object({ kind: Type.String(), startedAt: Type.String(), progress: Type.Number({ minimum: 0, maximum: 1 }), extentsDone: Int(), extentsTotal: Int() })),

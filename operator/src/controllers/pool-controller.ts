@@ -116,7 +116,14 @@ export class PoolController {
       else set('Ready', 'True', 'PoolServing', `pool open on node ${pool.spec.nodeName}`);
       const failedDisks = (st.disks ?? []).filter((d) => d.health === 'failed');
       if (st.health === 'healthy') set('Degraded', 'False', 'AllHealthy', 'every disk healthy, every extent fully protected');
-      else set('Degraded', 'True', failedDisks.length ? 'DiskFailed' : (st.extents?.unrecoverable ?? 0) > 0 ? 'ExtentsUnrecoverable' : (st.extents?.degraded ?? 0) > 0 ? 'ExtentsDegraded' : 'DiskUnhealthy', reasons.join('; ') || `health ${st.health}`);
+      else {
+        // Shared failure domains are a standing warning: nothing failed, but one device can take more than the policy tolerates.
+        const fd = st.failureDomains;
+        const shared = fd !== undefined && (fd.short.length > 0 || fd.sharedExtents > 0);
+        const reason = failedDisks.length ? 'DiskFailed' : (st.extents?.unrecoverable ?? 0) > 0 ? 'ExtentsUnrecoverable' : (st.extents?.degraded ?? 0) > 0 ? 'ExtentsDegraded'
+          : shared ? 'SharedFailureDomains' : 'DiskUnhealthy';
+        set('Degraded', 'True', reason, reasons.join('; ') || `health ${st.health}`);
+      }
     }
     const rebuilding = op?.kind.startsWith('rebuild') ?? false;
     const scrubbing = op?.kind.startsWith('scrub') ?? false;

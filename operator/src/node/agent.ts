@@ -152,7 +152,9 @@ export class NodeAgent {
       const cap = quantity(disk.capacity);
       try {
         await fsp.mkdir(abs, { recursive: true });
-        await callControl(d.pool, 'add-disk', { disk: abs, tier: disk.tier ?? 'warm', capacity: cap ?? null, diskRoots: JSON.stringify(roots), protectedDirs: JSON.stringify([this.o.stateDir]) });
+        await callControl(d.pool, 'add-disk', {
+          disk: abs, tier: disk.tier ?? 'warm', capacity: cap ?? null, diskRoots: JSON.stringify(roots), protectedDirs: JSON.stringify([this.o.stateDir]), failureDomain: disk.failureDomain ?? null,
+        });
       } catch (err) {
         refused.set(abs, (err as Error).message);
         continue;
@@ -160,6 +162,15 @@ export class NodeAgent {
       log.event('info', `disk ${disk.path} added to pool ${name}`, { pool: name, disk: disk.path });
     }
     for (const [p, why] of refused) log.warn(`pool ${name}: disk ${p} refused: ${why}`, { pool: name, disk: p });
+    // A failure domain named (or unnamed) in the spec since the disk was added.
+    for (const disk of pool.spec.disks) {
+      const have = engine.disks.find((x) => x.path === path.resolve(disk.path));
+      if (!have) continue;
+      const wanted = disk.failureDomain ?? null;
+      if (wanted === (have.domainNamed ? have.failureDomain : null)) continue;
+      await callControl(d.pool, 'set-failure-domain', { disk: have.id, domain: wanted ?? 'auto' });
+      log.event('info', `disk ${disk.path} of pool ${name}: failure domain ${wanted ?? 'found from its devices'}`, { pool: name, disk: disk.path });
+    }
     this.refused.set(name, refused);
     const st = pool.status ?? {};
     const ack = { ...(st.acknowledged ?? {}) };
@@ -221,6 +232,7 @@ export class NodeAgent {
       ...engine.disks.map((x) => ({
         path: x.path, id: x.id, tier: x.tier, health: x.health, reason: x.healthReason || undefined, capacity: x.capacity, used: x.used,
         errors: x.errors, lastProbe: x.lastProbe ? JSON.stringify(x.lastProbe) : undefined, identity: `${engine.pool.id}/${x.id}`,
+        failureDomain: x.failureDomain, device: x.device,
       })),
       ...[...wanted].filter((p) => !engine.disks.some((x) => x.path === p)).map((p) => {
         const why = this.refused.get(name)?.get(p);
@@ -234,6 +246,7 @@ export class NodeAgent {
       diskCount: `${healthy}/${engine.disks.length}`,
       extents: { healthy: engine.extents.healthy, degraded: engine.extents.degraded, unrecoverable: engine.extents.unrecoverable },
       bytesAtRisk: engine.bytesAtRisk,
+      failureDomains: { count: engine.failureDomains.count, short: engine.failureDomains.short.map((x) => x.policy), sharedExtents: engine.failureDomains.sharedExtents, allowShared: engine.failureDomains.allowShared },
       capacity: { raw: engine.capacity.raw, used: engine.capacity.used, free: engine.capacity.free, usable: engine.capacity.usableFree, rawText: formatBytes(engine.capacity.raw), usedText: formatBytes(engine.capacity.used) },
       lastScrub: engine.lastScrub ? {
         time: engine.lastScrub.finishedAt, result: engine.lastScrub.extents.unrecoverable ? 'unrecoverable' : engine.lastScrub.issues ? 'issues' : 'clean',

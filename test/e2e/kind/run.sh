@@ -25,7 +25,8 @@ metadata: {name: kind}
 spec:
   nodeName: $NODE
   redundancy: replication:2
-  disks: [{path: /mnt/disks/d1}, {path: /mnt/disks/d2}, {path: /mnt/disks/d3}]
+  # One filesystem inside the kind node: each directory names its own failure domain.
+  disks: [{path: /mnt/disks/d1, failureDomain: d1}, {path: /mnt/disks/d2, failureDomain: d2}, {path: /mnt/disks/d3, failureDomain: d3}]
 YAML
 kubectl wait --for=condition=Ready dynamicfspool/kind --timeout=180s
 kubectl apply -f - <<'YAML'
