@@ -12,6 +12,8 @@ export interface ExtentAssessment {
   extent: ExtentRow;
   health: ExtentHealth;
   lost: LostFragment[];
+  /** Two or more of its fragments are in one failure domain: one device failure takes them together. */
+  sharedDomain: boolean;
 }
 
 /**
@@ -42,7 +44,8 @@ export async function assessExtent(pool: Pool, ext: ExtentRow, errors: Map<strin
   );
   lost.sort((a, b) => a.slot - b.slot);
   const health: ExtentHealth = lost.length === 0 ? 'healthy' : lost.length <= toleratedLosses(policy) ? 'degraded' : 'unrecoverable';
-  return { extent: ext, health, lost };
+  const domains = frags.map((f) => pool.disks.get(f.disk)?.domain ?? `gone:${f.disk}`);
+  return { extent: ext, health, lost, sharedDomain: new Set(domains).size < domains.length };
 }
 
 /** Assesses every extent of the pool, a bounded batch at a time. */

@@ -50,13 +50,13 @@ export interface FailureDomainReport {
   sharedExtents: number;
 }
 
-/** Policies in use: the pool's default, and those of volumes and top-level directories. */
+/** Policies in use: the pool's default, and those of top-level directories (volumes among them). */
 function policiesInUse(pool: Pool): string[] {
-  const rows = pool.store.db.prepare('SELECT DISTINCT policy FROM inodes WHERE policy IS NOT NULL').all() as { policy: string }[];
-  return [...new Set([formatPolicy(pool.settings.defaultPolicy), ...rows.map((r) => r.policy)])];
+  return [...new Set([formatPolicy(pool.settings.defaultPolicy), ...pool.store.topLevelPolicies()])];
 }
 
-export function failureDomainReport(pool: Pool): FailureDomainReport {
+/** `sharedExtents`: counted by the caller, which assesses every extent anyway (see poolStatus). */
+export function failureDomainReport(pool: Pool, sharedExtents: number): FailureDomainReport {
   const writable = pool.disks.writable();
   const byDomain = new Map<string, Disk[]>();
   for (const d of pool.disks.all()) byDomain.set(d.domain, [...(byDomain.get(d.domain) ?? []), d]);
@@ -64,7 +64,7 @@ export function failureDomainReport(pool: Pool): FailureDomainReport {
   const short = policiesInUse(pool).map((p) => ({ policy: p, needs: fragmentCount(parsePolicy(p)) })).filter((p) => p.needs > count);
   return {
     count, domains: [...byDomain].map(([k, ds]) => ({ name: domainLabel(k), disks: ds.map((d) => d.id) })),
-    allowShared: pool.config.reliability.allow_shared_failure_domains, short, sharedExtents: pool.sharedDomainExtents(),
+    allowShared: pool.config.reliability.allow_shared_failure_domains, short, sharedExtents,
   };
 }
 
@@ -77,7 +77,7 @@ function domainReasons(r: FailureDomainReport): string[] {
       ? `redundancy ${s.policy} is illusory: it needs ${s.needs} failure domains and the pool has ${r.count}${together ? ` (${together})` : ''}`
       : `writes under ${s.policy} fail: it needs ${s.needs} failure domains and the pool has ${r.count}${together ? ` (${together})` : ''}`);
   }
-  if (r.sharedExtents) out.push(`${r.sharedExtents} extent(s) have fragments together in one failure domain (${together || 'see list-disks'}): one device failure can take more than the policy allows`);
+  if (r.sharedExtents) out.push(`${r.sharedExtents} extent(s) have fragments together in one failure domain (${together || 'see list-disks'}): one device failure takes several of their fragments at once`);
   return out;
 }
 
@@ -99,8 +99,10 @@ export async function poolStatus(pool: Pool, ns: Namespace, mountedBy: { pid: nu
   const unrecoverable: DamagedRange[] = [];
   const degradedInodes = new Set<number>();
   const E = pool.settings.extentSize;
+  let sharedExtents = 0;
   await assessAll(pool, (a) => {
     extents.total++;
+    if (a.sharedDomain) sharedExtents++;
     extents[a.health]++;
     if (a.health !== 'healthy') {
       bytesAtRisk += a.extent.length;
@@ -119,7 +121,7 @@ export async function poolStatus(pool: Pool, ns: Namespace, mountedBy: { pid: nu
     const files = [...new Set(unrecoverable.map((u) => u.path))];
     reasons.push(`${extents.unrecoverable} extent(s) unrecoverable in ${files.length} file(s): ${files.slice(0, 5).join(', ')}${files.length > 5 ? ', ...' : ''}`);
   }
-  const failureDomains = failureDomainReport(pool);
+  const failureDomains = failureDomainReport(pool, sharedExtents);
   reasons.push(...domainReasons(failureDomains));
   if (disks.length === 0) reasons.push('the pool has no disks; add some with add-disk');
   const health = extents.unrecoverable > 0 || disks.length === 0 ? 'critical' : reasons.length ? 'degraded' : 'healthy';

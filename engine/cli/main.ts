@@ -123,7 +123,8 @@ export function buildCli(): Command {
     .argument('<domain>', "a name, or 'auto'")
     .option('--json', 'machine-readable output')
     .action(async (poolDir: string, disk: string, domain: string) => {
-      const r = (await onPool(poolDir, 'set-failure-domain', { disk, domain })) as { disk: string; failureDomain: string; named: boolean; device: string };
+      const r = (await onPool(poolDir, 'set-failure-domain', { disk, domain })) as { disk: string; failureDomain: string; named: boolean; device: string; warning?: string };
+      if (r.warning && !isJsonOutput()) process.stderr.write(`dynamicfs: warning: ${r.warning}\n`);
       emit(r, `disk ${r.disk} is in failure domain ${r.failureDomain} (${r.named ? 'named' : `found: ${r.device}`})`);
     });
 

@@ -50,7 +50,8 @@ function diskGuard(args: CommandArgs, mountpoint: string | null): DiskGuard {
   const allowedRoots = agentRoots?.length ? agentRoots : undefined;
   return {
     allowedRoots, allowAnyPath: agentRoots === undefined && args.allowAnyPath === true, mountpoint, protectedDirs: jsonStrings(args, 'protectedDirs', absolute, 'absolute paths'),
-    failureDomain: typeof args.failureDomain === 'string' && args.failureDomain !== '' ? args.failureDomain : null, allowSharedDomain: args.allowSharedDomain === true,
+    // A name that is given is checked, even an empty one; null or absent: found from the devices.
+    failureDomain: typeof args.failureDomain === 'string' ? args.failureDomain : null, allowSharedDomain: args.allowSharedDomain === true,
   };
 }
 
@@ -79,8 +80,8 @@ export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArg
 
   async 'set-failure-domain'({ pool }, args) {
     const name = str(args, 'domain');
-    const d = await pool.setFailureDomain(str(args, 'disk'), name === 'auto' ? null : name);
-    return { disk: d.id, failureDomain: domainLabel(d.domain), named: d.domainOverride !== null, device: d.device };
+    const { disk: d, warning } = await pool.setFailureDomain(str(args, 'disk'), name === 'auto' ? null : name);
+    return { disk: d.id, failureDomain: domainLabel(d.domain), named: d.domainOverride !== null, device: d.device, warning };
   },
 
   async 'set-disk-health'({ pool, fs }, args) {

@@ -249,6 +249,8 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
     async () => {
       lastSample = Date.now();
       await pool.disks.refreshSpace();
+      // A disk reachable again, or a directory that got a mount of its own: its domain follows.
+      await pool.disks.refreshDomains();
       pool.recordUsage();
     },
     () => Math.min(30_000, (pool.config.monitoring.history_interval * 1000) / 2),
@@ -263,6 +265,11 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
     (n) => n && log.event('info', `made ${n} fragment file(s) of an older version private (0600)`, { pool: pool.name }),
     (err: unknown) => log.warn(`could not make every fragment file private: ${String(err)}`, { pool: pool.name }),
   );
+  // Extents with fragments together in one failure domain (an older pool, or one that allowed shared
+  // domains): counted by status, which assesses every extent in batches, off the start.
+  void watch.status().then((s) => {
+    if (s.failureDomains.sharedExtents) log.event('warn', `${s.failureDomains.sharedExtents} extent(s) have fragments together in one failure domain`, { pool: pool.name, sharedExtents: s.failureDomains.sharedExtents });
+  }, () => undefined);
   ready = true;
   const servedBy = fuse instanceof KernelMount ? '/dev/fuse directly' : 'fuse-native';
   log.event('info', mnt ? `mounted pool ${pool.name} (${pool.id}) at ${mnt} (served through ${servedBy}), pid ${process.pid}` : `serving pool ${pool.name} (${pool.id}), pid ${process.pid}`, {

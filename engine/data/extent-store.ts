@@ -7,6 +7,7 @@ import { rename, rm } from 'node:fs/promises';
 import { syncFile } from './fragment-io.js';
 import type { ExtentRow, FragmentRow } from '../metadata/store.js';
 import { chooseDisks, type PlacementOptions } from '../pool/placement.js';
+import { domainLabel } from '../pool/failure-domain.js';
 import { fragmentPath } from '../pool/layout.js';
 import type { Pool } from '../pool/pool.js';
 import { decodeExtent, encodeExtent } from '../redundancy/codec.js';
@@ -295,6 +296,9 @@ export class ExtentStore {
     const free = this.pool.disks.writable().filter((d) => !siblings.includes(d.id));
     const apart = free.filter((d) => !others.has(d.domain));
     const candidates = apart.length || !this.placement.sharedDomains ? apart : free;
+    if (!candidates.length) {
+      throw fsError('ENOSPC', `rebuild of fragment ${frag.eid}.${frag.slot}: no healthy disk outside the failure domains of its other fragments (${[...others].map(domainLabel).join(', ') || 'none'})`);
+    }
     const [target] = chooseDisks(candidates, 1, data.length, `rebuild of fragment ${frag.eid}.${frag.slot}`, this.placement);
     target.reserved += data.length;
     try {

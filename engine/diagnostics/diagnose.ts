@@ -4,6 +4,7 @@ import { lastScrub } from '../heal/scrub.js';
 import { diskIo } from '../observability/disk-io.js';
 import type { Pool } from '../pool/pool.js';
 import { formatBytes } from '../util/units.js';
+import { rawSpace } from '../pool/capacity.js';
 import { bySeverity, overallHealth, RUNBOOKS, type DiagnosticIssue } from './issues.js';
 
 const DAY = 86_400_000;
@@ -188,20 +189,22 @@ export function diagnose(pool: Pool, status: PoolStatus, config: EngineConfig, c
   }
 
   // Capacity
+  // Each filesystem counted once: three directories of one disk are that disk, not three.
   const usable = status.disks.filter((d) => d.health !== 'failed');
-  const capTotal = usable.reduce((s, d) => s + d.capacity, 0);
-  const usedTotal = usable.reduce((s, d) => s + d.used, 0);
+  const capTotal = status.capacity.raw;
+  const usedTotal = status.capacity.used;
   const poolUtil = ratio(usedTotal, capTotal);
   const tiers: Record<string, { used: number; capacity: number; utilisation: number }> = {};
-  for (const d of usable) {
-    const tr = (tiers[d.tier] ??= { used: 0, capacity: 0, utilisation: 0 });
-    tr.used += d.used;
-    tr.capacity += d.capacity;
+  const live = pool.disks.all().filter((d) => d.health !== 'failed');
+  for (const tier of new Set(live.map((d) => d.tier))) {
+    const in_ = live.filter((d) => d.tier === tier);
+    const used = in_.reduce((s, d) => s + d.used, 0);
+    const capacity = rawSpace(in_).capacity;
+    tiers[tier] = { used, capacity, utilisation: ratio(used, capacity) };
   }
-  for (const tr of Object.values(tiers)) tr.utilisation = ratio(tr.used, tr.capacity);
   const usage = pool.store.history<UsageSample>('usage');
   const growth = growthPerDay(usage);
-  const free = Math.max(0, capTotal - usedTotal);
+  const free = status.capacity.free;
   const predictedFullAt = growth && growth > 0 ? new Date(now + (free / growth) * DAY).toISOString() : null;
   const capacityIssue = (check: string, subject: string | undefined, util: number, used: number, cap: number, what: string) => {
     const p = util * 100;

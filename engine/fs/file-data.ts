@@ -6,6 +6,7 @@ import { syncFile } from '../data/fragment-io.js';
 import { EXTENT_LOOKAHEAD, type ExtentRow } from '../metadata/store.js';
 import type { Pool } from '../pool/pool.js';
 import { formatPolicy, fragmentCount } from '../redundancy/policy.js';
+import { describeDomains } from '../pool/placement.js';
 import { fsError, FsError } from '../util/errors.js';
 import { copyBytes } from '../util/bytes.js';
 import { Semaphore } from '../util/semaphore.js';
@@ -157,6 +158,10 @@ export class FileData {
     const writable = this.pool.disks.writableCount;
     if (writable < fragmentCount(policy)) {
       throw fsError('ENOSPC', `policy ${of.policy} needs ${fragmentCount(policy)} healthy disks, the pool has ${writable}`);
+    }
+    // Too few failure domains fails at write(2), not only at the flush that cannot place the extent.
+    if (this.pool.disks.writableDomainCount < fragmentCount(policy) && !this.pool.config.reliability.allow_shared_failure_domains) {
+      throw fsError('ENOSPC', `policy ${of.policy} needs ${fragmentCount(policy)} failure domains but the pool's healthy disks are in ${this.pool.disks.writableDomainCount}: ${describeDomains(this.pool.disks.writable())}`);
     }
     const E = this.E;
     let done = 0;

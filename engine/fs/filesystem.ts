@@ -1,5 +1,6 @@
 import { xattrCharge, type InodeRow } from '../metadata/store.js';
 import { usableSpace } from '../pool/capacity.js';
+import { policyOf } from '../data/extent-store.js';
 import type { Pool } from '../pool/pool.js';
 import { fsError } from '../util/errors.js';
 import { FileData, fileDataOptionsFrom, type FileDataOptions, type OpenFile } from './file-data.js';
@@ -343,15 +344,16 @@ export class FileSystem {
    * Inside a volume (`p` given), its capacity and inode limit, as `df` in a pod should show them.
    */
   statfs(p?: string): FsStats {
-    const disks = this.pool.disks.all().filter((d) => d.health !== 'failed');
-    const policy = this.pool.settings.defaultPolicy;
+    // Inside a volume: its own policy and tier decide what the disks can still take.
+    const v = p === undefined ? undefined : this.volumes.of(p);
+    const disks = this.pool.disks.all().filter((d) => d.health !== 'failed' && (!v?.tier || d.tier === v.tier));
+    const policy = v ? policyOf(v.policy) : this.pool.settings.defaultPolicy;
     const shared = this.pool.config.reliability.allow_shared_failure_domains;
     const bsize = 4096;
     let total = usableSpace(disks, policy, shared).capacity;
     let free = usableSpace(disks.filter((d) => d.health === 'healthy'), policy, shared).free;
     let files = 1 << 30;
     let ffree = 1 << 30;
-    const v = p === undefined ? undefined : this.volumes.of(p);
     if (v) {
       const u = this.volumes.usageOf(v.name);
       total = v.capacity;

@@ -2,7 +2,8 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { ExtentStore } from '../data/extent-store.js';
 import { policyOf } from '../data/extent-store.js';
-import { diskFree } from '../pool/disk-set.js';
+import { domainCount, rawSpace } from '../pool/capacity.js';
+import { describeDomains } from '../pool/placement.js';
 import { DISK_IDENTITY, mirrorPath } from '../pool/layout.js';
 import { PoolError, type Pool } from '../pool/pool.js';
 import { formatPolicy, fragmentCount } from '../redundancy/policy.js';
@@ -22,7 +23,10 @@ export function drainProblems(pool: Pool, diskId: string): string[] {
   const others = pool.disks.writable().filter((d) => d.id !== diskId);
   const frags = pool.store.fragmentsOnDisk(diskId);
   const bytes = frags.reduce((s, f) => s + f.size, 0);
-  const free = others.reduce((s, d) => s + diskFree(d), 0);
+  // Directories of one filesystem share its free space: counted once.
+  const free = rawSpace(others).free;
+  const shared = pool.config.reliability.allow_shared_failure_domains;
+  const domains = domainCount(others);
   if (bytes > free) problems.push(`the other healthy disks have ${formatBytes(free)} free, the disk holds ${formatBytes(bytes)}`);
   const widths = new Map<string, number>();
   for (const f of frags) {
@@ -31,6 +35,7 @@ export function drainProblems(pool: Pool, diskId: string): string[] {
   }
   for (const [policy, width] of widths) {
     if (width > others.length) problems.push(`${formatPolicy(policyOf(policy))} needs ${width} distinct disks; only ${others.length} healthy disk(s) would remain`);
+    else if (width > domains && !shared) problems.push(`${formatPolicy(policyOf(policy))} needs ${width} failure domains; the remaining healthy disks are in ${domains} (${describeDomains(others)})`);
   }
   return problems;
 }

@@ -30,17 +30,20 @@ export async function repairExtent(
     return out;
   }
   const bySlot = new Map(frags.map((f) => [f.slot, f]));
+  // Where each fragment is as the repairs land: a fragment placed for one slot must keep the next off its disk and domain.
+  const where = new Map(frags.map((f) => [f.slot, f.disk]));
   for (const slot of bad) {
     const frag = bySlot.get(slot);
     if (!frag || slot >= fragmentCount(policy)) {
       out.failed.push({ slot, error: 'no fragment record to repair' });
       continue;
     }
-    const siblings = frags.filter((f) => f.slot !== slot).map((f) => f.disk);
+    const siblings = [...where].filter(([s]) => s !== slot).map(([, disk]) => disk);
     const data = rebuilt[slot] as Buffer;
     try {
       const landed = await extents.writeRepair(ext, frag, data, siblings, opts);
       if (landed) {
+        where.set(slot, landed);
         out.repaired.push(slot);
         out.bytesWritten += data.length;
       } else {

@@ -464,11 +464,11 @@ export class MetadataStore {
   insertDisk(d: { id: string; path: string; tier: string; capacity: number | null; health: string; at: number; failureDomain: string | null }): void {
     this.s.insertDisk.run(d);
   }
-  /** Extents with more than one fragment on the disks `ids` (a failure domain). */
-  extentsWithSeveralFragmentsOn(ids: string[]): number {
-    const marks = ids.map(() => '?').join(', ');
-    return (this.db.prepare(`SELECT count(*) AS n FROM (SELECT eid FROM fragments WHERE disk IN (${marks}) GROUP BY eid HAVING count(*) > 1)`).get(...ids) as { n: number }).n;
+  /** Redundancy policies set on top-level directories (the only place one can be set). */
+  topLevelPolicies(): string[] {
+    return (this.db.prepare('SELECT DISTINCT i.policy AS policy FROM dirents d JOIN inodes i ON i.ino = d.ino WHERE d.parent = ? AND i.policy IS NOT NULL').all(ROOT_INO) as { policy: string }[]).map((r) => r.policy);
   }
+
   setFailureDomain(id: string, name: string | null): void {
     this.db.prepare('UPDATE disks SET failure_domain = ? WHERE id = ?').run(name, id);
   }

@@ -44,15 +44,18 @@ export function diskFree(d: Disk): number {
   return Math.max(0, Math.min(byCap, d.fsFree - d.reserved));
 }
 
-function fromRow(r: DiskRow, prev?: Disk): Disk {
+/** What a device probe found for a disk (see DiskSet.refreshDomains). */
+interface Probed { domain: string; device: string; fs: string }
+
+function fromRow(r: DiskRow, prev: Disk | undefined, probed: Probed | undefined): Disk {
   return {
     id: r.id, path: r.path, tier: r.tier, cap: r.capacity, health: r.health as DiskHealth, healthReason: r.health_reason,
     healthChangedAt: r.health_changed_at, used: r.used, fsFree: prev?.fsFree ?? 0, fsTotal: prev?.fsTotal ?? 0,
     reserved: prev?.reserved ?? 0, readErrors: r.read_errors, writeErrors: r.write_errors, checksumErrors: r.checksum_errors,
     addedAt: r.added_at,
     // Until the devices are probed, each disk is a domain of its own and a filesystem of its own.
-    domain: prev?.domain ?? (r.failure_domain !== null ? `named:${r.failure_domain}` : `disk:${r.id}`), domainOverride: r.failure_domain,
-    device: prev?.device ?? 'not probed yet', fs: prev?.fs ?? `disk:${r.id}`,
+    domain: probed?.domain ?? (r.failure_domain !== null ? `named:${r.failure_domain}` : `disk:${r.id}`), domainOverride: r.failure_domain,
+    device: probed?.device ?? 'not probed yet', fs: probed?.fs ?? `disk:${r.id}`,
   };
 }
 
@@ -64,11 +67,20 @@ export class DiskSet {
     this.reload();
   }
 
+  /** Probe results by disk id: they outlive the Disk objects a reload replaces. */
+  private probed = new Map<string, Probed>();
+
   reload(): void {
     const next = new Map<string, Disk>();
-    for (const r of this.store.disks()) next.set(r.id, fromRow(r, this.byId.get(r.id)));
+    for (const r of this.store.disks()) next.set(r.id, fromRow(r, this.byId.get(r.id), this.probed.get(r.id)));
     this.byId = next;
-    this.writableCached = this.writable().length;
+    this.countWritable();
+  }
+
+  private countWritable(): void {
+    const w = this.writable();
+    this.writableCached = w.length;
+    this.writableDomainsCached = new Set(w.map((d) => d.domain)).size;
   }
 
   all(): Disk[] {
@@ -85,6 +97,11 @@ export class DiskSet {
     return this.writableCached;
   }
   private writableCached = 0;
+  /** How many failure domains the disks that take new fragments are in; asked on every FUSE write too. */
+  get writableDomainCount(): number {
+    return this.writableDomainsCached;
+  }
+  private writableDomainsCached = 0;
   readable(id: string): boolean {
     const d = this.byId.get(id);
     return d !== undefined && isReadable(d.health);
@@ -113,11 +130,10 @@ export class DiskSet {
     const disks = this.all();
     const probes = await Promise.all(disks.map((d) => probeDevice(d.path, mounts).catch(() => null)));
     const domains = groupDomains(disks.map((d, i) => ({ id: d.id, override: d.domainOverride, probe: probes[i] })));
-    disks.forEach((d, i) => {
-      d.domain = domains.get(d.id) as string;
-      d.device = probes[i]?.label ?? 'unknown (not reachable)';
-      d.fs = probes[i]?.fs ?? `disk:${d.id}`;
-    });
+    this.probed = new Map(disks.map((d, i) => [d.id, { domain: domains.get(d.id) as string, device: probes[i]?.label ?? 'unknown (not reachable)', fs: probes[i]?.fs ?? `disk:${d.id}` }]));
+    // The disks as they are now (a reload may have replaced the objects while the probes ran).
+    for (const d of this.all()) Object.assign(d, this.probed.get(d.id) ?? {});
+    this.countWritable();
   }
 
   /** Applies a committed change in used bytes to the in-memory view (metadata already has it). */

@@ -43,6 +43,8 @@ async function blockUnits(majMin: string, mounts: MountEntry[], depth: number): 
   if (backing) {
     const under = await probeDevice(backing.replace(/ \(deleted\)$/, ''), mounts, depth + 1).catch(() => null);
     if (under) return { units: under.units, label: `${name} -> ${under.label}` };
+    // Its backing file is out of reach (another mount namespace, deleted): the loop device alone, said so.
+    return { units: [`block:${name}`], label: `${name} (backing file ${backing} not reachable)` };
   }
   const slaves = await fsp.readdir(path.join(sys, 'slaves')).catch(() => [] as string[]);
   if (slaves.length) {
@@ -86,7 +88,8 @@ export async function probeDevice(p: string, mounts?: MountEntry[], depth = 0): 
   }
   if (m?.fstype === 'zfs') {
     const zpool = m.source.split('/')[0];
-    return { units: [`zfs:${zpool}`], label: `zfs pool ${zpool}`, fs: `zfs:${m.source}` };
+    // The datasets of a zpool share its space.
+    return { units: [`zfs:${zpool}`], label: `zfs pool ${zpool}`, fs: `zfs:${zpool}` };
   }
   return { units: [`fs:${dev}`], label: `${m?.fstype ?? 'filesystem'} ${dev}`, fs: `dev:${dev}` };
 }
@@ -135,5 +138,23 @@ export function domainLabel(key: string): string {
 
 /** Why `name` cannot name a failure domain, or null. */
 export function failureDomainProblem(name: string): string | null {
+  if (name === 'auto') return "failure domain 'auto' is reserved: it means 'found from the devices' (set-failure-domain DISK auto)";
   return /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name) ? null : `failure domain '${name.slice(0, 80)}' must be 1 to 63 letters, digits, dots, dashes or underscores, starting with a letter or digit`;
+}
+
+/** A disk already in a pool, as sharedWithNew needs it. */
+export interface PoolDisk { id: string; path: string; domainOverride: string | null }
+
+/**
+ * The domain a new disk at `p` (with the administrator's name `override`, if any) would share with
+ * `disks`, and which of them: null when it is a domain of its own.
+ */
+export async function sharedWithNew<D extends PoolDisk>(disks: D[], p: string, override: string | null): Promise<{ domain: string; disks: D[] } | null> {
+  const mounts = await readMounts();
+  const [probe, ...probes] = await Promise.all([p, ...disks.map((d) => d.path)].map((x) => probeDevice(x, mounts).catch(() => null)));
+  const NEW = '\0new';
+  const domains = groupDomains([...disks.map((d, i) => ({ id: d.id, override: d.domainOverride, probe: probes[i] })), { id: NEW, override, probe }]);
+  const mine = domains.get(NEW) as string;
+  const together = disks.filter((d) => domains.get(d.id) === mine);
+  return together.length ? { domain: domainLabel(mine), disks: together } : null;
 }

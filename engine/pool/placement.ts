@@ -1,6 +1,7 @@
 import { fsError } from '../util/errors.js';
 import { diskFree, type Disk } from './disk-set.js';
 import { domainLabel } from './failure-domain.js';
+import { rawSpace } from './capacity.js';
 
 export interface PlacementOptions {
   /**
@@ -38,26 +39,33 @@ export function chooseDisks(candidates: Disk[], count: number, fragmentBytes: nu
     throw fsError('ENOSPC', `policy ${policyName} needs ${count} failure domains but the healthy disks with room are in ${domains}: ${describeDomains(fit)}. ` +
       'Add disks on other devices, name the real domains with --failure-domain, or allow shared domains (reliability.allow_shared_failure_domains)');
   }
-  // Weighted sampling without replacement: each pick is proportional to remaining free bytes, so disks
-  // of mixed sizes fill in proportion to their free space; a pick takes its whole domain out of the draw.
-  let pool = fit.map((d) => ({ d, w: diskFree(d) }));
+  // Weighted sampling without replacement, by failure domain: a domain is picked in proportion to its
+  // free bytes (a filesystem counted once, however many directories of it are disks), then one of its
+  // disks in proportion to its own; so disks of mixed sizes fill in proportion to their free space,
+  // and a device split into several directories is not picked several times as often.
   const chosen: Disk[] = [];
+  let left = fit;
   while (chosen.length < count) {
     // Shared domains allowed and every domain used: the disks not chosen yet, in any domain.
-    if (pool.length === 0) pool = fit.filter((d) => !chosen.includes(d)).map((d) => ({ d, w: diskFree(d) }));
-    const total = pool.reduce((s, x) => s + x.w, 0);
-    let r = random() * total;
-    let pick = pool.length - 1;
-    for (let j = 0; j < pool.length; j++) {
-      r -= pool[j].w;
-      if (r < 0) {
-        pick = j;
-        break;
-      }
-    }
-    const d = pool[pick].d;
+    if (left.length === 0) left = fit.filter((d) => !chosen.includes(d));
+    const domains = new Map<string, Disk[]>();
+    for (const d of left) domains.set(d.domain, [...(domains.get(d.domain) ?? []), d]);
+    const groups = [...domains.values()];
+    const group = weighted(groups, groups.map((g) => rawSpace(g).free), random);
+    const d = weighted(group, group.map(diskFree), random);
     chosen.push(d);
-    pool = pool.filter((x) => x.d.domain !== d.domain);
+    left = left.filter((x) => x.domain !== d.domain);
   }
   return chosen;
+}
+
+/** One of `items`, picked with probability proportional to its weight. */
+function weighted<T>(items: T[], weights: number[], random: () => number): T {
+  const total = weights.reduce((s, w) => s + w, 0);
+  let r = random() * total;
+  for (let i = 0; i < items.length; i++) {
+    r -= weights[i];
+    if (r < 0) return items[i];
+  }
+  return items[items.length - 1];
 }

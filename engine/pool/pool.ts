@@ -12,13 +12,14 @@ import { formatPolicy, parsePolicy, type RedundancyPolicy } from '../redundancy/
 import { isNodeError } from '../util/errors.js';
 import { isDiskHealth, type DiskHealth } from './disk-health.js';
 import { nextHealth, type DiskErrorKind, type ErrorTally, type HealthThresholds } from './health-policy.js';
-import { diskCapacity, DiskSet, type Disk } from './disk-set.js';
+import { DiskSet, type Disk } from './disk-set.js';
+import { rawSpace } from './capacity.js';
 import { readDiskIdentity, readPoolIdentity, writeDiskIdentity, writeFileAtomic, writePoolIdentity, type PoolIdentity } from './identity.js';
 import { DISK_DATA_DIR, DISK_HINTS, fragmentPath, mirrorPath, POOL_METADATA } from './layout.js';
 import { PoolLock } from './lock.js';
 import { diskPathProblems, diskPathProblemsByName, type DiskPathProblem } from './disk-path.js';
 import { readMounts } from '../util/mountinfo.js';
-import { domainLabel, failureDomainProblem, groupDomains, probeDevice, type DeviceProbe } from './failure-domain.js';
+import { domainLabel, failureDomainProblem, sharedWithNew } from './failure-domain.js';
 import { fragmentDirs, tightenDisk, tightenFragments, tightenPoolDir } from './private-layout.js';
 import { createPrivateFile, mkdirPrivate, PRIVATE_DIR, PRIVATE_FILE, tighten } from '../util/private-files.js';
 
@@ -208,7 +209,7 @@ export class Pool {
    */
   async addDisk(diskPath: string, tier: Tier, cap: number | null, guard: DiskGuard = {}): Promise<{ disk: Disk; recognised: boolean; warning?: string }> {
     const abs = path.resolve(diskPath);
-    const domainProblem = guard.failureDomain ? failureDomainProblem(guard.failureDomain) : null;
+    const domainProblem = guard.failureDomain === undefined || guard.failureDomain === null ? null : failureDomainProblem(guard.failureDomain);
     if (domainProblem) throw new PoolError(domainProblem);
     const rules = {
       poolDir: this.dir, mountpoint: guard.mountpoint ?? null, disks: this.disks.all().map((d) => d.path),
@@ -238,12 +239,13 @@ export class Pool {
         this.disks.reload();
         await this.writeDiskHints();
         await this.disks.refreshSpace();
+        await this.disks.refreshDomains();
         return { disk: this.disks.get(known.id) as Disk, recognised: true };
       }
       throw new PoolError(`disk ${abs} is already in the pool as ${known.id}`);
     }
     for (const d of this.disks.all()) if (d.path === abs) throw new PoolError(`a disk at ${abs} is already in the pool as ${d.id}`);
-    const sharing = await this.domainSharedWith(abs, guard.failureDomain ?? null, guard.replacing);
+    const sharing = await sharedWithNew(this.disks.all().filter((d) => d.health !== 'failed' && d.id !== guard.replacing), abs, guard.failureDomain ?? null);
     let warning: string | undefined;
     if (sharing) {
       const what = `${abs} shares failure domain ${sharing.domain} with ${sharing.disks.map((d) => `${d.id} (${d.path})`).join(', ')}: one device failure can take both`;
@@ -272,57 +274,31 @@ export class Pool {
     return { disk: this.disks.get(diskId) as Disk, recognised: false, warning };
   }
 
-  /** The domain a new disk at `abs` would share with disks already in the pool, if any. */
-  private async domainSharedWith(abs: string, override: string | null, replacing?: string): Promise<{ domain: string; disks: Disk[] } | null> {
-    const mounts = await readMounts();
-    const probe = await probeDevice(abs, mounts).catch(() => null);
-    const disks = this.disks.all().filter((d) => d.health !== 'failed' && d.id !== replacing);
-    const members = [
-      ...disks.map((d) => ({ id: d.id, override: d.domainOverride, probe: null as DeviceProbe | null, disk: d })),
-      { id: '(new)', override, probe, disk: null },
-    ];
-    const probes = await Promise.all(disks.map((d) => probeDevice(d.path, mounts).catch(() => null)));
-    probes.forEach((p, i) => (members[i].probe = p));
-    const domains = groupDomains(members);
-    const mine = domains.get('(new)') as string;
-    const shared = members.filter((m) => m.disk && domains.get(m.id) === mine).map((m) => m.disk as Disk);
-    return shared.length ? { domain: domainLabel(mine), disks: shared } : null;
-  }
-
   /** Names a disk's failure domain (`null`: detect it from the devices again). */
-  async setFailureDomain(ref: string, name: string | null): Promise<Disk> {
+  async setFailureDomain(ref: string, name: string | null): Promise<{ disk: Disk; warning?: string }> {
     const d = this.findDisk(ref);
     const problem = name === null ? null : failureDomainProblem(name);
     if (problem) throw new PoolError(problem);
-    this.store.setFailureDomain(d.id, name);
+    this.store.tx(() => {
+      this.store.setFailureDomain(d.id, name);
+      this.store.setMeta('generation', String(Number(this.store.getMeta('generation') ?? '0') + 1));
+    });
     this.disks.reload();
     await this.disks.refreshDomains();
+    this.scheduleMirror();
+    const now = this.disks.get(d.id) as Disk;
+    const with_ = this.disks.all().filter((x) => x.id !== d.id && x.domain === now.domain);
+    const warning = with_.length ? `disk ${d.id} now shares failure domain ${domainLabel(now.domain)} with ${with_.map((x) => x.id).join(', ')}` : undefined;
     this.reportSharedDomains();
-    return this.disks.get(d.id) as Disk;
+    return { disk: now, warning };
   }
 
-  /**
-   * Extents that have two fragments in one failure domain (written before domains were known, or
-   * while the pool allowed shared domains): counted once per domain that holds several disks.
-   */
-  sharedDomainExtents(): number {
-    const byDomain = new Map<string, string[]>();
-    for (const d of this.disks.all()) byDomain.set(d.domain, [...(byDomain.get(d.domain) ?? []), d.id]);
-    let n = 0;
-    for (const ids of byDomain.values()) if (ids.length > 1) n += this.store.extentsWithSeveralFragmentsOn(ids);
-    return n;
-  }
-
-  /** Logs disks that share a failure domain and the extents that have fragments together on one. */
+  /** Logs the disks that share a failure domain (their extents are counted by status, in the background of a daemon). */
   reportSharedDomains(): void {
     const byDomain = new Map<string, Disk[]>();
     for (const d of this.disks.all()) byDomain.set(d.domain, [...(byDomain.get(d.domain) ?? []), d]);
     const shared = [...byDomain].filter(([, ds]) => ds.length > 1);
-    if (!shared.length) return;
-    const extents = this.sharedDomainExtents();
-    log.warn(`disks share failure domains: ${shared.map(([k, ds]) => `${domainLabel(k)} holds ${ds.map((d) => d.id).join(', ')}`).join('; ')}${extents ? `; ${extents} extent(s) have fragments together in one domain` : ''}`, {
-      pool: this.name, sharedExtents: extents,
-    });
+    if (shared.length) log.warn(`disks share failure domains: ${shared.map(([k, ds]) => `${domainLabel(k)} holds ${ds.map((d) => d.id).join(', ')}`).join('; ')}`, { pool: this.name });
   }
 
   /**
@@ -412,7 +388,7 @@ export class Pool {
     const disks = this.disks.all();
     this.recordHistory('usage', {
       used: disks.reduce((s, d) => s + d.used, 0),
-      capacity: disks.filter((d) => d.health !== 'failed').reduce((s, d) => s + diskCapacity(d), 0),
+      capacity: rawSpace(disks.filter((d) => d.health !== 'failed')).capacity,
       disks: Object.fromEntries(disks.map((d) => [d.id, { used: d.used, tier: d.tier, errors: d.readErrors + d.writeErrors + d.checksumErrors }])),
     });
   }
@@ -586,6 +562,7 @@ export class Pool {
 
   /** Keeps the disk hints and the metadata mirrors in step with the set of disks. */
   async afterDiskSetChange(): Promise<void> {
+    await this.disks.refreshDomains();
     await this.writeDiskHints();
     this.mirrorDirty = true;
     await this.mirrorNow();

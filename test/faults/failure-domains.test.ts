@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import type { PoolStatus } from '../../engine/check/status.js';
 import type { Diagnosis } from '../../engine/diagnostics/diagnose.js';
 import { groupDomains, probeDevice } from '../../engine/pool/failure-domain.js';
-import { cleanup, cli, cliJson, eventually, freePort, httpGet, metricValue, MountedPool, tempDir } from '../helpers/env.js';
+import { cleanup, cli, cliJson, eventually, freePort, httpGet, makePool, metricValue, MountedPool, tempDir, writeSamples } from '../helpers/env.js';
 import { loopDisksUnavailable } from '../helpers/loop-disk.js';
 import { CsiPlugin } from '../helpers/csi-env.js';
 import { csiClient } from '../helpers/csi-client.js';
@@ -66,12 +66,19 @@ class Devices {
     execFileSync('mkfs.ext4', ['-q', '-m', '0', dev]);
     fs.mkdirSync(mnt);
     execFileSync('mount', [dev, mnt]);
-    this.undo.push(() => spawnSync('umount', ['-l', mnt]));
+    // A plain unmount first: a lazy one keeps the device busy, and its partitions would stay behind.
+    this.undo.push(() => spawnSync('umount', [mnt]).status === 0 || spawnSync('umount', ['-l', mnt]));
     return mnt;
   }
 
   release(): void {
     for (const u of this.undo.reverse()) u();
+    this.undo.length = 0;
+  }
+
+  /** Loop devices still attached to images under the root (none once released). */
+  leftovers(): string[] {
+    return execFileSync('losetup', ['-a'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(this.root));
   }
 }
 
@@ -134,6 +141,7 @@ test('failure domains are found from the devices: directories of one filesystem,
     assert.equal(cliJson<{ disks: { path: string; domainNamed: boolean }[] }>('list-disks', pool).disks.find((d) => d.path === disks.p1)?.domainNamed, false);
   } finally {
     dev.release();
+    assert.deepEqual(dev.leftovers(), [], 'loop devices left attached');
     cleanup(root);
   }
 });
@@ -169,7 +177,7 @@ test('replication:2 on one failure domain: writes refused with the domains named
     assert.notEqual(w.status, 0, 'a replication:2 write on one failure domain succeeded');
     assert.match(w.stderr, /No space left on device/);
     const daemon = m;
-    await eventually('the daemon to say why', () => (/ENOSPC.*needs 2 failure domains but the healthy disks with room are in 1: \S+ \(disk-\w+, disk-\w+, disk-\w+\)/.test(daemon.log()) ? true : undefined), 10_000);
+    await eventually('the daemon to say why', () => (/ENOSPC.*needs 2 failure domains but the pool's healthy disks are in 1: \S+ \(disk-\w+, disk-\w+, disk-\w+\)/.test(daemon.log()) ? true : undefined), 10_000);
     await m.stop();
     m = undefined;
 
@@ -240,5 +248,42 @@ test('GetCapacity counts three directories of one filesystem once', async (t) =>
     await m?.stop();
     dev.release();
     cleanup(root);
+  }
+});
+
+test('a rebuild never puts two fragments of an extent in one failure domain; a drain that would is refused, changing nothing', async () => {
+  // replication:3 on four disks in four named domains; two fail: one spare is left for two lost copies.
+  const p = await makePool({ disks: 4, redundancy: 'replication:3' });
+  try {
+    await writeSamples(p, [{ name: 'f', seed: 9, size: 600_000 }]);
+    const disks = cliJson<{ disks: { id: string }[] }>('list-disks', p.pool).disks.map((d) => d.id);
+    for (const id of disks.slice(0, 2)) assert.equal(cli('set-disk-health', p.pool, id, 'failed').code, 0);
+    cli('rebuild', p.pool);
+    const twice = execFileSync('python3', ['-c', "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute('select eid, disk, count(*) from fragments group by eid, disk having count(*) > 1').fetchall())", path.join(p.pool, 'metadata.db')], { encoding: 'utf8' }).trim();
+    assert.equal(twice, '[]', 'a rebuild put two copies of an extent on one disk');
+  } finally {
+    cleanup(p.root);
+  }
+  const q = await makePool({ disks: 4, redundancy: 'replication:3' });
+  try {
+    await writeSamples(q, [{ name: 'f', seed: 9, size: 300_000 }]);
+    const disks = cliJson<{ disks: { id: string }[] }>('list-disks', q.pool).disks.map((d) => d.id);
+    // Two disks named into one domain: draining a third would leave replication:3 two domains.
+    assert.equal(cli('set-failure-domain', q.pool, disks[0], 'shelf-1').code, 0);
+    const merged = cli('set-failure-domain', q.pool, disks[1], 'shelf-1');
+    assert.equal(merged.code, 0);
+    assert.match(merged.stderr, /warning: disk \S+ now shares failure domain shelf-1 with/);
+    const drain = cli('remove-disk', q.pool, disks[3]);
+    assert.notEqual(drain.code, 0);
+    assert.match(drain.stderr, /replication:3 needs 3 failure domains; the remaining healthy disks are in 2 .*Nothing was changed/);
+    assert.equal(cliJson<{ disks: { id: string; health: string }[] }>('list-disks', q.pool).disks.find((d) => d.id === disks[3])?.health, 'healthy');
+    // Names are checked, and 'auto' is not one.
+    for (const bad of ['auto', '', '../x']) {
+      const r = cli('add-disk', q.pool, q.disks[0], '--failure-domain', bad);
+      assert.notEqual(r.code, 0, `--failure-domain '${bad}' accepted`);
+      assert.match(r.stderr, /failure domain '.*' (is reserved|must be)/);
+    }
+  } finally {
+    cleanup(q.root);
   }
 });

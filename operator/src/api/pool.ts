@@ -55,6 +55,7 @@ export const DiskSpecSchema = Type.Object({
   capacity: Type.Optional(Quantity('Cap on the bytes this disk may hold (several disks can share one filesystem).')),
   failureDomain: Type.Optional(Type.String({
     pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$', maxLength: 63,
+    'x-kubernetes-validations': [{ rule: "self != 'auto'", message: "failure domain 'auto' is reserved (leave the field out to have it found from the devices)" }],
     description: 'The failure domain this disk is in (an enclosure, a controller), when the node cannot tell from its devices; fragments of one extent never share a domain. Default: found from the device under the path.',
   })),
 }, { additionalProperties: false });

@@ -120,8 +120,9 @@ export class PoolController {
         // Shared failure domains are a standing warning: nothing failed, but one device can take more than the policy tolerates.
         const fd = st.failureDomains;
         const shared = fd !== undefined && (fd.short.length > 0 || fd.sharedExtents > 0);
+        const sickDisk = (st.disks ?? []).some((d) => !['healthy', 'pending', 'refused', 'removed'].includes(d.health));
         const reason = failedDisks.length ? 'DiskFailed' : (st.extents?.unrecoverable ?? 0) > 0 ? 'ExtentsUnrecoverable' : (st.extents?.degraded ?? 0) > 0 ? 'ExtentsDegraded'
-          : shared ? 'SharedFailureDomains' : 'DiskUnhealthy';
+          : sickDisk || !shared ? 'DiskUnhealthy' : 'SharedFailureDomains';
         set('Degraded', 'True', reason, reasons.join('; ') || `health ${st.health}`);
       }
     }

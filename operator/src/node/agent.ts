@@ -168,8 +168,12 @@ export class NodeAgent {
       if (!have) continue;
       const wanted = disk.failureDomain ?? null;
       if (wanted === (have.domainNamed ? have.failureDomain : null)) continue;
-      await callControl(d.pool, 'set-failure-domain', { disk: have.id, domain: wanted ?? 'auto' });
-      log.event('info', `disk ${disk.path} of pool ${name}: failure domain ${wanted ?? 'found from its devices'}`, { pool: name, disk: disk.path });
+      try {
+        await callControl(d.pool, 'set-failure-domain', { disk: have.id, domain: wanted ?? 'auto' });
+        log.event('info', `disk ${disk.path} of pool ${name}: failure domain ${wanted ?? 'found from its devices'}`, { pool: name, disk: disk.path });
+      } catch (err) {
+        log.warn(`disk ${disk.path} of pool ${name}: failure domain not set: ${(err as Error).message}`, { pool: name, disk: disk.path });
+      }
     }
     this.refused.set(name, refused);
     const st = pool.status ?? {};
