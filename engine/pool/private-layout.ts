@@ -30,18 +30,22 @@ export async function tightenPoolDir(poolDir: string): Promise<number> {
 export async function tightenDisk(diskPath: string): Promise<number> {
   let n = 0;
   const data = path.join(diskPath, DISK_DATA_DIR);
-  for (const d of [data, path.join(data, 'fragments'), ...fragmentDirs(diskPath)]) if (await tighten(d, PRIVATE_DIR)) n++;
+  // The 256 fragment directories below are tightened with the fragment files (tightenFragments):
+  // once these two are 0700 nobody else reaches them, and every open need not look at them.
+  for (const d of [data, path.join(data, 'fragments')]) if (await tighten(d, PRIVATE_DIR)) n++;
   for (const f of [path.join(diskPath, DISK_IDENTITY), path.join(data, METADATA_MIRROR)]) if (await tighten(f, PRIVATE_FILE)) n++;
   return n;
 }
 
 /**
- * Fragment files written 0644 by older versions, made 0600. Their directories are already private,
- * so this is belt and braces: it runs in the background of a daemon, once per pool.
+ * Fragment directories and files of older versions (0755, 0644) made 0700 and 0600. The directories
+ * above them are already private, so this is belt and braces: it runs in the background of a daemon,
+ * once per pool.
  */
 export async function tightenFragments(diskPath: string): Promise<number> {
   let n = 0;
   for (const dir of fragmentDirs(diskPath)) {
+    if (await tighten(dir, PRIVATE_DIR)) n++;
     let names: string[];
     try {
       names = await fsp.readdir(dir);
