@@ -11,8 +11,8 @@ import { lastProbe } from '../heal/probe.js';
 
 export interface DiskReport {
   id: string; path: string; tier: string; capacity: number; capped: boolean; used: number; free: number;
-  /** Its failure domain, whether the administrator named it, and the devices found under it. */
-  failureDomain: string; domainNamed: boolean; device: string;
+  /** Its failure domain, whether the administrator named it, the devices found under it, and why that may not be the whole truth. */
+  failureDomain: string; domainNamed: boolean; device: string; deviceWarning: string | null;
   health: string; healthReason: string; healthChangedAt: string;
   errors: { read: number; write: number; checksum: number };
   recentTransitions: { at: string; from: string | null; to: string; reason: string }[];
@@ -84,7 +84,7 @@ function domainReasons(r: FailureDomainReport): string[] {
 export function diskReports(pool: Pool): DiskReport[] {
   return pool.disks.all().map((d) => ({
     id: d.id, path: d.path, tier: d.tier, capacity: diskCapacity(d), capped: d.cap !== null, used: d.used, free: diskFree(d),
-    failureDomain: domainLabel(d.domain), domainNamed: d.domainOverride !== null, device: d.device,
+    failureDomain: domainLabel(d.domain), domainNamed: d.domainOverride !== null, device: d.device, deviceWarning: d.deviceWarning,
     health: d.health, healthReason: d.healthReason, healthChangedAt: new Date(d.healthChangedAt).toISOString(),
     errors: { read: d.readErrors, write: d.writeErrors, checksum: d.checksumErrors },
     recentTransitions: pool.store.diskEvents(d.id, 5).map((e) => ({ at: new Date(e.at).toISOString(), from: e.from_state, to: e.to_state, reason: e.reason })),
@@ -123,6 +123,7 @@ export async function poolStatus(pool: Pool, ns: Namespace, mountedBy: { pid: nu
   }
   const failureDomains = failureDomainReport(pool, sharedExtents);
   reasons.push(...domainReasons(failureDomains));
+  for (const d of disks) if (d.deviceWarning && d.health !== 'failed') reasons.push(`disk ${d.id} (${d.path}): ${d.deviceWarning}`);
   if (disks.length === 0) reasons.push('the pool has no disks; add some with add-disk');
   const health = extents.unrecoverable > 0 || disks.length === 0 ? 'critical' : reasons.length ? 'degraded' : 'healthy';
   const usable = pool.disks.all().filter((d) => d.health !== 'failed');

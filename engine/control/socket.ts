@@ -37,6 +37,10 @@ export type ExtraCommands = Record<string, (args: CommandArgs) => Promise<unknow
  */
 export const MAX_REQUEST_BYTES = 1024 * 1024;
 const MAX_COMMAND_NAME = 64;
+/** Connections served at once: with the line limit, what callers can make the daemon hold is bounded. */
+export const MAX_CONNECTIONS = 64;
+/** A connection with no command running and nothing sent for this long is closed. */
+const IDLE_MS = 60_000;
 
 /** Splits a byte stream into lines without rescanning what was already searched; refuses lines over `max`. */
 export class LineReader {
@@ -98,6 +102,11 @@ export async function serveControl(ctx: CommandContext, extra: ExtraCommands = {
   const extras = new Map(Object.entries(extra));
   const server = net.createServer((sock) => {
     const reader = new LineReader(MAX_REQUEST_BYTES);
+    // Idle and holding a descriptor: closed, unless a command of it is still running (a long scrub).
+    let running = 0;
+    sock.setTimeout(IDLE_MS, () => {
+      if (running === 0) sock.destroy();
+    });
     sock.on('data', (chunk: Buffer) => {
       let lines: string[];
       try {
@@ -112,7 +121,9 @@ export async function serveControl(ctx: CommandContext, extra: ExtraCommands = {
         const progress = (p: OperationProgress) => {
           if (!sock.destroyed) sock.write(JSON.stringify({ progress: p } satisfies ProgressLine) + '\n');
         };
+        running++;
         void handle(line, progress).then((reply) => {
+          running--;
           if (!sock.destroyed) sock.write(JSON.stringify(reply) + '\n');
         });
       }
@@ -139,6 +150,9 @@ export async function serveControl(ctx: CommandContext, extra: ExtraCommands = {
       return { ok: false, error: err instanceof Error ? err.message : String(err), usage: err instanceof UsageError, code };
     }
   }
+  // Beyond it a new connection is closed at once (its caller retries or reports it), so a flood of
+  // them cannot take the descriptors the fragment I/O needs.
+  server.maxConnections = MAX_CONNECTIONS;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(file, () => resolve());

@@ -4,7 +4,8 @@ import { assessAll } from '../check/extent-health.js';
 import { formatPolicy } from '../redundancy/policy.js';
 import { logger } from '../observability/logger.js';
 import { POOL_STAGING } from '../pool/layout.js';
-import { bindVolume, mountFlagProblem, mountState, PRIVILEGED_MOUNT_FLAGS, unbindTarget, type VolumeMountIdentity } from '../volumes/publish.js';
+import { bindVolume, isOurMount, mountFlagProblem, mountState, PRIVILEGED_MOUNT_FLAGS, unbindTarget, type VolumeMountIdentity } from '../volumes/publish.js';
+import { readMounts } from '../util/mountinfo.js';
 import { VolumeError, type VolumeRow } from '../volumes/volumes.js';
 import { jsonStrings, type CommandArgs } from './args.js';
 import type { CommandContext } from './commands.js';
@@ -107,6 +108,9 @@ export const volumeCommands: Record<string, (ctx: CommandContext, args: CommandA
     const name = text(args, 'name');
     const pubs = publications(ctx, name);
     if (pubs.length) throw new VolumeError('BUSY', `volume ${name} is still published at ${pubs.map((p) => p.target).join(', ')}`);
+    // Mounted somewhere without a record (a publish that failed half-way, a bind made by hand): still in use.
+    const bound = (await readMounts()).filter((m) => isOurMount(m, identity(ctx, name)));
+    if (bound.length) throw new VolumeError('BUSY', `volume ${name} is still mounted at ${bound.map((m) => m.mountPoint).join(', ')}`);
     const deleted = ctx.fs.volumes.delete(name);
     if (deleted) log.event('info', `volume ${name} deleted`, { pool: ctx.pool.name, volume: name });
     return { deleted };

@@ -14,6 +14,9 @@ import { decodeExtent, encodeExtent } from '../redundancy/codec.js';
 import { formatPolicy, fragmentCount, parsePolicy, type RedundancyPolicy } from '../redundancy/policy.js';
 import { fsError, FsError, isNodeError } from '../util/errors.js';
 
+/** Errors of this process, not of a disk: they never count against a disk's health. */
+const PROCESS_LIMITS = new Set(['EMFILE', 'ENFILE', 'ENOMEM']);
+
 const policyCache = new Map<string, RedundancyPolicy>();
 export function policyOf(text: string): RedundancyPolicy {
   let p = policyCache.get(text);
@@ -146,7 +149,7 @@ export class ExtentStore {
           if (r.status !== 'rejected') return;
           // A full disk is not a failing one: stop placing there until statfs says otherwise.
           if (isNodeError(r.reason, 'ENOSPC') || isNodeError(r.reason, 'EDQUOT')) disks[slot].fsFree = 0;
-          else this.pool.recordDiskError(disks[slot].id, isNodeError(r.reason, 'EROFS') ? 'readonly' : 'write');
+          else if (!PROCESS_LIMITS.has((r.reason as NodeJS.ErrnoException | undefined)?.code ?? '')) this.pool.recordDiskError(disks[slot].id, isNodeError(r.reason, 'EROFS') ? 'readonly' : 'write');
         });
         store.discardIntentFragments(eid, placement);
         void this.pool.reapGarbage();
@@ -218,6 +221,8 @@ export class ExtentStore {
     this.noteIo(disk.id, 'read', performance.now() - started, res.ok ? f.size : 0);
     if (res.ok && res.sum === f.checksum) return { data: buf, problem: null };
     this.giveBack(buf);
+    // This process out of descriptors or memory: nothing is wrong with the fragment or its disk.
+    if (!res.ok && PROCESS_LIMITS.has(res.code)) return { data: null, problem: `${res.code}: ${res.message}` };
     const kind = res.ok ? 'checksum' : res.code === 'ENOENT' ? 'missing' : res.code === 'SHORT' ? 'short' : 'io';
     this.counters.fragmentErrors++;
     try {

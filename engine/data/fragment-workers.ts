@@ -46,11 +46,18 @@ export class FragmentWorkers {
   readonly threads = Math.min(8, Math.max(4, availableParallelism()));
   /** Buffer pool slabs every worker has been sent, by id. */
   private readonly slabIds = new Map<SharedArrayBuffer, number>();
+  /** Whether the thread of each slot runs; one that keeps dying at start is restarted after a pause. */
+  private alive: boolean[] = [];
+  private pause: number[] = [];
+  /** Why the last thread died, as an errno name when it was this process's limit (EMFILE, ENFILE, ENOMEM). */
+  private lastFailure = { code: 'EIO', message: 'it exited' };
 
   private start(): void {
     for (let i = 0; i < this.threads; i++) {
-      this.workers.push(this.spawn(i));
       this.load.push(0);
+      this.alive.push(true);
+      this.pause.push(0);
+      this.workers.push(this.spawn(i));
     }
   }
 
@@ -61,6 +68,8 @@ export class FragmentWorkers {
   private spawn(i: number): Worker {
     const workerData: FragmentWorkerData = { nice: IO_THREAD_NICE };
     const w = new Worker(new URL('./fragment-worker.js', import.meta.url), { workerData });
+    const born = Date.now();
+    this.alive[i] = true;
     let failure = 'it exited';
     w.on('message', (r: FragmentReply) => {
       this.load[i]--;
@@ -74,16 +83,28 @@ export class FragmentWorkers {
     });
     w.on('exit', () => {
       if (this.closing || this.workers[i] !== w) return;
+      // Out of descriptors or memory is this process's trouble, not a disk's: said so in the code.
+      const code = /\b(EMFILE|ENFILE|ENOMEM)\b/.exec(failure)?.[1] ?? 'EIO';
+      this.lastFailure = { code, message: `fragment I/O thread died: ${failure}` };
+      this.alive[i] = false;
       for (const [id, job] of this.pending) {
         if (job.worker !== i) continue;
         this.pending.delete(id);
-        job.done({ id, ok: false, code: 'EIO', message: `fragment I/O thread died: ${failure}` });
+        job.done({ id, ok: false, code, message: this.lastFailure.message });
       }
       this.load[i] = 0;
-      const next = this.spawn(i);
-      for (const [buffer, slab] of this.slabIds) next.postMessage({ op: 'slab', slab, buffer } satisfies SlabMessage);
-      if (this.pending.size === 0) next.unref();
-      this.workers[i] = next;
+      // A thread that dies at once (no descriptors to start one) is restarted after a growing pause,
+      // not in a loop; the other threads, or an immediate answer, serve the jobs meanwhile.
+      this.pause[i] = Date.now() - born < 1000 ? Math.min(5000, Math.max(100, this.pause[i] * 2)) : 0;
+      const restart = () => {
+        if (this.closing || this.workers[i] !== w) return;
+        const next = this.spawn(i);
+        for (const [buffer, slab] of this.slabIds) next.postMessage({ op: 'slab', slab, buffer } satisfies SlabMessage);
+        if (this.pending.size === 0) next.unref();
+        this.workers[i] = next;
+      };
+      if (this.pause[i] === 0) restart();
+      else setTimeout(restart, this.pause[i]).unref();
     });
     w.unref();
     return w;
@@ -92,9 +113,10 @@ export class FragmentWorkers {
   private submit(body: JobBody, buf: Buffer): Promise<FragmentReply> {
     if (this.workers.length === 0) this.start();
     const id = this.nextId++;
+    let pick = -1;
+    for (let i = 0; i < this.load.length; i++) if (this.alive[i] && (pick < 0 || this.load[i] < this.load[pick])) pick = i;
+    if (pick < 0) return Promise.resolve({ id, ok: false, code: this.lastFailure.code, message: `no fragment I/O thread is running (${this.lastFailure.message})` });
     const s = shared(buf);
-    let pick = 0;
-    for (let i = 1; i < this.load.length; i++) if (this.load[i] < this.load[pick]) pick = i;
     this.load[pick]++;
     const worker = this.workers[pick];
     const memory = this.memory(s.buffer, s.offset, s.length);
@@ -171,5 +193,7 @@ export class FragmentWorkers {
     this.workers.length = 0;
     this.slabIds.clear();
     this.load = [];
+    this.alive = [];
+    this.pause = [];
   }
 }

@@ -258,7 +258,8 @@ export class FileSystem {
 
   link(src: string, dst: string): void {
     this.sameVolume(src, dst);
-    this.ns.link(src, dst);
+    // A hard link is a name the metadata keeps: it counts against the inode limit like a new file.
+    this.newInode(dst, () => this.ns.link(src, dst));
     this.changed('link', src, { to: dst });
   }
 

@@ -535,13 +535,14 @@ export class MetadataStore {
   }
 
   /**
-   * Inodes and bytes under directory `ino`: apparent file sizes plus extended attributes (name, value
+   * Names and bytes under directory `ino`: apparent file sizes plus extended attributes (name, value
    * and a row's overhead), which are metadata on the node's own disk and must count against a volume
    * too. The attributes are summed per inode of the tree through their primary key.
    */
   subtreeUsage(ino: number): { inodes: number; bytes: number } {
+    // `inodes` counts names (every hard link is a directory entry the metadata keeps) and the root.
     return this.db.prepare(
-      `${MetadataStore.SUBTREE} SELECT count(*) AS inodes, coalesce(sum(i.size), 0) + coalesce(sum(` +
+      `${MetadataStore.SUBTREE} SELECT 1 + (SELECT count(*) FROM dirents WHERE parent IN (SELECT ino FROM tree)) AS inodes, coalesce(sum(i.size), 0) + coalesce(sum(` +
         `(SELECT sum(length(CAST(x.name AS BLOB)) + length(x.value) + ${XATTR_ROW_BYTES}) FROM xattrs x WHERE x.ino = tree.ino)), 0) AS bytes ` +
         'FROM tree JOIN inodes i ON i.ino = tree.ino',
     ).get(ino) as { inodes: number; bytes: number };

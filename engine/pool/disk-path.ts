@@ -13,6 +13,8 @@ export const SYSTEM_TREES = [
   '/proc', '/sys', '/dev', '/etc', '/boot', '/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/run', '/var/run', '/root',
   '/var/lib/kubelet', '/var/lib/dynamicfs', '/var/lib/containerd', '/var/lib/docker', '/var/lib/etcd',
 ];
+/** Trees the kernel makes up (processes, devices, sysfs): nothing there is storage, whatever the administrator says. */
+const KERNEL_TREES = ['/proc', '/sys', '/dev'];
 /** Shared parents that may hold disks but are never one: a disk at /tmp or /mnt itself would claim everything below it. */
 export const SHARED_PARENTS = ['/', '/var', '/var/lib', '/home', '/mnt', '/media', '/srv', '/opt', '/tmp', '/var/tmp'];
 /** Entries looked at below a candidate for another pool's files (two levels): enough for a state directory, bounded for '/'. */
@@ -58,7 +60,8 @@ export function diskPathProblemsByName(p: string, r: DiskPathRules): DiskPathPro
     else if (d !== p && isAtOrUnder(d, p)) hard(`${p} holds disk ${d} of this pool`);
   }
   const tree = SYSTEM_TREES.find((t) => isAtOrUnder(p, t));
-  if (tree) out.push({ problem: `${p} is in the system directory ${tree}`, overridable: true });
+  // The kernel's own trees are never storage: no override.
+  if (tree) out.push({ problem: `${p} is in the system directory ${tree}`, overridable: !KERNEL_TREES.includes(tree) });
   else if (SHARED_PARENTS.includes(p)) out.push({ problem: `${p} is a system directory (a disk must be a directory of its own below it)`, overridable: true });
   if (r.allowedRoots.length && !r.allowedRoots.some((root) => isAtOrUnder(p, root))) {
     out.push({ problem: `${p} is outside the allowed disk roots (${r.allowedRoots.join(', ')})`, overridable: true });

@@ -13,7 +13,14 @@ export interface DeviceProbe {
   /** How the directory reaches its devices, for people: `vda`, `loop3 -> vda`, `tmpfs 0:45`. */
   label: string;
   fs: string;
+  /** Why the domain found may not be the whole truth (a device that could not be followed, memory that a reboot empties). */
+  warning?: string;
 }
+
+/** Filesystems in memory: a reboot empties them. */
+const VOLATILE = new Set(['tmpfs', 'ramfs']);
+/** Filesystems whose anonymous device number is the filesystem itself, with nothing below it to follow. */
+const OWN_DEVICE = new Set([...VOLATILE, 'hugetlbfs']);
 
 const SYS_BLOCK = '/sys/dev/block';
 
@@ -27,7 +34,7 @@ async function read(p: string): Promise<string | null> {
  * The physical units behind block device MAJ:MIN, following partitions to their disk, loop devices
  * to the filesystem of their backing file, and device-mapper and md devices to their members.
  */
-async function blockUnits(majMin: string, mounts: MountEntry[], depth: number): Promise<{ units: string[]; label: string }> {
+async function blockUnits(majMin: string, mounts: MountEntry[], depth: number): Promise<{ units: string[]; label: string; warning?: string }> {
   const sys = await fsp.realpath(path.join(SYS_BLOCK, majMin)).catch(() => null);
   if (!sys || depth > 8) return { units: [`block:${majMin}`], label: majMin };
   const name = path.basename(sys);
@@ -36,23 +43,23 @@ async function blockUnits(majMin: string, mounts: MountEntry[], depth: number): 
     const dev = await read(path.join(disk, 'dev'));
     if (dev) {
       const whole = await blockUnits(dev, mounts, depth + 1);
-      return { units: whole.units, label: `${name} (partition of ${whole.label})` };
+      return { units: whole.units, label: `${name} (partition of ${whole.label})`, warning: whole.warning };
     }
   }
   const backing = await read(path.join(sys, 'loop', 'backing_file'));
   if (backing) {
     const under = await probeDevice(backing.replace(/ \(deleted\)$/, ''), mounts, depth + 1).catch(() => null);
-    if (under) return { units: under.units, label: `${name} -> ${under.label}` };
+    if (under) return { units: under.units, label: `${name} -> ${under.label}`, warning: under.warning };
     // Its backing file is out of reach (another mount namespace, deleted): the loop device alone, said so.
-    return { units: [`block:${name}`], label: `${name} (backing file ${backing} not reachable)` };
+    return { units: [`block:${name}`], label: `${name} (backing file ${backing} not reachable)`, warning: `the file behind ${name} (${backing}) cannot be followed: its failure domain is assumed separate` };
   }
   const slaves = await fsp.readdir(path.join(sys, 'slaves')).catch(() => [] as string[]);
   if (slaves.length) {
-    const members = await Promise.all(slaves.map(async (s) => {
+    const members = await Promise.all(slaves.map(async (s): Promise<{ units: string[]; label: string; warning?: string }> => {
       const dev = await read(path.join(sys, 'slaves', s, 'dev'));
       return dev ? blockUnits(dev, mounts, depth + 1) : { units: [`block:${s}`], label: s };
     }));
-    return { units: [...new Set(members.flatMap((m) => m.units))].sort(), label: `${name} (${members.map((m) => m.label).join(', ')})` };
+    return { units: [...new Set(members.flatMap((m) => m.units))].sort(), label: `${name} (${members.map((m) => m.label).join(', ')})`, warning: members.find((m) => m.warning)?.warning };
   }
   return { units: [`block:${name}`], label: name };
 }
@@ -76,6 +83,8 @@ export async function probeDevice(p: string, mounts?: MountEntry[], depth = 0): 
   const all = mounts ?? (await readMounts());
   const real = await fsp.realpath(p);
   const st = await fsp.stat(real);
+  // A block device itself (a loop device's backing can be one): the device it is.
+  if (st.isBlockDevice()) return { ...(await blockUnits(devName(st.rdev), all, depth)), fs: `dev:${devName(st.rdev)}` };
   const dev = devName(st.dev);
   if (!dev.startsWith('0:')) return { ...(await blockUnits(dev, all, depth)), fs: `dev:${dev}` };
   const m = mountOf(real, all);
@@ -91,7 +100,28 @@ export async function probeDevice(p: string, mounts?: MountEntry[], depth = 0): 
     // The datasets of a zpool share its space.
     return { units: [`zfs:${zpool}`], label: `zfs pool ${zpool}`, fs: `zfs:${zpool}` };
   }
-  return { units: [`fs:${dev}`], label: `${m?.fstype ?? 'filesystem'} ${dev}`, fs: `dev:${dev}` };
+  if (m?.fstype === 'overlay' && depth < 8) return overlayUnits(m, all, depth);
+  const label = `${m?.fstype ?? 'filesystem'} ${dev}`;
+  if (m && VOLATILE.has(m.fstype)) return { units: [`fs:${dev}`], label, fs: `dev:${dev}`, warning: `it is on ${m.fstype}, in memory: a reboot empties it` };
+  if (m && OWN_DEVICE.has(m.fstype)) return { units: [`fs:${dev}`], label, fs: `dev:${dev}` };
+  return { units: [`fs:${dev}`], label, fs: `dev:${dev}`, warning: `the devices under its ${m?.fstype ?? 'unknown'} filesystem cannot be followed: its failure domain is assumed separate` };
+}
+
+/**
+ * An overlay's layers: the upper directory (where writes land, so its filesystem is the one whose
+ * space counts) and every lower one, each followed to its devices.
+ */
+async function overlayUnits(m: MountEntry, all: MountEntry[], depth: number): Promise<DeviceProbe> {
+  const opt = (key: string) => m.superOptions.find((o) => o.startsWith(`${key}=`))?.slice(key.length + 1);
+  const upper = opt('upperdir');
+  const lowers = (opt('lowerdir') ?? '').split(':').filter(Boolean);
+  const layers = await Promise.all([...(upper ? [upper] : []), ...lowers].map((l) => probeDevice(l, all, depth + 1).catch(() => null)));
+  const found = layers.filter((l): l is DeviceProbe => l !== null);
+  if (!found.length) return { units: [`fs:${m.dev}`], label: `overlay ${m.dev}`, fs: `dev:${m.dev}`, warning: 'the layers of its overlay cannot be followed: its failure domain is assumed separate' };
+  return {
+    units: [...new Set(found.flatMap((l) => l.units))].sort(), label: `overlay (${found.map((l) => l.label).join('; ')})`, fs: found[0].fs,
+    warning: found.length < layers.length ? 'some layers of its overlay cannot be followed' : found.find((l) => l.warning)?.warning,
+  };
 }
 
 /** A disk as failure domains see it. */

@@ -235,6 +235,11 @@ export class Pool {
       const known = this.disks.get(existing.diskId);
       if (!known) throw new PoolError(`disk ${abs} carries this pool's id but disk id ${existing.diskId} is not in the pool's metadata`);
       if (known.path !== abs) {
+        // A copy of the identity file is no move: the disk is still where it was.
+        const still = await readDiskIdentity(known.path).catch(() => undefined);
+        if (still?.diskId === known.id && (await fsp.stat(path.join(known.path, DISK_DATA_DIR, 'fragments')).then(() => true, () => false))) {
+          throw new PoolError(`disk ${known.id} is still at ${known.path} (its identity and fragments are there); ${abs} holds a copy of its identity file, not the disk`);
+        }
         this.store.setDiskPath(known.id, abs);
         this.disks.reload();
         await this.writeDiskHints();
@@ -256,10 +261,22 @@ export class Pool {
       log.warn(warning, { pool: this.name, disk: abs, domain: sharing.domain });
     }
     const diskId = `disk-${randomUUID().slice(0, 8)}`;
-    await mkdirPrivate(path.join(abs, DISK_DATA_DIR, 'fragments'));
-    await Promise.all(fragmentDirs(abs).map((d) => mkdirPrivate(d)));
-    await tightenDisk(abs);
-    await writeDiskIdentity(abs, { poolId: this.id, diskId, addedAt: new Date().toISOString() });
+    const dataDir = path.join(abs, DISK_DATA_DIR);
+    const hadDataDir = await fsp.stat(dataDir).then(() => true, () => false);
+    try {
+      // One level first: a recursive mkdir reports a read-only filesystem as ENOENT.
+      await fsp.mkdir(dataDir, PRIVATE_DIR).catch((err: unknown) => {
+        if (!isNodeError(err, 'EEXIST')) throw err;
+      });
+      await mkdirPrivate(path.join(dataDir, 'fragments'));
+      await Promise.all(fragmentDirs(abs).map((d) => mkdirPrivate(d)));
+      await tightenDisk(abs);
+      await writeDiskIdentity(abs, { poolId: this.id, diskId, addedAt: new Date().toISOString() });
+    } catch (err) {
+      // Nothing left behind: what this add made is removed again.
+      if (!hadDataDir) await fsp.rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
+      throw new PoolError(`cannot prepare disk ${abs}: ${(err as NodeJS.ErrnoException).code ?? ''} ${(err as Error).message}`.replace(/  +/, ' '));
+    }
     const now = Date.now();
     this.store.tx(() => {
       this.store.insertDisk({ id: diskId, path: abs, tier, capacity: cap, health: 'healthy', at: now, failureDomain: guard.failureDomain ?? null });

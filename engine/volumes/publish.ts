@@ -91,54 +91,62 @@ async function lstatOrNull(p: string): Promise<Stats | null> {
   }
 }
 
+/** A directory made by a publish: removed again (by its parent's handle) if the publish fails. */
+interface Made { parent: FileHandle; name: string }
+
 /**
  * Walks from `root` to `target` without following links, making the directories that are missing,
- * and opens the target as an O_PATH handle. The mount then goes onto that handle, so what was checked
- * is what is mounted on, even if a name on the way is swapped for a link meanwhile; the kernel's name
- * of the handle must be the expected one. `created` lists the directories made here, first to last.
+ * and opens the target as an O_PATH handle. Every step is taken from the handle of the directory
+ * before it (`/proc/self/fd/N/name`, as openat and mkdirat would), so a name on the way swapped for a
+ * link meanwhile cannot send a step, or a directory made here, anywhere else. The mount then goes
+ * onto the target's handle; the kernel's name for it must be the expected one. The handles on the way
+ * stay open (`chain`) until the caller is done, to remove what was made (`made`) if it fails.
  */
-async function openTarget(target: string, root: string): Promise<{ fh: FileHandle; created: string[] }> {
+async function openTarget(target: string, root: string): Promise<{ fh: FileHandle; chain: FileHandle[]; made: Made[] }> {
   const realRoot = await fsp.realpath(root).catch((err: Error) => {
     throw new VolumeError('INVALID', `target root ${root} cannot be resolved: ${err.message}`);
   });
   const parts = path.relative(root, target).split('/');
-  const created: string[] = [];
-  let p = root;
+  const chain: FileHandle[] = [];
+  const made: Made[] = [];
   try {
+    chain.push(await fsp.open(realRoot, O_PATH | O_DIRECTORY));
+    let shown = root;
     for (const part of parts) {
-      p = path.join(p, part);
-      let st = await lstatOrNull(p);
+      shown = path.join(shown, part);
+      const parent = chain[chain.length - 1];
+      const at = `/proc/self/fd/${parent.fd}/${part}`;
+      let st = await lstatOrNull(at);
       if (!st) {
-        await fsp.mkdir(p, 0o750).catch((err: unknown) => {
+        await fsp.mkdir(at, 0o750).catch((err: unknown) => {
           if (!isNodeError(err, 'EEXIST')) throw err;
         });
-        created.push(p);
-        st = await lstatOrNull(p);
+        made.push({ parent, name: part });
+        st = await lstatOrNull(at);
       }
-      if (st?.isSymbolicLink()) throw new VolumeError('INVALID', `target '${target}' passes through the symbolic link ${p}; targets are resolved without following links`);
-      if (!st?.isDirectory()) throw new VolumeError('INVALID', `target '${target}': ${p} is not a directory`);
+      if (st?.isSymbolicLink()) throw new VolumeError('INVALID', `target '${target}' passes through the symbolic link ${shown}; targets are resolved without following links`);
+      if (!st?.isDirectory()) throw new VolumeError('INVALID', `target '${target}': ${shown} is not a directory`);
+      chain.push(await fsp.open(at, O_PATH | O_NOFOLLOW | O_DIRECTORY));
     }
-    const fh = await fsp.open(target, O_PATH | O_NOFOLLOW | O_DIRECTORY);
+    const fh = chain[chain.length - 1];
     const real = await fsp.readlink(`/proc/self/fd/${fh.fd}`).catch(() => '');
     const want = path.join(realRoot, ...parts);
-    if (real !== want) {
-      await fh.close();
-      throw new VolumeError('INVALID', `target '${target}' resolves to '${real}', not ${want}: a name on the way changed while it was checked`);
-    }
-    return { fh, created };
+    if (real !== want) throw new VolumeError('INVALID', `target '${target}' resolves to '${real}', not ${want}: a name on the way changed while it was checked`);
+    return { fh, chain, made };
   } catch (err) {
-    await removeCreated(created);
+    await removeMade(made);
+    await closeAll(chain);
     throw err instanceof VolumeError ? err : new VolumeError('INVALID', `target '${target}': ${(err as Error).message}`);
   }
 }
 
-/** Removes directories this publish made, deepest first, where they are still empty and unmounted. */
-async function removeCreated(created: string[]): Promise<void> {
-  const mounts = await readMounts().catch(() => []);
-  for (const d of [...created].reverse()) {
-    if (topMountAt(mounts, d)) break;
-    await fsp.rmdir(d).catch(() => undefined);
-  }
+/** Removes directories a publish made, deepest first, through their parents' handles, where still empty. */
+async function removeMade(made: Made[]): Promise<void> {
+  for (const m of [...made].reverse()) await fsp.rmdir(`/proc/self/fd/${m.parent.fd}/${m.name}`).catch(() => undefined);
+}
+
+async function closeAll(handles: FileHandle[]): Promise<void> {
+  for (const h of handles) await h.close().catch(() => undefined);
 }
 
 /** Runs mount(8) with `fd` as its fd 3 (so `/proc/self/fd/3` names the checked directory). */
@@ -188,37 +196,55 @@ export interface BindSpec {
  * mounted and the directories it made are removed (never one that was there before).
  */
 export async function bindVolume(spec: BindSpec): Promise<void> {
-  const problem = targetProblem(spec.target, spec.root, await readMounts());
+  const mounts = await readMounts();
+  const problem = targetProblem(spec.target, spec.root, mounts);
   if (problem) throw new VolumeError('INVALID', problem);
-  const { fh, created } = await openTarget(spec.target, spec.root);
+  // Another filesystem mounted at the target (a pod's tmpfs, another driver's volume): never stacked on.
+  const there = topMountAt(mounts, spec.target);
+  if (there && !isOurMount(there, spec.identity)) throw new VolumeError('INVALID', `target '${spec.target}' is the mount point of ${there.fstype} ${there.source}; refusing to publish over it`);
+  const { fh, chain, made } = await openTarget(spec.target, spec.root);
   const want = publicationFlags(spec.readonly, spec.flags);
   await mkdirPrivate(spec.staging);
   const stage = path.join(spec.staging, randomUUID());
   await fsp.mkdir(stage, 0o700);
   let staged = false;
-  let bound = false;
+  let before: Set<number> | null = null;
   try {
     staged = true;
     await exec('mount', ['--bind', '-c', spec.source, stage]);
     const prepared = topMountAt(await readMounts(), stage);
     if (prepared && !flagsHold(prepared, want)) await exec('mount', ['-c', '-o', `remount,bind,${want.join(',')}`, stage]);
+    before = new Set((await readMounts()).map((m) => m.id));
     // -c: no canonicalisation; the kernel follows /proc/self/fd/3 to the very directory checked above.
-    bound = true;
     await mountWithFd(['--bind', '-c', stage, '/proc/self/fd/3'], fh.fd);
-    const final = topMountAt(await readMounts(), spec.target);
-    if (!final || !isOurMount(final, spec.identity) || !flagsHold(final, want)) {
-      throw new Error(`${spec.target} does not show a bind of volume ${spec.identity.volume} with ${want.join(',')} in /proc/self/mountinfo (${final ? `${final.fstype} ${final.options.join(',')}` : 'no mount'})`);
+    // The mount made here, known by its id (its path can change under a rename), must be ours, at the target, with the flags.
+    const mine = (await readMounts()).filter((m) => !before?.has(m.id) && isOurMount(m, spec.identity) && !m.mountPoint.startsWith(`${spec.staging}/`));
+    const final = mine.find((m) => m.mountPoint === spec.target);
+    if (!final || !flagsHold(final, want)) {
+      throw new Error(`${spec.target} does not show a bind of volume ${spec.identity.volume} with ${want.join(',')} in /proc/self/mountinfo (${final ? final.options.join(',') : `found at ${mine.map((m) => m.mountPoint).join(', ') || 'nowhere'}`})`);
     }
   } catch (err) {
-    if (bound) await undoBind(fh, spec.target, spec.identity);
-    await fh.close();
-    await removeCreated(created);
+    if (before) await undoBind(before, spec);
+    await removeMade(made);
+    await closeAll(chain);
     throw err instanceof VolumeError ? err : new VolumeError('BUSY', `bind mount of ${spec.source} on ${spec.target} failed: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
   } finally {
     if (staged) await exec('umount', ['-l', '-c', stage]).catch(() => undefined);
     await fsp.rmdir(stage).catch(() => undefined);
   }
-  await fh.close();
+  await closeAll(chain);
+}
+
+/**
+ * Takes back the bind mounts of this volume that appeared since `before` (the one a failed publish
+ * made), by their id: each is unmounted at wherever mountinfo shows it now, until it is gone.
+ */
+async function undoBind(before: Set<number>, spec: BindSpec): Promise<void> {
+  for (let i = 0; i < 5; i++) {
+    const left = (await readMounts()).filter((m) => !before.has(m.id) && isOurMount(m, spec.identity) && !m.mountPoint.startsWith(`${spec.staging}/`));
+    if (!left.length) return;
+    for (const m of left) await exec('umount', ['-l', '-c', m.mountPoint]).catch(() => undefined);
+  }
 }
 
 /** Mounts a daemon that died left in its staging directory: taken down at the next start. */
@@ -227,15 +253,6 @@ export async function clearStaging(staging: string): Promise<void> {
     await exec('umount', ['-l', '-c', m.mountPoint]).catch(() => undefined);
   }
   for (const d of await fsp.readdir(staging).catch(() => [] as string[])) await fsp.rmdir(path.join(staging, d)).catch(() => undefined);
-}
-
-/** Takes back a bind mount made on handle `fh`, wherever its directory is now named; only ours. */
-async function undoBind(fh: FileHandle, target: string, id: VolumeMountIdentity): Promise<void> {
-  const now = await fsp.readlink(`/proc/self/fd/${fh.fd}`).catch(() => target);
-  for (const p of new Set([target, now])) {
-    const m = topMountAt(await readMounts(), p);
-    if (m && isOurMount(m, id)) await exec('umount', ['-l', '-c', p]).catch(() => undefined);
-  }
 }
 
 /**

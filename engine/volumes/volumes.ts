@@ -1,7 +1,7 @@
 import type { FileSystem } from '../fs/filesystem.js';
-import { domainCount, usableSpace } from '../pool/capacity.js';
+import { domainCount, rawSpace, usableSpace } from '../pool/capacity.js';
 import type { Pool } from '../pool/pool.js';
-import { formatPolicy, fragmentCount, parsePolicy } from '../redundancy/policy.js';
+import { efficiency, formatPolicy, fragmentCount, parsePolicy } from '../redundancy/policy.js';
 import { fsError } from '../util/errors.js';
 import { volumeNameProblem } from './names.js';
 
@@ -134,7 +134,8 @@ export class Volumes {
       spec.name, ino, spec.capacity, policy, tier, spec.ephemeral ? 1 : 0, Date.now(), JSON.stringify(spec.context ?? {}), spec.inodeLimit ?? null,
     );
     this.reload();
-    this.usage.set(spec.name, { bytes: 0, inodes: 1, dirty: false });
+    // Counted from the metadata when first needed: its root's policy attribute is charged too.
+    this.usage.set(spec.name, { bytes: 0, inodes: 1, dirty: true });
     return { volume: this.rows.get(spec.name) as VolumeRow, created: true };
   }
 
@@ -194,14 +195,21 @@ export class Volumes {
 
   /**
    * Usable bytes for a new volume: free space of healthy disks (of the tier) under the policy, each
-   * filesystem counted once and fragments spread over failure domains, minus what volumes already reserve.
+   * filesystem counted once and fragments spread over failure domains, less the share of the raw free
+   * space that volumes have reserved and not yet used.
    */
   available(policyText: string, tier: string | null): number {
     const policy = parsePolicy(policyText);
     const disks = this.pool.disks.writable().filter((d) => tier === null || d.tier === tier);
-    const free = usableSpace(disks, policy, this.pool.config.reliability.allow_shared_failure_domains).free;
-    const reserved = this.list().reduce((s, v) => s + Math.max(0, v.capacity - this.usageOf(v.name).bytes), 0);
-    return Math.max(0, free - reserved);
+    const usable = usableSpace(disks, policy, this.pool.config.reliability.allow_shared_failure_domains).free;
+    const raw = rawSpace(disks).free;
+    if (raw <= 0) return 0;
+    // What volumes may still write, in raw bytes, each under its own policy's overhead (a volume of
+    // replication:2 holds twice its bytes on the disks); volumes of another tier do not land here.
+    const reservedRaw = this.list()
+      .filter((v) => tier === null || v.tier === null || v.tier === tier)
+      .reduce((s, v) => s + Math.max(0, v.capacity - this.usageOf(v.name).bytes) / efficiency(parsePolicy(v.policy)), 0);
+    return Math.max(0, Math.floor((usable * Math.max(0, raw - reservedRaw)) / raw));
   }
 
   /** Bytes (apparent file sizes and extended attributes) and inodes in a volume. */

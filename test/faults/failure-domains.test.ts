@@ -8,11 +8,13 @@ import type { Diagnosis } from '../../engine/diagnostics/diagnose.js';
 import { groupDomains, probeDevice } from '../../engine/pool/failure-domain.js';
 import { cleanup, cli, cliJson, eventually, freePort, httpGet, makePool, metricValue, MountedPool, tempDir, writeSamples } from '../helpers/env.js';
 import { loopDisksUnavailable } from '../helpers/loop-disk.js';
-import { CsiPlugin } from '../helpers/csi-env.js';
-import { csiClient } from '../helpers/csi-client.js';
+import { CsiPlugin, startCsiNode, stopCsiNode } from '../helpers/csi-env.js';
+import { status } from '@grpc/grpc-js';
+import { csiClient, grpcError } from '../helpers/csi-client.js';
 import { skipBecause } from '../helpers/skip.js';
 
 const MiB = 2 ** 20;
+const MOUNT = { mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
 
 /**
  * Devices for the tests, undone in reverse: tmpfs mounts (each its own backing device), loop
@@ -71,6 +73,17 @@ class Devices {
     return mnt;
   }
 
+  /** A loop device whose backing is another block device. */
+  loopOver(device: string): string {
+    const dev = execFileSync('losetup', ['-f', '--show', device], { encoding: 'utf8' }).trim();
+    this.undo.push(() => spawnSync('losetup', ['-d', dev]));
+    return dev;
+  }
+
+  onRelease(fn: () => void): void {
+    this.undo.push(fn);
+  }
+
   release(): void {
     for (const u of this.undo.reverse()) u();
     this.undo.length = 0;
@@ -98,11 +111,19 @@ test('failure domains are found from the devices: directories of one filesystem,
     // partitioned loop device on another tmpfs.
     const a = dev.filesystem(dev.loop(root, 'a', 24), 'fs-a');
     const c = dev.filesystem(dev.loop(root, 'c', 24), 'fs-c');
-    const b = dev.filesystem(dev.loop(dev.tmpfs('t1', 40), 'b', 24), 'fs-b');
+    const b = dev.filesystem(dev.loop(dev.tmpfs('t1', 64), 'b', 24), 'fs-b');
     const pdev = dev.loop(dev.tmpfs('t2', 64), 'p', 48, true);
     const p1 = dev.filesystem(`${pdev}p1`, 'fs-p1');
     const p2 = dev.filesystem(`${pdev}p2`, 'fs-p2');
-    const disks = { a1: dirIn(a, 'd1'), a2: dirIn(a, 'd2'), c1: dirIn(c, 'd1'), b1: dirIn(b, 'd1'), p1: dirIn(p1, 'd1'), p2: dirIn(p2, 'd1') };
+    // An overlay whose layers are on fs-a, and a filesystem on a loop device over a loop device of fs-b's tmpfs.
+    for (const x of ['lower', 'upper', 'work']) dirIn(a, x);
+    const ovl = dirIn(root, 'ovl');
+    execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${a}/lower,upperdir=${a}/upper,workdir=${a}/work`, ovl]);
+    dev.onRelease(() => spawnSync('umount', [ovl]));
+    const stacked = dev.filesystem(dev.loopOver(dev.loop(path.join(root, 't1'), 's', 24)), 'fs-s');
+    const disks = {
+      a1: dirIn(a, 'd1'), a2: dirIn(a, 'd2'), c1: dirIn(c, 'd1'), b1: dirIn(b, 'd1'), p1: dirIn(p1, 'd1'), p2: dirIn(p2, 'd1'), o1: dirIn(ovl, 'd1'), s1: dirIn(stacked, 'd1'),
+    };
     const probes = Object.fromEntries(await Promise.all(Object.entries(disks).map(async ([k, d]) => [k, await probeDevice(d)] as const)));
     const domain = groupDomains(Object.entries(probes).map(([id, probe]) => ({ id, override: null, probe })));
     const label = (k: string) => `${k}: ${probes[k].label}`;
@@ -111,6 +132,9 @@ test('failure domains are found from the devices: directories of one filesystem,
     assert.notEqual(domain.get('a1'), domain.get('b1'), `loop filesystems on separate devices: ${label('a1')} / ${label('b1')}`);
     assert.equal(domain.get('p1'), domain.get('p2'), `partitions of one loop device: ${label('p1')} / ${label('p2')}`);
     assert.notEqual(domain.get('p1'), domain.get('b1'));
+    assert.equal(domain.get('o1'), domain.get('a1'), `an overlay over fs-a is fs-a's domain: ${label('o1')}`);
+    assert.equal(domain.get('s1'), domain.get('b1'), `a loop device over a loop device of t1 is t1's domain: ${label('s1')}`);
+    assert.match(probes.b1.warning ?? '', /in memory: a reboot empties it/);
     assert.match(probes.p1.label, /partition of loop\d+ -> tmpfs/);
     // One filesystem is one, for capacity: the two directories of fs-a report it.
     assert.equal(probes.a1.fs, probes.a2.fs);
@@ -287,3 +311,26 @@ test('a rebuild never puts two fragments of an extent in one failure domain; a d
     cleanup(q.root);
   }
 });
+
+test('volumes reserve raw space under their own policy: GetCapacity for another policy does not overcommit', async () => {
+  // Two disks named apart on this machine's one filesystem: replication:1 may use all of its free space,
+  // replication:2 half of it.
+  const n = await startCsiNode({ disks: 2, redundancy: 'replication:2' });
+  const cap = async (policy: string) => Number(((await n.client.controller.GetCapacity({ parameters: { pool: 'pool', redundancy: policy } })) as { available_capacity: number }).available_capacity);
+  try {
+    const one = await cap('replication:1');
+    const two = await cap('replication:2');
+    assert.ok(Math.abs(one - 2 * two) <= 2 * MiB, `replication:1 ${one}, replication:2 ${two}`);
+    // A replication:2 volume of 40 % of what replication:2 can hold takes 80 % of the raw space.
+    const size = Math.floor((two * 0.4) / MiB) * MiB;
+    await n.client.controller.CreateVolume({ name: 'big', capacity_range: { required_bytes: size }, volume_capabilities: [MOUNT], parameters: { redundancy: 'replication:2' } });
+    const after = await cap('replication:1');
+    assert.ok(after <= one - 2 * size + 4 * MiB, `replication:1 after a ${size}-byte replication:2 volume: ${after} of ${one}; its copies take ${2 * size}`);
+    const over = await grpcError(n.client.controller.CreateVolume({ name: 'over', capacity_range: { required_bytes: after + 64 * MiB }, volume_capabilities: [MOUNT], parameters: { redundancy: 'replication:1' } }));
+    assert.equal(over.code, status.RESOURCE_EXHAUSTED);
+  } finally {
+    await stopCsiNode(n);
+    cleanup(n.pool.root);
+  }
+});
+

@@ -23,3 +23,13 @@ export function csiClient(socket: string): CsiClient {
     close: () => clients.forEach((c) => c.close()),
   };
 }
+
+/** The gRPC status code and details a call ends with (OK and '' when it succeeds). */
+export async function grpcError(p: Promise<unknown>): Promise<{ code: number; details: string }> {
+  try {
+    await p;
+  } catch (err) {
+    return { code: (err as { code: number }).code, details: (err as { details: string }).details };
+  }
+  return { code: 0, details: '' };
+}

@@ -10,6 +10,7 @@ import { cleanup, cliJson, MountedPool } from '../helpers/env.js';
 import { helm } from '../helpers/helm.js';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
+import { grpcError } from '../helpers/csi-client.js';
 import { restartPlugin, startCsiNode, stopCsiNode, type CsiNode } from '../helpers/csi-env.js';
 
 const MiB = 2 ** 20;
@@ -17,14 +18,6 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../.
 const MOUNT = { mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
 const withFlags = (mount_flags: string[]) => ({ mount: { mount_flags }, access_mode: { mode: 'SINGLE_NODE_WRITER' } });
 
-async function grpcError(p: Promise<unknown>): Promise<{ code: number; details: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return { code: (err as { code: number }).code, details: (err as { details: string }).details };
-  }
-  return { code: status.OK, details: '' };
-}
 
 async function optionsAt(target: string): Promise<string[] | null> {
   return topMountAt(await readMounts(), target)?.options ?? null;
@@ -129,6 +122,22 @@ test("NodeUnpublishVolume touches only what this driver published: another pod's
     await n.client.node.NodeUnpublishVolume({ volume_id: v.volume.volume_id, target_path: tmpfs() });
     assert.equal(topMountAt(await readMounts(), tmpfs())?.fstype, 'tmpfs', 'the plugin unmounted a tmpfs it never mounted');
     assert.equal(fs.readFileSync(path.join(tmpfs(), 'data'), 'utf8'), 'another pod');
+    // Nor does it publish over it: a target that is another filesystem's mount point is refused.
+    const over = await grpcError(n.client.node.NodePublishVolume({ volume_id: v.volume.volume_id, target_path: tmpfs(), volume_capability: MOUNT }));
+    assert.equal(over.code, status.INVALID_ARGUMENT);
+    assert.match(over.details, /is the mount point of tmpfs/);
+    assert.equal(topMountAt(await readMounts(), tmpfs())?.fstype, 'tmpfs');
+    // A bind of the volume that no publication records (made by hand, or left by a crash) keeps it from being deleted.
+    const stray = path.join(n.pool.root, 'stray');
+    fs.mkdirSync(stray);
+    execFileSync('mount', ['--bind', path.join(n.pool.mnt, 'pvc-u'), stray]);
+    try {
+      const del = await grpcError(n.client.controller.DeleteVolume({ volume_id: v.volume.volume_id }));
+      assert.notEqual(del.code, status.OK, 'a volume still mounted was deleted');
+      assert.match(del.details, /still mounted at .*stray/);
+    } finally {
+      spawnSync('umount', [stray]);
+    }
     // With the engine down, the plugin unmounts dead targets itself: still only ours.
     await n.mount.kill({ detach: true });
     await n.client.node.NodeUnpublishVolume({ volume_id: v.volume.volume_id, target_path: tmpfs() });

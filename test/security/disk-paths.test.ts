@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -36,6 +37,32 @@ test('add-disk refuses paths inside or above a pool, its mount, another pool, sy
       assert.ok(Date.now() - started < 15_000, `${what}: took ${Date.now() - started} ms`);
     }
     assert.deepEqual(diskPaths(p.pool), before, 'a refused add-disk changed the pool');
+    // A copy of a disk's identity file is not the disk: it is refused while the disk is where it was.
+    const copy = path.join(p.root, 'copy');
+    fs.mkdirSync(copy);
+    fs.copyFileSync(path.join(p.disks[0], '.dynamicfs-disk.json'), path.join(copy, '.dynamicfs-disk.json'));
+    const copied = cli('add-disk', p.pool, copy);
+    assert.notEqual(copied.code, 0);
+    assert.match(copied.stderr, /is still at .* holds a copy of its identity file/);
+    // The kernel's trees are never disks, override or not.
+    for (const proc of [`/proc/${m.child.pid}/root${p.root}`, '/sys/fs/cgroup/dfs-test', '/dev/shm']) {
+      const r = cli('add-disk', p.pool, proc, '--allow-any-path');
+      assert.notEqual(r.code, 0, `${proc} was added`);
+      assert.match(r.stderr, /system directory \/(proc|sys|dev)/);
+    }
+    // A disk that cannot be prepared (a read-only directory) leaves nothing behind.
+    const ro = path.join(p.root, 'ro');
+    fs.mkdirSync(ro);
+    execFileSync('mount', ['--bind', ro, ro]);
+    execFileSync('mount', ['-o', 'remount,bind,ro', ro]);
+    try {
+      const r = cli('add-disk', p.pool, ro, '--failure-domain', 'ro');
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /cannot prepare disk .*EROFS/);
+      assert.deepEqual(fs.readdirSync(ro), []);
+    } finally {
+      spawnSync('umount', [ro]);
+    }
     // A file that only happens to be called pool.json does not make a directory a pool.
     const lookalike = path.join(p.root, 'lookalike');
     fs.mkdirSync(path.join(lookalike, 'app'), { recursive: true });

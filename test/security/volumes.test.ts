@@ -91,7 +91,12 @@ test('extended attributes and inodes count against a volume: EDQUOT at its capac
     }
     const df = spawnSync('df', ['--output=itotal,iused,size', '-B1', root], { encoding: 'utf8' }).stdout.trim().split('\n')[1].trim().split(/\s+/).map(Number);
     assert.deepEqual(df, [40, 40, MiB], `df inside the volume: ${df}`);
+    // Hard links are names the metadata keeps: they count too.
+    assert.throws(() => fs.linkSync(path.join(root, 'f'), path.join(root, 'f-link')), (e: NodeJS.ErrnoException) => e.errno === -EDQUOT);
     fs.unlinkSync(path.join(root, 'n0'));
+    fs.linkSync(path.join(root, 'f'), path.join(root, 'f-link'));
+    assert.throws(() => fs.linkSync(path.join(root, 'f'), path.join(root, 'f-link2')), (e: NodeJS.ErrnoException) => e.errno === -EDQUOT);
+    fs.unlinkSync(path.join(root, 'n1'));
     fs.writeFileSync(path.join(root, 'again'), '');
     assert.equal(volume(p.pool, 'small').inodeLimit, 40);
   } finally {

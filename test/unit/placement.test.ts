@@ -10,7 +10,7 @@ import { rng } from '../helpers/env.js';
 function disk(id: string, cap: number, used = 0, health: Disk['health'] = 'healthy', domain = `block:${id}`, fs = `dev:${id}`): Disk {
   return {
     id, path: `/d/${id}`, tier: 'warm', cap, health, healthReason: '', healthChangedAt: 0, used, fsFree: 1e15, fsTotal: 1e15,
-    reserved: 0, readErrors: 0, writeErrors: 0, checksumErrors: 0, addedAt: 0, domain, domainOverride: null, device: id, fs,
+    reserved: 0, readErrors: 0, writeErrors: 0, checksumErrors: 0, addedAt: 0, domain, domainOverride: null, device: id, fs, deviceWarning: null,
   };
 }
 
