@@ -6,7 +6,7 @@ import { CsiError, invalid, notFound } from './errors.js';
 import type { CapacityRange, Topology, VolumeCapability } from './proto.js';
 import { capabilityProblem, parseVolumeId, requireCapabilities, volumeId } from './validate.js';
 import { volumeNameProblem } from '../../engine/volumes/names.js';
-import { MAX_INODES } from '../../engine/volumes/volumes.js';
+import { MAX_INODES } from '../../engine/fs/quota.js';
 
 interface EngineVolume { name: string; capacity: number; policy: string; tier: string | null; context: Record<string, string> }
 

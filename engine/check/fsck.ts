@@ -1,6 +1,5 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { ROOT_INO } from '../metadata/store.js';
 import { DISK_DATA_DIR, fragmentPath } from '../pool/layout.js';
 import type { Pool } from '../pool/pool.js';
 import { policyOf } from '../data/extent-store.js';
@@ -25,17 +24,17 @@ export async function fsck(pool: Pool, options: { repair?: boolean; graceMs?: nu
   const grace = options.graceMs ?? 10 * 60 * 1000;
   const store = pool.store;
   const problems: FsckProblem[] = [];
-  const db = store.db;
   const checked = { inodes: 0, extents: 0, fragments: 0, fragmentFiles: 0 };
 
-  checked.inodes = (db.prepare('SELECT count(*) AS n FROM inodes').get() as { n: number }).n;
-  for (const r of db.prepare<[], { parent: number; name: string; ino: number }>('SELECT d.* FROM dirents d LEFT JOIN inodes i ON i.ino = d.ino WHERE i.ino IS NULL').all()) {
+  const ns = store.namespaceProblems();
+  checked.inodes = ns.inodes;
+  for (const r of ns.danglingDirents) {
     problems.push({ kind: 'dangling-dirent', detail: `entry '${r.name}' in directory ${r.parent} points at missing inode ${r.ino}` });
   }
-  for (const r of db.prepare<[number], { ino: number }>('SELECT i.ino FROM inodes i WHERE i.ino != ? AND NOT EXISTS (SELECT 1 FROM dirents d WHERE d.ino = i.ino) AND i.nlink > 0').all(ROOT_INO)) {
-    problems.push({ kind: 'unreachable-inode', detail: `inode ${r.ino} has links but no directory entry` });
+  for (const ino of ns.unreachableInodes) {
+    problems.push({ kind: 'unreachable-inode', detail: `inode ${ino} has links but no directory entry` });
   }
-  for (const r of db.prepare<[], { ino: number; idx: number }>('SELECT e.ino, e.idx FROM extents e LEFT JOIN inodes i ON i.ino = e.ino WHERE i.ino IS NULL').all()) {
+  for (const r of ns.extentsWithoutInode) {
     problems.push({ kind: 'extent-without-inode', detail: `extent ${r.idx} of missing inode ${r.ino}` });
   }
 

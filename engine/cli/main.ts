@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import type { FsckReport } from '../check/fsck.js';
-import type { DiskReport, PoolStatus } from '../check/status.js';
+import type { DiskReport, PoolStatus } from '../report/status.js';
 import { poolCommands, type CommandArgs } from '../control/commands.js';
 import { callControl } from '../control/socket.js';
 import { runPoolDaemon } from '../daemon/pool-daemon.js';

@@ -1,4 +1,4 @@
-import type { DiskReport, PoolStatus } from '../check/status.js';
+import type { DiskReport, PoolStatus } from '../report/status.js';
 import type { FsckReport } from '../check/fsck.js';
 import { formatBytes } from '../util/units.js';
 import type { DrainReport } from '../heal/drain.js';

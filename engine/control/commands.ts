@@ -1,12 +1,12 @@
 import { checkConfigFile, CREATION_FIELDS, isLiveField } from '../config/load.js';
 import { volumeCommands } from './volume-commands.js';
-import { diagnose } from '../diagnostics/diagnose.js';
+import { diagnose } from '../report/diagnose.js';
 import { fsck } from '../check/fsck.js';
 import { removeDisk } from '../heal/drain.js';
 import { probeDisks, reTrustDisk } from '../heal/probe.js';
 import { rebuild } from '../heal/rebuild.js';
 import { scrub, ScrubControl } from '../heal/scrub.js';
-import { diskReports, poolStatus } from '../check/status.js';
+import { diskReports, poolStatus } from '../report/status.js';
 import type { FileSystem } from '../fs/filesystem.js';
 import { isDiskHealth } from '../pool/disk-health.js';
 import { domainLabel } from '../pool/failure-domain.js';
@@ -15,6 +15,7 @@ import { describeDomains } from '../pool/placement.js';
 import { TIERS, type DiskGuard, type OperationProgress, type Pool, type Tier, PoolError } from '../pool/pool.js';
 import { fragmentCount, formatPolicy, parsePolicy } from '../redundancy/policy.js';
 import { UsageError } from '../util/errors.js';
+import { volumesOf } from '../volumes/volumes.js';
 
 import { jsonStrings, type CommandArgs } from './args.js';
 
@@ -157,7 +158,7 @@ export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArg
     }
     const top = dir.replace(/^\/+|\/+$/g, '');
     if (dir === '/') pool.setDefaultPolicy(policy);
-    else if (fs.volumes.get(top)) fs.volumes.setPolicy(top, formatPolicy(policy));
+    else if (fs.quotas.get(top)) volumesOf(pool, fs).setPolicy(top, formatPolicy(policy));
     else fs.ns.setPolicy(`/${top}`, formatPolicy(policy));
     return { path: dir, policy: formatPolicy(policy) };
   },

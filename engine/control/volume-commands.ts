@@ -6,7 +6,7 @@ import { logger } from '../observability/logger.js';
 import { POOL_STAGING } from '../pool/layout.js';
 import { bindVolume, isOurMount, mountFlagProblem, mountState, PRIVILEGED_MOUNT_FLAGS, unbindTarget, type VolumeMountIdentity } from '../volumes/publish.js';
 import { readMounts } from '../util/mountinfo.js';
-import { VolumeError, type VolumeRow } from '../volumes/volumes.js';
+import { VolumeError, volumesOf, type VolumeRow } from '../volumes/volumes.js';
 import { jsonStrings, type CommandArgs } from './args.js';
 import type { CommandContext } from './commands.js';
 
@@ -28,10 +28,9 @@ function int(args: CommandArgs, key: string): number {
 }
 
 export function publications(ctx: CommandContext, volume?: string): Publication[] {
-  const rows = ctx.pool.store.db.prepare('SELECT target, volume, readonly, flags, root FROM publications ORDER BY target').all() as { target: string; volume: string; readonly: number; flags: string; root: string | null }[];
-  return rows.filter((r) => volume === undefined || r.volume === volume).map((r) => ({
+  return ctx.pool.store.publications.all().filter((r) => volume === undefined || r.volume === volume).map((r) => ({
     // Rows of older versions have no root: their target's own directory is the most they may claim.
-    target: r.target, volume: r.volume, readonly: r.readonly === 1, flags: JSON.parse(r.flags) as string[], root: r.root ?? path.dirname(r.target),
+    ...r, root: r.root ?? path.dirname(r.target),
   }));
 }
 
@@ -46,7 +45,7 @@ function identity(ctx: CommandContext, volume: string): Required<VolumeMountIden
 }
 
 function describe(ctx: CommandContext, v: VolumeRow): Record<string, unknown> {
-  return { ...v, usage: ctx.fs.volumes.usageOf(v.name), published: publications(ctx, v.name).map((p) => p.target) };
+  return { ...v, usage: volumesOf(ctx.pool, ctx.fs).usageOf(v.name), published: publications(ctx, v.name).map((p) => p.target) };
 }
 
 function source(ctx: CommandContext, volume: string): string {
@@ -74,7 +73,7 @@ export async function restorePublications(ctx: CommandContext): Promise<number> 
     if (state === 'live') continue;
     // Unpublished while this daemon was down (the CSI plugin unmounted it and removed the directory): forget it.
     if (state === 'none' && !(await fsp.stat(p.target).then(() => true, () => false))) {
-      ctx.pool.store.db.prepare('DELETE FROM publications WHERE target = ?').run(p.target);
+      ctx.pool.store.publications.remove(p.target);
       log.info(`publication of ${p.volume} at ${p.target} dropped: the target is gone`, { pool: ctx.pool.name, volume: p.volume, target: p.target });
       continue;
     }
@@ -95,7 +94,7 @@ export async function restorePublications(ctx: CommandContext): Promise<number> 
 export const volumeCommands: Record<string, (ctx: CommandContext, args: CommandArgs) => Promise<unknown>> = {
   async 'volume-create'(ctx, args) {
     const context = typeof args.context === 'string' ? (JSON.parse(args.context) as Record<string, string>) : {};
-    const { volume, created } = ctx.fs.volumes.create({
+    const { volume, created } = volumesOf(ctx.pool, ctx.fs).create({
       name: text(args, 'name'), capacity: int(args, 'capacity'), policy: typeof args.policy === 'string' ? args.policy : undefined,
       tier: typeof args.tier === 'string' ? args.tier : null, ephemeral: args.ephemeral === true, context,
       inodeLimit: args.inodes === undefined || args.inodes === null ? undefined : int(args, 'inodes'),
@@ -111,29 +110,29 @@ export const volumeCommands: Record<string, (ctx: CommandContext, args: CommandA
     // Mounted somewhere without a record (a publish that failed half-way, a bind made by hand): still in use.
     const bound = (await readMounts()).filter((m) => isOurMount(m, identity(ctx, name)));
     if (bound.length) throw new VolumeError('BUSY', `volume ${name} is still mounted at ${bound.map((m) => m.mountPoint).join(', ')}`);
-    const deleted = ctx.fs.volumes.delete(name);
+    const deleted = volumesOf(ctx.pool, ctx.fs).delete(name);
     if (deleted) log.event('info', `volume ${name} deleted`, { pool: ctx.pool.name, volume: name });
     return { deleted };
   },
 
   async 'volume-list'(ctx) {
-    return { volumes: ctx.fs.volumes.list().map((v) => describe(ctx, v)) };
+    return { volumes: volumesOf(ctx.pool, ctx.fs).list().map((v) => describe(ctx, v)) };
   },
 
   async 'volume-get'(ctx, args) {
-    const v = ctx.fs.volumes.get(text(args, 'name'));
+    const v = volumesOf(ctx.pool, ctx.fs).get(text(args, 'name'));
     return { volume: v ? describe(ctx, v) : null };
   },
 
   async 'volume-expand'(ctx, args) {
-    const v = ctx.fs.volumes.expand(text(args, 'name'), int(args, 'capacity'));
+    const v = volumesOf(ctx.pool, ctx.fs).expand(text(args, 'name'), int(args, 'capacity'));
     return { volume: describe(ctx, v) };
   },
 
   async 'volume-capacity'(ctx, args) {
     const policy = typeof args.policy === 'string' ? args.policy : undefined;
     const tier = typeof args.tier === 'string' ? args.tier : null;
-    return { available: ctx.fs.volumes.available(policy ?? formatPolicy(ctx.pool.settings.defaultPolicy), tier) };
+    return { available: volumesOf(ctx.pool, ctx.fs).available(policy ?? formatPolicy(ctx.pool.settings.defaultPolicy), tier) };
   },
 
   async 'volume-publish'(ctx, args) {
@@ -148,7 +147,7 @@ export const volumeCommands: Record<string, (ctx: CommandContext, args: CommandA
     // suid and dev arrive only when the CSI plugin's operator allowed them (it checked them first).
     const problem = mountFlagProblem(flags, PRIVILEGED_MOUNT_FLAGS);
     if (problem) throw new VolumeError('INVALID', problem);
-    if (!ctx.fs.volumes.get(name)) throw new VolumeError('NOT_FOUND', `no volume ${name} in pool ${ctx.pool.name}`);
+    if (!volumesOf(ctx.pool, ctx.fs).get(name)) throw new VolumeError('NOT_FOUND', `no volume ${name} in pool ${ctx.pool.name}`);
     const existing = publications(ctx).find((p) => p.target === target);
     if (existing) {
       if (existing.volume !== name) throw new VolumeError('EXISTS', `${target} already holds volume ${existing.volume}`);
@@ -158,7 +157,7 @@ export const volumeCommands: Record<string, (ctx: CommandContext, args: CommandA
       if (state === 'dead' && (await unbindTarget(target, identity(ctx, name), true)) === 'foreign') throw new VolumeError('BUSY', `${target} holds a mount this driver did not make`);
     }
     await bindVolume({ source: source(ctx, name), target, root, readonly, flags, identity: identity(ctx, name), staging: staging(ctx) });
-    ctx.pool.store.db.prepare('INSERT OR REPLACE INTO publications (target, volume, readonly, flags, at, root) VALUES (?, ?, ?, ?, ?, ?)').run(target, name, readonly ? 1 : 0, JSON.stringify(flags), Date.now(), root);
+    ctx.pool.store.publications.put({ target, volume: name, readonly, flags, root }, Date.now());
     log.info(`volume ${name} published at ${target}${readonly ? ' (read-only)' : ''}`, { pool: ctx.pool.name, volume: name, target });
     return { target, published: true };
   },
@@ -176,17 +175,17 @@ export const volumeCommands: Record<string, (ctx: CommandContext, args: CommandA
       log.warn(`unpublish of ${target}: the mount there is not volume ${pub.volume}'s; left alone`, { pool: ctx.pool.name, volume: pub.volume, target });
       throw new VolumeError('BUSY', `${target} holds a mount this driver did not make (another was mounted over volume ${pub.volume}); it was left alone`);
     }
-    ctx.pool.store.db.prepare('DELETE FROM publications WHERE target = ?').run(target);
+    ctx.pool.store.publications.remove(target);
     log.info(`volume ${pub.volume} unpublished from ${target}`, { pool: ctx.pool.name, volume: pub.volume, target });
     return { target, volume: pub.volume, recorded: true };
   },
 
   async 'volume-stats'(ctx, args) {
-    const v = ctx.fs.volumes.get(text(args, 'name'));
+    const v = volumesOf(ctx.pool, ctx.fs).get(text(args, 'name'));
     if (!v) throw new VolumeError('NOT_FOUND', `no volume ${String(args.name)} in pool ${ctx.pool.name}`);
     const target = typeof args.target === 'string' ? path.resolve(args.target) : null;
     if (target && !publications(ctx, v.name).some((p) => p.target === target)) throw new VolumeError('NOT_FOUND', `volume ${v.name} is not published at ${target}`);
-    const usage = ctx.fs.volumes.usageOf(v.name);
+    const usage = volumesOf(ctx.pool, ctx.fs).usageOf(v.name);
     let condition = await extentCondition(ctx, v);
     if (target && (await mountState(target)) !== 'live') condition = { abnormal: true, message: `the mount at ${target} is gone or dead (its FUSE server stopped)` };
     return { capacity: v.capacity, used: usage.bytes, inodes: usage.inodes, inodeLimit: v.inodeLimit, condition };

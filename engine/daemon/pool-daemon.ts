@@ -10,13 +10,14 @@ import { DEFAULT_READ_AHEAD_KB, FuseMount, isMounted, lazyUnmount } from '../fus
 import { fuseOperations } from '../fuse/operations.js';
 import { KernelMount } from '../fuse/kernel/kernel-mount.js';
 import { rebuild, rebuildInterrupted } from '../heal/rebuild.js';
-import { handleHttp, serveHttp, type Host } from '../observability/http-api.js';
+import { handleHttp, type Host } from '../report/http-api.js';
+import { serveHttp } from '../observability/http-server.js';
 import { isLoopbackListen, parseListen } from '../util/listen.js';
 import { configureLogging, events, logger, type LogFormat } from '../observability/logger.js';
-import { PoolWatch } from '../observability/pool-watch.js';
+import { PoolWatch } from '../report/pool-watch.js';
 import { newTraceId, withTrace } from '../observability/trace.js';
 import { isEventLevel } from '../observability/event-log.js';
-import { observeFuse } from '../observability/fuse-metrics.js';
+import { observeFuse } from '../fuse/fuse-metrics.js';
 import { Pool } from '../pool/pool.js';
 import { restorePublications } from '../control/volume-commands.js';
 import { clearStaging, mountState } from '../volumes/publish.js';
@@ -89,7 +90,7 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
     defaultPermissions: pool.config.security.access_control === 'posix',
     readAheadKb: pool.config.performance.read_ahead ? DEFAULT_READ_AHEAD_KB : 0,
   };
-  const observer = observeFuse(pool, () => pool.config.monitoring.slow_op_ms);
+  const observer = observeFuse(pool.name, () => pool.config.monitoring.slow_op_ms);
   const fuse = !mnt ? null : servesKernelDirectly()
     ? new KernelMount(mnt, fs, observer, mountOptions)
     : new FuseMount(mnt, fuseOperations(fs, observer), mountOptions);

@@ -5,11 +5,14 @@ import { BufferPool } from './buffer-pool.js';
 import { FragmentWorkers } from './fragment-workers.js';
 import { rename, rm } from 'node:fs/promises';
 import { syncFile } from './fragment-io.js';
-import type { ExtentRow, FragmentRow } from '../metadata/store.js';
+import type { ExtentRow, FragmentRow, MetadataStore } from '../metadata/store.js';
 import { chooseDisks, type PlacementOptions } from '../pool/placement.js';
 import { domainLabel } from '../pool/failure-domain.js';
 import { fragmentPath } from '../pool/layout.js';
-import type { Pool } from '../pool/pool.js';
+import type { DiskSet } from '../pool/disk-set.js';
+import type { ExtentVersions } from '../pool/extent-versions.js';
+import type { DiskErrorKind, HealthThresholds } from '../pool/health-policy.js';
+import type { PoolSettings } from '../pool/pool.js';
 import { decodeExtent, encodeExtent } from '../redundancy/codec.js';
 import { formatPolicy, fragmentCount, parsePolicy, type RedundancyPolicy } from '../redundancy/policy.js';
 import { fsError, FsError, isNodeError } from '../util/errors.js';
@@ -38,6 +41,18 @@ export interface ReadCounters {
   reconstructions: number;
 }
 
+/** What the extent store needs of its pool (a Pool provides it). */
+export interface ExtentStoreHost {
+  readonly name: string;
+  readonly settings: Pick<PoolSettings, 'extentSize' | 'checksum'>;
+  readonly disks: DiskSet;
+  readonly store: Pick<MetadataStore, 'fragmentsForRead' | 'recordFragmentError' | 'fragment' | 'clearFragmentError'>;
+  readonly versions: Pick<ExtentVersions, 'begin' | 'abandon' | 'beginRepair' | 'commitRepair'>;
+  readonly thresholds: Pick<HealthThresholds, 'slowIoMs'>;
+  sharedDomainsAllowed(): boolean;
+  recordDiskError(id: string, kind: DiskErrorKind): void;
+}
+
 /**
  * Writes extents as fragments on distinct disks and reads them back, verifying every fragment's
  * checksum and reconstructing around bad or missing ones.
@@ -48,13 +63,13 @@ export class ExtentStore {
   readonly io = new FragmentWorkers();
   private readonly shardPools = new Map<number, BufferPool>();
 
-  constructor(private readonly pool: Pool, bufferSlots = 128) {
+  constructor(private readonly pool: ExtentStoreHost, bufferSlots = 128) {
     this.buffers = new BufferPool(pool.settings.extentSize, bufferSlots);
   }
 
   /** How fragments are spread: over distinct failure domains, shared only where the pool allows it. */
   private get placement(): PlacementOptions {
-    return { sharedDomains: this.pool.config.reliability.allow_shared_failure_domains };
+    return { sharedDomains: this.pool.sharedDomainsAllowed() };
   }
 
   close(): Promise<void> {
@@ -123,9 +138,8 @@ export class ExtentStore {
     const size = fragments[0].length;
     const disks = chooseDisks(this.pool.disks.writable().filter((d) => !avoid.has(d.id) && (tier === null || d.tier === tier)), fragmentCount(policy), size, policyName, this.placement);
     for (const d of disks) d.reserved += size;
-    const store = this.pool.store;
     const placement = disks.map((d, slot) => ({ slot, disk: d.id }));
-    const eid = store.beginWrite(placement, Date.now());
+    const eid = this.pool.versions.begin(placement);
     const alg = this.pool.settings.checksum;
     const files = disks.map((d, slot) => fragmentPath(d.path, eid, slot));
     let sums: string[];
@@ -151,8 +165,7 @@ export class ExtentStore {
           if (isNodeError(r.reason, 'ENOSPC') || isNodeError(r.reason, 'EDQUOT')) disks[slot].fsFree = 0;
           else if (!PROCESS_LIMITS.has((r.reason as NodeJS.ErrnoException | undefined)?.code ?? '')) this.pool.recordDiskError(disks[slot].id, isNodeError(r.reason, 'EROFS') ? 'readonly' : 'write');
         });
-        store.discardIntentFragments(eid, placement);
-        void this.pool.reapGarbage();
+        this.pool.versions.abandon(eid, placement);
         const failedDisks = results.flatMap((r, slot) => (r.status === 'rejected' ? [disks[slot].id] : []));
         if (isNodeError(reason, 'ENOSPC') || isNodeError(reason, 'EDQUOT')) {
           throw new FragmentWriteError(failedDisks, fsError('ENOSPC', `disk ${disks[failed].id} is full`));
@@ -294,7 +307,6 @@ export class ExtentStore {
   }
 
   private async relocate(ext: ExtentRow, frag: FragmentRow, data: Buffer, siblings: string[], readBack: boolean): Promise<string | null> {
-    const store = this.pool.store;
     // Not in the failure domain of any other fragment of the extent (unless the pool allows shared
     // domains and no other is left).
     const others = new Set(siblings.map((id) => this.pool.disks.get(id)?.domain).filter((x) => x !== undefined));
@@ -307,7 +319,7 @@ export class ExtentStore {
     const [target] = chooseDisks(candidates, 1, data.length, `rebuild of fragment ${frag.eid}.${frag.slot}`, this.placement);
     target.reserved += data.length;
     try {
-      store.beginRepair(frag.eid, frag.slot, target.id, Date.now());
+      this.pool.versions.beginRepair(frag.eid, frag.slot, target.id);
       const file = fragmentPath(target.path, frag.eid, frag.slot);
       await this.io.write(file, target.path, data, null);
       await syncFile(file);
@@ -317,9 +329,7 @@ export class ExtentStore {
         if (!check.data) throw new Error(`the new copy on ${target.id} did not verify (${check.problem})`);
         this.release(check.data);
       }
-      if (!store.commitRelocation(frag.eid, frag.slot, frag.disk, target.id, data.length)) return null;
-      this.pool.disks.noteUsed(target.id, data.length);
-      return target.id;
+      return this.pool.versions.commitRepair(frag.eid, frag.slot, frag.disk, target.id, data.length) ? target.id : null;
     } finally {
       target.reserved -= data.length;
     }

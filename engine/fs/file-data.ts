@@ -1,15 +1,24 @@
 import type { EngineConfig } from '../config/schema.js';
 import type { BufferPool } from '../data/buffer-pool.js';
 import { ExtentCache } from '../data/extent-cache.js';
-import { ExtentStore, fragmentDirs, policyOf } from '../data/extent-store.js';
+import { ExtentStore, fragmentDirs, policyOf, type ExtentStoreHost } from '../data/extent-store.js';
 import { syncFile } from '../data/fragment-io.js';
-import { EXTENT_LOOKAHEAD, type ExtentRow } from '../metadata/store.js';
-import type { Pool } from '../pool/pool.js';
+import { EXTENT_LOOKAHEAD, type ExtentRow, type MetadataStore } from '../metadata/store.js';
+import type { ExtentVersions } from '../pool/extent-versions.js';
+import type { PoolSettings } from '../pool/pool.js';
 import { formatPolicy, fragmentCount } from '../redundancy/policy.js';
 import { describeDomains } from '../pool/placement.js';
 import { fsError, FsError } from '../util/errors.js';
 import { copyBytes } from '../util/bytes.js';
 import { Semaphore } from '../util/semaphore.js';
+
+/** What file contents need of their pool (a Pool provides it). */
+export interface FileDataHost extends ExtentStoreHost {
+  readonly settings: Pick<PoolSettings, 'extentSize' | 'checksum' | 'defaultPolicy'>;
+  readonly store: ExtentStoreHost['store'] & Pick<MetadataStore, 'extent' | 'inode' | 'setSize' | 'makeDurable' | 'tx' | 'truncateExtents'>;
+  readonly versions: ExtentStoreHost['versions'] & Pick<ExtentVersions, 'commit'>;
+  reapGarbage(): Promise<void>;
+}
 
 interface DirtyExtent {
   /** extentSize bytes; only the first `len` are meaningful. Never changed once handed to a flush. */
@@ -97,7 +106,7 @@ export class FileData {
   bytesWritten = 0;
   bytesRead = 0;
 
-  constructor(private readonly pool: Pool, private readonly opts: FileDataOptions = DEFAULT_FILE_DATA_OPTIONS) {
+  constructor(private readonly pool: FileDataHost, private readonly opts: FileDataOptions = DEFAULT_FILE_DATA_OPTIONS) {
     this.extents = new ExtentStore(pool, Math.ceil(opts.cacheBytes / pool.settings.extentSize) + 64);
     this.cache = new ExtentCache(opts.cacheBytes, (b) => this.extents.buffers.give(b));
     this.flushSlots = new Semaphore(opts.flushConcurrency);
@@ -160,7 +169,7 @@ export class FileData {
       throw fsError('ENOSPC', `policy ${of.policy} needs ${fragmentCount(policy)} healthy disks, the pool has ${writable}`);
     }
     // Too few failure domains fails at write(2), not only at the flush that cannot place the extent.
-    if (this.pool.disks.writableDomainCount < fragmentCount(policy) && !this.pool.config.reliability.allow_shared_failure_domains) {
+    if (this.pool.disks.writableDomainCount < fragmentCount(policy) && !this.pool.sharedDomainsAllowed()) {
       throw fsError('ENOSPC', `policy ${of.policy} needs ${fragmentCount(policy)} failure domains but the pool's healthy disks are in ${this.pool.disks.writableDomainCount}: ${describeDomains(this.pool.disks.writable())}`);
     }
     const E = this.E;
@@ -284,15 +293,11 @@ export class FileData {
   private async commitExtent(of: OpenFile, idx: number, d: DirtyExtent): Promise<void> {
     const data = d.buf.subarray(0, d.len);
     const written = await this.extents.write(of.ino, idx, data, policyOf(of.policy), of.tier);
-    const now = Date.now();
-    const committed = this.pool.store.commitExtent(written.extent, written.fragments, Math.min(of.size, idx * this.E + d.len), of.mtime, now);
-    for (const f of written.fragments) this.pool.disks.noteUsed(f.disk, f.size);
+    const committed = this.pool.versions.commit(written.extent, written.fragments, Math.min(of.size, idx * this.E + d.len), of.mtime);
     if (committed) {
       of.unsynced.push(...written.files);
       of.persistedSize = Math.max(of.persistedSize, Math.min(of.size, idx * this.E + d.len));
     }
-    this.pool.scheduleMirror();
-    void this.pool.reapGarbage();
   }
 
   /** Pushes every buffered byte of the file into committed extents and the size into metadata. */

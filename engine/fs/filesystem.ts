@@ -1,12 +1,13 @@
 import { xattrCharge, type InodeRow } from '../metadata/store.js';
 import { usableSpace } from '../pool/capacity.js';
 import { policyOf } from '../data/extent-store.js';
-import type { Pool } from '../pool/pool.js';
+import type { EngineConfig } from '../config/schema.js';
+import type { MetadataStore } from '../metadata/store.js';
 import { fsError } from '../util/errors.js';
-import { FileData, fileDataOptionsFrom, type FileDataOptions, type OpenFile } from './file-data.js';
+import { FileData, fileDataOptionsFrom, type FileDataHost, type FileDataOptions, type OpenFile } from './file-data.js';
 import { isDir, isReg, O_APPEND } from './modes.js';
 import { Namespace, POLICY_XATTR } from './namespace.js';
-import { Volumes } from '../volumes/volumes.js';
+import { Quotas } from './quota.js';
 
 export interface Attr {
   ino: number; mode: number; uid: number; gid: number; size: number; nlink: number;
@@ -23,11 +24,23 @@ export interface Owner { uid: number; gid: number }
 
 interface Handle { ino: number; flags: number; file: OpenFile | null; volume: string | null }
 
+/**
+ * What the filesystem needs of its pool (a Pool provides it): the metadata (namespace, quotas and
+ * attributes are the filesystem's own tables), the configuration, and the data path's needs.
+ */
+export interface FileSystemHost extends FileDataHost {
+  readonly store: MetadataStore;
+  readonly config: EngineConfig;
+  /** The metadata changed: copy it to the disks' mirrors soon. */
+  scheduleMirror(): void;
+}
+
 /** The filesystem as FUSE (and tests) see it: path operations over the namespace and file data. */
 export class FileSystem {
   readonly ns: Namespace;
   readonly data: FileData;
-  readonly volumes: Volumes;
+  /** Per-volume capacity and inode accounting (volume lifecycle is above, in volumes/). */
+  readonly quotas: Quotas;
   private readonly handles = new Map<number, Handle>();
   private nextHandle = 1;
   /** The owner of new entries when the caller is not known (fuse-native does not say who asks). */
@@ -40,14 +53,14 @@ export class FileSystem {
   /** Called after each namespace change when the configuration turns audit logging on. */
   onAudit: ((op: string, target: string, detail?: Record<string, unknown>) => void) | null = null;
 
-  constructor(readonly pool: Pool, opts: Partial<FileDataOptions> = {}) {
+  constructor(private readonly pool: FileSystemHost, opts: Partial<FileDataOptions> = {}) {
     const config = pool.config;
     this.data = new FileData(pool, { ...fileDataOptionsFrom(config, pool.settings.extentSize), ...opts });
     this.maxFileSize = config.storage.max_file_size;
     this.maxOpenFiles = config.security.max_open_files;
     this.maxOpenPerVolume = config.security.max_open_files_per_volume;
     this.ns = new Namespace(pool.store, (ino) => this.data.isOpen(ino));
-    this.volumes = new Volumes(pool, this);
+    this.quotas = new Quotas(pool.store, (volume) => this.openOrphans(volume));
   }
 
   private attr(row: InodeRow): Attr {
@@ -85,19 +98,19 @@ export class FileSystem {
 
   /** A new inode at `p` counts against its volume's inode limit first (EDQUOT past it); a failed `make` gives it back. */
   private newInode<T>(p: string, make: () => T): T {
-    const v = this.volumes.of(p);
-    if (v) this.volumes.chargeInode(v.name);
+    const v = this.quotas.of(p);
+    if (v) this.quotas.chargeInode(v.name);
     try {
       return make();
     } catch (err) {
-      if (v) this.volumes.recount(v.name);
+      if (v) this.quotas.recount(v.name);
       throw err;
     }
   }
 
   private recount(p: string): void {
-    const v = this.volumes.of(p);
-    if (v) this.volumes.recount(v.name);
+    const v = this.quotas.of(p);
+    if (v) this.quotas.recount(v.name);
   }
 
   /** After a namespace change: the audit log (when it is on) and, once changes settle, the metadata mirrors. */
@@ -115,7 +128,7 @@ export class FileSystem {
   private openIno(p: string, ino: number, flags: number): number {
     if (this.handles.size >= this.maxOpenFiles) throw fsError('EMFILE', `${this.handles.size} files open (security.max_open_files is ${this.maxOpenFiles})`);
     const row = this.ns.inode(ino);
-    const volume = this.volumes.of(p) ?? null;
+    const volume = this.quotas.of(p) ?? null;
     // One volume cannot take every handle of the pool from the others.
     const held = volume ? (this.openPerVolume.get(volume.name) ?? 0) : 0;
     if (volume && held >= this.maxOpenPerVolume) throw fsError('EMFILE', `volume ${volume.name} has ${held} files open (security.max_open_files_per_volume is ${this.maxOpenPerVolume})`);
@@ -144,6 +157,11 @@ export class FileSystem {
     return h.file;
   }
 
+  /** fsync on a directory: every namespace change so far reaches stable storage. */
+  fsyncdir(): void {
+    this.pool.store.makeDurable();
+  }
+
   read(fh: number, buf: Buffer, len: number, pos: number): number | Promise<number> {
     return this.data.read(this.fileOf(fh), buf, len, pos);
   }
@@ -153,7 +171,7 @@ export class FileSystem {
     const of = this.fileOf(fh);
     const at = h.flags & O_APPEND ? of.size : pos;
     if (at + len > this.maxFileSize) throw fsError('EFBIG', `a write to ${at + len} bytes passes storage.max_file_size (${this.maxFileSize})`);
-    if (h.volume !== null && at + len > of.size) this.volumes.charge(h.volume, at + len - of.size);
+    if (h.volume !== null && at + len > of.size) this.quotas.charge(h.volume, at + len - of.size);
     return this.data.write(of, buf, len, at);
   }
 
@@ -188,7 +206,7 @@ export class FileSystem {
     if (isDir(row.mode)) throw fsError('EISDIR', `'${p}' is a directory`);
     if (!isReg(row.mode)) throw fsError('EINVAL', `'${p}' is not a regular file`);
     this.checkSize(size);
-    this.chargeResize(this.volumes.of(p)?.name ?? null, row.ino, size);
+    this.chargeResize(this.quotas.of(p)?.name ?? null, row.ino, size);
     await this.data.truncate(row.ino, size);
     this.changed('truncate', p, { size });
   }
@@ -205,8 +223,8 @@ export class FileSystem {
   private chargeResize(volume: string | null, ino: number, size: number): void {
     if (volume === null) return;
     const current = this.data.get(ino)?.size ?? this.ns.inode(ino).size;
-    if (size > current) this.volumes.charge(volume, size - current);
-    else this.volumes.recount(volume);
+    if (size > current) this.quotas.charge(volume, size - current);
+    else this.quotas.recount(volume);
   }
 
   /**
@@ -229,8 +247,8 @@ export class FileSystem {
 
   /** Hard links and renames between volumes (or in and out of one) would move data past a quota. */
   private sameVolume(src: string, dst: string): void {
-    const a = this.volumes.of(src)?.name ?? null;
-    const b = this.volumes.of(dst)?.name ?? null;
+    const a = this.quotas.of(src)?.name ?? null;
+    const b = this.quotas.of(dst)?.name ?? null;
     if (a !== b) throw fsError('EXDEV', `'${src}' and '${dst}' are in different volumes`);
   }
 
@@ -240,18 +258,18 @@ export class FileSystem {
 
   unlink(p: string): void {
     this.ns.unlink(p);
-    const v = this.volumes.of(p);
-    if (v) this.volumes.recount(v.name);
+    const v = this.quotas.of(p);
+    if (v) this.quotas.recount(v.name);
     this.changed('unlink', p);
     void this.pool.reapGarbage();
   }
 
   rename(src: string, dst: string): void {
     this.sameVolume(src, dst);
-    if (this.volumes.get(src.replace(/^\/+|\/+$/g, ''))) throw fsError('EBUSY', `'${src}' is a volume; volumes are not renamed`);
+    if (this.quotas.get(src.replace(/^\/+|\/+$/g, ''))) throw fsError('EBUSY', `'${src}' is a volume; volumes are not renamed`);
     this.ns.rename(src, dst);
-    const v = this.volumes.of(dst);
-    if (v) this.volumes.recount(v.name);
+    const v = this.quotas.of(dst);
+    if (v) this.quotas.recount(v.name);
     this.changed('rename', src, { to: dst });
     void this.pool.reapGarbage();
   }
@@ -301,17 +319,17 @@ export class FileSystem {
    */
   setxattr(p: string, name: string, value: Buffer, flags: number, caller?: Owner): void {
     if (name === POLICY_XATTR) this.mayChangePolicy(p, caller);
-    const v = this.volumes.of(p);
+    const v = this.quotas.of(p);
     if (v && name !== POLICY_XATTR) {
       const before = this.pool.store.xattrBytes(this.ns.resolve(p), name);
       const after = xattrCharge(name, value.length);
-      if (after > before) this.volumes.charge(v.name, after - before);
-      else this.volumes.recount(v.name);
+      if (after > before) this.quotas.charge(v.name, after - before);
+      else this.quotas.recount(v.name);
     }
     try {
       this.ns.setxattr(p, name, value, flags);
     } catch (err) {
-      if (v) this.volumes.recount(v.name);
+      if (v) this.quotas.recount(v.name);
       throw err;
     }
     this.changed('setxattr', p, { name });
@@ -335,7 +353,7 @@ export class FileSystem {
    * be set through the mount by its owner or root.
    */
   private mayChangePolicy(p: string, caller: Owner | undefined): void {
-    const v = this.volumes.of(p);
+    const v = this.quotas.of(p);
     if (v) throw fsError('EPERM', `the redundancy policy of volume ${v.name} is the volume's: change it with the CLI or through CSI, not through ${POLICY_XATTR}`);
     if (caller && caller.uid !== 0 && caller.uid !== this.ns.stat(p).uid) throw fsError('EPERM', `only the owner of '${p}' or root may set its redundancy policy`);
   }
@@ -346,17 +364,17 @@ export class FileSystem {
    */
   statfs(p?: string): FsStats {
     // Inside a volume: its own policy and tier decide what the disks can still take.
-    const v = p === undefined ? undefined : this.volumes.of(p);
+    const v = p === undefined ? undefined : this.quotas.of(p);
     const disks = this.pool.disks.all().filter((d) => d.health !== 'failed' && (!v?.tier || d.tier === v.tier));
     const policy = v ? policyOf(v.policy) : this.pool.settings.defaultPolicy;
-    const shared = this.pool.config.reliability.allow_shared_failure_domains;
+    const shared = this.pool.sharedDomainsAllowed();
     const bsize = 4096;
     let total = usableSpace(disks, policy, shared).capacity;
     let free = usableSpace(disks.filter((d) => d.health === 'healthy'), policy, shared).free;
     let files = 1 << 30;
     let ffree = 1 << 30;
     if (v) {
-      const u = this.volumes.usageOf(v.name);
+      const u = this.quotas.usageOf(v.name);
       total = v.capacity;
       free = Math.min(free, Math.max(0, v.capacity - u.bytes));
       files = v.inodeLimit;

@@ -56,7 +56,7 @@ export function fuseOperations(fs: FileSystem, observe: OpObserver = () => undef
     write: (_p, fd, buf, len, pos, cb) => run('write', () => fs.write(fd, buf, len, pos), (e, v) => cb(e < 0 ? e : (v ?? 0))),
     flush: (_p, fd, cb) => run('flush', () => fs.flush(fd), (e) => cb(e)),
     fsync: (_p, _ds, fd, cb) => run('fsync', () => fs.fsync(fd), (e) => cb(e)),
-    fsyncdir: (_p, _ds, _fd, cb) => run('fsyncdir', () => fs.pool.store.makeDurable(), (e) => cb(e)),
+    fsyncdir: (_p, _ds, _fd, cb) => run('fsyncdir', () => fs.fsyncdir(), (e) => cb(e)),
     release: (_p, fd, cb) => run('release', () => fs.release(fd), (e) => cb(e)),
     truncate: (p, size, cb) => run('truncate', () => fs.truncate(p, size), (e) => cb(e)),
     ftruncate: (_p, fd, size, cb) => run('ftruncate', () => fs.ftruncate(fd, size), (e) => cb(e)),

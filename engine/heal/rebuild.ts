@@ -110,7 +110,7 @@ async function rebuildTraced(pool: Pool, extents: ExtentStore, opts: RebuildOpti
   log.event(report.extents.failed ? 'warn' : 'info', `rebuild finished: ${report.extents.rebuilt} rebuilt, ${report.extents.failed} failed, ${report.bytesWritten} bytes written`, {
     pool: pool.name, ...report.extents, bytesWritten: report.bytesWritten, seconds: (Date.now() - started.getTime()) / 1000,
   });
-  if (report.extents.failed === 0) pool.store.db.prepare('DELETE FROM meta WHERE key = ?').run(REBUILD_MARK);
+  if (report.extents.failed === 0) pool.store.deleteMeta(REBUILD_MARK);
   void pool.reapGarbage();
   pool.scheduleMirror(0);
   return report;

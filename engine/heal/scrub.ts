@@ -60,7 +60,7 @@ async function scrubTraced(pool: Pool, ns: Namespace, extents: ExtentStore, opts
   const labels = { pool: pool.name };
   const E = pool.settings.extentSize;
   const store = pool.store;
-  const total = (store.db.prepare('SELECT count(*) AS n FROM extents').get() as { n: number }).n;
+  const total = store.extentCount();
   // An interrupted scrub (crash, kill, unmount) resumes where its checkpoint says, unless restarted.
   const saved = opts.restart ? undefined : store.getMeta(CHECKPOINT);
   const checkpoint = saved ? (JSON.parse(saved) as Checkpoint) : null;
@@ -121,7 +121,7 @@ async function scrubTraced(pool: Pool, ns: Namespace, extents: ExtentStore, opts
   report.finishedAt = new Date().toISOString();
   store.tx(() => {
     store.setMeta(LAST_SCRUB, JSON.stringify({ ...report, issues: report.issues.length }));
-    store.db.prepare('DELETE FROM meta WHERE key = ?').run(CHECKPOINT);
+    store.deleteMeta(CHECKPOINT);
   });
   metrics.scrubRuns.inc(labels);
   pool.recordHistory('scrub', { issues: report.issues.length, repaired: report.repaired, unrecoverable: report.extents.unrecoverable });

@@ -1,5 +1,7 @@
 import Database from 'better-sqlite3';
 import { ADDED_COLUMNS, SCHEMA, SCHEMA_VERSION } from './schema.js';
+import { PublicationTable } from './publication-table.js';
+import { VolumeTable } from './volume-table.js';
 
 export interface InodeRow {
   ino: number; mode: number; uid: number; gid: number; size: number; nlink: number;
@@ -43,6 +45,8 @@ export const EXTENT_LOOKAHEAD = 32;
  */
 export class MetadataStore {
   readonly db: Database.Database;
+  readonly volumes: VolumeTable;
+  readonly publications: PublicationTable;
   private readonly s;
 
   constructor(readonly file: string, options: { create?: boolean } = {}) {
@@ -56,6 +60,8 @@ export class MetadataStore {
       if (!have) this.db.exec(`ALTER TABLE ${c.table} ADD COLUMN ${c.column} ${c.type}`);
     }
     this.runInTx = this.db.transaction((fn: () => unknown) => fn());
+    this.volumes = new VolumeTable(this.db);
+    this.publications = new PublicationTable(this.db);
     const d = this.db;
     this.s = {
       getMeta: d.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
@@ -546,6 +552,45 @@ export class MetadataStore {
         `(SELECT sum(length(CAST(x.name AS BLOB)) + length(x.value) + ${XATTR_ROW_BYTES}) FROM xattrs x WHERE x.ino = tree.ino)), 0) AS bytes ` +
         'FROM tree JOIN inodes i ON i.ino = tree.ino',
     ).get(ino) as { inodes: number; bytes: number };
+  }
+
+  /** Removes a key of the meta table (a finished operation's checkpoint or mark). */
+  deleteMeta(key: string): void {
+    this.db.prepare('DELETE FROM meta WHERE key = ?').run(key);
+  }
+
+  extentCount(): number {
+    return (this.db.prepare('SELECT count(*) AS n FROM extents').get() as { n: number }).n;
+  }
+
+  /** SQLite's page cache for this connection, in bytes. */
+  setCacheSize(bytes: number): void {
+    // Negative sizes are KiB.
+    this.db.pragma(`cache_size = -${Math.max(256, Math.floor(bytes / 1024))}`);
+  }
+
+  /** A consistent copy of the database at `file` (SQLite's online backup). */
+  backup(file: string): Promise<unknown> {
+    return this.db.backup(file);
+  }
+
+  /** What fsck checks in the namespace tables alone: inodes, and rows that point at nothing. */
+  namespaceProblems(): {
+    inodes: number;
+    danglingDirents: DirentRow[];
+    unreachableInodes: number[];
+    extentsWithoutInode: { ino: number; idx: number }[];
+  } {
+    const db = this.db;
+    return {
+      inodes: (db.prepare('SELECT count(*) AS n FROM inodes').get() as { n: number }).n,
+      danglingDirents: db.prepare<[], DirentRow>('SELECT d.* FROM dirents d LEFT JOIN inodes i ON i.ino = d.ino WHERE i.ino IS NULL').all(),
+      unreachableInodes: db
+        .prepare<[number], { ino: number }>('SELECT i.ino FROM inodes i WHERE i.ino != ? AND NOT EXISTS (SELECT 1 FROM dirents d WHERE d.ino = i.ino) AND i.nlink > 0')
+        .all(ROOT_INO)
+        .map((r) => r.ino),
+      extentsWithoutInode: db.prepare<[], { ino: number; idx: number }>('SELECT e.ino, e.idx FROM extents e LEFT JOIN inodes i ON i.ino = e.ino WHERE i.ino IS NULL').all(),
+    };
   }
 
   /** Bytes an extended attribute is charged (name, value and a row's overhead), 0 when it is not set. */

@@ -20,6 +20,7 @@ import { PoolLock } from './lock.js';
 import { diskPathProblems, diskPathProblemsByName, type DiskPathProblem } from './disk-path.js';
 import { readMounts } from '../util/mountinfo.js';
 import { domainLabel, failureDomainProblem, sharedWithNew } from './failure-domain.js';
+import { ExtentVersions } from './extent-versions.js';
 import { fragmentDirs, tightenDisk, tightenFragments, tightenPoolDir } from './private-layout.js';
 import { createPrivateFile, mkdirPrivate, PRIVATE_DIR, PRIVATE_FILE, tighten } from '../util/private-files.js';
 
@@ -70,6 +71,8 @@ const MIRROR_MAX_DELAY_MS = 30_000;
 /** A pool opened by this process: its identity, metadata, disks and the lock that makes it ours. */
 export class Pool {
   readonly disks: DiskSet;
+  /** The extent-version write protocol: intent, commit, recovery. */
+  readonly versions: ExtentVersions;
   private reaping: Promise<void> | null = null;
   private mirrorTimer: NodeJS.Timeout | null = null;
   private mirrorThread: MirrorThread | null = null;
@@ -88,6 +91,12 @@ export class Pool {
     private readonly lock: PoolLock,
   ) {
     this.disks = new DiskSet(store);
+    this.versions = new ExtentVersions(store, this.disks, { reapGarbage: () => this.reapGarbage(), scheduleMirror: () => this.scheduleMirror() });
+  }
+
+  /** Whether fragments of one extent may share a failure domain (reliability.allow_shared_failure_domains). */
+  sharedDomainsAllowed(): boolean {
+    return this.config.reliability.allow_shared_failure_domains;
   }
 
   get id(): string {
@@ -157,8 +166,7 @@ export class Pool {
       };
       const pool = new Pool(abs, identity, store, settings, lock);
       const perf = pool.config.performance;
-      // SQLite's page cache: negative sizes are KiB.
-      store.db.pragma(`cache_size = -${perf.metadata_cache ? Math.max(256, Math.floor(perf.metadata_cache_size / 1024)) : 256}`);
+      store.setCacheSize(perf.metadata_cache ? perf.metadata_cache_size : 0);
       for (const d of pool.disks.all()) await tightenDisk(d.path).catch(() => undefined);
       await pool.verifyDiskIdentities();
       await pool.disks.refreshSpace();
@@ -186,19 +194,9 @@ export class Pool {
     }
   }
 
-  /** Finishes what a crash interrupted: uncommitted fragment writes, unlinked inodes, pending frees. */
+  /** Finishes what a crash interrupted (see ExtentVersions.recover). */
   private async recover(): Promise<void> {
-    for (const intent of this.store.intents()) this.store.discardIntentFragments(intent.eid, intent.placement);
-    // A rebuilt fragment whose relocation never committed is an orphan copy: delete it.
-    for (const r of this.store.repairIntents()) {
-      const row = this.store.fragment(r.eid, r.slot);
-      const d = this.disks.get(r.disk);
-      if (d && row?.disk !== r.disk) await fsp.rm(fragmentPath(d.path, r.eid, r.slot), { force: true });
-      this.store.dropRepairIntent(r.eid, r.slot, r.disk);
-    }
-    const orphans = this.store.orphanInodes();
-    if (orphans.length) this.store.tx(() => orphans.forEach((ino) => this.store.freeInode(ino)));
-    await this.reapGarbage();
+    await this.versions.recover();
   }
 
   /**
@@ -567,7 +565,7 @@ export class Pool {
           await fsp.rm(tmp, { force: true });
           await createPrivateFile(tmp);
           if (this.mirrorThread?.running) await this.mirrorThread.copyTo(tmp);
-          else await this.store.db.backup(tmp);
+          else await this.store.backup(tmp);
           await fsp.rename(tmp, dest);
         } catch {
           await fsp.rm(tmp, { force: true }).catch(() => undefined);

@@ -7,7 +7,7 @@ import { mkdirPrivate } from '../../engine/util/private-files.js';
 import { KubeClient } from './kube/raw.js';
 import { NodeAgent } from './node/agent.js';
 import { agentHttp } from './node/agent-http.js';
-import { serveHttp } from '../../engine/observability/http-api.js';
+import { serveHttp } from '../../engine/observability/http-server.js';
 import { runOperator } from './operator.js';
 import { restrictUmask } from '../../engine/util/private-files.js';
 

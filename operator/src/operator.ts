@@ -2,7 +2,7 @@ import type http from 'node:http';
 import os from 'node:os';
 import { logger } from '../../engine/observability/logger.js';
 import { metrics } from '../../engine/observability/metrics.js';
-import { serveHttp } from '../../engine/observability/http-api.js';
+import { serveHttp } from '../../engine/observability/http-server.js';
 import { withTrace } from '../../engine/observability/trace.js';
 import type { DynamicFSPool } from './api/pool.js';
 import { ConfigController } from './controllers/config-controller.js';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
-import { RUNBOOKS } from '../../engine/diagnostics/issues.js';
+import { RUNBOOKS } from '../../engine/report/issues.js';
 import { SYSTEM_DIRS } from '../../operator/src/api/pool.js';
 import { controlPlaneForFile } from '../helpers/control-plane.js';
 import { helm } from '../helpers/helm.js';

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import type { DiskReport, PoolStatus } from '../../engine/check/status.js';
+import type { DiskReport, PoolStatus } from '../../engine/report/status.js';
 import type { RebuildReport } from '../../engine/heal/rebuild.js';
 import type { ScrubReport } from '../../engine/heal/scrub.js';
 import { Pool } from '../../engine/pool/pool.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import type { PoolStatus } from '../../engine/check/status.js';
+import type { PoolStatus } from '../../engine/report/status.js';
 import { cleanup, cliJson, makePool, MountedPool, patternBytes, writeSamples } from '../helpers/env.js';
 
 function errno(fn: () => unknown): string {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import type { DiskReport } from '../../engine/check/status.js';
+import type { DiskReport } from '../../engine/report/status.js';
 import type { DrainReport } from '../../engine/heal/drain.js';
 import { cleanup, cli, cliJson, makePool, MountedPool, patternBytes, writeSamples } from '../helpers/env.js';
 

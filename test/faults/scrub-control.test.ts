@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { test } from 'node:test';
-import type { PoolStatus } from '../../engine/check/status.js';
+import type { PoolStatus } from '../../engine/report/status.js';
 import { callControl } from '../../engine/control/socket.js';
 import type { ScrubReport } from '../../engine/heal/scrub.js';
 import type { OperationProgress } from '../../engine/pool/pool.js';

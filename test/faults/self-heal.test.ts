@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import type { PoolStatus } from '../../engine/check/status.js';
+import type { PoolStatus } from '../../engine/report/status.js';
 import type { RebuildReport } from '../../engine/heal/rebuild.js';
 import type { ScrubReport } from '../../engine/heal/scrub.js';
 import { cleanup, cli, cliJson, makePool, MountedPool, patternBytes, writeSamples, rng, type TestPool } from '../helpers/env.js';

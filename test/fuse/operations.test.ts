@@ -5,7 +5,6 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { isMounted } from '../../engine/fuse/mount.js';
 import { cleanup, cli, cliJson, eventually, makePool, MountedPool, patternBytes, tempDir, type TestPool } from '../helpers/env.js';
-import { skipBecause } from '../helpers/skip.js';
 
 function errno(fn: () => unknown): string {
   try {

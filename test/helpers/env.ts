@@ -151,10 +151,12 @@ export async function writeSamples(p: TestPool, files: SampleFile[]): Promise<vo
   const m = await MountedPool.start(p.pool, p.mnt);
   try {
     for (const f of files) writeFileSync(path.join(p.mnt, f.name), patternBytes(f.seed, f.size));
-  } finally {
-    const code = await m.stop();
-    if (code !== 0) throw new Error(`mount daemon exited with ${code}: ${m.log()}`);
+  } catch (err) {
+    await m.stop();
+    throw err;
   }
+  const code = await m.stop();
+  if (code !== 0) throw new Error(`mount daemon exited with ${code}: ${m.log()}`);
 }
 
 /** A TCP port nothing listens on right now (for a daemon's --metrics-listen). */

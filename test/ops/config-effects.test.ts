@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import type { PoolStatus } from '../../engine/check/status.js';
+import type { PoolStatus } from '../../engine/report/status.js';
 import { CLI, cleanup, cli, cliJson, eventually, freePort, httpGet, makePool, metricValue, MountedPool } from '../helpers/env.js';
 
 test('configuration reaches the mounted engine: max file size, open-file cap, audit log lines', async () => {

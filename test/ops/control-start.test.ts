@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import type { PoolStatus } from '../../engine/check/status.js';
+import type { PoolStatus } from '../../engine/report/status.js';
 import { callControl } from '../../engine/control/socket.js';
 import { isMounted, lazyUnmount } from '../../engine/fuse/mount.js';
 import { POOL_LOCK, POOL_SOCKET } from '../../engine/pool/layout.js';

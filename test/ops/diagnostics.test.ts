@@ -3,8 +3,8 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import type { Diagnosis } from '../../engine/diagnostics/diagnose.js';
-import type { DiagnosticIssue } from '../../engine/diagnostics/issues.js';
+import type { Diagnosis } from '../../engine/report/diagnose.js';
+import type { DiagnosticIssue } from '../../engine/report/issues.js';
 import { cleanup, cli, cliJson, makePool, MountedPool, patternBytes } from '../helpers/env.js';
 
 const MiB = 2 ** 20;

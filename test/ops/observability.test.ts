@@ -3,8 +3,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import type { PoolStatus } from '../../engine/check/status.js';
-import type { Diagnosis } from '../../engine/diagnostics/diagnose.js';
+import type { PoolStatus } from '../../engine/report/status.js';
+import type { Diagnosis } from '../../engine/report/diagnose.js';
 import { fromCsv, fromJsonLines } from '../../engine/observability/event-log.js';
 import { CLI, cleanup, cli, cliJson, eventually, freePort, httpGet, makePool, metricValue, MountedPool, patternBytes, type TestPool } from '../helpers/env.js';
 

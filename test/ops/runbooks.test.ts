@@ -4,7 +4,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { buildCli } from '../../engine/cli/main.js';
-import { RUNBOOKS } from '../../engine/diagnostics/issues.js';
+import { RUNBOOKS } from '../../engine/report/issues.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { FileSystem } from '../../engine/fs/filesystem.js';
 import { Pool } from '../../engine/pool/pool.js';
+import { volumesOf } from '../../engine/volumes/volumes.js';
 import { cleanup, cliJson, makePool, MountedPool } from '../helpers/env.js';
 import { asNobody, modeOf, openPathTo, SYSTEM_PYTHON } from '../helpers/users.js';
 
@@ -110,10 +111,10 @@ test('a volume made before inode limits existed is not left past its new limit',
   try {
     let pool = await Pool.open(p.pool);
     let fsys = new FileSystem(pool);
-    fsys.volumes.create({ name: 'old', capacity: MiB });
+    volumesOf(pool, fsys).create({ name: 'old', capacity: MiB });
     for (let i = 0; i < 2500; i++) await fsys.release(fsys.create(`/old/f${i}`, 0o100644));
     // As an older version left it: no limit recorded, and the pool never migrated.
-    pool.store.db.prepare('UPDATE volumes SET inode_limit = NULL').run();
+    pool.store.volumes.clearInodeLimits();
     pool.store.setMeta('inode_limits', '0');
     await fsys.close();
     await pool.close();
@@ -121,7 +122,7 @@ test('a volume made before inode limits existed is not left past its new limit',
     fsys = new FileSystem(pool);
     try {
       // 2501 inodes held, more than half of the default 4096: twice what it holds.
-      assert.equal(fsys.volumes.get('old')?.inodeLimit, 5002);
+      assert.equal(fsys.quotas.get('old')?.inodeLimit, 5002);
       await fsys.release(fsys.create('/old/one-more', 0o100644));
     } finally {
       await fsys.close();

@@ -232,7 +232,7 @@ export function kernelOperations(fs: FileSystem, observe: OpObserver, opts: Kern
           return run(req, () => fs.fsync(Number(b.readBigUInt64LE(0))).then(() => ok(req)));
         case OP.FSYNCDIR:
           return run(req, () => {
-            fs.pool.store.makeDurable();
+            fs.fsyncdir();
             ok(req);
           });
         case OP.SETXATTR:

@@ -2,7 +2,7 @@ import { readdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { AggregatorRegistry } from 'prom-client';
 import { callControl } from '../../../engine/control/socket.js';
-import type { HttpReply } from '../../../engine/observability/http-api.js';
+import type { HttpReply } from '../../../engine/observability/http-server.js';
 import { readLockOwner } from '../../../engine/pool/lock.js';
 
 const json = (status: number, v: unknown): HttpReply => ({ status, type: 'application/json', body: JSON.stringify(v, null, 2) + '\n' });

@@ -3,7 +3,7 @@ import { promises as fsp, openSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import type { PoolStatus as EngineStatus } from '../../../engine/check/status.js';
+import type { PoolStatus as EngineStatus } from '../../../engine/report/status.js';
 import { callControl } from '../../../engine/control/socket.js';
 import { logger } from '../../../engine/observability/logger.js';
 import { withTrace } from '../../../engine/observability/trace.js';

@@ -1,4 +1,4 @@
-import type { PoolStatus } from '../check/status.js';
+import type { PoolStatus } from './status.js';
 import type { EngineConfig } from '../config/schema.js';
 import { lastScrub } from '../heal/scrub.js';
 import { diskIo } from '../observability/disk-io.js';

@@ -1,9 +1,9 @@
-import { poolStatus, type PoolStatus } from '../check/status.js';
+import { poolStatus, type PoolStatus } from './status.js';
 import type { FileSystem } from '../fs/filesystem.js';
 import { lastScrub } from '../heal/scrub.js';
 import { DISK_STATES } from '../pool/disk-health.js';
 import type { Pool } from '../pool/pool.js';
-import { metrics } from './metrics.js';
+import { metrics } from '../observability/metrics.js';
 
 /** How long a computed pool status serves scrapes and health checks before it is recomputed. */
 const SNAPSHOT_TTL_MS = 5000;

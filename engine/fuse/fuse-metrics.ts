@@ -1,10 +1,9 @@
-import type { OpObserver } from '../fuse/operations.js';
-import type { Pool } from '../pool/pool.js';
+import type { OpObserver } from './operations.js';
 import { ERRNO } from '../util/errors.js';
-import { logger } from './logger.js';
-import type { HotCount, HotSeries } from './hot-metrics.js';
-import { metrics } from './metrics.js';
-import { newTraceId, withTrace } from './trace.js';
+import { logger } from '../observability/logger.js';
+import type { HotCount, HotSeries } from '../observability/hot-metrics.js';
+import { metrics } from '../observability/metrics.js';
+import { newTraceId, withTrace } from '../observability/trace.js';
 
 const ERRNO_NAME = new Map<number, string>(Object.entries(ERRNO).map(([name, n]) => [-n, name]));
 const log = logger('fuse');
@@ -15,8 +14,7 @@ const NOSPACE_LOG_MS = 30_000;
  * Counts and times every FUSE operation. One slower than `slowMs()` gets a trace id of its own and a
  * timing event (for profiling); EIO is logged as an error with the cause.
  */
-export function observeFuse(pool: Pool, slowMs: () => number): OpObserver {
-  const name = pool.name;
+export function observeFuse(name: string, slowMs: () => number): OpObserver {
   const perOp = new Map<string, { latency: HotSeries; rw: HotSeries | null; results: Map<number, HotCount> }>();
   const series = (op: string) => {
     let s = perOp.get(op);

@@ -5,7 +5,7 @@ import { formatPolicy, fragmentCount, parsePolicy } from '../redundancy/policy.j
 import { domainCount, rawSpace, usableSpace } from '../pool/capacity.js';
 import { domainLabel } from '../pool/failure-domain.js';
 import type { Namespace } from '../fs/namespace.js';
-import { assessAll, type ExtentHealth } from './extent-health.js';
+import { assessAll, type ExtentHealth } from '../check/extent-health.js';
 import { lastScrub } from '../heal/scrub.js';
 import { lastProbe } from '../heal/probe.js';
 

@@ -1,12 +1,10 @@
-import http from 'node:http';
-import { diagnose } from '../diagnostics/diagnose.js';
-import { events, logger } from './logger.js';
-import { isEventLevel, toCsv, toJsonLines } from './event-log.js';
-import { metrics } from './metrics.js';
+import { diagnose } from './diagnose.js';
+import { events } from '../observability/logger.js';
+import { isEventLevel, toCsv, toJsonLines } from '../observability/event-log.js';
+import { metrics } from '../observability/metrics.js';
 import type { PoolWatch } from './pool-watch.js';
-import { parseListen } from '../util/listen.js';
+import type { HttpReply } from '../observability/http-server.js';
 
-export interface HttpReply { status: number; type: string; body: string }
 
 /** What the endpoints look at: the pools this process hosts and whether it is ready to serve. */
 export interface Host {
@@ -16,7 +14,6 @@ export interface Host {
 
 const json = (status: number, value: unknown): HttpReply => ({ status, type: 'application/json', body: JSON.stringify(value, null, 2) + '\n' });
 const HEALTH_CODE = { healthy: 200, degraded: 202, critical: 503 } as const;
-const log = logger('http');
 
 /**
  * Who may ask: 'all' on loopback and the control socket; 'network' on any other address, where only
@@ -80,26 +77,4 @@ export async function handleHttp(target: string, host: Host, scope: HttpScope = 
     default:
       return json(404, { error: `no endpoint ${url.pathname}`, endpoints: ['/metrics', '/metrics/prometheus', '/metrics/json', '/health', '/healthz', '/readyz', '/events', '/diagnostics'] });
   }
-}
-
-export async function serveHttp(listen: string, route: (target: string) => Promise<HttpReply>): Promise<http.Server> {
-  const { host, port } = parseListen(listen);
-  const server = http.createServer((req, res) => {
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD' }).end();
-      return;
-    }
-    route(req.url ?? '/').then(
-      (r) => res.writeHead(r.status, { 'content-type': r.type }).end(req.method === 'HEAD' ? undefined : r.body),
-      (err: unknown) => {
-        log.error(`${req.url} failed: ${String(err)}`);
-        res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: String(err) }) + '\n');
-      },
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(new Error(`cannot listen on ${listen}: ${err.message}`)));
-    server.listen(port, host, () => resolve());
-  });
-  return server;
 }
