@@ -1,6 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import { parsePolicy, formatPolicy } from '../../engine/redundancy/policy.js';
-import { TIERS } from '../../engine/pool/pool.js';
+import { isTier, TIERS } from '../../engine/config/rules.js';
 import { DEFAULT_VOLUME_BYTES, TOPOLOGY_KEY, topology, type PluginContext } from './context.js';
 import { CsiError, invalid, notFound } from './errors.js';
 import type { CapacityRange, Topology, VolumeCapability } from './proto.js';
@@ -25,7 +25,7 @@ function parameters(p: Record<string, string>): { pool?: string; redundancy?: st
       throw invalid(`parameter redundancy: ${(err as Error).message}`);
     }
   }
-  if (p.tier && !(TIERS as readonly string[]).includes(p.tier)) throw invalid(`parameter tier: '${p.tier}' is not one of ${TIERS.join(', ')}`);
+  if (p.tier && !isTier(p.tier)) throw invalid(`parameter tier: '${p.tier}' is not one of ${TIERS.join(', ')}`);
   let inodes: number | undefined;
   if (p.inodes) {
     inodes = Number(p.inodes);

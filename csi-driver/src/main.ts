@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { configureLogging, logger, type LogFormat } from '../../engine/observability/logger.js';
 import { VolumeLocks, type EphemeralPolicy, type PluginContext } from './context.js';
-import { TIERS } from '../../engine/pool/pool.js';
+import { isTier, TIERS } from '../../engine/config/rules.js';
 import { formatPolicy, parsePolicy } from '../../engine/redundancy/policy.js';
 import { parseSize } from '../../engine/util/units.js';
 import { PRIVILEGED_MOUNT_FLAGS } from '../../engine/volumes/publish.js';
@@ -57,7 +57,7 @@ export async function main(argv: string[]): Promise<void> {
     redundancy: o.ephemeralRedundancy.map((p) => formatPolicy(parsePolicy(p))),
     pools: o.ephemeralPool,
     tiers: o.ephemeralTier.map((t) => {
-      if (!(TIERS as readonly string[]).includes(t)) throw new Error(`--ephemeral-tier '${t}' is not one of ${TIERS.join(', ')}`);
+      if (!isTier(t)) throw new Error(`--ephemeral-tier '${t}' is not one of ${TIERS.join(', ')}`);
       return t;
     }),
   };

@@ -17,7 +17,8 @@ import { LOG_LEVELS, PRESET_NAMES, type LogLevel, type PresetName } from '../con
 import { parseListen } from '../util/listen.js';
 import { configureLogging, type LogFormat } from '../observability/logger.js';
 import { PoolBusyError, readLockOwner } from '../pool/lock.js';
-import { Pool, TIERS, type OperationProgress } from '../pool/pool.js';
+import { Pool, type OperationProgress } from '../pool/pool.js';
+import { DEFAULT_TIER, EXTENT_SIZE_RULE, isExtentSize, TIERS } from '../config/rules.js';
 import { formatPolicy, parsePolicy } from '../redundancy/policy.js';
 import { UsageError } from '../util/errors.js';
 import { formatBytes, parseSize } from '../util/units.js';
@@ -87,9 +88,7 @@ export function buildCli(): Command {
       const extentSize = o.extentSize ? sizeOption(o.extentSize, '--extent-size') : storage.extent_size;
       const checksum = o.checksum ?? storage.checksum;
       if (!isChecksumAlgorithm(checksum)) throw new UsageError(`--checksum '${checksum}' is not one of ${CHECKSUM_ALGORITHMS.join(', ')}`);
-      if (extentSize % 4096 !== 0 || extentSize < 4096 || extentSize > 64 * 2 ** 20) {
-        throw new UsageError(`--extent-size ${extentSize} must be a multiple of 4 KiB between 4 KiB and 64 MiB`);
-      }
+      if (!isExtentSize(extentSize)) throw new UsageError(`--extent-size ${extentSize} must be ${EXTENT_SIZE_RULE}`);
       const id = await Pool.create(poolDir, { extentSize, defaultPolicy: policy, checksum }, file);
       emit({ pool: id, dir: path.resolve(poolDir), redundancy: formatPolicy(policy), extentSize, checksum, preset: file.preset ?? 'production' },
         `created pool ${id.name} (${id.poolId}) in ${path.resolve(poolDir)}: ${formatPolicy(policy)}, extent ${formatBytes(extentSize)}, checksum ${checksum}, preset ${file.preset ?? 'production'}`);
@@ -100,7 +99,7 @@ export function buildCli(): Command {
     .description('add a directory (or a mounted device) to the pool as a disk')
     .argument('<pool>')
     .argument('<disk>', 'directory that will hold fragments')
-    .addOption(new Option('--tier <tier>', 'storage tier').choices([...TIERS]).default('warm'))
+    .addOption(new Option('--tier <tier>', 'storage tier').choices([...TIERS]).default(DEFAULT_TIER))
     .option('--capacity <size>', 'cap the bytes this disk may hold (several disks can share one filesystem)')
     .option('--allow-any-path', "add it even outside security.disk_roots or in a system directory (never inside a pool's mount or directory)")
     .option('--failure-domain <name>', 'the failure domain it is in (an enclosure, a controller), instead of the device found under it')

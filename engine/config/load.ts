@@ -1,3 +1,4 @@
+import { EXTENT_SIZE_RULE, isExtentSize } from './rules.js';
 import { listenProblem } from '../util/listen.js';
 import { readFile } from 'node:fs/promises';
 import type { TSchema } from '@sinclair/typebox';
@@ -141,7 +142,7 @@ function normalise(schema: TSchema, value: unknown, field: string): unknown {
 function crossFieldProblems(c: EngineConfig): ConfigProblem[] {
   const out: ConfigProblem[] = [];
   const E = c.storage.extent_size;
-  if (E % 4096 !== 0 || E > 64 * 2 ** 20) out.push({ field: 'storage.extent_size', value: E, expected: 'a multiple of 4096 bytes, at most 64MiB' });
+  if (!isExtentSize(E)) out.push({ field: 'storage.extent_size', value: E, expected: EXTENT_SIZE_RULE });
   try {
     parsePolicy(c.storage.redundancy);
   } catch (err) {

@@ -1,3 +1,5 @@
+import { POLICY_PATTERN } from '../redundancy/policy.js';
+import { EXTENT_SIZE_RULE, MIN_EXTENT_SIZE } from './rules.js';
 import { CHECKSUM_ALGORITHMS } from '../integrity/algorithms.js';
 import { Kind, Type, TypeRegistry, type Static, type TObject, type TProperties, type TSchema } from '@sinclair/typebox';
 
@@ -33,8 +35,8 @@ export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] a
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export const StorageSchema = Section({
-  extent_size: Size('Extent size of new pools (a multiple of 4 KiB, 4 KiB to 64 MiB); fixed when the pool is created.', 4096),
-  redundancy: Type.String({ pattern: '^(replication:[1-9][0-9]?|erasure:[1-9][0-9]?\\+[0-9][0-9]?)$', description: "Default redundancy policy: 'replication:N' or 'erasure:K+M'." }),
+  extent_size: Size(`Extent size of new pools (${EXTENT_SIZE_RULE}); fixed when the pool is created.`, MIN_EXTENT_SIZE),
+  redundancy: Type.String({ pattern: POLICY_PATTERN, description: "Default redundancy policy: 'replication:N' or 'erasure:K+M'." }),
   checksum: Enum(CHECKSUM_ALGORITHMS, 'Checksum algorithm of new pools; fixed when the pool is created (each extent records the one it was written with).'),
   max_file_size: Size('Largest file allowed; writes beyond it fail with EFBIG.', 1),
   compression: Enum(['none'] as const, "Extent compression. Only 'none' exists in this version."),

@@ -1,3 +1,4 @@
+import { DEFAULT_TIER, isTier, TIERS, type Tier } from '../config/rules.js';
 import { checkConfigFile, CREATION_FIELDS, isLiveField } from '../config/load.js';
 import { volumeCommands } from './volume-commands.js';
 import { diagnose } from '../report/diagnose.js';
@@ -12,7 +13,7 @@ import { isDiskHealth } from '../pool/disk-health.js';
 import { domainLabel } from '../pool/failure-domain.js';
 import { domainCount } from '../pool/capacity.js';
 import { describeDomains } from '../pool/placement.js';
-import { TIERS, type DiskGuard, type OperationProgress, type Pool, type Tier, PoolError } from '../pool/pool.js';
+import { type DiskGuard, type OperationProgress, type Pool, PoolError } from '../pool/pool.js';
 import { fragmentCount, formatPolicy, parsePolicy } from '../redundancy/policy.js';
 import { UsageError } from '../util/errors.js';
 import { volumesOf } from '../volumes/volumes.js';
@@ -72,8 +73,8 @@ export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArg
   },
 
   async 'add-disk'({ pool, mountpoint }, args) {
-    const tier = (args.tier as string | undefined) ?? 'warm';
-    if (!(TIERS as readonly string[]).includes(tier)) throw new UsageError(`--tier '${tier}' is not one of ${TIERS.join(', ')}`);
+    const tier = (args.tier as string | undefined) ?? DEFAULT_TIER;
+    if (!isTier(tier)) throw new UsageError(`--tier '${tier}' is not one of ${TIERS.join(', ')}`);
     const cap = typeof args.capacity === 'number' ? args.capacity : null;
     const { disk, recognised, warning } = await pool.addDisk(str(args, 'disk'), tier as Tier, cap, diskGuard(args, mountpoint));
     return { disk: { id: disk.id, path: disk.path, tier: disk.tier, capacity: cap, failureDomain: domainLabel(disk.domain), device: disk.device }, recognised, warning };

@@ -1,3 +1,4 @@
+import { EXTENT_SIZE_RULE, isExtentSize, type Tier } from '../config/rules.js';
 import { randomUUID } from 'node:crypto';
 import fs, { promises as fsp } from 'node:fs';
 import path from 'node:path';
@@ -56,11 +57,6 @@ const log = logger('pool');
 /** What scrub, rebuild and drain report as they go. */
 export interface OperationProgress { extentsDone: number; extentsTotal: number; bytesRead?: number; bytesWritten?: number }
 
-export const TIERS = ['hot', 'warm', 'cold'] as const;
-export type Tier = (typeof TIERS)[number];
-
-const MIN_EXTENT = 4096;
-const MAX_EXTENT = 64 * 2 ** 20;
 /** How many disks carry a copy of the metadata database besides the pool directory. */
 const METADATA_MIRRORS = 3;
 /** Mirror copies wait for this long without metadata changes ... */
@@ -107,8 +103,8 @@ export class Pool {
   }
 
   static validateSettings(s: { extentSize: number }): void {
-    if (s.extentSize < MIN_EXTENT || s.extentSize > MAX_EXTENT || s.extentSize % 4096 !== 0) {
-      throw new PoolError(`extent size ${s.extentSize} must be a multiple of 4096 between ${MIN_EXTENT} and ${MAX_EXTENT} bytes`);
+    if (!isExtentSize(s.extentSize)) {
+      throw new PoolError(`extent size ${s.extentSize} must be ${EXTENT_SIZE_RULE}`);
     }
   }
 

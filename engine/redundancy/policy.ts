@@ -5,6 +5,9 @@ export type RedundancyPolicy =
   | { kind: 'replication'; copies: number }
   | { kind: 'erasure'; data: number; parity: number };
 
+/** The shape of a policy as a JSON-schema pattern (config files, CRDs); parsePolicy checks the numbers. */
+export const POLICY_PATTERN = '^(replication:[1-9][0-9]?|erasure:[1-9][0-9]?\\+[0-9][0-9]?)$';
+
 const REPLICATION = /^replication:(\d+)$/;
 const ERASURE = /^erasure:(\d+)\+(\d+)$/;
 

@@ -1,5 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { SHARED_PARENTS as SHARED_PARENT_DIRS, SYSTEM_TREES } from '../../../engine/pool/disk-path.js';
+import { DEFAULT_TIER, TIERS, type Tier } from '../../../engine/config/rules.js';
+import { POLICY_PATTERN } from '../../../engine/redundancy/policy.js';
 
 /**
  * The DynamicFSPool resource: the one definition behind its CRD schema (crds/) and the operator's
@@ -10,7 +12,6 @@ export const VERSION = 'v1alpha1';
 export const POOL_PLURAL = 'dynamicfspools';
 export const CONFIG_PLURAL = 'dynamicfsconfigs';
 
-const POLICY = '^(replication:[1-9][0-9]?|erasure:[1-9][0-9]?\\+[0-9][0-9]?)$';
 const QUANTITY = '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|K|M|G|T|P|k)?$';
 const CRON = '^(@(hourly|daily|weekly|monthly|yearly))$|^(\\S+\\s+){4,5}\\S+$';
 const DNS_NAME = '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$';
@@ -51,7 +52,7 @@ export const DiskSpecSchema = Type.Object({
     pattern: '^/[^\\x00]*$', maxLength: 1024, 'x-kubernetes-validations': DISK_PATH_RULES,
     description: `Directory (or mounted device) on the node that holds fragments. Absolute and normalized (no '.', '..', '//' or trailing '/'); not '/', not in or at ${SYSTEM_DIRS.join(', ')}, not ${SHARED_PARENTS.join(', ')} itself. The installation's admission policy may narrow it to its disk roots.`,
   }),
-  tier: Type.Optional(Type.Unsafe<'hot' | 'warm' | 'cold'>({ type: 'string', enum: ['hot', 'warm', 'cold'], description: 'Storage tier (default warm).' })),
+  tier: Type.Optional(Type.Unsafe<Tier>({ type: 'string', enum: [...TIERS], description: `Storage tier (default ${DEFAULT_TIER}).` })),
   capacity: Type.Optional(Quantity('Cap on the bytes this disk may hold (several disks can share one filesystem).')),
   failureDomain: Type.Optional(Type.String({
     pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$', maxLength: 63,
@@ -63,7 +64,7 @@ export const DiskSpecSchema = Type.Object({
 export const PoolSpecSchema = Type.Object({
   nodeName: Type.String({ minLength: 1, maxLength: 253, pattern: DNS_NAME, description: 'Node that holds the disks. Immutable.' }),
   disks: Type.Array(DiskSpecSchema, { minItems: 1, maxItems: 64, description: 'Disks of the pool. Removing one drains it first (confirm it in confirmDiskRemoval).' }),
-  redundancy: Type.Optional(Type.String({ pattern: POLICY, maxLength: 16, description: "Default policy: 'replication:N' or 'erasure:K+M' (default replication:2)." })),
+  redundancy: Type.Optional(Type.String({ pattern: POLICY_PATTERN, maxLength: 16, description: "Default policy: 'replication:N' or 'erasure:K+M' (default replication:2)." })),
   extentSize: Type.Optional(Quantity('Extent size (default 1Mi). Immutable.')),
   configRef: Type.Optional(Type.String({ maxLength: 253, pattern: DNS_NAME, description: 'Name of a DynamicFSConfig.' })),
   scrub: Type.Optional(Type.Object({

@@ -1,3 +1,4 @@
+import { DEFAULT_TIER } from '../../../engine/config/rules.js';
 import { spawn } from 'node:child_process';
 import { promises as fsp, openSync } from 'node:fs';
 import path from 'node:path';
@@ -153,7 +154,7 @@ export class NodeAgent {
       try {
         await fsp.mkdir(abs, { recursive: true });
         await callControl(d.pool, 'add-disk', {
-          disk: abs, tier: disk.tier ?? 'warm', capacity: cap ?? null, diskRoots: JSON.stringify(roots), protectedDirs: JSON.stringify([this.o.stateDir]), failureDomain: disk.failureDomain ?? null,
+          disk: abs, tier: disk.tier ?? DEFAULT_TIER, capacity: cap ?? null, diskRoots: JSON.stringify(roots), protectedDirs: JSON.stringify([this.o.stateDir]), failureDomain: disk.failureDomain ?? null,
         });
       } catch (err) {
         refused.set(abs, (err as Error).message);
