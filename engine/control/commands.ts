@@ -17,6 +17,7 @@ import { fragmentCount, formatPolicy, parsePolicy } from '../redundancy/policy.j
 import { UsageError } from '../util/errors.js';
 
 import { jsonStrings, type CommandArgs } from './args.js';
+import type { PoolCommandName, ResultOf } from './protocol.js';
 
 export type { CommandArgs };
 
@@ -29,6 +30,13 @@ export interface CommandContext {
   /** Where long operations report progress (a terminal line in the CLI; nothing over the socket yet). */
   progress?: (p: OperationProgress) => void;
 }
+
+/**
+ * A pool command: the arguments as sent (a caller of another version may send anything; each field is
+ * checked), the result as protocol.ts declares it.
+ */
+export type PoolCommand<C extends PoolCommandName> = (ctx: CommandContext, args: CommandArgs) => Promise<ResultOf<C>>;
+export type PoolCommandTable<C extends PoolCommandName = PoolCommandName> = { [K in C]: PoolCommand<K> };
 
 function str(args: CommandArgs, key: string): string {
   const v = args[key];
@@ -56,7 +64,7 @@ function diskGuard(args: CommandArgs, mountpoint: string | null): DiskGuard {
 }
 
 /** Commands that act on an open pool. The CLI runs them in-process or forwards them to the mount daemon. */
-export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArgs) => Promise<unknown>> = {
+export const poolCommands: PoolCommandTable = {
   async ping({ pool, mountpoint, daemon }) {
     return { pool: pool.name, id: pool.id, mountpoint, daemon: daemon === true, pid: process.pid };
   },
@@ -212,7 +220,7 @@ export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArg
   },
 };
 
-/** The command named `name`, or undefined: a closed table (own names only: `constructor` or `__proto__` name nothing). */
-export function poolCommand(name: string): ((ctx: CommandContext, args: CommandArgs) => Promise<unknown>) | undefined {
-  return Object.hasOwn(poolCommands, name) ? poolCommands[name] : undefined;
+/** Whether `name` is a pool command: a closed table (own names only: `constructor` or `__proto__` name nothing). */
+export function isPoolCommand(name: string): name is PoolCommandName {
+  return Object.hasOwn(poolCommands, name);
 }
