@@ -3,12 +3,11 @@ import { parsePolicy, formatPolicy } from '../../engine/redundancy/policy.js';
 import { isTier, TIERS } from '../../engine/config/rules.js';
 import { DEFAULT_VOLUME_BYTES, TOPOLOGY_KEY, topology, type PluginContext } from './context.js';
 import { CsiError, invalid, notFound } from './errors.js';
-import type { CapacityRange, Topology, VolumeCapability } from './proto.js';
+import type { VolumeInfo } from '../../engine/control/protocol.js';
+import type { CapacityRange, ControllerService, Topology, Volume } from './proto.js';
 import { capabilityProblem, parseVolumeId, requireCapabilities, volumeId } from './validate.js';
 import { volumeNameProblem } from '../../engine/volumes/names.js';
 import { MAX_INODES } from '../../engine/fs/quota.js';
-
-interface EngineVolume { name: string; capacity: number; policy: string; tier: string | null; context: Record<string, string> }
 
 const KNOWN_PARAMETERS = new Set(['pool', 'redundancy', 'tier', 'inodes']);
 
@@ -45,26 +44,23 @@ export function capacityFor(range: CapacityRange | null | undefined, fallback = 
 }
 
 /** Pools are node-local: a volume can only be made where the requisite topology allows this node. */
-function reachable(ctx: PluginContext, req?: { requisite?: Topology[] } | null): boolean {
+function reachable(ctx: PluginContext, req: { requisite: Topology[] } | null): boolean {
   const requisite = req?.requisite ?? [];
   if (requisite.length === 0) return true;
   return requisite.some((t) => t.segments[TOPOLOGY_KEY] === undefined || t.segments[TOPOLOGY_KEY] === ctx.nodeId);
 }
 
-function toCsiVolume(ctx: PluginContext, pool: string, v: EngineVolume) {
+function toCsiVolume(ctx: PluginContext, pool: string, v: VolumeInfo) {
   return {
     capacity_bytes: v.capacity, volume_id: volumeId({ pool, name: v.name }),
     volume_context: { pool, redundancy: v.policy, ...(v.tier ? { tier: v.tier } : {}) },
     accessible_topology: [topology(ctx)],
-  };
+  } satisfies Volume;
 }
 
-export function controllerService(ctx: PluginContext) {
+export function controllerService(ctx: PluginContext): ControllerService {
   return {
-    async CreateVolume(req: {
-      name: string; capacity_range: CapacityRange | null; volume_capabilities: VolumeCapability[]; parameters: Record<string, string>;
-      volume_content_source: unknown; accessibility_requirements: { requisite: Topology[]; preferred: Topology[] } | null;
-    }) {
+    async CreateVolume(req) {
       if (!req.name) throw invalid('name is required');
       const problem = volumeNameProblem(req.name);
       if (problem) throw invalid(`name '${req.name.slice(0, 80)}' ${problem}`);
@@ -81,14 +77,14 @@ export function controllerService(ctx: PluginContext) {
       }
       const pool = ctx.engines.choose(params.pool);
       return ctx.locks.with(`${pool}:${req.name}`, async () => {
-        const r = await ctx.engines.call<{ volume: EngineVolume }>(pool, 'volume-create', {
+        const r = await ctx.engines.call(pool, 'volume-create', {
           name: req.name, capacity, policy: params.redundancy, tier: params.tier, inodes: params.inodes,
         });
         return { volume: toCsiVolume(ctx, pool, r.volume) };
       });
     },
 
-    async DeleteVolume(req: { volume_id: string }) {
+    async DeleteVolume(req) {
       let ref;
       try {
         ref = parseVolumeId(req.volume_id, ctx.engines.names());
@@ -103,21 +99,21 @@ export function controllerService(ctx: PluginContext) {
       });
     },
 
-    async ValidateVolumeCapabilities(req: { volume_id: string; volume_capabilities: VolumeCapability[]; volume_context: Record<string, string>; parameters: Record<string, string> }) {
+    async ValidateVolumeCapabilities(req) {
       const ref = parseVolumeId(req.volume_id, ctx.engines.names());
       const caps = requireCapabilities(req.volume_capabilities);
-      const r = await ctx.engines.call<{ volume: EngineVolume | null }>(ref.pool, 'volume-get', { name: ref.name });
+      const r = await ctx.engines.call(ref.pool, 'volume-get', { name: ref.name });
       if (!r.volume) throw notFound(`no volume ${req.volume_id}`);
       const problems = caps.map(capabilityProblem).filter((p): p is string => p !== null);
       if (problems.length) return { message: problems.join('; ') };
       return { confirmed: { volume_context: req.volume_context ?? {}, volume_capabilities: caps, parameters: req.parameters ?? {} } };
     },
 
-    async ListVolumes(req: { max_entries: number; starting_token: string }) {
+    async ListVolumes(req) {
       if (req.max_entries < 0) throw invalid('max_entries cannot be negative');
       const all: ReturnType<typeof toCsiVolume>[] = [];
       for (const pool of [...ctx.engines.names()].sort()) {
-        const r = await ctx.engines.call<{ volumes: EngineVolume[] }>(pool, 'volume-list');
+        const r = await ctx.engines.call(pool, 'volume-list', {});
         all.push(...r.volumes.map((v) => toCsiVolume(ctx, pool, v)));
       }
       all.sort((a, b) => a.volume_id.localeCompare(b.volume_id));
@@ -130,7 +126,7 @@ export function controllerService(ctx: PluginContext) {
       return { entries: page.map((volume) => ({ volume })), next_token: page.length < rest.length ? page[page.length - 1].volume_id : '' };
     },
 
-    async GetCapacity(req: { volume_capabilities: VolumeCapability[]; parameters: Record<string, string>; accessible_topology: Topology | null }) {
+    async GetCapacity(req) {
       for (const c of req.volume_capabilities ?? []) if (capabilityProblem(c)) return { available_capacity: 0 };
       const seg = req.accessible_topology?.segments?.[TOPOLOGY_KEY];
       if (seg !== undefined && seg !== ctx.nodeId) return { available_capacity: 0 };
@@ -138,14 +134,14 @@ export function controllerService(ctx: PluginContext) {
       const pools = params.pool ? [ctx.engines.choose(params.pool)] : [...ctx.engines.names()];
       let best = 0;
       for (const pool of pools) {
-        const r = await ctx.engines.call<{ available: number }>(pool, 'volume-capacity', { policy: params.redundancy, tier: params.tier });
+        const r = await ctx.engines.call(pool, 'volume-capacity', { policy: params.redundancy, tier: params.tier });
         best = Math.max(best, r.available);
       }
       return { available_capacity: best, maximum_volume_size: { value: best } };
     },
 
     async ControllerGetCapabilities() {
-      return { capabilities: ['CREATE_DELETE_VOLUME', 'LIST_VOLUMES', 'GET_CAPACITY'].map((type) => ({ rpc: { type } })) };
+      return { capabilities: (['CREATE_DELETE_VOLUME', 'LIST_VOLUMES', 'GET_CAPACITY'] as const).map((type) => ({ rpc: { type } })) };
     },
   };
 }

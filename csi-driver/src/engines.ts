@@ -1,8 +1,8 @@
-import type { CommandArgs } from '../../engine/control/commands.js';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { POOL_IDENTITY } from '../../engine/pool/layout.js';
 import path from 'node:path';
-import { callControl } from '../../engine/control/socket.js';
+import { callControl } from '../../engine/control/client.js';
+import type { ArgsOf, CommandName, ResultOf } from '../../engine/control/protocol.js';
 import { readLockOwner } from '../../engine/pool/lock.js';
 import { CsiError, invalid } from './errors.js';
 import { status } from '@grpc/grpc-js';
@@ -56,11 +56,12 @@ export class Engines {
     return `dynamicfs:${name}`;
   }
 
-  async call<T>(pool: string, command: string, args: CommandArgs = {}, timeoutMs = 60_000): Promise<T> {
+  /** A command of the pool's daemon; fails with CsiError (no such pool, no daemon) or ControlError. */
+  async call<C extends CommandName>(pool: string, command: C, args: ArgsOf<C>, timeoutMs = 60_000): Promise<ResultOf<C>> {
     const dir = this.pools.get(pool);
     if (!dir) throw invalid(`pool '${pool}' is not a pool of this node`);
     if (!readLockOwner(dir)) throw new CsiError(status.UNAVAILABLE, `pool ${pool} (${dir}) is not served: its engine daemon is not running`);
-    return (await callControl(dir, command, args, undefined, timeoutMs)) as T;
+    return callControl(dir, command, args, undefined, timeoutMs);
   }
 
   /** Ready when every pool's daemon answers and has the pool mounted. */
@@ -68,7 +69,7 @@ export class Engines {
     const pools = this.pools;
     for (const pool of pools.keys()) {
       try {
-        const r = await this.call<{ mountpoint: string | null }>(pool, 'ping', {}, 5000);
+        const r = await this.call(pool, 'ping', {}, 5000);
         if (!r.mountpoint) return { ready: false, reason: `pool ${pool} is served without a mount` };
       } catch (err) {
         return { ready: false, reason: `pool ${pool}: ${(err as Error).message}` };

@@ -1,5 +1,5 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { ControlError } from '../../engine/control/socket.js';
+import { ControlError, type ControlCode } from '../../engine/control/protocol.js';
 
 /** A gRPC error with the spec's code and a message a person can act on. */
 export class CsiError extends Error {
@@ -12,24 +12,26 @@ export class CsiError extends Error {
 export const invalid = (msg: string) => new CsiError(status.INVALID_ARGUMENT, msg);
 export const notFound = (msg: string) => new CsiError(status.NOT_FOUND, msg);
 
-const ENGINE_CODES: Record<string, status> = {
-  INVALID: status.INVALID_ARGUMENT,
+/**
+ * The gRPC status of each control code (codes of older daemons arrive translated: see controlCode in
+ * protocol.ts). A daemon that cannot be reached or does not answer is UNAVAILABLE: the CO retries.
+ */
+export const GRPC_STATUS: Readonly<Record<ControlCode, status>> = {
+  INVALID_ARGUMENT: status.INVALID_ARGUMENT,
   NOT_FOUND: status.NOT_FOUND,
-  EXISTS: status.ALREADY_EXISTS,
-  EXHAUSTED: status.RESOURCE_EXHAUSTED,
-  BUSY: status.FAILED_PRECONDITION,
-  ENOSPC: status.RESOURCE_EXHAUSTED,
+  ALREADY_EXISTS: status.ALREADY_EXISTS,
+  RESOURCE_EXHAUSTED: status.RESOURCE_EXHAUSTED,
+  FAILED_PRECONDITION: status.FAILED_PRECONDITION,
+  PERMISSION_DENIED: status.PERMISSION_DENIED,
+  UNIMPLEMENTED: status.UNIMPLEMENTED,
+  UNAVAILABLE: status.UNAVAILABLE,
+  INTERNAL: status.INTERNAL,
 };
 
-/** Maps whatever a handler threw to a gRPC status. */
+/** Maps whatever a handler threw to a gRPC status, by its class and code (never by its message). */
 export function toServiceError(err: unknown): Partial<ServiceError> {
-  if (err instanceof CsiError) return { code: err.code, details: err.message, message: err.message };
-  if (err instanceof ControlError) {
-    const code = (err.code ? ENGINE_CODES[err.code] : undefined) ?? status.INTERNAL;
-    return { code, details: err.message, message: err.message };
-  }
   const message = err instanceof Error ? err.message : String(err);
-  // The engine daemon could not be reached: the caller should retry.
-  const code = /cannot reach the daemon|did not answer/.test(message) ? status.UNAVAILABLE : status.INTERNAL;
-  return { code, details: message, message };
+  if (err instanceof CsiError) return { code: err.code, details: message, message };
+  if (err instanceof ControlError) return { code: GRPC_STATUS[err.code], details: message, message };
+  return { code: status.INTERNAL, details: message, message };
 }

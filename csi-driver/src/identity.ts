@@ -1,6 +1,7 @@
 import { DRIVER_NAME, type PluginContext } from './context.js';
+import type { IdentityService } from './proto.js';
 
-export function identityService(ctx: PluginContext) {
+export function identityService(ctx: PluginContext): IdentityService {
   return {
     async GetPluginInfo() {
       return { name: DRIVER_NAME, vendor_version: ctx.version, manifest: { node: ctx.nodeId } };

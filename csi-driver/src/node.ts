@@ -5,17 +5,15 @@ import { formatPolicy, parsePolicy } from '../../engine/redundancy/policy.js';
 import { mountFlagProblem, unbindTarget } from '../../engine/volumes/publish.js';
 import { capacityFor } from './controller.js';
 import { topology, type PluginContext } from './context.js';
+import { ControlError, type ResultOf } from '../../engine/control/protocol.js';
 import { CsiError, invalid, notFound } from './errors.js';
-import type { CapacityRange, VolumeCapability } from './proto.js';
+import type { NodeService } from './proto.js';
 import { capabilityProblem, checkPath, parseVolumeId, symlinkOnTheWay, volumeId, type VolumeRef } from './validate.js';
 
 const EPHEMERAL_KEY = 'csi.storage.k8s.io/ephemeral';
 /** Attributes an inline volume may carry besides the ones kubelet adds (csi.storage.k8s.io/...). */
 const EPHEMERAL_ATTRIBUTES = new Set(['size', 'pool', 'redundancy', 'tier']);
 const log = logger('csi');
-
-/** `inodeLimit` is absent from an engine of an older version. */
-interface Stats { capacity: number; used: number; inodes: number; inodeLimit?: number; condition: { abnormal: boolean; message: string } }
 
 /** Inline (ephemeral) volumes: the kubelet picks the id; the volume is named from it, in the pool the attributes name. */
 function ephemeralRef(ctx: PluginContext, id: string, attrs: Record<string, string>): VolumeRef {
@@ -62,11 +60,9 @@ function publishedPath(ctx: PluginContext, p: string): string {
   }
 }
 
-export function nodeService(ctx: PluginContext) {
+export function nodeService(ctx: PluginContext): NodeService {
   return {
-    async NodePublishVolume(req: {
-      volume_id: string; target_path: string; volume_capability: VolumeCapability | null; readonly: boolean; volume_context: Record<string, string>;
-    }) {
+    async NodePublishVolume(req) {
       if (!req.volume_id) throw invalid('volume_id is required');
       if (!req.target_path) throw invalid('target_path is required');
       if (!req.volume_capability) throw invalid('volume_capability is required');
@@ -97,7 +93,7 @@ export function nodeService(ctx: PluginContext) {
       });
     },
 
-    async NodeUnpublishVolume(req: { volume_id: string; target_path: string }) {
+    async NodeUnpublishVolume(req) {
       if (!req.volume_id) throw invalid('volume_id is required');
       if (!req.target_path) throw invalid('target_path is required');
       const target = checkPath(req.target_path, 'target_path', ctx.targetRoots).path;
@@ -111,11 +107,13 @@ export function nodeService(ctx: PluginContext) {
       return ctx.locks.with(ref ? volumeId(ref) : req.volume_id, async () => {
         // The daemon that recorded the publication unmounts it (idempotent: fine when nothing is there).
         for (const pool of pools) {
-          let r: { volume: string | null; recorded: boolean };
+          let r: ResultOf<'volume-unpublish'>;
           try {
-            r = await ctx.engines.call<{ volume: string | null; recorded: boolean }>(pool, 'volume-unpublish', { target });
+            r = await ctx.engines.call(pool, 'volume-unpublish', { target });
           } catch (err) {
-            if (!(err instanceof CsiError && err.code === status.UNAVAILABLE) && !/cannot reach the daemon/.test(String(err))) throw err;
+            // No daemon serves the pool (none runs, or its socket is gone); a slow one is not skipped.
+            const down = (err instanceof CsiError && err.code === status.UNAVAILABLE) || (err instanceof ControlError && err.unreachable);
+            if (!down) throw err;
             // The engine daemon is down, so a mount of ours there is dead: unmount it here, but only if
             // mountinfo shows a bind of this pool's volume. The daemon forgets the publication when it
             // finds the target gone at its next start.
@@ -129,7 +127,7 @@ export function nodeService(ctx: PluginContext) {
             continue;
           }
           if (r.volume?.startsWith('ephemeral-')) {
-            const v = await ctx.engines.call<{ volume: { ephemeral: boolean } | null }>(pool, 'volume-get', { name: r.volume });
+            const v = await ctx.engines.call(pool, 'volume-get', { name: r.volume });
             if (v.volume?.ephemeral) await ctx.engines.call(pool, 'volume-delete', { name: r.volume });
           }
         }
@@ -137,12 +135,12 @@ export function nodeService(ctx: PluginContext) {
       });
     },
 
-    async NodeGetVolumeStats(req: { volume_id: string; volume_path: string }) {
+    async NodeGetVolumeStats(req) {
       if (!req.volume_id) throw invalid('volume_id is required');
       if (!req.volume_path) throw invalid('volume_path is required');
       const ref = parseVolumeId(req.volume_id, ctx.engines.names());
       const target = publishedPath(ctx, req.volume_path);
-      const s = await ctx.engines.call<Stats>(ref.pool, 'volume-stats', { name: ref.name, target });
+      const s = await ctx.engines.call(ref.pool, 'volume-stats', { name: ref.name, target });
       return {
         usage: [
           { unit: 'BYTES', total: s.capacity, used: s.used, available: Math.max(0, s.capacity - s.used) },
@@ -152,22 +150,22 @@ export function nodeService(ctx: PluginContext) {
       };
     },
 
-    async NodeExpandVolume(req: { volume_id: string; volume_path: string; capacity_range: CapacityRange | null }) {
+    async NodeExpandVolume(req) {
       if (!req.volume_id) throw invalid('volume_id is required');
       if (!req.volume_path) throw invalid('volume_path is required');
       const ref = parseVolumeId(req.volume_id, ctx.engines.names());
       publishedPath(ctx, req.volume_path);
-      const current = await ctx.engines.call<{ volume: { capacity: number } | null }>(ref.pool, 'volume-get', { name: ref.name });
+      const current = await ctx.engines.call(ref.pool, 'volume-get', { name: ref.name });
       if (!current.volume) throw notFound(`no volume ${req.volume_id}`);
       const capacity = capacityFor(req.capacity_range, current.volume.capacity);
       return ctx.locks.with(volumeId(ref), async () => {
-        const r = await ctx.engines.call<{ volume: { capacity: number } }>(ref.pool, 'volume-expand', { name: ref.name, capacity });
+        const r = await ctx.engines.call(ref.pool, 'volume-expand', { name: ref.name, capacity });
         return { capacity_bytes: r.volume.capacity };
       });
     },
 
     async NodeGetCapabilities() {
-      return { capabilities: ['GET_VOLUME_STATS', 'EXPAND_VOLUME', 'VOLUME_CONDITION'].map((type) => ({ rpc: { type } })) };
+      return { capabilities: (['GET_VOLUME_STATS', 'EXPAND_VOLUME', 'VOLUME_CONDITION'] as const).map((type) => ({ rpc: { type } })) };
     },
 
     async NodeGetInfo() {

@@ -11,10 +11,11 @@ import { loadCsi } from './proto.js';
 
 const log = logger('csi');
 
-type Handler = (req: never) => Promise<unknown>;
+/** Async handlers by method name: a service as proto.ts types it (AsyncService), each method taking its own request. */
+type Handlers = Record<string, ((req: never) => Promise<object>) | undefined>;
 
 /** gRPC handlers from async functions: each call gets a trace id, a log line, and its error mapped to a status. */
-function implement(def: ServiceDefinition, handlers: Record<string, Handler>): UntypedServiceImplementation {
+function implement(def: ServiceDefinition, handlers: Handlers): UntypedServiceImplementation {
   const impl: UntypedServiceImplementation = {};
   for (const method of Object.keys(def)) {
     const fn = handlers[method];
@@ -26,6 +27,7 @@ function implement(def: ServiceDefinition, handlers: Record<string, Handler>): U
       void withTrace(`csi ${method}`, async () => {
         const started = Date.now();
         try {
+          // The request as grpc-js decoded it with the service's definition: the type the handler declares.
           const value = await fn(call.request as never);
           log.debug(`${method} ok`, { method, ms: Date.now() - started });
           callback(null, value);
@@ -47,9 +49,9 @@ export async function serveCsi(endpoint: string, ctx: PluginContext): Promise<Se
   await fsp.rm(m[1], { force: true });
   const csi = loadCsi();
   const server = new Server();
-  server.addService(csi.Identity, implement(csi.Identity, identityService(ctx) as Record<string, Handler>));
-  server.addService(csi.Controller, implement(csi.Controller, controllerService(ctx) as unknown as Record<string, Handler>));
-  server.addService(csi.Node, implement(csi.Node, nodeService(ctx) as unknown as Record<string, Handler>));
+  server.addService(csi.Identity, implement(csi.Identity, identityService(ctx)));
+  server.addService(csi.Controller, implement(csi.Controller, controllerService(ctx)));
+  server.addService(csi.Node, implement(csi.Node, nodeService(ctx)));
   await new Promise<void>((resolve, reject) => server.bindAsync(`unix://${m[1]}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
   return server;
 }

@@ -33,7 +33,7 @@ export function registerConfigCommands(program: Command): void {
     .option('--json', 'same as --format json')
     .action(async (o: { preset?: PresetName; file?: string; pool?: string; format: string }) => {
       let doc: unknown;
-      if (o.pool) doc = ((await onPool(o.pool, 'config', {})) as { config: unknown }).config;
+      if (o.pool) doc = (await onPool(o.pool, 'config', {})).config;
       else if (o.file) doc = resolveConfig(await readConfigFile(o.file), { env: process.env, source: o.file });
       else doc = presetDocument(o.preset ?? 'production');
       process.stdout.write(o.format === 'json' || isJsonOutput() ? JSON.stringify(doc, null, 2) + '\n' : stringify(doc));
@@ -71,7 +71,7 @@ export function registerConfigCommands(program: Command): void {
     .action(async (poolDir: string, file: string) => {
       const doc = await readConfigFile(file);
       resolveConfig(doc, { env: process.env, source: file });
-      const r = (await onPool(poolDir, 'config-apply', { file: JSON.stringify(doc), source: path.resolve(file) })) as { changed: string[]; live: string[]; restart: string[]; creationOnly: string[] };
+      const r = await onPool(poolDir, 'config-apply', { file: JSON.stringify(doc), source: path.resolve(file) });
       emit(r, r.changed.length === 0 ? 'no change'
         : [`changed: ${r.changed.join(', ')}`, r.live.length ? `applied now: ${r.live.join(', ')}` : '', r.restart.length ? `take effect at the next mount: ${r.restart.join(', ')}` : '',
           r.creationOnly.length ? `apply to new pools only (this pool keeps its layout; 'set-policy' changes its default policy): ${r.creationOnly.join(', ')}` : ''].filter(Boolean).join('\n'));

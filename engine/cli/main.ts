@@ -4,10 +4,7 @@ import { openSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
-import type { FsckReport } from '../check/fsck.js';
-import type { DiskReport, PoolStatus } from '../report/status.js';
-import { poolCommands, type CommandArgs } from '../control/commands.js';
-import { callControl } from '../control/socket.js';
+import { ControlError, type TuneArgs } from '../control/protocol.js';
 import { runPoolDaemon } from '../daemon/pool-daemon.js';
 import { FileSystem } from '../fs/filesystem.js';
 import { isMounted, lazyUnmount } from '../fuse/mount.js';
@@ -23,10 +20,6 @@ import { formatPolicy, parsePolicy } from '../redundancy/policy.js';
 import { UsageError } from '../util/errors.js';
 import { formatBytes, parseSize } from '../util/units.js';
 import { PRIVATE_FILE, restrictUmask } from '../util/private-files.js';
-import type { DrainReport } from '../heal/drain.js';
-import type { ProbeResult } from '../heal/probe.js';
-import type { RebuildReport } from '../heal/rebuild.js';
-import type { ScrubReport } from '../heal/scrub.js';
 import { emit, isJsonOutput, onPool, setJsonOutput } from './on-pool.js';
 import { registerConfigCommands } from './config-commands.js';
 import { registerOpsCommands } from './ops-commands.js';
@@ -107,9 +100,9 @@ export function buildCli(): Command {
     .option('--json', 'machine-readable output')
     .action(async (poolDir: string, disk: string, o: { tier: string; capacity?: string; allowAnyPath?: boolean; failureDomain?: string; allowSharedDomain?: boolean }) => {
       const capacity = o.capacity ? sizeOption(o.capacity, '--capacity') : null;
-      const r = (await onPool(poolDir, 'add-disk', {
+      const r = await onPool(poolDir, 'add-disk', {
         disk: path.resolve(disk), tier: o.tier, capacity, allowAnyPath: o.allowAnyPath === true, failureDomain: o.failureDomain, allowSharedDomain: o.allowSharedDomain === true,
-      })) as { disk: { id: string; path: string; failureDomain: string }; recognised: boolean; warning?: string };
+      });
       if (r.warning && !isJsonOutput()) process.stderr.write(`dynamicfs: warning: ${r.warning}\n`);
       emit(r, r.recognised ? `recognised disk ${r.disk.id} at its new path ${r.disk.path}` : `added disk ${r.disk.id} at ${r.disk.path} (failure domain ${r.disk.failureDomain})`);
     });
@@ -122,7 +115,7 @@ export function buildCli(): Command {
     .argument('<domain>', "a name, or 'auto'")
     .option('--json', 'machine-readable output')
     .action(async (poolDir: string, disk: string, domain: string) => {
-      const r = (await onPool(poolDir, 'set-failure-domain', { disk, domain })) as { disk: string; failureDomain: string; named: boolean; device: string; warning?: string };
+      const r = await onPool(poolDir, 'set-failure-domain', { disk, domain });
       if (r.warning && !isJsonOutput()) process.stderr.write(`dynamicfs: warning: ${r.warning}\n`);
       emit(r, `disk ${r.disk} is in failure domain ${r.failureDomain} (${r.named ? 'named' : `found: ${r.device}`})`);
     });
@@ -133,7 +126,7 @@ export function buildCli(): Command {
     .argument('<pool>')
     .option('--json', 'machine-readable output')
     .action(async (poolDir: string) => {
-      const r = (await onPool(poolDir, 'list-disks', {})) as { disks: DiskReport[] };
+      const r = await onPool(poolDir, 'list-disks', {});
       emit(r, renderDisks(r.disks));
     });
 
@@ -143,7 +136,7 @@ export function buildCli(): Command {
     .argument('<pool>')
     .option('--json', 'machine-readable output')
     .action(async (poolDir: string) => {
-      const r = (await onPool(poolDir, 'status', {})) as PoolStatus;
+      const r = await onPool(poolDir, 'status', {});
       emit(r, renderStatus(r));
       if (r.health === 'critical') process.exitCode = EXIT_FAILURE;
     });
@@ -157,7 +150,7 @@ export function buildCli(): Command {
     .option('--reason <text>', 'why (recorded with the transition)')
     .option('--json', 'machine-readable output')
     .action(async (poolDir: string, disk: string, state: string, o: { reason?: string }) => {
-      const r = (await onPool(poolDir, 'set-disk-health', { disk, state, reason: o.reason })) as { disk: string; from: string; to: string };
+      const r = await onPool(poolDir, 'set-disk-health', { disk, state, reason: o.reason });
       emit(r, `disk ${r.disk}: ${r.from} -> ${r.to}`);
     });
 
@@ -180,7 +173,7 @@ export function buildCli(): Command {
         if (!/^\d+$/.test(v)) throw new UsageError(`--${key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} '${v}' is not a whole number`);
         return Number(v);
       };
-      const args: CommandArgs = {
+      const args: TuneArgs = {
         'auto-rebuild': o.autoRebuild === undefined ? undefined : o.autoRebuild === 'on',
         'rebuild-concurrency': asInt('rebuildConcurrency'),
         'rebuild-bandwidth': o.rebuildBandwidth === undefined ? undefined : o.rebuildBandwidth === '0' ? 0 : sizeOption(o.rebuildBandwidth, '--rebuild-bandwidth'),
@@ -189,7 +182,7 @@ export function buildCli(): Command {
         'slow-io-ms': asInt('slowIoMs'),
         'slow-ops-degraded': asInt('slowOpsDegraded'),
       };
-      const r = (await onPool(poolDir, 'tune', args)) as { autoRebuild: boolean; rebuild: { concurrency: number; bandwidthBytes?: number }; thresholds: Record<string, number> };
+      const r = await onPool(poolDir, 'tune', args);
       emit(r, [
         `auto-rebuild        ${r.autoRebuild ? 'on' : 'off'}`,
         `rebuild             concurrency ${r.rebuild.concurrency}, bandwidth ${r.rebuild.bandwidthBytes ? formatBytes(r.rebuild.bandwidthBytes) + '/s' : 'unlimited'}`,
@@ -203,7 +196,7 @@ export function buildCli(): Command {
     .argument('<pool>')
     .option('--json', 'machine-readable output')
     .action(async (poolDir: string) => {
-      const r = (await onPool(poolDir, 'probe-disks', {})) as { probes: ProbeResult[] };
+      const r = await onPool(poolDir, 'probe-disks', {});
       emit(r, r.probes.map((p) => `${p.disk} ${p.path}: ${p.ok ? 'ok' : 'FAILED: ' + p.problems.join('; ')} (${p.latencyMs} ms)${p.transition ? ` -> ${p.transition.to}` : ''}`).join('\n'));
       if (r.probes.some((p) => !p.ok)) process.exitCode = EXIT_FAILURE;
     });
@@ -234,12 +227,12 @@ export function buildCli(): Command {
     .action(async (poolDir: string, o: { repair?: boolean; bandwidth?: string; restart?: boolean; pause?: boolean; resume?: boolean }) => {
       if (o.pause || o.resume) {
         if (o.pause && o.resume) throw new UsageError('--pause and --resume exclude each other');
-        const c = (await onPool(poolDir, 'scrub-control', { action: o.pause ? 'pause' : 'resume' })) as { paused: boolean };
+        const c = await onPool(poolDir, 'scrub-control', { action: o.pause ? 'pause' : 'resume' });
         emit(c, c.paused ? 'scrub paused' : 'scrub resumed');
         return;
       }
       const bandwidth = o.bandwidth ? sizeOption(o.bandwidth, '--bandwidth') : undefined;
-      const r = (await onPool(poolDir, 'scrub', { repair: o.repair === true, bandwidth, restart: o.restart === true })) as ScrubReport;
+      const r = await onPool(poolDir, 'scrub', { repair: o.repair === true, bandwidth, restart: o.restart === true });
       emit(r, renderScrub(r));
       if (r.extents.unrecoverable > 0 || (r.issues.some((i) => !i.repaired))) process.exitCode = EXIT_FAILURE;
     });
@@ -257,7 +250,7 @@ export function buildCli(): Command {
         throw new UsageError(`--concurrency '${o.concurrency}' must be a whole number from 1 to 64`);
       }
       const bandwidth = o.bandwidth ? sizeOption(o.bandwidth, '--bandwidth') : undefined;
-      const r = (await onPool(poolDir, 'rebuild', { concurrency, bandwidth })) as RebuildReport;
+      const r = await onPool(poolDir, 'rebuild', { concurrency, bandwidth });
       emit(r, renderRebuild(r));
       if (r.extents.failed > 0) process.exitCode = EXIT_FAILURE;
     });
@@ -269,7 +262,7 @@ export function buildCli(): Command {
     .argument('<disk>', 'disk id or path')
     .option('--json', 'machine-readable output')
     .action(async (poolDir: string, disk: string) => {
-      const r = (await onPool(poolDir, 'remove-disk', { disk })) as DrainReport;
+      const r = await onPool(poolDir, 'remove-disk', { disk });
       emit(r, renderDrain(r));
       if (!r.removed) process.exitCode = EXIT_FAILURE;
     });
@@ -285,9 +278,9 @@ export function buildCli(): Command {
     .option('--allow-shared-domain', 'the new disk may share a failure domain with another disk of the pool')
     .option('--json', 'machine-readable output')
     .action(async (poolDir: string, oldDisk: string, newDisk: string, o: { allowAnyPath?: boolean; failureDomain?: string; allowSharedDomain?: boolean }) => {
-      const r = (await onPool(poolDir, 'replace-disk', {
+      const r = await onPool(poolDir, 'replace-disk', {
         old: oldDisk, new: path.resolve(newDisk), allowAnyPath: o.allowAnyPath === true, failureDomain: o.failureDomain, allowSharedDomain: o.allowSharedDomain === true,
-      })) as { added: { id: string; path: string }; removed: DrainReport };
+      });
       emit(r, `added ${r.added.id} at ${r.added.path}\n${renderDrain(r.removed)}`);
       if (!r.removed.removed) process.exitCode = EXIT_FAILURE;
     });
@@ -302,7 +295,7 @@ export function buildCli(): Command {
     .action(async (poolDir: string, o: { repair?: boolean; grace: string }) => {
       const grace = Number(o.grace);
       if (!Number.isFinite(grace) || grace < 0) throw new UsageError(`--grace '${o.grace}' must be a number of seconds`);
-      const r = (await onPool(poolDir, 'fsck', { repair: o.repair === true, graceSeconds: grace })) as FsckReport;
+      const r = await onPool(poolDir, 'fsck', { repair: o.repair === true, graceSeconds: grace });
       emit(r, renderFsck(r));
       if (!r.clean) process.exitCode = EXIT_FAILURE;
     });
@@ -390,7 +383,8 @@ export async function main(argv: string[]): Promise<number> {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
       return EXIT_USAGE;
     }
-    const usage = err instanceof UsageError;
+    // Bad usage found here or by the daemon that ran the command: exit 2.
+    const usage = err instanceof UsageError || (err instanceof ControlError && err.usage);
     const message = err instanceof Error ? err.message : String(err);
     if (isJsonOutput()) process.stdout.write(JSON.stringify({ ok: false, error: message }) + '\n');
     process.stderr.write(`dynamicfs: ${usage ? 'usage error' : 'error'}: ${message}\n`);

@@ -1,7 +1,8 @@
 import path from 'node:path';
-import { poolCommand, type CommandArgs } from '../control/commands.js';
+import { isPoolCommand, poolCommands } from '../control/commands.js';
 import { UsageError } from '../util/errors.js';
-import { callControl } from '../control/socket.js';
+import { callControl } from '../control/client.js';
+import type { ArgsOf, PoolCommandName, ResultOf } from '../control/protocol.js';
 import { FileSystem } from '../fs/filesystem.js';
 import { PoolBusyError, readLockOwner } from '../pool/lock.js';
 import { Pool, type OperationProgress } from '../pool/pool.js';
@@ -36,7 +37,7 @@ function terminalProgress(label: string): ((p: OperationProgress) => void) | und
 }
 
 /** Runs a pool command in this process, or through the daemon that has the pool mounted. */
-export async function onPool(poolDir: string, command: string, args: CommandArgs): Promise<unknown> {
+export async function onPool<C extends PoolCommandName>(poolDir: string, command: C, args: ArgsOf<C>): Promise<ResultOf<C>> {
   const abs = path.resolve(poolDir);
   for (let attempt = 0; attempt < 2; attempt++) {
     if (readLockOwner(abs)) return callControl(abs, command, args, terminalProgress(command));
@@ -50,9 +51,8 @@ export async function onPool(poolDir: string, command: string, args: CommandArgs
     try {
       const fs = new FileSystem(pool);
       try {
-        const fn = poolCommand(command);
-        if (!fn) throw new UsageError(`unknown command '${command}'`);
-        return await fn({ pool, fs, mountpoint: null, progress: terminalProgress(command) }, args);
+        if (!isPoolCommand(command)) throw new UsageError(`unknown command '${command}'`);
+        return await poolCommands[command]({ pool, fs, mountpoint: null, progress: terminalProgress(command) }, args);
       } finally {
         await fs.close();
       }

@@ -1,10 +1,10 @@
 import path from 'node:path';
 import { Option, type Command } from 'commander';
-import { callControl } from '../control/socket.js';
+import { callControl } from '../control/client.js';
 import { runPoolDaemon } from '../daemon/pool-daemon.js';
 import type { Diagnosis } from '../report/diagnose.js';
-import { toCsv, toJsonLines, type EngineEvent } from '../observability/event-log.js';
-import { serveHttp, type HttpReply } from '../observability/http-server.js';
+import { toCsv, toJsonLines } from '../observability/event-log.js';
+import { serveHttp } from '../observability/http-server.js';
 import { isLoopbackListen } from '../util/listen.js';
 import { logger, type LogFormat } from '../observability/logger.js';
 import { readLockOwner } from '../pool/lock.js';
@@ -66,7 +66,7 @@ export function registerOpsCommands(program: Command): void {
       if (readLockOwner(abs)) {
         // The running engine owns the numbers: forward every request to it.
         const network = !isLoopbackListen(o.listen);
-        const server = await serveHttp(o.listen, async (target) => (await callControl(abs, 'http', { path: target, network })) as HttpReply);
+        const server = await serveHttp(o.listen, (target) => callControl(abs, 'http', { path: target, network }));
         logger('serve').info(`serving ${abs} (answered by its daemon) on ${o.listen}`);
         await new Promise<void>((resolve) => {
           const done = () => server.close(() => resolve());
@@ -90,7 +90,7 @@ export function registerOpsCommands(program: Command): void {
       const abs = path.resolve(poolDir);
       const since = o.since ? parseSince(o.since).toISOString() : undefined;
       if (!readLockOwner(abs)) throw new Error(`no daemon serves ${abs}: the event log lives in the daemon's memory (mount the pool or run 'dynamicfs serve')`);
-      const list = (await callControl(abs, 'events', { since, level: o.level, component: o.component })) as EngineEvent[];
+      const list = await callControl(abs, 'events', { since, level: o.level, component: o.component });
       process.stdout.write(o.format === 'csv' ? toCsv(list) : toJsonLines(list));
     });
 
@@ -100,7 +100,7 @@ export function registerOpsCommands(program: Command): void {
     .argument('<pool>')
     .option('--json', 'machine-readable output')
     .action(async (poolDir: string) => {
-      const d = (await onPool(poolDir, 'diagnose', {})) as Diagnosis;
+      const d = await onPool(poolDir, 'diagnose', {});
       emit(d, renderDiagnosis(d));
       if (d.overall === 'critical') process.exitCode = 1;
     });

@@ -1,11 +1,10 @@
 import { type Command } from 'commander';
+import type { VolumeInfo } from '../control/protocol.js';
 import { UsageError } from '../util/errors.js';
 import { formatBytes, parseSize } from '../util/units.js';
 import { emit, onPool } from './on-pool.js';
 
-interface VolumeView { name: string; capacity: number; policy: string; tier: string | null; ephemeral: boolean; usage: { bytes: number; inodes: number }; published: string[] }
-
-function render(v: VolumeView): string {
+function render(v: VolumeInfo): string {
   return `${v.name.padEnd(24)} ${formatBytes(v.usage.bytes).padStart(10)} of ${formatBytes(v.capacity).padEnd(10)} ${v.policy.padEnd(14)} ${(v.tier ?? 'any').padEnd(5)} ${v.published.length ? `published at ${v.published.join(', ')}` : ''}`;
 }
 
@@ -17,7 +16,7 @@ export function registerVolumeCommands(program: Command): void {
     .argument('<pool>')
     .option('--json', 'machine-readable output')
     .action(async (poolDir: string) => {
-      const r = (await onPool(poolDir, 'volume-list', {})) as { volumes: VolumeView[] };
+      const r = await onPool(poolDir, 'volume-list', {});
       emit(r, r.volumes.length ? r.volumes.map(render).join('\n') : 'no volumes');
     });
   volume
@@ -32,7 +31,7 @@ export function registerVolumeCommands(program: Command): void {
     .action(async (poolDir: string, name: string, o: { capacity: string; redundancy?: string; tier?: string; inodes?: string }) => {
       const inodes = o.inodes === undefined ? undefined : Number(o.inodes);
       if (inodes !== undefined && (!/^[0-9]+$/.test(o.inodes ?? '') || !Number.isSafeInteger(inodes) || inodes < 1)) throw new UsageError(`--inodes '${o.inodes}' is not a positive whole number`);
-      const r = (await onPool(poolDir, 'volume-create', { name, capacity: parseSize(o.capacity, '--capacity'), policy: o.redundancy, tier: o.tier, inodes })) as { volume: VolumeView; created: boolean };
+      const r = await onPool(poolDir, 'volume-create', { name, capacity: parseSize(o.capacity, '--capacity'), policy: o.redundancy, tier: o.tier, inodes });
       emit(r, `${r.created ? 'created' : 'exists'}: ${render(r.volume)}`);
     });
   volume
@@ -42,7 +41,7 @@ export function registerVolumeCommands(program: Command): void {
     .requiredOption('--capacity <size>', 'new quota (only grows)')
     .option('--json', 'machine-readable output')
     .action(async (poolDir: string, name: string, o: { capacity: string }) => {
-      const r = (await onPool(poolDir, 'volume-expand', { name, capacity: parseSize(o.capacity, '--capacity') })) as { volume: VolumeView };
+      const r = await onPool(poolDir, 'volume-expand', { name, capacity: parseSize(o.capacity, '--capacity') });
       emit(r, render(r.volume));
     });
   volume
@@ -53,7 +52,7 @@ export function registerVolumeCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (poolDir: string, name: string, o: { yes?: boolean }) => {
       if (!o.yes) throw new UsageError(`deleting volume ${name} deletes every file in it; add --yes to confirm`);
-      const r = (await onPool(poolDir, 'volume-delete', { name })) as { deleted: boolean };
+      const r = await onPool(poolDir, 'volume-delete', { name });
       emit(r, r.deleted ? `deleted ${name}` : `no volume ${name}`);
     });
 }

@@ -19,18 +19,12 @@ import { UsageError } from '../util/errors.js';
 import { volumesOf } from '../volumes/volumes.js';
 
 import { jsonStrings, type CommandArgs } from './args.js';
+import type { CommandContext, PoolCommand, PoolCommandTable } from './context.js';
+import type { PoolCommandName } from './protocol.js';
 
 export type { CommandArgs };
 
-export interface CommandContext {
-  pool: Pool;
-  fs: FileSystem;
-  mountpoint: string | null;
-  /** Set when a daemon (mount or serve) runs the command rather than a one-shot CLI. */
-  daemon?: boolean;
-  /** Where long operations report progress (a terminal line in the CLI; nothing over the socket yet). */
-  progress?: (p: OperationProgress) => void;
-}
+export type { CommandContext, PoolCommand, PoolCommandTable };
 
 function str(args: CommandArgs, key: string): string {
   const v = args[key];
@@ -58,7 +52,7 @@ function diskGuard(args: CommandArgs, mountpoint: string | null): DiskGuard {
 }
 
 /** Commands that act on an open pool. The CLI runs them in-process or forwards them to the mount daemon. */
-export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArgs) => Promise<unknown>> = {
+export const poolCommands: PoolCommandTable = {
   async ping({ pool, mountpoint, daemon }) {
     return { pool: pool.name, id: pool.id, mountpoint, daemon: daemon === true, pid: process.pid };
   },
@@ -214,7 +208,7 @@ export const poolCommands: Record<string, (ctx: CommandContext, args: CommandArg
   },
 };
 
-/** The command named `name`, or undefined: a closed table (own names only: `constructor` or `__proto__` name nothing). */
-export function poolCommand(name: string): ((ctx: CommandContext, args: CommandArgs) => Promise<unknown>) | undefined {
-  return Object.hasOwn(poolCommands, name) ? poolCommands[name] : undefined;
+/** Whether `name` is a pool command: a closed table (own names only: `constructor` or `__proto__` name nothing). */
+export function isPoolCommand(name: string): name is PoolCommandName {
+  return Object.hasOwn(poolCommands, name);
 }

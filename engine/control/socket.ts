@@ -1,34 +1,33 @@
-import { VolumeError } from '../volumes/volumes.js';
-import { currentTrace, newTraceId, withTrace } from '../observability/trace.js';
-import net from 'node:net';
 import { promises as fsp } from 'node:fs';
-import path from 'node:path';
-import { POOL_SOCKET } from '../pool/layout.js';
-import { readLockOwner } from '../pool/lock.js';
+import net from 'node:net';
+import { newTraceId, withTrace } from '../observability/trace.js';
 import { FsError, UsageError } from '../util/errors.js';
-import type { OperationProgress } from '../pool/pool.js';
-import { poolCommand, type CommandArgs, type CommandContext } from './commands.js';
+import { PoolError } from '../pool/pool.js';
+import { VolumeError } from '../volumes/volumes.js';
+import { isPoolCommand, poolCommands, type CommandArgs, type CommandContext } from './commands.js';
+import { LineReader, socketPath } from './client.js';
+import {
+  controlCode, ERRNO_CODES, type ControlCode, type DaemonCommandName, type OperationProgress, type ProgressLine, type Reply, type Request,
+  type ResultOf,
+} from './protocol.js';
 import { PRIVATE_DIR, tighten } from '../util/private-files.js';
 
-interface Request { command: string; args: CommandArgs; traceId?: string }
-type Reply = { ok: true; result: unknown } | { ok: false; error: string; usage: boolean; code?: string };
-
-/** A failure reported by the daemon, with the engine's error code when it has one (volume errors). */
-export class ControlError extends Error {
-  constructor(message: string, readonly code: string | undefined) {
-    super(message);
-    this.name = 'ControlError';
-  }
-}
-/** Sent before the reply while a long operation runs. */
-interface ProgressLine { progress: OperationProgress }
-
-export function socketPath(poolDir: string): string {
-  return path.join(poolDir, POOL_SOCKET);
-}
+// The daemon's side of the control socket. Callers use client.ts (re-exported here for older imports).
+export { callControl, LineReader, socketPath } from './client.js';
+export { ControlError } from './protocol.js';
 
 /** Commands only a daemon serves (shutdown, http, events), beside the pool commands. */
-export type ExtraCommands = Record<string, (args: CommandArgs) => Promise<unknown>>;
+export type ExtraCommands = { [C in DaemonCommandName]?: (args: CommandArgs) => Promise<ResultOf<C>> };
+
+/** The code a failure is reported with, from the class of what was thrown (and its own code, when it has one). */
+export function errorCode(err: unknown): ControlCode {
+  if (err instanceof UsageError) return 'INVALID_ARGUMENT';
+  if (err instanceof VolumeError) return controlCode(err.code);
+  if (err instanceof FsError) return Object.hasOwn(ERRNO_CODES, err.code) ? ERRNO_CODES[err.code] : 'INTERNAL';
+  // The pool refuses what its state does not allow (a disk in use, a scrub already running, too few disks).
+  if (err instanceof PoolError) return 'FAILED_PRECONDITION';
+  return 'INTERNAL';
+}
 
 /**
  * Longest request line the daemon reads. A request is a command name and a few arguments (a
@@ -41,34 +40,6 @@ const MAX_COMMAND_NAME = 64;
 export const MAX_CONNECTIONS = 64;
 /** A connection with no command running and nothing sent for this long is closed. */
 const IDLE_MS = 60_000;
-
-/** Splits a byte stream into lines without rescanning what was already searched; refuses lines over `max`. */
-export class LineReader {
-  private chunks: Buffer[] = [];
-  private held = 0;
-
-  constructor(private readonly max: number) {}
-
-  /** The complete lines in `chunk` (with what came before); throws when a line passes the limit. */
-  push(chunk: Buffer): string[] {
-    const lines: string[] = [];
-    let from = 0;
-    for (let nl = chunk.indexOf(10); nl >= 0; nl = chunk.indexOf(10, from)) {
-      if (this.held + nl - from > this.max) throw new Error(`a line is longer than ${this.max} bytes`);
-      this.chunks.push(chunk.subarray(from, nl));
-      lines.push(Buffer.concat(this.chunks).toString('utf8'));
-      this.chunks = [];
-      this.held = 0;
-      from = nl + 1;
-    }
-    if (from < chunk.length) {
-      this.held += chunk.length - from;
-      if (this.held > this.max) throw new Error(`a line is longer than ${this.max} bytes`);
-      this.chunks.push(chunk.subarray(from));
-    }
-    return lines;
-  }
-}
 
 /** A request as sent: checked field by field before anything runs. */
 export function parseRequest(line: string): Request {
@@ -112,7 +83,7 @@ export async function serveControl(ctx: CommandContext, extra: ExtraCommands = {
       try {
         lines = reader.push(chunk);
       } catch (err) {
-        const reply: Reply = { ok: false, error: `request refused: ${(err as Error).message}`, usage: true };
+        const reply: Reply = { ok: false, error: `request refused: ${(err as Error).message}`, usage: true, code: 'INVALID_ARGUMENT' };
         sock.end(JSON.stringify(reply) + '\n');
         sock.destroySoon();
         return;
@@ -137,8 +108,10 @@ export async function serveControl(ctx: CommandContext, extra: ExtraCommands = {
       return await withTrace(`control ${req.command}`, async (): Promise<Reply> => {
         const special = extras.get(req.command);
         if (special) return { ok: true, result: await special(req.args) };
-        const fn = poolCommand(req.command);
-        if (!fn) return { ok: false, error: `unknown command '${req.command}'`, usage: true };
+        if (!isPoolCommand(req.command)) {
+          return { ok: false, error: `unknown command '${req.command}'`, usage: true, code: 'UNIMPLEMENTED' };
+        }
+        const fn = poolCommands[req.command];
         try {
           return { ok: true, result: await fn({ ...ctx, progress }, req.args) };
         } finally {
@@ -146,8 +119,7 @@ export async function serveControl(ctx: CommandContext, extra: ExtraCommands = {
         }
       }, req.traceId ?? newTraceId());
     } catch (err) {
-      const code = err instanceof VolumeError ? err.code : err instanceof FsError ? err.code : undefined;
-      return { ok: false, error: err instanceof Error ? err.message : String(err), usage: err instanceof UsageError, code };
+      return { ok: false, error: err instanceof Error ? err.message : String(err), usage: err instanceof UsageError, code: errorCode(err) };
     }
   }
   // Beyond it a new connection is closed at once (its caller retries or reports it), so a flood of
@@ -159,80 +131,4 @@ export async function serveControl(ctx: CommandContext, extra: ExtraCommands = {
   });
   await fsp.chmod(file, 0o600);
   return server;
-}
-
-/** How long a caller waits for the socket of a daemon that owns the pool but is still starting. */
-const DAEMON_START_MS = 15_000;
-
-/**
- * Sends one command to the daemon that owns the pool; progress lines of long operations go to
- * `onProgress`. The timeout is for the daemon to answer at all, restarted by each progress line.
- * A daemon takes the pool's lock and mounts before its control socket listens, so a missing or
- * refusing socket is retried for a while as long as the lock's owner is alive.
- */
-export async function callControl(poolDir: string, command: string, args: CommandArgs, onProgress?: (p: OperationProgress) => void, timeoutMs = 120_000): Promise<unknown> {
-  const deadline = Date.now() + DAEMON_START_MS;
-  for (;;) {
-    try {
-      return await callControlOnce(poolDir, command, args, onProgress, timeoutMs);
-    } catch (err) {
-      const starting = err instanceof NotListening && readLockOwner(poolDir) !== undefined && Date.now() < deadline;
-      if (!starting) throw err instanceof NotListening ? new Error(`cannot reach the daemon of ${poolDir}: ${err.message}`) : err;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
-
-/** The socket is missing or refuses connections: nothing was sent, so trying again is safe. */
-class NotListening extends Error {}
-
-function callControlOnce(poolDir: string, command: string, args: CommandArgs, onProgress: ((p: OperationProgress) => void) | undefined, timeoutMs: number): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect(socketPath(poolDir));
-    let connected = false;
-    let timer: NodeJS.Timeout;
-    const arm = () => {
-      clearTimeout(timer);
-      timer = setTimeout(() => {
-        sock.destroy();
-        reject(new Error(`the daemon of ${poolDir} did not answer '${command}' within ${timeoutMs / 1000}s`));
-      }, timeoutMs);
-    };
-    arm();
-    // Replies can be large (a long event log), but not without end.
-    const reader = new LineReader(256 * 1024 * 1024);
-    sock.on('connect', () => {
-      connected = true;
-      sock.write(JSON.stringify({ command, args, traceId: currentTrace()?.traceId } satisfies Request) + '\n');
-    });
-    sock.on('data', (chunk: Buffer) => {
-      let lines: string[];
-      try {
-        lines = reader.push(chunk);
-      } catch (err) {
-        clearTimeout(timer);
-        sock.destroy();
-        reject(new Error(`the daemon of ${poolDir} sent a reply that is too long: ${(err as Error).message}`));
-        return;
-      }
-      for (const line of lines) {
-        const msg = JSON.parse(line) as Reply | ProgressLine;
-        if ('progress' in msg) {
-          arm();
-          onProgress?.(msg.progress);
-          continue;
-        }
-        clearTimeout(timer);
-        sock.end();
-        if (msg.ok) resolve(msg.result);
-        else reject(msg.usage ? new UsageError(msg.error) : new ControlError(msg.error, msg.code));
-        return;
-      }
-    });
-    sock.on('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      if (!connected && (err.code === 'ENOENT' || err.code === 'ECONNREFUSED')) reject(new NotListening(err.message));
-      else reject(new Error(`cannot reach the daemon of ${poolDir}: ${err.message}`));
-    });
-  });
 }

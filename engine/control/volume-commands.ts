@@ -8,7 +8,8 @@ import { bindVolume, isOurMount, mountFlagProblem, mountState, PRIVILEGED_MOUNT_
 import { readMounts } from '../util/mountinfo.js';
 import { VolumeError, volumesOf, type VolumeRow } from '../volumes/volumes.js';
 import { jsonStrings, type CommandArgs } from './args.js';
-import type { CommandContext } from './commands.js';
+import type { CommandContext, PoolCommandTable } from './context.js';
+import type { PoolCommandName, VolumeInfo } from './protocol.js';
 
 const log = logger('volumes');
 
@@ -44,7 +45,7 @@ function identity(ctx: CommandContext, volume: string): Required<VolumeMountIden
   return { fsname: `dynamicfs:${ctx.pool.name}`, volume };
 }
 
-function describe(ctx: CommandContext, v: VolumeRow): Record<string, unknown> {
+function describe(ctx: CommandContext, v: VolumeRow): VolumeInfo {
   return { ...v, usage: volumesOf(ctx.pool, ctx.fs).usageOf(v.name), published: publications(ctx, v.name).map((p) => p.target) };
 }
 
@@ -91,7 +92,7 @@ export async function restorePublications(ctx: CommandContext): Promise<number> 
 }
 
 /** Volume commands, served by the pool's daemon (the CSI plugin calls them over the control socket). */
-export const volumeCommands: Record<string, (ctx: CommandContext, args: CommandArgs) => Promise<unknown>> = {
+export const volumeCommands: PoolCommandTable<Extract<PoolCommandName, `volume-${string}`>> = {
   async 'volume-create'(ctx, args) {
     const context = typeof args.context === 'string' ? (JSON.parse(args.context) as Record<string, string>) : {};
     const { volume, created } = volumesOf(ctx.pool, ctx.fs).create({

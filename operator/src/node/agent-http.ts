@@ -1,8 +1,8 @@
 import { readdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { AggregatorRegistry } from 'prom-client';
-import { callControl } from '../../../engine/control/socket.js';
-import type { HttpReply } from '../../../engine/observability/http-server.js';
+import { callControl } from '../../../engine/control/client.js';
+import type { HttpReply } from '../../../engine/control/protocol.js';
 import { readLockOwner } from '../../../engine/pool/lock.js';
 
 const json = (status: number, v: unknown): HttpReply => ({ status, type: 'application/json', body: JSON.stringify(v, null, 2) + '\n' });
@@ -22,7 +22,7 @@ export async function agentHttp(target: string, stateDir: string): Promise<HttpR
   const p = new URL(target, 'http://x').pathname;
   const dirs = poolDirs(stateDir);
   if (p === '/healthz') return json(200, { alive: true, pools: dirs.length });
-  const ask = async (dir: string, route: string) => (readLockOwner(dir) ? ((await callControl(dir, 'http', { path: route }, undefined, 10_000)) as HttpReply) : null);
+  const ask = async (dir: string, route: string) => (readLockOwner(dir) ? await callControl(dir, 'http', { path: route }, undefined, 10_000) : null);
   if (p === '/readyz') {
     const down = [];
     for (const d of dirs) if (!(await ask(d, '/readyz').catch(() => null))) down.push(path.basename(d));

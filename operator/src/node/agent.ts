@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import type { PoolStatus as EngineStatus } from '../../../engine/report/status.js';
-import { callControl } from '../../../engine/control/socket.js';
+import { callControl } from '../../../engine/control/client.js';
 import { logger } from '../../../engine/observability/logger.js';
 import { withTrace } from '../../../engine/observability/trace.js';
 import { readLockOwner } from '../../../engine/pool/lock.js';
@@ -134,7 +134,7 @@ export class NodeAgent {
       await callControl(d.pool, 'config-apply', { file: JSON.stringify(configSpec ?? {}), source: `DynamicFSConfig ${pool.spec.configRef ?? '(none)'}` });
       log.event('info', `configuration of pool ${name} updated from DynamicFSConfig ${pool.spec.configRef}`, { pool: name });
     }
-    const engine = (await callControl(d.pool, 'status', {}, undefined, 30_000)) as EngineStatus;
+    const engine = await callControl(d.pool, 'status', {}, undefined, 30_000);
     // Disks: add what spec lists and the pool lacks; drain what the operator approved. A path the
     // rules refuse is never created nor added: it shows as 'refused' in the status, with the reason.
     const refused = new Map<string, string>();
@@ -229,9 +229,9 @@ export class NodeAgent {
     let engine = known;
     if (!engine) {
       if (!readLockOwner(poolDir)) return;
-      engine = (await callControl(poolDir, 'status', {}, undefined, 30_000)) as EngineStatus;
+      engine = await callControl(poolDir, 'status', {}, undefined, 30_000);
     }
-    const volumes = ((await callControl(poolDir, 'volume-list', {})) as { volumes: unknown[] }).volumes.length;
+    const volumes = (await callControl(poolDir, 'volume-list', {})).volumes.length;
     const wanted = new Set(pool.spec.disks.map((x) => path.resolve(x.path)));
     const disks = [
       ...engine.disks.map((x) => ({

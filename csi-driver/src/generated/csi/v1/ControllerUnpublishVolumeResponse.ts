@@ -1,0 +1,8 @@
+// Original file: csi-driver/proto/csi.proto
+
+
+export interface ControllerUnpublishVolumeResponse {
+}
+
+export interface ControllerUnpublishVolumeResponse__Output {
+}
