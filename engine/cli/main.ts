@@ -6,15 +6,14 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { ControlError, type TuneArgs } from '../control/protocol.js';
 import { runPoolDaemon } from '../daemon/pool-daemon.js';
-import { FileSystem } from '../fs/filesystem.js';
 import { isMounted, lazyUnmount } from '../fuse/mount.js';
-import { CHECKSUM_ALGORITHMS, DEFAULT_CHECKSUM, isChecksumAlgorithm } from '../integrity/algorithms.js';
+import { CHECKSUM_ALGORITHMS, isChecksumAlgorithm } from '../integrity/algorithms.js';
 import { readConfigFile, resolveConfig } from '../config/load.js';
 import { LOG_LEVELS, PRESET_NAMES, type LogLevel, type PresetName } from '../config/schema.js';
 import { parseListen } from '../util/listen.js';
 import { configureLogging, type LogFormat } from '../observability/logger.js';
 import { PoolBusyError, readLockOwner } from '../pool/lock.js';
-import { Pool, type OperationProgress } from '../pool/pool.js';
+import { Pool } from '../pool/pool.js';
 import { DEFAULT_TIER, EXTENT_SIZE_RULE, isExtentSize, TIERS } from '../config/rules.js';
 import { formatPolicy, parsePolicy } from '../redundancy/policy.js';
 import { UsageError } from '../util/errors.js';
@@ -394,5 +393,11 @@ export async function main(argv: string[]): Promise<number> {
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   // main() returns when the command is done (for a foreground mount: after a clean unmount).
-  main(process.argv).then((code) => process.exit(code));
+  main(process.argv).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`dynamicfs: error: ${String(err)}\n`);
+      process.exit(EXIT_FAILURE);
+    },
+  );
 }
