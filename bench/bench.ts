@@ -28,11 +28,18 @@ const json = process.argv.includes('--json');
 type Role = 'raw' | 'mergerfs' | 'ceiling' | 'minimal' | 'same-ra' | 'kernel' | 'dynamicfs';
 
 interface HealFigures {
-  rawReadMiBs: number; scrubMiBs: number; rebuildMiBs: number; rebuildReadMiBs: number; scrubBytes: number; rebuildBytes: number;
+  rawReadMiBs: number;
+  scrubMiBs: number;
+  rebuildMiBs: number;
+  rebuildReadMiBs: number;
+  scrubBytes: number;
+  rebuildBytes: number;
   /** Each against the cat run right before it. */
-  scrubVsRaw: number; rebuildVsRaw: number;
+  scrubVsRaw: number;
+  rebuildVsRaw: number;
   /** Scrub and rebuild in whole CLI runs (process start, pool open and close included). */
-  scrubWallMiBs: number; rebuildReadWallMiBs: number;
+  scrubWallMiBs: number;
+  rebuildReadWallMiBs: number;
 }
 
 interface Target {
@@ -180,8 +187,16 @@ function dynamicfsTarget(policy: string): Target {
   /** cat of every fragment file, caches dropped first: the disks' own read rate for these files. */
   const catFragments = (): number => {
     dropCaches();
-    const [, secs] = timed(() => execFileSync('bash', ['-c', 'find "$@" -type f -print0 | xargs -0 cat > /dev/null', 'raw', ...fragmentDirs]));
-    const bytes = Number(execFileSync('du', ['-cb', ...fragmentDirs], { encoding: 'utf8' }).trim().split('\n').pop()?.split('\t')[0]);
+    const [, secs] = timed(() =>
+      execFileSync('bash', ['-c', 'find "$@" -type f -print0 | xargs -0 cat > /dev/null', 'raw', ...fragmentDirs]),
+    );
+    const bytes = Number(
+      execFileSync('du', ['-cb', ...fragmentDirs], { encoding: 'utf8' })
+        .trim()
+        .split('\n')
+        .pop()
+        ?.split('\t')[0],
+    );
     return bytes / 2 ** 20 / secs;
   };
   return {
@@ -197,32 +212,40 @@ function dynamicfsTarget(policy: string): Target {
     async down() {
       cli('unmount', pool);
     },
-    heal: policy === 'replication:1' ? undefined : async () => {
-      await mount();
-      timeDd(['if=/dev/zero', `of=${path.join(mnt, 'heal')}`, 'bs=1M', `count=${SIZE_MIB}`]);
-      cli('unmount', pool);
-      // Each operation is compared with a cat run right before it, so both see the disks in the same mood.
-      const rawBeforeScrub = catFragments();
-      dropCaches();
-      const [scrubOut, scrubWall] = timed(() => cli('scrub', pool, '--json'));
-      const scrub = JSON.parse(scrubOut) as { bytesRead: number; startedAt: string; finishedAt: string };
-      cli('set-disk-health', pool, disks[0], 'failed', '--reason', 'bench');
-      const rawBeforeRebuild = catFragments();
-      dropCaches();
-      const [rebuildOut, rebuildWall] = timed(() => cli('rebuild', pool, '--json'));
-      const rebuilt = JSON.parse(rebuildOut) as { bytesWritten: number; bytesRead: number; startedAt: string; finishedAt: string };
-      const scrubSecs = reportSeconds(scrub);
-      const rebuildSecs = reportSeconds(rebuilt);
-      const scrubMiBs = scrub.bytesRead / 2 ** 20 / scrubSecs;
-      const rebuildReadMiBs = rebuilt.bytesRead / 2 ** 20 / rebuildSecs;
-      return {
-        rawReadMiBs: (rawBeforeScrub + rawBeforeRebuild) / 2,
-        scrubMiBs, rebuildMiBs: rebuilt.bytesWritten / 2 ** 20 / rebuildSecs, rebuildReadMiBs,
-        scrubBytes: scrub.bytesRead, rebuildBytes: rebuilt.bytesWritten,
-        scrubVsRaw: scrubMiBs / rawBeforeScrub, rebuildVsRaw: rebuildReadMiBs / rawBeforeRebuild,
-        scrubWallMiBs: scrub.bytesRead / 2 ** 20 / scrubWall, rebuildReadWallMiBs: rebuilt.bytesRead / 2 ** 20 / rebuildWall,
-      };
-    },
+    heal:
+      policy === 'replication:1'
+        ? undefined
+        : async () => {
+            await mount();
+            timeDd(['if=/dev/zero', `of=${path.join(mnt, 'heal')}`, 'bs=1M', `count=${SIZE_MIB}`]);
+            cli('unmount', pool);
+            // Each operation is compared with a cat run right before it, so both see the disks in the same mood.
+            const rawBeforeScrub = catFragments();
+            dropCaches();
+            const [scrubOut, scrubWall] = timed(() => cli('scrub', pool, '--json'));
+            const scrub = JSON.parse(scrubOut) as { bytesRead: number; startedAt: string; finishedAt: string };
+            cli('set-disk-health', pool, disks[0], 'failed', '--reason', 'bench');
+            const rawBeforeRebuild = catFragments();
+            dropCaches();
+            const [rebuildOut, rebuildWall] = timed(() => cli('rebuild', pool, '--json'));
+            const rebuilt = JSON.parse(rebuildOut) as { bytesWritten: number; bytesRead: number; startedAt: string; finishedAt: string };
+            const scrubSecs = reportSeconds(scrub);
+            const rebuildSecs = reportSeconds(rebuilt);
+            const scrubMiBs = scrub.bytesRead / 2 ** 20 / scrubSecs;
+            const rebuildReadMiBs = rebuilt.bytesRead / 2 ** 20 / rebuildSecs;
+            return {
+              rawReadMiBs: (rawBeforeScrub + rawBeforeRebuild) / 2,
+              scrubMiBs,
+              rebuildMiBs: rebuilt.bytesWritten / 2 ** 20 / rebuildSecs,
+              rebuildReadMiBs,
+              scrubBytes: scrub.bytesRead,
+              rebuildBytes: rebuilt.bytesWritten,
+              scrubVsRaw: scrubMiBs / rawBeforeScrub,
+              rebuildVsRaw: rebuildReadMiBs / rawBeforeRebuild,
+              scrubWallMiBs: scrub.bytesRead / 2 ** 20 / scrubWall,
+              rebuildReadWallMiBs: rebuilt.bytesRead / 2 ** 20 / rebuildWall,
+            };
+          },
   };
 }
 
@@ -231,7 +254,13 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-interface Row { target: Target; dir: string; writes: number[]; reads: number[]; heal?: HealFigures }
+interface Row {
+  target: Target;
+  dir: string;
+  writes: number[];
+  reads: number[];
+  heal?: HealFigures;
+}
 
 /** One write and one read of the file on one target; the file is removed after (except on the do-nothing mounts). */
 function round(row: Row): void {
@@ -250,8 +279,15 @@ function pairedRatio(target: number[], reference: number[]): number {
 
 async function main(): Promise<void> {
   const targets = [
-    rawTarget(), mergerfsTarget(), nullTarget('ceiling'), nullTarget('minimal'), nullTarget('same-ra'), kernelTarget(),
-    dynamicfsTarget('replication:1'), dynamicfsTarget('replication:2'), dynamicfsTarget('erasure:4+2'),
+    rawTarget(),
+    mergerfsTarget(),
+    nullTarget('ceiling'),
+    nullTarget('minimal'),
+    nullTarget('same-ra'),
+    kernelTarget(),
+    dynamicfsTarget('replication:1'),
+    dynamicfsTarget('replication:2'),
+    dynamicfsTarget('erasure:4+2'),
   ];
   const rows: Row[] = [];
   try {
@@ -293,34 +329,84 @@ async function main(): Promise<void> {
     write_seconds: r.writes.map((x) => +x.toFixed(2)),
     read_seconds: r.reads.map((x) => +x.toFixed(2)),
   }));
-  const heal = rows.filter((r) => r.heal).map((r) => {
-    const h = r.heal as HealFigures;
-    return {
-      target: r.target.name, raw_fragment_read_mib_s: Math.round(h.rawReadMiBs), scrub_mib_s: Math.round(h.scrubMiBs),
-      rebuild_written_mib_s: Math.round(h.rebuildMiBs), rebuild_read_mib_s: Math.round(h.rebuildReadMiBs),
-      scrub_vs_raw: +h.scrubVsRaw.toFixed(2), rebuild_vs_raw: +h.rebuildVsRaw.toFixed(2),
-      scrub_cli_mib_s: Math.round(h.scrubWallMiBs), rebuild_read_cli_mib_s: Math.round(h.rebuildReadWallMiBs),
-      scrub_bytes: h.scrubBytes, rebuild_bytes: h.rebuildBytes,
-    };
-  });
+  const heal = rows
+    .filter((r) => r.heal)
+    .map((r) => {
+      const h = r.heal as HealFigures;
+      return {
+        target: r.target.name,
+        raw_fragment_read_mib_s: Math.round(h.rawReadMiBs),
+        scrub_mib_s: Math.round(h.scrubMiBs),
+        rebuild_written_mib_s: Math.round(h.rebuildMiBs),
+        rebuild_read_mib_s: Math.round(h.rebuildReadMiBs),
+        scrub_vs_raw: +h.scrubVsRaw.toFixed(2),
+        rebuild_vs_raw: +h.rebuildVsRaw.toFixed(2),
+        scrub_cli_mib_s: Math.round(h.scrubWallMiBs),
+        rebuild_read_cli_mib_s: Math.round(h.rebuildReadWallMiBs),
+        scrub_bytes: h.scrubBytes,
+        rebuild_bytes: h.rebuildBytes,
+      };
+    });
   if (json) {
     process.stdout.write(JSON.stringify({ sizeMiB: SIZE_MIB, rounds: ROUNDS, results: out, heal }, null, 2) + '\n');
     return;
   }
   printTable(
     `${SIZE_MIB} MiB file, 1 MiB blocks, ${ROUNDS} interleaved rounds, caches dropped before every write and read; MiB/s: median; ratios: median of per-round ratios\n` +
-      'ceiling: the do-nothing mount answering every operation DynamicFS implements; no-xattr: without xattr handlers (no getxattr before each write); same-RA: the ceiling with DynamicFS\'s read-ahead;\n' +
-      '/dev/fuse, no binding: the same answers from a server speaking the kernel protocol itself (1 MiB requests, DynamicFS\'s read-ahead)',
-    ['target', 'write MiB/s', 'read MiB/s', 'write/ceiling', 'read/ceiling', 'write/no-xattr', 'read/no-xattr', 'read/same-RA', 'read/raw-dir', 'write/mergerfs', 'read/mergerfs'],
-    out.map((o) => [o.target, String(o.write_mib_s), String(o.read_mib_s), o.write_vs_ceiling.toFixed(2), o.read_vs_ceiling.toFixed(2), o.write_vs_no_xattr_ceiling.toFixed(2),
-      o.read_vs_no_xattr_ceiling.toFixed(2), o.read_vs_same_readahead.toFixed(2), o.read_vs_raw_directory.toFixed(2), o.write_vs_mergerfs.toFixed(2), o.read_vs_mergerfs.toFixed(2)]),
+      "ceiling: the do-nothing mount answering every operation DynamicFS implements; no-xattr: without xattr handlers (no getxattr before each write); same-RA: the ceiling with DynamicFS's read-ahead;\n" +
+      "/dev/fuse, no binding: the same answers from a server speaking the kernel protocol itself (1 MiB requests, DynamicFS's read-ahead)",
+    [
+      'target',
+      'write MiB/s',
+      'read MiB/s',
+      'write/ceiling',
+      'read/ceiling',
+      'write/no-xattr',
+      'read/no-xattr',
+      'read/same-RA',
+      'read/raw-dir',
+      'write/mergerfs',
+      'read/mergerfs',
+    ],
+    out.map((o) => [
+      o.target,
+      String(o.write_mib_s),
+      String(o.read_mib_s),
+      o.write_vs_ceiling.toFixed(2),
+      o.read_vs_ceiling.toFixed(2),
+      o.write_vs_no_xattr_ceiling.toFixed(2),
+      o.read_vs_no_xattr_ceiling.toFixed(2),
+      o.read_vs_same_readahead.toFixed(2),
+      o.read_vs_raw_directory.toFixed(2),
+      o.write_vs_mergerfs.toFixed(2),
+      o.read_vs_mergerfs.toFixed(2),
+    ]),
   );
   printTable(
     '\nscrub (every fragment read and verified) and rebuild (one of 7 disks failed) against cat of the fragment files run right before each;\n' +
       'rates over the operation as the engine timed it (its report\'s start and end); "CLI" columns include starting the process and opening and closing the pool',
-    ['target', 'raw MiB/s', 'scrub MiB/s', 'rebuild read MiB/s', 'rebuild written MiB/s', 'scrub/raw', 'rebuild/raw', 'scrub CLI MiB/s', 'rebuild read CLI MiB/s'],
-    heal.map((h) => [h.target, String(h.raw_fragment_read_mib_s), String(h.scrub_mib_s), String(h.rebuild_read_mib_s), String(h.rebuild_written_mib_s), h.scrub_vs_raw.toFixed(2),
-      h.rebuild_vs_raw.toFixed(2), String(h.scrub_cli_mib_s), String(h.rebuild_read_cli_mib_s)]),
+    [
+      'target',
+      'raw MiB/s',
+      'scrub MiB/s',
+      'rebuild read MiB/s',
+      'rebuild written MiB/s',
+      'scrub/raw',
+      'rebuild/raw',
+      'scrub CLI MiB/s',
+      'rebuild read CLI MiB/s',
+    ],
+    heal.map((h) => [
+      h.target,
+      String(h.raw_fragment_read_mib_s),
+      String(h.scrub_mib_s),
+      String(h.rebuild_read_mib_s),
+      String(h.rebuild_written_mib_s),
+      h.scrub_vs_raw.toFixed(2),
+      h.rebuild_vs_raw.toFixed(2),
+      String(h.scrub_cli_mib_s),
+      String(h.rebuild_read_cli_mib_s),
+    ]),
   );
 }
 

@@ -8,7 +8,19 @@
  */
 import path from 'node:path';
 import { MAX_BACKGROUND, setReadAhead } from '../engine/fuse/mount.js';
-import { attrOut, entryOut, initOut, INIT_WANTED, OP, openOut, parseInit, statfsOut, u32Out, type Attributes, type Request } from '../engine/fuse/kernel/protocol.js';
+import {
+  attrOut,
+  entryOut,
+  initOut,
+  INIT_WANTED,
+  OP,
+  openOut,
+  parseInit,
+  statfsOut,
+  u32Out,
+  type Attributes,
+  type Request,
+} from '../engine/fuse/kernel/protocol.js';
 import { KernelSession } from '../engine/fuse/kernel/session.js';
 
 const mnt = path.resolve(process.argv[2]);
@@ -22,9 +34,22 @@ const ENODATA = 61;
 const ENOSYS = 38;
 
 const now = Date.now();
-const attr = (node: number): Attributes => node === ROOT
-  ? { ino: ROOT, size: 4096, blocks: 8, atime: now, mtime: now, ctime: now, mode: 0o040755, nlink: 2, uid: 0, gid: 0, blksize: 4096 }
-  : { ino: FILE, size: FILE_SIZE, blocks: FILE_SIZE / 512, atime: now, mtime: now, ctime: now, mode: 0o100644, nlink: 1, uid: 0, gid: 0, blksize: 4096 };
+const attr = (node: number): Attributes =>
+  node === ROOT
+    ? { ino: ROOT, size: 4096, blocks: 8, atime: now, mtime: now, ctime: now, mode: 0o040755, nlink: 2, uid: 0, gid: 0, blksize: 4096 }
+    : {
+        ino: FILE,
+        size: FILE_SIZE,
+        blocks: FILE_SIZE / 512,
+        atime: now,
+        mtime: now,
+        ctime: now,
+        mode: 0o100644,
+        nlink: 1,
+        uid: 0,
+        gid: 0,
+        blksize: 4096,
+      };
 const zeros = Buffer.alloc(MAX_PAGES * 4096);
 /** The largest read and write requests seen, printed at exit: they show what the kernel agreed to. */
 const largest = { read: 0, write: 0 };
@@ -66,7 +91,18 @@ function answer(req: Request): void {
     case OP.READDIR:
       return ok();
     case OP.STATFS:
-      return ok(statfsOut({ blocks: 1 << 20, bfree: 1 << 20, bavail: 1 << 20, files: 1 << 20, ffree: 1 << 20, bsize: 4096, namemax: 255, frsize: 4096 }));
+      return ok(
+        statfsOut({
+          blocks: 1 << 20,
+          bfree: 1 << 20,
+          bavail: 1 << 20,
+          files: 1 << 20,
+          ffree: 1 << 20,
+          bsize: 4096,
+          namemax: 255,
+          frsize: 4096,
+        }),
+      );
     case OP.GETXATTR:
       return fail(ENODATA);
     case OP.RELEASE:
@@ -79,7 +115,11 @@ function answer(req: Request): void {
   }
 }
 
-const session = new KernelSession(mnt, { fsname: 'kernelnull', subtype: 'kernelnull', allowOther: false, defaultPermissions: true, maxPages: MAX_PAGES, readers: 2 }, answer);
+const session = new KernelSession(
+  mnt,
+  { fsname: 'kernelnull', subtype: 'kernelnull', allowOther: false, defaultPermissions: true, maxPages: MAX_PAGES, readers: 2 },
+  answer,
+);
 await session.mount();
 process.stdout.write('ready\n');
 process.on('exit', () => process.stdout.write(`largest requests: read ${largest.read} write ${largest.write}\n`));

@@ -28,7 +28,20 @@ const minimal: Operations = {
 const rest: Operations = {
   init: (cb) => cb(0),
   fgetattr: (p, _fd, cb) => getattr(p, cb),
-  statfs: (_p, cb) => cb(0, { bsize: 4096, frsize: 4096, blocks: 1 << 20, bfree: 1 << 20, bavail: 1 << 20, files: 1 << 20, ffree: 1 << 20, favail: 1 << 20, fsid: 0, flag: 0, namemax: 255 }),
+  statfs: (_p, cb) =>
+    cb(0, {
+      bsize: 4096,
+      frsize: 4096,
+      blocks: 1 << 20,
+      bfree: 1 << 20,
+      bavail: 1 << 20,
+      files: 1 << 20,
+      ffree: 1 << 20,
+      favail: 1 << 20,
+      fsid: 0,
+      flag: 0,
+      namemax: 255,
+    }),
   fsyncdir: (_p, _d, _fd, cb) => cb(0),
   unlink: (_p, cb) => cb(0),
   rename: (_s, _d, cb) => cb(0),

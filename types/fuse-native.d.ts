@@ -2,12 +2,32 @@
 declare module 'fuse-native' {
   type Cb<T extends unknown[] = []> = (err: number, ...rest: T) => void;
   export interface Stat {
-    mode: number; uid: number; gid: number; size: number; dev?: number; nlink: number; ino: number;
-    rdev?: number; blksize?: number; blocks?: number; atime: number | Date; mtime: number | Date; ctime: number | Date;
+    mode: number;
+    uid: number;
+    gid: number;
+    size: number;
+    dev?: number;
+    nlink: number;
+    ino: number;
+    rdev?: number;
+    blksize?: number;
+    blocks?: number;
+    atime: number | Date;
+    mtime: number | Date;
+    ctime: number | Date;
   }
   export interface StatFs {
-    bsize: number; frsize: number; blocks: number; bfree: number; bavail: number;
-    files: number; ffree: number; favail: number; fsid: number; flag: number; namemax: number;
+    bsize: number;
+    frsize: number;
+    blocks: number;
+    bfree: number;
+    bavail: number;
+    files: number;
+    ffree: number;
+    favail: number;
+    fsid: number;
+    flag: number;
+    namemax: number;
   }
   export interface Operations {
     init?(cb: Cb): void;
@@ -42,8 +62,15 @@ declare module 'fuse-native' {
     removexattr?(path: string, name: string, cb: Cb): void;
   }
   export interface Options {
-    timeout?: number | false; force?: boolean; mkdir?: boolean; debug?: boolean; allowOther?: boolean;
-    defaultPermissions?: boolean; fsname?: string; subtype?: string; autoUnmount?: boolean;
+    timeout?: number | false;
+    force?: boolean;
+    mkdir?: boolean;
+    debug?: boolean;
+    allowOther?: boolean;
+    defaultPermissions?: boolean;
+    fsname?: string;
+    subtype?: string;
+    autoUnmount?: boolean;
   }
   export default class Fuse {
     constructor(mnt: string, ops: Operations, opts?: Options);

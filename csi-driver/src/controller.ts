@@ -14,7 +14,8 @@ const KNOWN_PARAMETERS = new Set(['pool', 'redundancy', 'tier', 'inodes']);
 /** StorageClass parameters checked before anything is looked up. Keys the CO adds (csi.storage.k8s.io/...) pass. */
 function parameters(p: Record<string, string>): { pool?: string; redundancy?: string; tier?: string; inodes?: number } {
   for (const k of Object.keys(p)) {
-    if (!KNOWN_PARAMETERS.has(k) && !k.startsWith('csi.storage.k8s.io/')) throw invalid(`unknown parameter '${k}' (known: ${[...KNOWN_PARAMETERS].join(', ')})`);
+    if (!KNOWN_PARAMETERS.has(k) && !k.startsWith('csi.storage.k8s.io/'))
+      throw invalid(`unknown parameter '${k}' (known: ${[...KNOWN_PARAMETERS].join(', ')})`);
   }
   let redundancy: string | undefined;
   if (p.redundancy) {
@@ -28,7 +29,8 @@ function parameters(p: Record<string, string>): { pool?: string; redundancy?: st
   let inodes: number | undefined;
   if (p.inodes) {
     inodes = Number(p.inodes);
-    if (!/^[0-9]+$/.test(p.inodes) || !Number.isSafeInteger(inodes) || inodes < 1 || inodes > MAX_INODES) throw invalid(`parameter inodes: '${p.inodes}' is not a whole number from 1 to ${MAX_INODES}`);
+    if (!/^[0-9]+$/.test(p.inodes) || !Number.isSafeInteger(inodes) || inodes < 1 || inodes > MAX_INODES)
+      throw invalid(`parameter inodes: '${p.inodes}' is not a whole number from 1 to ${MAX_INODES}`);
   }
   return { pool: p.pool || undefined, redundancy, tier: p.tier || undefined, inodes };
 }
@@ -38,7 +40,8 @@ export function capacityFor(range: CapacityRange | null | undefined, fallback = 
   const required = range?.required_bytes ?? 0;
   const limit = range?.limit_bytes ?? 0;
   if (required < 0 || limit < 0) throw new CsiError(status.OUT_OF_RANGE, 'capacity_range bytes cannot be negative');
-  if (limit > 0 && required > limit) throw new CsiError(status.OUT_OF_RANGE, `capacity_range: required_bytes ${required} exceeds limit_bytes ${limit}`);
+  if (limit > 0 && required > limit)
+    throw new CsiError(status.OUT_OF_RANGE, `capacity_range: required_bytes ${required} exceeds limit_bytes ${limit}`);
   if (required > 0) return required;
   return limit > 0 ? Math.min(limit, fallback) : fallback;
 }
@@ -52,7 +55,8 @@ function reachable(ctx: PluginContext, req: { requisite: Topology[] } | null): b
 
 function toCsiVolume(ctx: PluginContext, pool: string, v: VolumeInfo) {
   return {
-    capacity_bytes: v.capacity, volume_id: volumeId({ pool, name: v.name }),
+    capacity_bytes: v.capacity,
+    volume_id: volumeId({ pool, name: v.name }),
     volume_context: { pool, redundancy: v.policy, ...(v.tier ? { tier: v.tier } : {}) },
     accessible_topology: [topology(ctx)],
   } satisfies Volume;
@@ -78,7 +82,11 @@ export function controllerService(ctx: PluginContext): ControllerService {
       const pool = ctx.engines.choose(params.pool);
       return ctx.locks.with(`${pool}:${req.name}`, async () => {
         const r = await ctx.engines.call(pool, 'volume-create', {
-          name: req.name, capacity, policy: params.redundancy, tier: params.tier, inodes: params.inodes,
+          name: req.name,
+          capacity,
+          policy: params.redundancy,
+          tier: params.tier,
+          inodes: params.inodes,
         });
         return { volume: toCsiVolume(ctx, pool, r.volume) };
       });
@@ -119,7 +127,10 @@ export function controllerService(ctx: PluginContext): ControllerService {
       all.sort((a, b) => a.volume_id.localeCompare(b.volume_id));
       // The token is the id of the last entry returned: volumes created or deleted between pages move nothing.
       if (req.starting_token && !/^[^\0/]{1,300}:[^\0/]{1,200}$/.test(req.starting_token)) {
-        throw new CsiError(status.ABORTED, `starting_token '${req.starting_token.slice(0, 80)}' was not issued by this plugin; list again from the start`);
+        throw new CsiError(
+          status.ABORTED,
+          `starting_token '${req.starting_token.slice(0, 80)}' was not issued by this plugin; list again from the start`,
+        );
       }
       const rest = req.starting_token ? all.filter((v) => v.volume_id > req.starting_token) : all;
       const page = req.max_entries > 0 ? rest.slice(0, req.max_entries) : rest;

@@ -13,7 +13,10 @@ import { status } from '@grpc/grpc-js';
  */
 export class Engines {
   /** `pools`: name to directory; `poolsDir`: a directory whose subdirectories holding a pool.json are pools (the node agent's). */
-  constructor(private readonly fixed: Map<string, string>, private readonly poolsDir: string | null = null) {}
+  constructor(
+    private readonly fixed: Map<string, string>,
+    private readonly poolsDir: string | null = null,
+  ) {}
 
   /** The pools now: fixed ones plus what the node agent has created since the last call. */
   private get pools(): Map<string, string> {
@@ -60,7 +63,8 @@ export class Engines {
   async call<C extends CommandName>(pool: string, command: C, args: ArgsOf<C>, timeoutMs = 60_000): Promise<ResultOf<C>> {
     const dir = this.pools.get(pool);
     if (!dir) throw invalid(`pool '${pool}' is not a pool of this node`);
-    if (!readLockOwner(dir)) throw new CsiError(status.UNAVAILABLE, `pool ${pool} (${dir}) is not served: its engine daemon is not running`);
+    if (!readLockOwner(dir))
+      throw new CsiError(status.UNAVAILABLE, `pool ${pool} (${dir}) is not served: its engine daemon is not running`);
     return callControl(dir, command, args, undefined, timeoutMs);
   }
 

@@ -3,7 +3,10 @@ import { ControlError, type ControlCode } from '../../engine/control/protocol.js
 
 /** A gRPC error with the spec's code and a message a person can act on. */
 export class CsiError extends Error {
-  constructor(readonly code: status, message: string) {
+  constructor(
+    readonly code: status,
+    message: string,
+  ) {
     super(message);
     this.name = 'CsiError';
   }

@@ -25,7 +25,7 @@ export async function main(argv: string[]): Promise<void> {
     .requiredOption('--endpoint <endpoint>', 'gRPC endpoint, unix:///csi/csi.sock')
     .option('--node-id <id>', 'this node (Kubernetes node name; default $NODE_NAME)', process.env.NODE_NAME ?? os.hostname())
     .option('--pool <name=dir>', 'a pool of this node and its directory (repeatable); its engine daemon serves it', collect, [])
-    .option('--pools-dir <dir>', "also every pool the node agent created under this directory (its --state-dir/pools)")
+    .option('--pools-dir <dir>', 'also every pool the node agent created under this directory (its --state-dir/pools)')
     .option('--target-root <dir>', 'directory target paths must lie strictly inside (repeatable)', collect, [])
     .option('--ephemeral', 'serve inline ephemeral volumes (off by default: whoever creates a pod chooses their attributes)')
     .option('--ephemeral-max-size <size>', 'largest inline volume a pod may ask for', '1Gi')
@@ -33,13 +33,29 @@ export async function main(argv: string[]): Promise<void> {
     .option('--ephemeral-redundancy <policy>', 'a policy inline volumes may ask for (repeatable; none: the pool default only)', collect, [])
     .option('--ephemeral-pool <name>', 'a pool inline volumes may name (repeatable; none: any pool of the node)', collect, [])
     .option('--ephemeral-tier <tier>', 'a tier inline volumes may name (repeatable; none: no tier)', collect, [])
-    .option('--allow-mount-option <option>', `a mount option beyond nosuid,nodev that publications may carry: ${[...PRIVILEGED_MOUNT_FLAGS].join(' or ')} (repeatable)`, collect, [])
+    .option(
+      '--allow-mount-option <option>',
+      `a mount option beyond nosuid,nodev that publications may carry: ${[...PRIVILEGED_MOUNT_FLAGS].join(' or ')} (repeatable)`,
+      collect,
+      [],
+    )
     .addOption(new Option('--log-format <format>').choices(['auto', 'json', 'pretty']).default('auto'))
     .option('--log-level <level>', 'log level', 'info')
     .parse(argv);
   const o = program.opts<{
-    endpoint: string; nodeId: string; pool: string[]; poolsDir?: string; targetRoot: string[]; logFormat: LogFormat; logLevel: string;
-    ephemeral?: boolean; ephemeralMaxSize: string; ephemeralDefaultSize: string; ephemeralRedundancy: string[]; ephemeralPool: string[]; ephemeralTier: string[];
+    endpoint: string;
+    nodeId: string;
+    pool: string[];
+    poolsDir?: string;
+    targetRoot: string[];
+    logFormat: LogFormat;
+    logLevel: string;
+    ephemeral?: boolean;
+    ephemeralMaxSize: string;
+    ephemeralDefaultSize: string;
+    ephemeralRedundancy: string[];
+    ephemeralPool: string[];
+    ephemeralTier: string[];
     allowMountOption: string[];
   }>();
   configureLogging({ format: o.logFormat, level: o.logLevel as 'info' });
@@ -49,7 +65,9 @@ export async function main(argv: string[]): Promise<void> {
     if (i <= 0) throw new Error(`--pool '${spec}' must be NAME=DIRECTORY`);
     pools.set(spec.slice(0, i), path.resolve(spec.slice(i + 1)));
   }
-  for (const m of o.allowMountOption) if (!PRIVILEGED_MOUNT_FLAGS.has(m)) throw new Error(`--allow-mount-option '${m}' is not one of ${[...PRIVILEGED_MOUNT_FLAGS].join(', ')}`);
+  for (const m of o.allowMountOption)
+    if (!PRIVILEGED_MOUNT_FLAGS.has(m))
+      throw new Error(`--allow-mount-option '${m}' is not one of ${[...PRIVILEGED_MOUNT_FLAGS].join(', ')}`);
   const ephemeral: EphemeralPolicy = {
     enabled: o.ephemeral === true,
     maxBytes: parseSize(o.ephemeralMaxSize, '--ephemeral-max-size'),
@@ -61,15 +79,25 @@ export async function main(argv: string[]): Promise<void> {
       return t;
     }),
   };
-  if (ephemeral.defaultBytes > ephemeral.maxBytes) throw new Error(`--ephemeral-default-size ${o.ephemeralDefaultSize} is more than --ephemeral-max-size ${o.ephemeralMaxSize}`);
+  if (ephemeral.defaultBytes > ephemeral.maxBytes)
+    throw new Error(`--ephemeral-default-size ${o.ephemeralDefaultSize} is more than --ephemeral-max-size ${o.ephemeralMaxSize}`);
   const roots = (o.targetRoot.length ? o.targetRoot : ['/var/lib/kubelet']).map((r) => path.resolve(r));
   if (roots.includes('/')) throw new Error("--target-root '/' would let a target be any directory of the node");
   const ctx: PluginContext = {
-    nodeId: o.nodeId, engines: new Engines(pools, o.poolsDir ? path.resolve(o.poolsDir) : null), locks: new VolumeLocks(), version: '0.1.0',
-    targetRoots: roots, ephemeral, allowedMountOptions: new Set(o.allowMountOption),
+    nodeId: o.nodeId,
+    engines: new Engines(pools, o.poolsDir ? path.resolve(o.poolsDir) : null),
+    locks: new VolumeLocks(),
+    version: '0.1.0',
+    targetRoots: roots,
+    ephemeral,
+    allowedMountOptions: new Set(o.allowMountOption),
   };
   const server = await serveCsi(o.endpoint, ctx);
-  log.event('info', `CSI plugin serving ${o.endpoint} for node ${o.nodeId}: pools ${[...pools.keys()].join(', ') || 'none'}${o.poolsDir ? ` and those in ${o.poolsDir}` : ''}`, { pools: Object.fromEntries(pools) });
+  log.event(
+    'info',
+    `CSI plugin serving ${o.endpoint} for node ${o.nodeId}: pools ${[...pools.keys()].join(', ') || 'none'}${o.poolsDir ? ` and those in ${o.poolsDir}` : ''}`,
+    { pools: Object.fromEntries(pools) },
+  );
   await new Promise<void>((resolve) => {
     const stop = () => server.tryShutdown(() => resolve());
     process.once('SIGTERM', stop);
@@ -78,8 +106,11 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main(process.argv).then(() => process.exit(0), (err: unknown) => {
-    process.stderr.write(`dynamicfs-csi: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
-  });
+  main(process.argv).then(
+    () => process.exit(0),
+    (err: unknown) => {
+      process.stderr.write(`dynamicfs-csi: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    },
+  );
 }

@@ -22,7 +22,11 @@ function ephemeralRef(ctx: PluginContext, id: string, attrs: Record<string, stri
   return { pool: ctx.engines.choose(attrs.pool), name };
 }
 
-interface EphemeralSpec { capacity: number; policy?: string; tier?: string }
+interface EphemeralSpec {
+  capacity: number;
+  policy?: string;
+  tier?: string;
+}
 
 /**
  * What an inline volume may be, from the attributes of a pod's spec: refused unless the cluster's
@@ -32,11 +36,16 @@ function ephemeralSpec(ctx: PluginContext, attrs: Record<string, string>): Ephem
   const e = ctx.ephemeral;
   if (!e.enabled) throw invalid('inline ephemeral volumes are disabled on this node (chart value csi.ephemeral.enabled)');
   for (const k of Object.keys(attrs)) {
-    if (!EPHEMERAL_ATTRIBUTES.has(k) && !k.startsWith('csi.storage.k8s.io/')) throw invalid(`volume attribute '${k}' is not known for inline volumes (known: ${[...EPHEMERAL_ATTRIBUTES].join(', ')})`);
+    if (!EPHEMERAL_ATTRIBUTES.has(k) && !k.startsWith('csi.storage.k8s.io/'))
+      throw invalid(`volume attribute '${k}' is not known for inline volumes (known: ${[...EPHEMERAL_ATTRIBUTES].join(', ')})`);
   }
   const capacity = attrs.size ? Number(attrs.size) : e.defaultBytes;
-  if (!/^[0-9]+$/.test(attrs.size ?? '0') || !Number.isSafeInteger(capacity) || capacity <= 0) throw invalid(`volume attribute size '${attrs.size}' is not a byte count`);
-  if (capacity > e.maxBytes) throw invalid(`volume attribute size ${capacity} is more than inline volumes may have on this node (${e.maxBytes} bytes, chart value csi.ephemeral.maxSize)`);
+  if (!/^[0-9]+$/.test(attrs.size ?? '0') || !Number.isSafeInteger(capacity) || capacity <= 0)
+    throw invalid(`volume attribute size '${attrs.size}' is not a byte count`);
+  if (capacity > e.maxBytes)
+    throw invalid(
+      `volume attribute size ${capacity} is more than inline volumes may have on this node (${e.maxBytes} bytes, chart value csi.ephemeral.maxSize)`,
+    );
   let policy: string | undefined;
   if (attrs.redundancy) {
     try {
@@ -44,9 +53,13 @@ function ephemeralSpec(ctx: PluginContext, attrs: Record<string, string>): Ephem
     } catch (err) {
       throw invalid(`volume attribute redundancy: ${(err as Error).message}`);
     }
-    if (!e.redundancy.includes(policy)) throw invalid(`inline volumes may not ask for redundancy ${policy} (allowed: ${e.redundancy.join(', ') || "none: the pool's default applies"})`);
+    if (!e.redundancy.includes(policy))
+      throw invalid(
+        `inline volumes may not ask for redundancy ${policy} (allowed: ${e.redundancy.join(', ') || "none: the pool's default applies"})`,
+      );
   }
-  if (attrs.tier && !e.tiers.includes(attrs.tier)) throw invalid(`inline volumes may not ask for tier '${attrs.tier}' (allowed: ${e.tiers.join(', ') || 'none'})`);
+  if (attrs.tier && !e.tiers.includes(attrs.tier))
+    throw invalid(`inline volumes may not ask for tier '${attrs.tier}' (allowed: ${e.tiers.join(', ') || 'none'})`);
   return { capacity, policy, tier: attrs.tier || undefined };
 }
 
@@ -81,14 +94,26 @@ export function nodeService(ctx: PluginContext): NodeService {
       const flagProblem = mountFlagProblem(flags, ctx.allowedMountOptions);
       if (flagProblem) throw invalid(`${flagProblem} (chart value csi.allowedMountOptions)`);
       const link = await symlinkOnTheWay(target, root);
-      if (link) throw invalid(`target_path '${target}' passes through the symbolic link ${link}; targets are resolved without following links`);
+      if (link)
+        throw invalid(`target_path '${target}' passes through the symbolic link ${link}; targets are resolved without following links`);
       return ctx.locks.with(volumeId(ref), async () => {
         if (inline) {
           await ctx.engines.call(ref.pool, 'volume-create', {
-            name: ref.name, capacity: inline.capacity, policy: inline.policy, tier: inline.tier, ephemeral: true, context: JSON.stringify({ id: req.volume_id }),
+            name: ref.name,
+            capacity: inline.capacity,
+            policy: inline.policy,
+            tier: inline.tier,
+            ephemeral: true,
+            context: JSON.stringify({ id: req.volume_id }),
           });
         }
-        await ctx.engines.call(ref.pool, 'volume-publish', { name: ref.name, target, root, readonly: req.readonly === true, flags: JSON.stringify(flags) });
+        await ctx.engines.call(ref.pool, 'volume-publish', {
+          name: ref.name,
+          target,
+          root,
+          readonly: req.readonly === true,
+          flags: JSON.stringify(flags),
+        });
         return {};
       });
     },
@@ -118,7 +143,8 @@ export function nodeService(ctx: PluginContext): NodeService {
             // mountinfo shows a bind of this pool's volume. The daemon forgets the publication when it
             // finds the target gone at its next start.
             const outcome = await unbindTarget(target, { fsname: ctx.engines.fsname(pool), volume: ref?.name });
-            if (outcome === 'foreign') log.warn(`NodeUnpublishVolume: ${target} holds a mount this driver did not make; left alone`, { pool, target });
+            if (outcome === 'foreign')
+              log.warn(`NodeUnpublishVolume: ${target} holds a mount this driver did not make; left alone`, { pool, target });
             continue;
           }
           // An engine of an older version sends no `recorded`: it did unmount what it found there.
@@ -144,7 +170,12 @@ export function nodeService(ctx: PluginContext): NodeService {
       return {
         usage: [
           { unit: 'BYTES', total: s.capacity, used: s.used, available: Math.max(0, s.capacity - s.used) },
-          { unit: 'INODES', total: s.inodeLimit ?? s.inodes + 1_000_000, used: s.inodes, available: Math.max(0, (s.inodeLimit ?? s.inodes + 1_000_000) - s.inodes) },
+          {
+            unit: 'INODES',
+            total: s.inodeLimit ?? s.inodes + 1_000_000,
+            used: s.inodes,
+            available: Math.max(0, (s.inodeLimit ?? s.inodes + 1_000_000) - s.inodes),
+          },
         ],
         volume_condition: s.condition,
       };

@@ -1,5 +1,13 @@
 import { promises as fsp } from 'node:fs';
-import { Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import {
+  Server,
+  ServerCredentials,
+  status,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServiceDefinition,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
 import { logger } from '../../engine/observability/logger.js';
 import { withTrace } from '../../engine/observability/trace.js';
 import type { PluginContext } from './context.js';
@@ -52,6 +60,8 @@ export async function serveCsi(endpoint: string, ctx: PluginContext): Promise<Se
   server.addService(csi.Identity, implement(csi.Identity, identityService(ctx)));
   server.addService(csi.Controller, implement(csi.Controller, controllerService(ctx)));
   server.addService(csi.Node, implement(csi.Node, nodeService(ctx)));
-  await new Promise<void>((resolve, reject) => server.bindAsync(`unix://${m[1]}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(`unix://${m[1]}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+  );
   return server;
 }

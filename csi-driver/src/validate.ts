@@ -7,7 +7,10 @@ import type { VolumeCapability } from './proto.js';
 /** Longest path we accept (PATH_MAX). */
 const MAX_PATH = 4096;
 
-export interface VolumeRef { pool: string; name: string }
+export interface VolumeRef {
+  pool: string;
+  name: string;
+}
 
 export function volumeId(ref: VolumeRef): string {
   return `${ref.pool}:${ref.name}`;
@@ -76,7 +79,8 @@ export function capabilityProblem(c: VolumeCapability): string | null {
   if (!c.mount) return 'volume_capability needs an access type (mount)';
   const mode = c.access_mode?.mode ?? 'UNKNOWN';
   if (!SUPPORTED_MODES.has(mode)) return `access mode ${mode} is not supported (pools are node-local: single-node modes only)`;
-  if (c.mount.fs_type && c.mount.fs_type !== 'dynamicfs' && c.mount.fs_type !== 'fuse.dynamicfs') return `fs_type '${c.mount.fs_type}' is not supported (volumes are DynamicFS)`;
+  if (c.mount.fs_type && c.mount.fs_type !== 'dynamicfs' && c.mount.fs_type !== 'fuse.dynamicfs')
+    return `fs_type '${c.mount.fs_type}' is not supported (volumes are DynamicFS)`;
   return null;
 }
 

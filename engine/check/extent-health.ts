@@ -7,7 +7,11 @@ import { fragmentCount, toleratedLosses } from '../redundancy/policy.js';
 
 export type ExtentHealth = 'healthy' | 'degraded' | 'unrecoverable';
 
-export interface LostFragment { slot: number; disk: string; why: string }
+export interface LostFragment {
+  slot: number;
+  disk: string;
+  why: string;
+}
 export interface ExtentAssessment {
   extent: ExtentRow;
   health: ExtentHealth;

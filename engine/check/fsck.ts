@@ -6,7 +6,10 @@ import { policyOf } from '../data/extent-store.js';
 import { fragmentCount } from '../redundancy/policy.js';
 import { fragmentSize } from '../redundancy/codec.js';
 
-export interface FsckProblem { kind: string; detail: string }
+export interface FsckProblem {
+  kind: string;
+  detail: string;
+}
 export interface FsckReport {
   clean: boolean;
   checked: { inodes: number; extents: number; fragments: number; fragmentFiles: number };
@@ -44,7 +47,10 @@ export async function fsck(pool: Pool, options: { repair?: boolean; graceMs?: nu
     const policy = policyOf(ext.policy);
     const frags = store.fragments(ext.eid);
     if (frags.length !== fragmentCount(policy)) {
-      problems.push({ kind: 'fragment-count', detail: `extent ${ext.eid} (inode ${ext.ino}) has ${frags.length} fragments, ${ext.policy} needs ${fragmentCount(policy)}` });
+      problems.push({
+        kind: 'fragment-count',
+        detail: `extent ${ext.eid} (inode ${ext.ino}) has ${frags.length} fragments, ${ext.policy} needs ${fragmentCount(policy)}`,
+      });
     }
     const expected = fragmentSize(policy, ext.encoded_length);
     await Promise.all(
@@ -54,13 +60,22 @@ export async function fsck(pool: Pool, options: { repair?: boolean; graceMs?: nu
         const disk = pool.disks.get(f.disk);
         if (!disk) return problems.push({ kind: 'unknown-disk', detail: `fragment ${f.eid}.${f.slot} is on unknown disk ${f.disk}` });
         if (disk.health === 'failed') return undefined;
-        if (f.size !== expected) problems.push({ kind: 'size-record', detail: `fragment ${f.eid}.${f.slot} recorded as ${f.size} bytes, expected ${expected}` });
-        if (!/^[0-9a-f]{8,16}$/.test(f.checksum)) problems.push({ kind: 'checksum-record', detail: `fragment ${f.eid}.${f.slot} has malformed checksum '${f.checksum}'` });
+        if (f.size !== expected)
+          problems.push({ kind: 'size-record', detail: `fragment ${f.eid}.${f.slot} recorded as ${f.size} bytes, expected ${expected}` });
+        if (!/^[0-9a-f]{8,16}$/.test(f.checksum))
+          problems.push({ kind: 'checksum-record', detail: `fragment ${f.eid}.${f.slot} has malformed checksum '${f.checksum}'` });
         try {
           const st = await fsp.stat(fragmentPath(disk.path, f.eid, f.slot));
-          if (st.size !== f.size) problems.push({ kind: 'wrong-size', detail: `fragment ${f.eid}.${f.slot} on ${f.disk} is ${st.size} bytes, metadata says ${f.size}` });
+          if (st.size !== f.size)
+            problems.push({
+              kind: 'wrong-size',
+              detail: `fragment ${f.eid}.${f.slot} on ${f.disk} is ${st.size} bytes, metadata says ${f.size}`,
+            });
         } catch {
-          problems.push({ kind: 'dangling-fragment', detail: `fragment ${f.eid}.${f.slot} on ${f.disk} is referenced but its file is missing` });
+          problems.push({
+            kind: 'dangling-fragment',
+            detail: `fragment ${f.eid}.${f.slot} on ${f.disk} is referenced but its file is missing`,
+          });
         }
         return undefined;
       }),

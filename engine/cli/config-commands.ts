@@ -20,12 +20,15 @@ export function registerConfigCommands(program: Command): void {
     .action(async (file: string) => {
       const doc = await readConfigFile(file);
       const resolved = resolveConfig(doc, { env: process.env, source: file });
-      emit({ valid: true, file: path.resolve(file), preset: doc.preset ?? 'production', config: resolved }, `${file}: valid (preset ${doc.preset ?? 'production'})`);
+      emit(
+        { valid: true, file: path.resolve(file), preset: doc.preset ?? 'production', config: resolved },
+        `${file}: valid (preset ${doc.preset ?? 'production'})`,
+      );
     });
 
   config
     .command('show')
-    .description('print a complete configuration: a preset, a file resolved over its preset, or a pool\'s')
+    .description("print a complete configuration: a preset, a file resolved over its preset, or a pool's")
     .addOption(new Option('--preset <name>', 'preset to show').choices([...PRESET_NAMES]))
     .option('--file <file>', 'resolve this file over its preset')
     .option('--pool <pool>', "show a pool's stored configuration, resolved")
@@ -64,7 +67,7 @@ export function registerConfigCommands(program: Command): void {
 
   config
     .command('apply')
-    .description("store a configuration file in a pool; a mounted pool applies live fields at once and names those that need a remount")
+    .description('store a configuration file in a pool; a mounted pool applies live fields at once and names those that need a remount')
     .argument('<pool>')
     .argument('<file>')
     .option('--json', 'machine-readable output')
@@ -72,8 +75,20 @@ export function registerConfigCommands(program: Command): void {
       const doc = await readConfigFile(file);
       resolveConfig(doc, { env: process.env, source: file });
       const r = await onPool(poolDir, 'config-apply', { file: JSON.stringify(doc), source: path.resolve(file) });
-      emit(r, r.changed.length === 0 ? 'no change'
-        : [`changed: ${r.changed.join(', ')}`, r.live.length ? `applied now: ${r.live.join(', ')}` : '', r.restart.length ? `take effect at the next mount: ${r.restart.join(', ')}` : '',
-          r.creationOnly.length ? `apply to new pools only (this pool keeps its layout; 'set-policy' changes its default policy): ${r.creationOnly.join(', ')}` : ''].filter(Boolean).join('\n'));
+      emit(
+        r,
+        r.changed.length === 0
+          ? 'no change'
+          : [
+              `changed: ${r.changed.join(', ')}`,
+              r.live.length ? `applied now: ${r.live.join(', ')}` : '',
+              r.restart.length ? `take effect at the next mount: ${r.restart.join(', ')}` : '',
+              r.creationOnly.length
+                ? `apply to new pools only (this pool keeps its layout; 'set-policy' changes its default policy): ${r.creationOnly.join(', ')}`
+                : '',
+            ]
+              .filter(Boolean)
+              .join('\n'),
+      );
     });
 }

@@ -72,19 +72,31 @@ export function buildCli(): Command {
     .option('--config <file>', "YAML configuration (a preset and overrides, see 'dynamicfs config show'); stored in the pool")
     .addOption(new Option('--preset <name>', 'configuration preset (when no --config names one)').choices([...PRESET_NAMES]))
     .option('--json', 'machine-readable output')
-    .action(async (poolDir: string, o: { redundancy?: string; extentSize?: string; checksum?: string; config?: string; preset?: PresetName }) => {
-      const file = o.config ? await readConfigFile(o.config) : {};
-      if (o.preset) file.preset ??= o.preset;
-      const storage = resolveConfig(file, { source: o.config ?? 'preset' }).storage;
-      const policy = parsePolicy(o.redundancy ?? storage.redundancy);
-      const extentSize = o.extentSize ? sizeOption(o.extentSize, '--extent-size') : storage.extent_size;
-      const checksum = o.checksum ?? storage.checksum;
-      if (!isChecksumAlgorithm(checksum)) throw new UsageError(`--checksum '${checksum}' is not one of ${CHECKSUM_ALGORITHMS.join(', ')}`);
-      if (!isExtentSize(extentSize)) throw new UsageError(`--extent-size ${extentSize} must be ${EXTENT_SIZE_RULE}`);
-      const id = await Pool.create(poolDir, { extentSize, defaultPolicy: policy, checksum }, file);
-      emit({ pool: id, dir: path.resolve(poolDir), redundancy: formatPolicy(policy), extentSize, checksum, preset: file.preset ?? 'production' },
-        `created pool ${id.name} (${id.poolId}) in ${path.resolve(poolDir)}: ${formatPolicy(policy)}, extent ${formatBytes(extentSize)}, checksum ${checksum}, preset ${file.preset ?? 'production'}`);
-    });
+    .action(
+      async (poolDir: string, o: { redundancy?: string; extentSize?: string; checksum?: string; config?: string; preset?: PresetName }) => {
+        const file = o.config ? await readConfigFile(o.config) : {};
+        if (o.preset) file.preset ??= o.preset;
+        const storage = resolveConfig(file, { source: o.config ?? 'preset' }).storage;
+        const policy = parsePolicy(o.redundancy ?? storage.redundancy);
+        const extentSize = o.extentSize ? sizeOption(o.extentSize, '--extent-size') : storage.extent_size;
+        const checksum = o.checksum ?? storage.checksum;
+        if (!isChecksumAlgorithm(checksum))
+          throw new UsageError(`--checksum '${checksum}' is not one of ${CHECKSUM_ALGORITHMS.join(', ')}`);
+        if (!isExtentSize(extentSize)) throw new UsageError(`--extent-size ${extentSize} must be ${EXTENT_SIZE_RULE}`);
+        const id = await Pool.create(poolDir, { extentSize, defaultPolicy: policy, checksum }, file);
+        emit(
+          {
+            pool: id,
+            dir: path.resolve(poolDir),
+            redundancy: formatPolicy(policy),
+            extentSize,
+            checksum,
+            preset: file.preset ?? 'production',
+          },
+          `created pool ${id.name} (${id.poolId}) in ${path.resolve(poolDir)}: ${formatPolicy(policy)}, extent ${formatBytes(extentSize)}, checksum ${checksum}, preset ${file.preset ?? 'production'}`,
+        );
+      },
+    );
 
   program
     .command('add-disk')
@@ -93,18 +105,37 @@ export function buildCli(): Command {
     .argument('<disk>', 'directory that will hold fragments')
     .addOption(new Option('--tier <tier>', 'storage tier').choices([...TIERS]).default(DEFAULT_TIER))
     .option('--capacity <size>', 'cap the bytes this disk may hold (several disks can share one filesystem)')
-    .option('--allow-any-path', "add it even outside security.disk_roots or in a system directory (never inside a pool's mount or directory)")
+    .option(
+      '--allow-any-path',
+      "add it even outside security.disk_roots or in a system directory (never inside a pool's mount or directory)",
+    )
     .option('--failure-domain <name>', 'the failure domain it is in (an enclosure, a controller), instead of the device found under it')
     .option('--allow-shared-domain', 'add it although it shares a failure domain with a disk of the pool (capacity, not redundancy)')
     .option('--json', 'machine-readable output')
-    .action(async (poolDir: string, disk: string, o: { tier: string; capacity?: string; allowAnyPath?: boolean; failureDomain?: string; allowSharedDomain?: boolean }) => {
-      const capacity = o.capacity ? sizeOption(o.capacity, '--capacity') : null;
-      const r = await onPool(poolDir, 'add-disk', {
-        disk: path.resolve(disk), tier: o.tier, capacity, allowAnyPath: o.allowAnyPath === true, failureDomain: o.failureDomain, allowSharedDomain: o.allowSharedDomain === true,
-      });
-      if (r.warning && !isJsonOutput()) process.stderr.write(`dynamicfs: warning: ${r.warning}\n`);
-      emit(r, r.recognised ? `recognised disk ${r.disk.id} at its new path ${r.disk.path}` : `added disk ${r.disk.id} at ${r.disk.path} (failure domain ${r.disk.failureDomain})`);
-    });
+    .action(
+      async (
+        poolDir: string,
+        disk: string,
+        o: { tier: string; capacity?: string; allowAnyPath?: boolean; failureDomain?: string; allowSharedDomain?: boolean },
+      ) => {
+        const capacity = o.capacity ? sizeOption(o.capacity, '--capacity') : null;
+        const r = await onPool(poolDir, 'add-disk', {
+          disk: path.resolve(disk),
+          tier: o.tier,
+          capacity,
+          allowAnyPath: o.allowAnyPath === true,
+          failureDomain: o.failureDomain,
+          allowSharedDomain: o.allowSharedDomain === true,
+        });
+        if (r.warning && !isJsonOutput()) process.stderr.write(`dynamicfs: warning: ${r.warning}\n`);
+        emit(
+          r,
+          r.recognised
+            ? `recognised disk ${r.disk.id} at its new path ${r.disk.path}`
+            : `added disk ${r.disk.id} at ${r.disk.path} (failure domain ${r.disk.failureDomain})`,
+        );
+      },
+    );
 
   program
     .command('set-failure-domain')
@@ -175,18 +206,26 @@ export function buildCli(): Command {
       const args: TuneArgs = {
         'auto-rebuild': o.autoRebuild === undefined ? undefined : o.autoRebuild === 'on',
         'rebuild-concurrency': asInt('rebuildConcurrency'),
-        'rebuild-bandwidth': o.rebuildBandwidth === undefined ? undefined : o.rebuildBandwidth === '0' ? 0 : sizeOption(o.rebuildBandwidth, '--rebuild-bandwidth'),
+        'rebuild-bandwidth':
+          o.rebuildBandwidth === undefined
+            ? undefined
+            : o.rebuildBandwidth === '0'
+              ? 0
+              : sizeOption(o.rebuildBandwidth, '--rebuild-bandwidth'),
         'errors-suspect': asInt('errorsSuspect'),
         'read-errors-failed': asInt('readErrorsFailed'),
         'slow-io-ms': asInt('slowIoMs'),
         'slow-ops-degraded': asInt('slowOpsDegraded'),
       };
       const r = await onPool(poolDir, 'tune', args);
-      emit(r, [
-        `auto-rebuild        ${r.autoRebuild ? 'on' : 'off'}`,
-        `rebuild             concurrency ${r.rebuild.concurrency}, bandwidth ${r.rebuild.bandwidthBytes ? formatBytes(r.rebuild.bandwidthBytes) + '/s' : 'unlimited'}`,
-        ...Object.entries(r.thresholds).map(([k, v]) => `${k.padEnd(19)} ${v}`),
-      ].join('\n'));
+      emit(
+        r,
+        [
+          `auto-rebuild        ${r.autoRebuild ? 'on' : 'off'}`,
+          `rebuild             concurrency ${r.rebuild.concurrency}, bandwidth ${r.rebuild.bandwidthBytes ? formatBytes(r.rebuild.bandwidthBytes) + '/s' : 'unlimited'}`,
+          ...Object.entries(r.thresholds).map(([k, v]) => `${k.padEnd(19)} ${v}`),
+        ].join('\n'),
+      );
     });
 
   program
@@ -196,7 +235,15 @@ export function buildCli(): Command {
     .option('--json', 'machine-readable output')
     .action(async (poolDir: string) => {
       const r = await onPool(poolDir, 'probe-disks', {});
-      emit(r, r.probes.map((p) => `${p.disk} ${p.path}: ${p.ok ? 'ok' : 'FAILED: ' + p.problems.join('; ')} (${p.latencyMs} ms)${p.transition ? ` -> ${p.transition.to}` : ''}`).join('\n'));
+      emit(
+        r,
+        r.probes
+          .map(
+            (p) =>
+              `${p.disk} ${p.path}: ${p.ok ? 'ok' : 'FAILED: ' + p.problems.join('; ')} (${p.latencyMs} ms)${p.transition ? ` -> ${p.transition.to}` : ''}`,
+          )
+          .join('\n'),
+      );
       if (r.probes.some((p) => !p.ok)) process.exitCode = EXIT_FAILURE;
     });
 
@@ -233,7 +280,7 @@ export function buildCli(): Command {
       const bandwidth = o.bandwidth ? sizeOption(o.bandwidth, '--bandwidth') : undefined;
       const r = await onPool(poolDir, 'scrub', { repair: o.repair === true, bandwidth, restart: o.restart === true });
       emit(r, renderScrub(r));
-      if (r.extents.unrecoverable > 0 || (r.issues.some((i) => !i.repaired))) process.exitCode = EXIT_FAILURE;
+      if (r.extents.unrecoverable > 0 || r.issues.some((i) => !i.repaired)) process.exitCode = EXIT_FAILURE;
     });
 
   program
@@ -272,17 +319,28 @@ export function buildCli(): Command {
     .argument('<pool>')
     .argument('<old>', 'disk id or path')
     .argument('<new>', 'directory of the new disk')
-    .option('--allow-any-path', "the new disk may be outside security.disk_roots or in a system directory")
+    .option('--allow-any-path', 'the new disk may be outside security.disk_roots or in a system directory')
     .option('--failure-domain <name>', "the new disk's failure domain (default: the old disk's name, else found from its devices)")
     .option('--allow-shared-domain', 'the new disk may share a failure domain with another disk of the pool')
     .option('--json', 'machine-readable output')
-    .action(async (poolDir: string, oldDisk: string, newDisk: string, o: { allowAnyPath?: boolean; failureDomain?: string; allowSharedDomain?: boolean }) => {
-      const r = await onPool(poolDir, 'replace-disk', {
-        old: oldDisk, new: path.resolve(newDisk), allowAnyPath: o.allowAnyPath === true, failureDomain: o.failureDomain, allowSharedDomain: o.allowSharedDomain === true,
-      });
-      emit(r, `added ${r.added.id} at ${r.added.path}\n${renderDrain(r.removed)}`);
-      if (!r.removed.removed) process.exitCode = EXIT_FAILURE;
-    });
+    .action(
+      async (
+        poolDir: string,
+        oldDisk: string,
+        newDisk: string,
+        o: { allowAnyPath?: boolean; failureDomain?: string; allowSharedDomain?: boolean },
+      ) => {
+        const r = await onPool(poolDir, 'replace-disk', {
+          old: oldDisk,
+          new: path.resolve(newDisk),
+          allowAnyPath: o.allowAnyPath === true,
+          failureDomain: o.failureDomain,
+          allowSharedDomain: o.allowSharedDomain === true,
+        });
+        emit(r, `added ${r.added.id} at ${r.added.path}\n${renderDrain(r.removed)}`);
+        if (!r.removed.removed) process.exitCode = EXIT_FAILURE;
+      },
+    );
 
   program
     .command('fsck')
@@ -310,34 +368,55 @@ export function buildCli(): Command {
     .option('--metrics-listen <host:port>', 'serve /metrics, /health and the rest here (default: monitoring.metrics_listen)')
     .addOption(new Option('--log-format <format>', 'log format (default: monitoring.log_format)').choices(['auto', 'json', 'pretty']))
     .option('--json', 'machine-readable output')
-    .action(async (poolDir: string, mnt: string, o: { foreground?: boolean; allowOther?: boolean; config?: string; metricsListen?: string; logFormat?: LogFormat }) => {
-      const abs = path.resolve(mnt);
-      if (o.config) await readConfigFile(o.config).then((f) => resolveConfig(f, { env: process.env, source: o.config }));
-      if (o.metricsListen) parseListen(o.metricsListen);
-      if (o.foreground) {
-        await runPoolDaemon(poolDir, { mountpoint: abs, allowOther: o.allowOther, configFile: o.config && path.resolve(o.config), metricsListen: o.metricsListen, logFormat: o.logFormat });
-        return;
-      }
-      const owner = readLockOwner(path.resolve(poolDir));
-      if (owner) throw new PoolBusyError(path.resolve(poolDir), owner);
-      const logFile = path.join(path.resolve(poolDir), 'mount.log');
-      const out = openSync(logFile, 'a', PRIVATE_FILE);
-      const args = [
-        fileURLToPath(import.meta.url), 'mount', poolDir, abs, '--foreground', ...(o.allowOther ? ['--allow-other'] : []),
-        ...(o.config ? ['--config', path.resolve(o.config)] : []), ...(o.metricsListen ? ['--metrics-listen', o.metricsListen] : []),
-        ...(o.logFormat ? ['--log-format', o.logFormat] : []),
-      ];
-      const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out, out] });
-      let exited: number | null = null;
-      child.on('exit', (code) => (exited = code ?? 1));
-      const ok = await waitFor(async () => exited !== null || (await isMounted(abs)), 30_000);
-      if (!ok || exited !== null) {
-        const tail = (await fsp.readFile(logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join('\n');
-        throw new Error(`mount of ${abs} failed${exited !== null ? ` (daemon exited with ${exited})` : ' (timed out)'}:\n${tail}`);
-      }
-      child.unref();
-      emit({ mountpoint: abs, pid: child.pid, log: logFile }, `mounted ${path.resolve(poolDir)} at ${abs} (daemon pid ${child.pid}, log ${logFile})`);
-    });
+    .action(
+      async (
+        poolDir: string,
+        mnt: string,
+        o: { foreground?: boolean; allowOther?: boolean; config?: string; metricsListen?: string; logFormat?: LogFormat },
+      ) => {
+        const abs = path.resolve(mnt);
+        if (o.config) await readConfigFile(o.config).then((f) => resolveConfig(f, { env: process.env, source: o.config }));
+        if (o.metricsListen) parseListen(o.metricsListen);
+        if (o.foreground) {
+          await runPoolDaemon(poolDir, {
+            mountpoint: abs,
+            allowOther: o.allowOther,
+            configFile: o.config && path.resolve(o.config),
+            metricsListen: o.metricsListen,
+            logFormat: o.logFormat,
+          });
+          return;
+        }
+        const owner = readLockOwner(path.resolve(poolDir));
+        if (owner) throw new PoolBusyError(path.resolve(poolDir), owner);
+        const logFile = path.join(path.resolve(poolDir), 'mount.log');
+        const out = openSync(logFile, 'a', PRIVATE_FILE);
+        const args = [
+          fileURLToPath(import.meta.url),
+          'mount',
+          poolDir,
+          abs,
+          '--foreground',
+          ...(o.allowOther ? ['--allow-other'] : []),
+          ...(o.config ? ['--config', path.resolve(o.config)] : []),
+          ...(o.metricsListen ? ['--metrics-listen', o.metricsListen] : []),
+          ...(o.logFormat ? ['--log-format', o.logFormat] : []),
+        ];
+        const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out, out] });
+        let exited: number | null = null;
+        child.on('exit', (code) => (exited = code ?? 1));
+        const ok = await waitFor(async () => exited !== null || (await isMounted(abs)), 30_000);
+        if (!ok || exited !== null) {
+          const tail = (await fsp.readFile(logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join('\n');
+          throw new Error(`mount of ${abs} failed${exited !== null ? ` (daemon exited with ${exited})` : ' (timed out)'}:\n${tail}`);
+        }
+        child.unref();
+        emit(
+          { mountpoint: abs, pid: child.pid, log: logFile },
+          `mounted ${path.resolve(poolDir)} at ${abs} (daemon pid ${child.pid}, log ${logFile})`,
+        );
+      },
+    );
 
   program
     .command('unmount')

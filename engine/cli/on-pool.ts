@@ -31,7 +31,9 @@ function terminalProgress(label: string): ((p: OperationProgress) => void) | und
     const bytes = p.bytesRead ?? p.bytesWritten ?? 0;
     const rate = secs > 0 ? bytes / secs : 0;
     const eta = p.extentsDone > 0 ? ((p.extentsTotal - p.extentsDone) * secs) / p.extentsDone : 0;
-    process.stderr.write(`\r${label}: ${p.extentsDone}/${p.extentsTotal} extents, ${formatBytes(bytes)}, ${formatBytes(rate)}/s, ETA ${eta.toFixed(0)}s   `);
+    process.stderr.write(
+      `\r${label}: ${p.extentsDone}/${p.extentsTotal} extents, ${formatBytes(bytes)}, ${formatBytes(rate)}/s, ETA ${eta.toFixed(0)}s   `,
+    );
     if (p.extentsDone === p.extentsTotal) process.stderr.write('\n');
   };
 }
@@ -62,4 +64,3 @@ export async function onPool<C extends PoolCommandName>(poolDir: string, command
   }
   throw new Error(`pool ${abs} changed owner while the command ran; try again`);
 }
-

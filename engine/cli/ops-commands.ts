@@ -24,7 +24,8 @@ export function parseSince(text: string): Date {
 }
 
 function renderDiagnosis(d: Diagnosis): string {
-  const ms = (l: Diagnosis['performance']['readLatencyMs']) => (l ? `p50 ${l.p50.toFixed(2)} ms, p95 ${l.p95.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms (${l.samples} ops)` : 'no operations observed');
+  const ms = (l: Diagnosis['performance']['readLatencyMs']) =>
+    l ? `p50 ${l.p50.toFixed(2)} ms, p95 ${l.p95.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms (${l.samples} ops)` : 'no operations observed';
   const lines = [
     `pool ${d.pool}: ${d.overall.toUpperCase()} (${d.issues.length} issue(s))`,
     '',
@@ -35,7 +36,10 @@ function renderDiagnosis(d: Diagnosis): string {
     `  extent cache     ${d.performance.cache.hitRatio === null ? 'no lookups' : `${(d.performance.cache.hitRatio * 100).toFixed(1)}% hits (${d.performance.cache.hits}/${d.performance.cache.hits + d.performance.cache.misses})`}`,
     '',
     'reliability',
-    ...d.reliability.disks.map((x) => `  ${x.id.padEnd(14)} ${x.health.padEnd(9)} ${x.errors} errors, ${x.errorsPerDay.toFixed(2)}/day, MTTF ${x.mttfDays === null ? '-' : `${x.mttfDays.toFixed(1)} days`} (${x.mttfNote})`),
+    ...d.reliability.disks.map(
+      (x) =>
+        `  ${x.id.padEnd(14)} ${x.health.padEnd(9)} ${x.errors} errors, ${x.errorsPerDay.toFixed(2)}/day, MTTF ${x.mttfDays === null ? '-' : `${x.mttfDays.toFixed(1)} days`} (${x.mttfNote})`,
+    ),
     `  rebuilds         ${d.reliability.rebuilds.runs} run(s), ${d.reliability.rebuilds.rebuilt}/${d.reliability.rebuilds.attempted} extents${d.reliability.rebuilds.successRate === null ? '' : ` (${(d.reliability.rebuilds.successRate * 100).toFixed(1)}%)`}`,
     `  last scrub       ${d.reliability.scrub.last ?? 'never'}${d.reliability.scrub.last ? `: ${d.reliability.scrub.issues} issues, ${d.reliability.scrub.repaired} repaired` : ''}${d.reliability.scrub.overdue ? ' (overdue)' : ''}`,
     `  extents          ${d.reliability.extents.healthy} healthy, ${d.reliability.extents.degraded} degraded, ${d.reliability.extents.unrecoverable} unrecoverable`,
@@ -48,7 +52,12 @@ function renderDiagnosis(d: Diagnosis): string {
   ];
   if (d.issues.length) {
     lines.push('', 'issues');
-    for (const i of d.issues) lines.push(`  [${i.severity.toUpperCase()}] ${i.category}: ${i.message}`, `      do: ${i.recommendation}`, `      runbook: ${i.runbook}`);
+    for (const i of d.issues)
+      lines.push(
+        `  [${i.severity.toUpperCase()}] ${i.category}: ${i.message}`,
+        `      do: ${i.recommendation}`,
+        `      runbook: ${i.runbook}`,
+      );
   }
   return lines.join('\n');
 }
@@ -57,7 +66,9 @@ function renderDiagnosis(d: Diagnosis): string {
 export function registerOpsCommands(program: Command): void {
   program
     .command('serve')
-    .description('serve /metrics, /health, /healthz, /readyz, /events, /diagnostics for a pool (from its daemon when mounted, else by opening it here)')
+    .description(
+      'serve /metrics, /health, /healthz, /readyz, /events, /diagnostics for a pool (from its daemon when mounted, else by opening it here)',
+    )
     .argument('<pool>')
     .option('--listen <host:port>', 'address to listen on', '127.0.0.1:9090')
     .addOption(new Option('--log-format <format>', 'log format').choices(['auto', 'json', 'pretty']))
@@ -89,7 +100,8 @@ export function registerOpsCommands(program: Command): void {
     .action(async (poolDir: string, o: { format: string; since?: string; level?: string; component?: string }) => {
       const abs = path.resolve(poolDir);
       const since = o.since ? parseSince(o.since).toISOString() : undefined;
-      if (!readLockOwner(abs)) throw new Error(`no daemon serves ${abs}: the event log lives in the daemon's memory (mount the pool or run 'dynamicfs serve')`);
+      if (!readLockOwner(abs))
+        throw new Error(`no daemon serves ${abs}: the event log lives in the daemon's memory (mount the pool or run 'dynamicfs serve')`);
       const list = await callControl(abs, 'events', { since, level: o.level, component: o.component });
       process.stdout.write(o.format === 'csv' ? toCsv(list) : toJsonLines(list));
     });

@@ -7,7 +7,14 @@ import type { ScrubReport } from '../heal/scrub.js';
 
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 export function renderDisks(disks: DiskReport[]): string {
@@ -15,8 +22,16 @@ export function renderDisks(disks: DiskReport[]): string {
   const rows = [['DISK', 'PATH', 'TIER', 'DOMAIN', 'CAPACITY', 'USED', 'FREE', 'HEALTH', 'ERRORS r/w/c', 'SINCE / REASON']];
   for (const d of disks) {
     rows.push([
-      d.id, d.path, d.tier, d.domainNamed ? `${d.failureDomain} (named)` : d.failureDomain, formatBytes(d.capacity) + (d.capped ? ' (cap)' : ''), formatBytes(d.used), formatBytes(d.free), d.health,
-      `${d.errors.read}/${d.errors.write}/${d.errors.checksum}`, `${d.healthChangedAt}${d.healthReason ? ' ' + d.healthReason : ''}`,
+      d.id,
+      d.path,
+      d.tier,
+      d.domainNamed ? `${d.failureDomain} (named)` : d.failureDomain,
+      formatBytes(d.capacity) + (d.capped ? ' (cap)' : ''),
+      formatBytes(d.used),
+      formatBytes(d.free),
+      d.health,
+      `${d.errors.read}/${d.errors.write}/${d.errors.checksum}`,
+      `${d.healthChangedAt}${d.healthReason ? ' ' + d.healthReason : ''}`,
     ]);
   }
   return table(rows);
@@ -40,7 +55,9 @@ export function renderStatus(s: PoolStatus): string {
   }
   if (s.lastScrub) {
     const l = s.lastScrub;
-    lines.push(`scrub    last ${l.finishedAt}${l.repair ? ' (repair)' : ''}: ${l.extents.scanned} extents, ${formatBytes(l.bytesRead)} read, ${l.issues} issue(s), ${l.repaired} repaired, ${l.extents.unrecoverable} unrecoverable`);
+    lines.push(
+      `scrub    last ${l.finishedAt}${l.repair ? ' (repair)' : ''}: ${l.extents.scanned} extents, ${formatBytes(l.bytesRead)} read, ${l.issues} issue(s), ${l.repaired} repaired, ${l.extents.unrecoverable} unrecoverable`,
+    );
   } else {
     lines.push('scrub    never run (dynamicfs scrub POOL)');
   }
@@ -48,15 +65,23 @@ export function renderStatus(s: PoolStatus): string {
     lines.push('unrecoverable ranges:');
     for (const u of s.unrecoverable) lines.push(`  ${u.path} bytes ${u.start}-${u.end - 1}`);
   }
-  if (s.degradedFiles.length) lines.push(`files with reduced redundancy: ${s.degradedFiles.length} (${s.degradedFiles.slice(0, 5).join(', ')}${s.degradedFiles.length > 5 ? ', ...' : ''})`);
+  if (s.degradedFiles.length)
+    lines.push(
+      `files with reduced redundancy: ${s.degradedFiles.length} (${s.degradedFiles.slice(0, 5).join(', ')}${s.degradedFiles.length > 5 ? ', ...' : ''})`,
+    );
   lines.push('', renderDisks(s.disks));
   return lines.join('\n');
 }
 
 export function renderFsck(r: FsckReport): string {
-  const head = `fsck: ${r.clean ? 'clean' : `${r.problems.length} problem(s)`}; checked ${r.checked.inodes} inodes, ${r.checked.extents} extents, ${r.checked.fragments} fragments, ${r.checked.fragmentFiles} fragment files` +
+  const head =
+    `fsck: ${r.clean ? 'clean' : `${r.problems.length} problem(s)`}; checked ${r.checked.inodes} inodes, ${r.checked.extents} extents, ${r.checked.fragments} fragments, ${r.checked.fragmentFiles} fragment files` +
     (r.reclaimed ? `; reclaimed ${r.reclaimed} orphan fragment(s)` : '');
-  return [head, ...r.problems.slice(0, 50).map((p) => `  ${p.kind}: ${p.detail}`), ...(r.problems.length > 50 ? [`  ... and ${r.problems.length - 50} more`] : [])].join('\n');
+  return [
+    head,
+    ...r.problems.slice(0, 50).map((p) => `  ${p.kind}: ${p.detail}`),
+    ...(r.problems.length > 50 ? [`  ... and ${r.problems.length - 50} more`] : []),
+  ].join('\n');
 }
 
 export function renderScrub(r: ScrubReport): string {
@@ -65,7 +90,9 @@ export function renderScrub(r: ScrubReport): string {
     `  ${r.extents.healthy} healthy, ${r.extents.degraded} degraded, ${r.extents.unrecoverable} unrecoverable; ${r.issues.length} bad fragment(s), ${r.repaired} repaired`,
   ];
   for (const i of r.issues.slice(0, 100)) {
-    lines.push(`  ${i.repaired ? 'repaired' : 'BAD     '} ${i.paths.join(',') || `inode ${i.ino}`} extent ${i.extent} (bytes ${i.offset}-) fragment ${i.eid}.${i.slot} on ${i.disk}: ${i.problem}`);
+    lines.push(
+      `  ${i.repaired ? 'repaired' : 'BAD     '} ${i.paths.join(',') || `inode ${i.ino}`} extent ${i.extent} (bytes ${i.offset}-) fragment ${i.eid}.${i.slot} on ${i.disk}: ${i.problem}`,
+    );
   }
   if (r.issues.length > 100) lines.push(`  ... and ${r.issues.length - 100} more (--json lists all)`);
   for (const u of r.unrecoverable) lines.push(`  UNRECOVERABLE ${u.path} bytes ${u.start}-${u.end - 1}`);

@@ -30,8 +30,15 @@ export function registerVolumeCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (poolDir: string, name: string, o: { capacity: string; redundancy?: string; tier?: string; inodes?: string }) => {
       const inodes = o.inodes === undefined ? undefined : Number(o.inodes);
-      if (inodes !== undefined && (!/^[0-9]+$/.test(o.inodes ?? '') || !Number.isSafeInteger(inodes) || inodes < 1)) throw new UsageError(`--inodes '${o.inodes}' is not a positive whole number`);
-      const r = await onPool(poolDir, 'volume-create', { name, capacity: parseSize(o.capacity, '--capacity'), policy: o.redundancy, tier: o.tier, inodes });
+      if (inodes !== undefined && (!/^[0-9]+$/.test(o.inodes ?? '') || !Number.isSafeInteger(inodes) || inodes < 1))
+        throw new UsageError(`--inodes '${o.inodes}' is not a positive whole number`);
+      const r = await onPool(poolDir, 'volume-create', {
+        name,
+        capacity: parseSize(o.capacity, '--capacity'),
+        policy: o.redundancy,
+        tier: o.tier,
+        inodes,
+      });
       emit(r, `${r.created ? 'created' : 'exists'}: ${render(r.volume)}`);
     });
   volume

@@ -9,16 +9,31 @@ import { UsageError } from '../util/errors.js';
 import { parseSize } from '../util/units.js';
 import { presetBase, presetOverrides } from './presets.js';
 import {
-  ConfigFileSchema, EngineConfigSchema, PRESET_NAMES, type ConfigFile, type EngineConfig, type EngineConfigDocument, type PresetName,
+  ConfigFileSchema,
+  EngineConfigSchema,
+  PRESET_NAMES,
+  type ConfigFile,
+  type EngineConfig,
+  type EngineConfigDocument,
+  type PresetName,
 } from './schema.js';
 
 /** One thing wrong with a configuration: where, what was there, what was expected. */
-export interface ConfigProblem { field: string; value: unknown; expected: string }
+export interface ConfigProblem {
+  field: string;
+  value: unknown;
+  expected: string;
+}
 
 /** Bad input, like a bad CLI argument (exit code 2). */
 export class ConfigError extends UsageError {
-  constructor(readonly source: string, readonly problems: ConfigProblem[]) {
-    super(`${source}: ${problems.map((p) => `${p.field}: ${p.value === undefined ? '' : `got ${JSON.stringify(p.value)}, `}expected ${p.expected}`).join('; ')}`);
+  constructor(
+    readonly source: string,
+    readonly problems: ConfigProblem[],
+  ) {
+    super(
+      `${source}: ${problems.map((p) => `${p.field}: ${p.value === undefined ? '' : `got ${JSON.stringify(p.value)}, `}expected ${p.expected}`).join('; ')}`,
+    );
     this.name = 'ConfigError';
   }
 }
@@ -35,14 +50,16 @@ export const ENV_OVERRIDES: Record<string, string> = {
 
 function schemaAt(root: TSchema, pointer: string[]): TSchema | undefined {
   let s: TSchema | undefined = root;
-  for (const key of pointer) s = s?.type === 'array' ? (s.items as TSchema | undefined) : (s?.properties as Record<string, TSchema> | undefined)?.[key];
+  for (const key of pointer)
+    s = s?.type === 'array' ? (s.items as TSchema | undefined) : (s?.properties as Record<string, TSchema> | undefined)?.[key];
   return s;
 }
 
 /** What a field accepts, in words, from its schema. */
 function expectation(s: TSchema | undefined): string {
   if (!s) return 'nothing here';
-  if (s['x-dynamicfs-unit'] === 'bytes') return `a size such as 1MiB, 512KiB or a whole number of bytes${s.anyOf?.[0]?.minimum ? ` (at least ${s.anyOf[0].minimum})` : ''}`;
+  if (s['x-dynamicfs-unit'] === 'bytes')
+    return `a size such as 1MiB, 512KiB or a whole number of bytes${s.anyOf?.[0]?.minimum ? ` (at least ${s.anyOf[0].minimum})` : ''}`;
   if (s['x-dynamicfs-unit'] === 'seconds') return 'a duration such as 30s, 15m, 12h, 7d, 1w or a whole number of seconds';
   if (s.enum) return `one of ${(s.enum as string[]).join(', ')}`;
   if (s.type === 'boolean') return 'true or false';
@@ -75,14 +92,23 @@ function problemsOf(schema: TSchema, value: unknown): ConfigProblem[] {
 /** Parses YAML (JSON is YAML) and checks it against the config file schema. */
 export function parseConfigText(text: string, source: string): ConfigFile {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length) throw new ConfigError(source, [{ field: '(document)', value: undefined, expected: `valid YAML: ${doc.errors[0].message.split('\n')[0]}` }]);
+  if (doc.errors.length)
+    throw new ConfigError(source, [
+      { field: '(document)', value: undefined, expected: `valid YAML: ${doc.errors[0].message.split('\n')[0]}` },
+    ]);
   const value: unknown = doc.toJS() ?? {};
   return checkConfigFile(value, source);
 }
 
 export function checkConfigFile(value: unknown, source: string): ConfigFile {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new ConfigError(source, [{ field: '(top level)', value, expected: 'a mapping with preset and the sections storage, performance, reliability, monitoring, security' }]);
+    throw new ConfigError(source, [
+      {
+        field: '(top level)',
+        value,
+        expected: 'a mapping with preset and the sections storage, performance, reliability, monitoring, security',
+      },
+    ]);
   }
   const problems = problemsOf(ConfigFileSchema, value);
   if (problems.length) throw new ConfigError(source, problems);
@@ -101,7 +127,8 @@ export async function readConfigFile(file: string): Promise<ConfigFile> {
 
 function merge(target: Record<string, unknown>, over: Record<string, unknown>): void {
   for (const [k, v] of Object.entries(over)) {
-    if (v !== null && typeof v === 'object' && !Array.isArray(v) && typeof target[k] === 'object') merge(target[k] as Record<string, unknown>, v as Record<string, unknown>);
+    if (v !== null && typeof v === 'object' && !Array.isArray(v) && typeof target[k] === 'object')
+      merge(target[k] as Record<string, unknown>, v as Record<string, unknown>);
     else if (v !== undefined) target[k] = v;
   }
 }
@@ -130,7 +157,8 @@ const toSeconds = (v: number | string): number => (typeof v === 'number' ? v : N
 function normalise(schema: TSchema, value: unknown, field: string): unknown {
   if (schema.type === 'object' && value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = normalise((schema.properties as Record<string, TSchema>)[k], v, field ? `${field}.${k}` : k);
+    for (const [k, v] of Object.entries(value))
+      out[k] = normalise((schema.properties as Record<string, TSchema>)[k], v, field ? `${field}.${k}` : k);
     return out;
   }
   if (schema['x-dynamicfs-unit'] === 'bytes') return toBytes(value as number | string, field);
@@ -151,13 +179,20 @@ function crossFieldProblems(c: EngineConfig): ConfigProblem[] {
   const listen = c.monitoring.metrics_listen;
   const listenWrong = listen === '' ? null : listenProblem(listen);
   if (listenWrong) out.push({ field: 'monitoring.metrics_listen', value: listen, expected: `HOST:PORT: ${listenWrong}` });
-  if (c.storage.deduplication) out.push({ field: 'storage.deduplication', value: true, expected: 'false (deduplication is not available in this version)' });
+  if (c.storage.deduplication)
+    out.push({ field: 'storage.deduplication', value: true, expected: 'false (deduplication is not available in this version)' });
   const d = c.monitoring.diagnostics;
   if (d.capacity_warning_percent >= d.capacity_critical_percent) {
-    out.push({ field: 'monitoring.diagnostics.capacity_warning_percent', value: d.capacity_warning_percent, expected: `less than capacity_critical_percent (${d.capacity_critical_percent})` });
+    out.push({
+      field: 'monitoring.diagnostics.capacity_warning_percent',
+      value: d.capacity_warning_percent,
+      expected: `less than capacity_critical_percent (${d.capacity_critical_percent})`,
+    });
   }
-  if (c.reliability.scrub_interval < 1) out.push({ field: 'reliability.scrub_interval', value: c.reliability.scrub_interval, expected: 'at least 1 second' });
-  if (c.monitoring.history_interval < 1) out.push({ field: 'monitoring.history_interval', value: c.monitoring.history_interval, expected: 'at least 1 second' });
+  if (c.reliability.scrub_interval < 1)
+    out.push({ field: 'reliability.scrub_interval', value: c.reliability.scrub_interval, expected: 'at least 1 second' });
+  if (c.monitoring.history_interval < 1)
+    out.push({ field: 'monitoring.history_interval', value: c.monitoring.history_interval, expected: 'at least 1 second' });
   return out;
 }
 
@@ -166,7 +201,8 @@ export function resolveConfig(file: ConfigFile = {}, options: { env?: NodeJS.Pro
   const source = options.source ?? 'configuration';
   checkConfigFile(file, source);
   const preset: PresetName = file.preset ?? 'production';
-  if (!PRESET_NAMES.includes(preset)) throw new ConfigError(source, [{ field: 'preset', value: preset, expected: `one of ${PRESET_NAMES.join(', ')}` }]);
+  if (!PRESET_NAMES.includes(preset))
+    throw new ConfigError(source, [{ field: 'preset', value: preset, expected: `one of ${PRESET_NAMES.join(', ')}` }]);
   const doc = presetBase() as unknown as Record<string, unknown>;
   merge(doc, presetOverrides(preset) as Record<string, unknown>);
   const { preset: _preset, ...overrides } = file;
@@ -194,11 +230,28 @@ export function presetDocument(preset: PresetName): EngineConfigDocument {
 
 /** Which changed fields a running daemon applies at once; the rest need a restart. */
 export const LIVE_FIELDS = new Set([
-  'monitoring.log_level', 'monitoring.log_format', 'monitoring.logging', 'monitoring.event_log_size', 'monitoring.slow_op_ms',
-  'monitoring.diagnostics', 'monitoring.history_interval', 'monitoring.history_samples', 'monitoring.network_endpoints', 'security.disk_roots',
-  'reliability.auto_rebuild', 'reliability.rebuild_concurrency', 'reliability.rebuild_bandwidth',
-  'reliability.auto_scrub', 'reliability.scrub_interval', 'reliability.scrub_repair', 'reliability.scrub_bandwidth',
-  'reliability.errors_suspect', 'reliability.read_errors_failed', 'reliability.slow_io_ms', 'reliability.slow_ops_degraded', 'reliability.allow_shared_failure_domains',
+  'monitoring.log_level',
+  'monitoring.log_format',
+  'monitoring.logging',
+  'monitoring.event_log_size',
+  'monitoring.slow_op_ms',
+  'monitoring.diagnostics',
+  'monitoring.history_interval',
+  'monitoring.history_samples',
+  'monitoring.network_endpoints',
+  'security.disk_roots',
+  'reliability.auto_rebuild',
+  'reliability.rebuild_concurrency',
+  'reliability.rebuild_bandwidth',
+  'reliability.auto_scrub',
+  'reliability.scrub_interval',
+  'reliability.scrub_repair',
+  'reliability.scrub_bandwidth',
+  'reliability.errors_suspect',
+  'reliability.read_errors_failed',
+  'reliability.slow_io_ms',
+  'reliability.slow_ops_degraded',
+  'reliability.allow_shared_failure_domains',
 ]);
 
 /** Set when a pool is created; an existing pool keeps its own (set-policy changes its default policy). */
@@ -209,7 +262,8 @@ export function changedFields(a: EngineConfig, b: EngineConfig): string[] {
   const out: string[] = [];
   const walk = (x: unknown, y: unknown, at: string): void => {
     if (x && y && typeof x === 'object' && typeof y === 'object') {
-      for (const k of new Set([...Object.keys(x), ...Object.keys(y)])) walk((x as Record<string, unknown>)[k], (y as Record<string, unknown>)[k], at ? `${at}.${k}` : k);
+      for (const k of new Set([...Object.keys(x), ...Object.keys(y)]))
+        walk((x as Record<string, unknown>)[k], (y as Record<string, unknown>)[k], at ? `${at}.${k}` : k);
     } else if (x !== y) out.push(at);
   };
   walk(a, b, '');

@@ -49,15 +49,16 @@ export function configReference(): string {
     '',
     '## Live changes',
     '',
-    `A running daemon applies these at once (on SIGHUP or \`config apply\`): ${[...LIVE_FIELDS].map((f) => `\`${f}\``).join(', ')}. `
-      + `${CREATION_FIELDS.map((f) => `\`${f}\``).join(', ')} are fixed when a pool is created. Everything else takes effect at the next mount.`,
+    `A running daemon applies these at once (on SIGHUP or \`config apply\`): ${[...LIVE_FIELDS].map((f) => `\`${f}\``).join(', ')}. ` +
+      `${CREATION_FIELDS.map((f) => `\`${f}\``).join(', ')} are fixed when a pool is created. Everything else takes effect at the next mount.`,
     '',
   ];
   for (const [section, schema] of Object.entries(EngineConfigSchema.properties as Record<string, TSchema>)) {
     out.push(`## ${section}`, '', String(schema.description ?? ''), '');
     const rows: [string, TSchema][] = [];
     for (const [k, s] of Object.entries(schema.properties as Record<string, TSchema>)) {
-      if (s.type === 'object') for (const [k2, s2] of Object.entries(s.properties as Record<string, TSchema>)) rows.push([`${k}.${k2}`, s2]);
+      if (s.type === 'object')
+        for (const [k2, s2] of Object.entries(s.properties as Record<string, TSchema>)) rows.push([`${k}.${k2}`, s2]);
       else rows.push([k, s]);
     }
     out.push(`| field | type | ${PRESET_NAMES.join(' | ')} | meaning |`, `|---|---|${PRESET_NAMES.map(() => '---|').join('')}---|`);

@@ -4,7 +4,14 @@ import { currentTrace } from '../observability/trace.js';
 import { POOL_SOCKET } from '../pool/layout.js';
 import { readLockOwner } from '../pool/lock.js';
 import {
-  ControlError, controlCode, type ArgsOf, type CommandName, type OperationProgress, type ProgressLine, type Reply, type Request,
+  ControlError,
+  controlCode,
+  type ArgsOf,
+  type CommandName,
+  type OperationProgress,
+  type ProgressLine,
+  type Reply,
+  type Request,
   type ResultOf,
 } from './protocol.js';
 
@@ -58,7 +65,11 @@ function unreachable(poolDir: string, why: string): ControlError {
  * Fails with a ControlError: the daemon's own code, or UNAVAILABLE when it cannot be reached or does not answer.
  */
 export async function callControl<C extends CommandName>(
-  poolDir: string, command: C, args: ArgsOf<C>, onProgress?: (p: OperationProgress) => void, timeoutMs = 120_000,
+  poolDir: string,
+  command: C,
+  args: ArgsOf<C>,
+  onProgress?: (p: OperationProgress) => void,
+  timeoutMs = 120_000,
 ): Promise<ResultOf<C>> {
   const deadline = Date.now() + DAEMON_START_MS;
   for (;;) {
@@ -76,7 +87,11 @@ export async function callControl<C extends CommandName>(
 class NotListening extends Error {}
 
 function callControlOnce<C extends CommandName>(
-  poolDir: string, command: C, args: ArgsOf<C>, onProgress: ((p: OperationProgress) => void) | undefined, timeoutMs: number,
+  poolDir: string,
+  command: C,
+  args: ArgsOf<C>,
+  onProgress: ((p: OperationProgress) => void) | undefined,
+  timeoutMs: number,
 ): Promise<ResultOf<C>> {
   return new Promise((resolve, reject) => {
     const sock = net.connect(socketPath(poolDir));
@@ -92,7 +107,8 @@ function callControlOnce<C extends CommandName>(
     };
     const arm = () => {
       clearTimeout(timer);
-      const late = () => new ControlError(`the daemon of ${poolDir} did not answer '${command}' within ${timeoutMs / 1000}s`, 'UNAVAILABLE');
+      const late = () =>
+        new ControlError(`the daemon of ${poolDir} did not answer '${command}' within ${timeoutMs / 1000}s`, 'UNAVAILABLE');
       timer = setTimeout(() => fail(late()), timeoutMs);
     };
     arm();

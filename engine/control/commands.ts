@@ -44,9 +44,13 @@ function diskGuard(args: CommandArgs, mountpoint: string | null): DiskGuard {
   // The node agent's roots when it has some; otherwise the pool's own (an empty list from it changes nothing).
   const allowedRoots = agentRoots?.length ? agentRoots : undefined;
   return {
-    allowedRoots, allowAnyPath: agentRoots === undefined && args.allowAnyPath === true, mountpoint, protectedDirs: jsonStrings(args, 'protectedDirs', absolute, 'absolute paths'),
+    allowedRoots,
+    allowAnyPath: agentRoots === undefined && args.allowAnyPath === true,
+    mountpoint,
+    protectedDirs: jsonStrings(args, 'protectedDirs', absolute, 'absolute paths'),
     // A name that is given is checked, even an empty one; null or absent: found from the devices.
-    failureDomain: typeof args.failureDomain === 'string' ? args.failureDomain : null, allowSharedDomain: args.allowSharedDomain === true,
+    failureDomain: typeof args.failureDomain === 'string' ? args.failureDomain : null,
+    allowSharedDomain: args.allowSharedDomain === true,
   };
 }
 
@@ -70,7 +74,11 @@ export const poolCommands: PoolCommandTable = {
     if (!isTier(tier)) throw new UsageError(`--tier '${tier}' is not one of ${TIERS.join(', ')}`);
     const cap = typeof args.capacity === 'number' ? args.capacity : null;
     const { disk, recognised, warning } = await pool.addDisk(str(args, 'disk'), tier as Tier, cap, diskGuard(args, mountpoint));
-    return { disk: { id: disk.id, path: disk.path, tier: disk.tier, capacity: cap, failureDomain: domainLabel(disk.domain), device: disk.device }, recognised, warning };
+    return {
+      disk: { id: disk.id, path: disk.path, tier: disk.tier, capacity: cap, failureDomain: domainLabel(disk.domain), device: disk.device },
+      recognised,
+      warning,
+    };
   },
 
   async 'set-failure-domain'({ pool }, args) {
@@ -98,7 +106,8 @@ export const poolCommands: PoolCommandTable = {
     const num = (key: string, min: number, max: number): number | undefined => {
       const v = args[key];
       if (v === undefined || v === null) return undefined;
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new UsageError(`--${key} must be a whole number from ${min} to ${max}, got ${String(v)}`);
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+        throw new UsageError(`--${key} must be a whole number from ${min} to ${max}, got ${String(v)}`);
       return v;
     };
     // Validate everything before changing anything (applyConfig checks the whole result first).
@@ -106,8 +115,10 @@ export const poolCommands: PoolCommandTable = {
       auto_rebuild: typeof args['auto-rebuild'] === 'boolean' ? args['auto-rebuild'] : undefined,
       rebuild_concurrency: num('rebuild-concurrency', 1, 64),
       rebuild_bandwidth: typeof args['rebuild-bandwidth'] === 'number' ? args['rebuild-bandwidth'] : undefined,
-      errors_suspect: num('errors-suspect', 1, 1_000_000), read_errors_failed: num('read-errors-failed', 1, 1_000_000),
-      slow_io_ms: num('slow-io-ms', 1, 3_600_000), slow_ops_degraded: num('slow-ops-degraded', 1, 1_000_000),
+      errors_suspect: num('errors-suspect', 1, 1_000_000),
+      read_errors_failed: num('read-errors-failed', 1, 1_000_000),
+      slow_io_ms: num('slow-io-ms', 1, 3_600_000),
+      slow_ops_degraded: num('slow-ops-degraded', 1, 1_000_000),
     };
     const given = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
     if (Object.keys(given).length) pool.tuneReliability(given);
@@ -144,11 +155,15 @@ export const poolCommands: PoolCommandTable = {
     const policy = parsePolicy(text);
     const healthy = pool.disks.writable().length;
     if (fragmentCount(policy) > healthy) {
-      throw new PoolError(`policy ${text} needs ${fragmentCount(policy)} healthy disks on distinct devices; pool ${pool.name} has ${healthy}. Add disks first.`);
+      throw new PoolError(
+        `policy ${text} needs ${fragmentCount(policy)} healthy disks on distinct devices; pool ${pool.name} has ${healthy}. Add disks first.`,
+      );
     }
     const domains = domainCount(pool.disks.writable());
     if (fragmentCount(policy) > domains && !pool.config.reliability.allow_shared_failure_domains) {
-      throw new PoolError(`policy ${text} needs ${fragmentCount(policy)} failure domains; the healthy disks of pool ${pool.name} are in ${domains} (${describeDomains(pool.disks.writable())}). Add disks on other devices first.`);
+      throw new PoolError(
+        `policy ${text} needs ${fragmentCount(policy)} failure domains; the healthy disks of pool ${pool.name} are in ${domains} (${describeDomains(pool.disks.writable())}). Add disks on other devices first.`,
+      );
     }
     const top = dir.replace(/^\/+|\/+$/g, '');
     if (dir === '/') pool.setDefaultPolicy(policy);
@@ -158,13 +173,24 @@ export const poolCommands: PoolCommandTable = {
   },
 
   async scrub({ pool, fs, progress }, args) {
-    if (scrubControls.has(pool)) throw new PoolError('a scrub is already running on this pool (pause or resume it with scrub --pause / --resume)');
+    if (scrubControls.has(pool))
+      throw new PoolError('a scrub is already running on this pool (pause or resume it with scrub --pause / --resume)');
     const control = new ScrubControl();
     scrubControls.set(pool, control);
     try {
       const bandwidthBytes = typeof args.bandwidth === 'number' ? args.bandwidth : undefined;
-      return await pool.track(args.repair === true ? 'scrub --repair' : 'scrub', (onProgress) =>
-        scrub(pool, fs.ns, fs.data.extents, { repair: args.repair === true, onProgress, bandwidthBytes, control, restart: args.restart === true }), progress);
+      return await pool.track(
+        args.repair === true ? 'scrub --repair' : 'scrub',
+        (onProgress) =>
+          scrub(pool, fs.ns, fs.data.extents, {
+            repair: args.repair === true,
+            onProgress,
+            bandwidthBytes,
+            control,
+            restart: args.restart === true,
+          }),
+        progress,
+      );
     } finally {
       scrubControls.delete(pool);
     }
@@ -194,8 +220,16 @@ export const poolCommands: PoolCommandTable = {
     const old = pool.findDisk(str(args, 'old'));
     // The new disk may sit where the old one did (same domain), and keeps its named domain unless told.
     const guard = diskGuard(args, mountpoint);
-    const { disk } = await pool.addDisk(str(args, 'new'), old.tier as Tier, old.cap, { ...guard, replacing: old.id, failureDomain: guard.failureDomain ?? old.domainOverride });
-    const drained = await pool.track(`drain ${old.id}`, (onProgress) => removeDisk(pool, fs.data.extents, old.id, { onProgress }), progress);
+    const { disk } = await pool.addDisk(str(args, 'new'), old.tier as Tier, old.cap, {
+      ...guard,
+      replacing: old.id,
+      failureDomain: guard.failureDomain ?? old.domainOverride,
+    });
+    const drained = await pool.track(
+      `drain ${old.id}`,
+      (onProgress) => removeDisk(pool, fs.data.extents, old.id, { onProgress }),
+      progress,
+    );
     return { added: { id: disk.id, path: disk.path }, removed: drained };
   },
 

@@ -20,4 +20,3 @@ export interface CommandContext {
  */
 export type PoolCommand<C extends PoolCommandName> = (ctx: CommandContext, args: CommandArgs) => Promise<ResultOf<C>>;
 export type PoolCommandTable<C extends PoolCommandName = PoolCommandName> = { [K in C]: PoolCommand<K> };
-

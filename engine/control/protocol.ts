@@ -23,14 +23,19 @@ export type { CommandArgs, HttpReply, OperationProgress };
 
 /** A volume as the daemon describes it. */
 export interface VolumeInfo {
-  name: string; ino: number; capacity: number; policy: string; tier: string | null; ephemeral: boolean; createdAt: string;
+  name: string;
+  ino: number;
+  capacity: number;
+  policy: string;
+  tier: string | null;
+  ephemeral: boolean;
+  createdAt: string;
   context: Record<string, string>;
   inodeLimit: number;
   usage: { bytes: number; inodes: number };
   /** Targets it is published at. */
   published: string[];
 }
-
 
 /**
  * Arguments are type aliases (not interfaces) of JSON scalars, so each is a CommandArgs. Lists travel
@@ -39,42 +44,81 @@ export interface VolumeInfo {
  */
 type NoArgs = Record<string, never>;
 type DiskGuardArgs = {
-  allowAnyPath?: boolean; failureDomain?: string | null; allowSharedDomain?: boolean;
+  allowAnyPath?: boolean;
+  failureDomain?: string | null;
+  allowSharedDomain?: boolean;
   /** JSON list of absolute paths: where the node agent allows disks (the chart's diskPaths). */
   diskRoots?: string;
   /** JSON list of absolute paths no disk may touch. */
   protectedDirs?: string;
 };
 export type TuneArgs = {
-  'auto-rebuild'?: boolean; 'rebuild-concurrency'?: number; 'rebuild-bandwidth'?: number; 'errors-suspect'?: number;
-  'read-errors-failed'?: number; 'slow-io-ms'?: number; 'slow-ops-degraded'?: number;
+  'auto-rebuild'?: boolean;
+  'rebuild-concurrency'?: number;
+  'rebuild-bandwidth'?: number;
+  'errors-suspect'?: number;
+  'read-errors-failed'?: number;
+  'slow-io-ms'?: number;
+  'slow-ops-degraded'?: number;
 };
 
-interface Command<A extends CommandArgs, R> { args: A; result: R }
+interface Command<A extends CommandArgs, R> {
+  args: A;
+  result: R;
+}
 
 /** Commands that act on an open pool: served by its daemon, or run in-process by the CLI when none is. */
 export interface PoolCommands {
   ping: Command<NoArgs, { pool: string; id: string; mountpoint: string | null; daemon: boolean; pid: number }>;
   status: Command<NoArgs, PoolStatus>;
   'list-disks': Command<NoArgs, { disks: DiskReport[] }>;
-  'add-disk': Command<{ disk: string; tier?: string; capacity?: number | null } & DiskGuardArgs, {
-    disk: { id: string; path: string; tier: string; capacity: number | null; failureDomain: string; device: string };
-    recognised: boolean; warning?: string;
-  }>;
-  'set-failure-domain': Command<{ disk: string; domain: string }, {
-    disk: string; failureDomain: string; named: boolean; device: string; warning?: string;
-  }>;
-  'set-disk-health': Command<{ disk: string; state: string; reason?: string }, {
-    disk: string; from: string; to: string; reason: string; verification?: { verified: number; bad: number };
-  }>;
-  tune: Command<TuneArgs, {
-    autoRebuild: boolean; rebuild: { concurrency: number; bandwidthBytes?: number }; thresholds: HealthThresholds;
-  }>;
+  'add-disk': Command<
+    { disk: string; tier?: string; capacity?: number | null } & DiskGuardArgs,
+    {
+      disk: { id: string; path: string; tier: string; capacity: number | null; failureDomain: string; device: string };
+      recognised: boolean;
+      warning?: string;
+    }
+  >;
+  'set-failure-domain': Command<
+    { disk: string; domain: string },
+    {
+      disk: string;
+      failureDomain: string;
+      named: boolean;
+      device: string;
+      warning?: string;
+    }
+  >;
+  'set-disk-health': Command<
+    { disk: string; state: string; reason?: string },
+    {
+      disk: string;
+      from: string;
+      to: string;
+      reason: string;
+      verification?: { verified: number; bad: number };
+    }
+  >;
+  tune: Command<
+    TuneArgs,
+    {
+      autoRebuild: boolean;
+      rebuild: { concurrency: number; bandwidthBytes?: number };
+      thresholds: HealthThresholds;
+    }
+  >;
   config: Command<NoArgs, { file: ConfigFile; config: EngineConfig }>;
   /** `file`: the configuration document as JSON text; `source`: where it came from (for messages). */
-  'config-apply': Command<{ file: string; source: string }, {
-    changed: string[]; live: string[]; restart: string[]; creationOnly: string[];
-  }>;
+  'config-apply': Command<
+    { file: string; source: string },
+    {
+      changed: string[];
+      live: string[];
+      restart: string[];
+      creationOnly: string[];
+    }
+  >;
   diagnose: Command<NoArgs, Diagnosis>;
   'probe-disks': Command<NoArgs, { probes: ProbeResult[] }>;
   'set-policy': Command<{ path: string; policy: string }, { path: string; policy: string }>;
@@ -86,24 +130,47 @@ export interface PoolCommands {
   fsck: Command<{ repair?: boolean; graceSeconds?: number }, FsckReport>;
   // Volumes: the CSI plugin's commands (and `dynamicfs volume`).
   /** `context`: JSON object of strings; `inodes`: the inode limit (default from the capacity). */
-  'volume-create': Command<{
-    name: string; capacity: number; policy?: string; tier?: string; ephemeral?: boolean; context?: string; inodes?: number;
-  }, { volume: VolumeInfo; created: boolean }>;
+  'volume-create': Command<
+    {
+      name: string;
+      capacity: number;
+      policy?: string;
+      tier?: string;
+      ephemeral?: boolean;
+      context?: string;
+      inodes?: number;
+    },
+    { volume: VolumeInfo; created: boolean }
+  >;
   'volume-delete': Command<{ name: string }, { deleted: boolean }>;
   'volume-list': Command<NoArgs, { volumes: VolumeInfo[] }>;
   'volume-get': Command<{ name: string }, { volume: VolumeInfo | null }>;
   'volume-expand': Command<{ name: string; capacity: number }, { volume: VolumeInfo }>;
   'volume-capacity': Command<{ policy?: string; tier?: string }, { available: number }>;
   /** `root`: the directory the target must lie strictly inside; `flags`: JSON list of mount flags. */
-  'volume-publish': Command<{
-    name: string; target: string; root?: string; readonly?: boolean; flags?: string;
-  }, { target: string; published: boolean }>;
+  'volume-publish': Command<
+    {
+      name: string;
+      target: string;
+      root?: string;
+      readonly?: boolean;
+      flags?: string;
+    },
+    { target: string; published: boolean }
+  >;
   /** `recorded` is absent from a daemon of an older version (it unmounted whatever was there). */
   'volume-unpublish': Command<{ target: string }, { target: string; volume: string | null; recorded?: boolean }>;
   /** `inodeLimit` is absent from a daemon of an older version. */
-  'volume-stats': Command<{ name: string; target?: string }, {
-    capacity: number; used: number; inodes: number; inodeLimit?: number; condition: { abnormal: boolean; message: string };
-  }>;
+  'volume-stats': Command<
+    { name: string; target?: string },
+    {
+      capacity: number;
+      used: number;
+      inodes: number;
+      inodeLimit?: number;
+      condition: { abnormal: boolean; message: string };
+    }
+  >;
 }
 
 /** Commands only a running daemon serves. */
@@ -130,25 +197,49 @@ export type ResultOf<C extends CommandName> = ControlCommands[C]['result'];
  * plugin passes them on as such). The daemon sets it from the class of what was thrown.
  */
 export const CONTROL_CODES = [
-  'INVALID_ARGUMENT', 'NOT_FOUND', 'ALREADY_EXISTS', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'PERMISSION_DENIED',
-  'UNIMPLEMENTED', 'UNAVAILABLE', 'INTERNAL',
+  'INVALID_ARGUMENT',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'RESOURCE_EXHAUSTED',
+  'FAILED_PRECONDITION',
+  'PERMISSION_DENIED',
+  'UNIMPLEMENTED',
+  'UNAVAILABLE',
+  'INTERNAL',
 ] as const;
 export type ControlCode = (typeof CONTROL_CODES)[number];
 
 /** The code of an engine errno (an FsError's code). Also what older daemons sent for a failing FsError. */
 export const ERRNO_CODES: Readonly<Record<string, ControlCode>> = {
-  ENOENT: 'NOT_FOUND', EEXIST: 'ALREADY_EXISTS',
-  EINVAL: 'INVALID_ARGUMENT', ENAMETOOLONG: 'INVALID_ARGUMENT', ENOTDIR: 'INVALID_ARGUMENT', EISDIR: 'INVALID_ARGUMENT',
-  ELOOP: 'INVALID_ARGUMENT', ERANGE: 'INVALID_ARGUMENT', EFBIG: 'INVALID_ARGUMENT',
-  ENOSPC: 'RESOURCE_EXHAUSTED', EDQUOT: 'RESOURCE_EXHAUSTED', EMFILE: 'RESOURCE_EXHAUSTED', EMLINK: 'RESOURCE_EXHAUSTED',
-  EBUSY: 'FAILED_PRECONDITION', ENOTEMPTY: 'FAILED_PRECONDITION', EROFS: 'FAILED_PRECONDITION', EXDEV: 'FAILED_PRECONDITION',
-  EACCES: 'PERMISSION_DENIED', EPERM: 'PERMISSION_DENIED',
-  ENOSYS: 'UNIMPLEMENTED', EOPNOTSUPP: 'UNIMPLEMENTED',
+  ENOENT: 'NOT_FOUND',
+  EEXIST: 'ALREADY_EXISTS',
+  EINVAL: 'INVALID_ARGUMENT',
+  ENAMETOOLONG: 'INVALID_ARGUMENT',
+  ENOTDIR: 'INVALID_ARGUMENT',
+  EISDIR: 'INVALID_ARGUMENT',
+  ELOOP: 'INVALID_ARGUMENT',
+  ERANGE: 'INVALID_ARGUMENT',
+  EFBIG: 'INVALID_ARGUMENT',
+  ENOSPC: 'RESOURCE_EXHAUSTED',
+  EDQUOT: 'RESOURCE_EXHAUSTED',
+  EMFILE: 'RESOURCE_EXHAUSTED',
+  EMLINK: 'RESOURCE_EXHAUSTED',
+  EBUSY: 'FAILED_PRECONDITION',
+  ENOTEMPTY: 'FAILED_PRECONDITION',
+  EROFS: 'FAILED_PRECONDITION',
+  EXDEV: 'FAILED_PRECONDITION',
+  EACCES: 'PERMISSION_DENIED',
+  EPERM: 'PERMISSION_DENIED',
+  ENOSYS: 'UNIMPLEMENTED',
+  EOPNOTSUPP: 'UNIMPLEMENTED',
 };
 
 /** Codes daemons of older versions sent (a VolumeError's own names), beside errno names. */
 export const LEGACY_CODES: Readonly<Record<string, ControlCode>> = {
-  INVALID: 'INVALID_ARGUMENT', EXISTS: 'ALREADY_EXISTS', EXHAUSTED: 'RESOURCE_EXHAUSTED', BUSY: 'FAILED_PRECONDITION',
+  INVALID: 'INVALID_ARGUMENT',
+  EXISTS: 'ALREADY_EXISTS',
+  EXHAUSTED: 'RESOURCE_EXHAUSTED',
+  BUSY: 'FAILED_PRECONDITION',
   NOT_FOUND: 'NOT_FOUND',
 };
 
@@ -198,5 +289,11 @@ export class ControlError extends Error {
  */
 export type Reply = { ok: true; result: unknown } | { ok: false; error: string; usage: boolean; code?: string };
 /** Sent before the reply while a long operation runs. */
-export interface ProgressLine { progress: OperationProgress }
-export interface Request { command: string; args: CommandArgs; traceId?: string }
+export interface ProgressLine {
+  progress: OperationProgress;
+}
+export interface Request {
+  command: string;
+  args: CommandArgs;
+  traceId?: string;
+}

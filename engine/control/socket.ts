@@ -7,7 +7,14 @@ import { VolumeError } from '../volumes/volumes.js';
 import { isPoolCommand, poolCommands, type CommandArgs, type CommandContext } from './commands.js';
 import { LineReader, socketPath } from './client.js';
 import {
-  controlCode, ERRNO_CODES, type ControlCode, type DaemonCommandName, type OperationProgress, type ProgressLine, type Reply, type Request,
+  controlCode,
+  ERRNO_CODES,
+  type ControlCode,
+  type DaemonCommandName,
+  type OperationProgress,
+  type ProgressLine,
+  type Reply,
+  type Request,
   type ResultOf,
 } from './protocol.js';
 import { PRIVATE_DIR, tighten } from '../util/private-files.js';
@@ -51,13 +58,16 @@ export function parseRequest(line: string): Request {
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new UsageError('the request is not a JSON object');
   const r = v as Record<string, unknown>;
-  if (typeof r.command !== 'string' || r.command.length === 0 || r.command.length > MAX_COMMAND_NAME) throw new UsageError(`the request's command must be a name of at most ${MAX_COMMAND_NAME} characters`);
+  if (typeof r.command !== 'string' || r.command.length === 0 || r.command.length > MAX_COMMAND_NAME)
+    throw new UsageError(`the request's command must be a name of at most ${MAX_COMMAND_NAME} characters`);
   const args = r.args ?? {};
   if (typeof args !== 'object' || args === null || Array.isArray(args)) throw new UsageError("the request's args must be an object");
   for (const [k, a] of Object.entries(args)) {
-    if (a !== null && a !== undefined && !['string', 'number', 'boolean'].includes(typeof a)) throw new UsageError(`argument ${k.slice(0, 64)} must be a string, number or boolean`);
+    if (a !== null && a !== undefined && !['string', 'number', 'boolean'].includes(typeof a))
+      throw new UsageError(`argument ${k.slice(0, 64)} must be a string, number or boolean`);
   }
-  if (r.traceId !== undefined && (typeof r.traceId !== 'string' || r.traceId.length > 64)) throw new UsageError('the request\'s traceId must be a short string');
+  if (r.traceId !== undefined && (typeof r.traceId !== 'string' || r.traceId.length > 64))
+    throw new UsageError("the request's traceId must be a short string");
   return { command: r.command, args: args as CommandArgs, traceId: r.traceId as string | undefined };
 }
 
@@ -66,7 +76,11 @@ export function parseRequest(line: string): Request {
  * the pool directory, which only the pool's owner may enter (0700), and is itself 0600.
  * `afterCommand` runs when a pool command finishes (the daemon drops cached status then).
  */
-export async function serveControl(ctx: CommandContext, extra: ExtraCommands = {}, afterCommand: (command: string) => void = () => undefined): Promise<net.Server> {
+export async function serveControl(
+  ctx: CommandContext,
+  extra: ExtraCommands = {},
+  afterCommand: (command: string) => void = () => undefined,
+): Promise<net.Server> {
   const file = socketPath(ctx.pool.dir);
   await tighten(await fsp.realpath(ctx.pool.dir).catch(() => ctx.pool.dir), PRIVATE_DIR);
   await fsp.rm(file, { force: true });
@@ -105,19 +119,23 @@ export async function serveControl(ctx: CommandContext, extra: ExtraCommands = {
     try {
       const req = parseRequest(line);
       // The caller's trace id (a CLI command) carries on into the daemon's log lines.
-      return await withTrace(`control ${req.command}`, async (): Promise<Reply> => {
-        const special = extras.get(req.command);
-        if (special) return { ok: true, result: await special(req.args) };
-        if (!isPoolCommand(req.command)) {
-          return { ok: false, error: `unknown command '${req.command}'`, usage: true, code: 'UNIMPLEMENTED' };
-        }
-        const fn = poolCommands[req.command];
-        try {
-          return { ok: true, result: await fn({ ...ctx, progress }, req.args) };
-        } finally {
-          afterCommand(req.command);
-        }
-      }, req.traceId ?? newTraceId());
+      return await withTrace(
+        `control ${req.command}`,
+        async (): Promise<Reply> => {
+          const special = extras.get(req.command);
+          if (special) return { ok: true, result: await special(req.args) };
+          if (!isPoolCommand(req.command)) {
+            return { ok: false, error: `unknown command '${req.command}'`, usage: true, code: 'UNIMPLEMENTED' };
+          }
+          const fn = poolCommands[req.command];
+          try {
+            return { ok: true, result: await fn({ ...ctx, progress }, req.args) };
+          } finally {
+            afterCommand(req.command);
+          }
+        },
+        req.traceId ?? newTraceId(),
+      );
     } catch (err) {
       return { ok: false, error: err instanceof Error ? err.message : String(err), usage: err instanceof UsageError, code: errorCode(err) };
     }

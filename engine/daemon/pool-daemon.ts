@@ -38,7 +38,12 @@ export interface PoolDaemonOptions {
 const log = logger('daemon');
 
 function loggingFrom(c: EngineConfig, format: LogFormat | undefined): Parameters<typeof configureLogging>[0] {
-  return { enabled: c.monitoring.logging, level: c.monitoring.log_level, format: format ?? c.monitoring.log_format, eventLogSize: c.monitoring.event_log_size };
+  return {
+    enabled: c.monitoring.logging,
+    level: c.monitoring.log_level,
+    format: format ?? c.monitoring.log_format,
+    eventLogSize: c.monitoring.event_log_size,
+  };
 }
 
 /**
@@ -58,7 +63,9 @@ function servesKernelDirectly(): boolean {
 export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): Promise<void> {
   const mnt = opts.mountpoint ? path.resolve(opts.mountpoint) : null;
   // A filesystem daemon must not die on a stray rejection: log it loudly and keep serving.
-  process.on('unhandledRejection', (reason) => log.error(`BUG: unhandled rejection: ${reason instanceof Error ? reason.stack : String(reason)}`));
+  process.on('unhandledRejection', (reason) =>
+    log.error(`BUG: unhandled rejection: ${reason instanceof Error ? reason.stack : String(reason)}`),
+  );
   if (mnt && (await isMounted(mnt))) {
     // The mount of a daemon that died: detach it, so this daemon can serve the pool there again.
     if ((await mountState(mnt)) !== 'dead') throw new Error(`${mnt} is already a mount point; unmount it first (fusermount -u ${mnt})`);
@@ -91,9 +98,11 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
     readAheadKb: pool.config.performance.read_ahead ? DEFAULT_READ_AHEAD_KB : 0,
   };
   const observer = observeFuse(pool.name, () => pool.config.monitoring.slow_op_ms);
-  const fuse = !mnt ? null : servesKernelDirectly()
-    ? new KernelMount(mnt, fs, observer, mountOptions)
-    : new FuseMount(mnt, fuseOperations(fs, observer), mountOptions);
+  const fuse = !mnt
+    ? null
+    : servesKernelDirectly()
+      ? new KernelMount(mnt, fs, observer, mountOptions)
+      : new FuseMount(mnt, fuseOperations(fs, observer), mountOptions);
   let control: net.Server | null = null;
   let httpServer: http.Server | null = null;
   let ready = false;
@@ -119,26 +128,38 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
   // Signal handlers go in before the mount: a SIGTERM that arrives while the daemon is still starting
   // must stop it cleanly, not kill it with the mount still attached.
   const stopped = new Promise<void>((resolve) => {
-    const onSignal = (sig: NodeJS.Signals) => void stop(sig).then(resolve, (err: unknown) => {
-      log.error(`shutdown error: ${String(err)}`);
-      resolve();
-    });
+    const onSignal = (sig: NodeJS.Signals) =>
+      void stop(sig).then(resolve, (err: unknown) => {
+        log.error(`shutdown error: ${String(err)}`);
+        resolve();
+      });
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
-    process.on('SIGHUP', () => void withTrace('reload', async () => {
-      try {
-        const file = opts.configFile ? await readConfigFile(opts.configFile) : pool.configFile;
-        const changed = pool.applyConfig(file, opts.configFile ?? 'pool configuration');
-        if (!changed.length) log.info('SIGHUP: configuration unchanged', { pool: pool.name });
-      } catch (err) {
-        log.error(`SIGHUP: configuration refused, keeping the current one: ${(err as Error).message}`, { pool: pool.name });
-      }
-    }, newTraceId()));
+    process.on(
+      'SIGHUP',
+      () =>
+        void withTrace(
+          'reload',
+          async () => {
+            try {
+              const file = opts.configFile ? await readConfigFile(opts.configFile) : pool.configFile;
+              const changed = pool.applyConfig(file, opts.configFile ?? 'pool configuration');
+              if (!changed.length) log.info('SIGHUP: configuration unchanged', { pool: pool.name });
+            } catch (err) {
+              log.error(`SIGHUP: configuration refused, keeping the current one: ${(err as Error).message}`, { pool: pool.name });
+            }
+          },
+          newTraceId(),
+        ),
+    );
   });
 
   const host: Host = {
     pools: () => [watch],
-    ready: () => (ready ? { ready: true, reason: mnt ? `pool ${pool.name} mounted at ${mnt}` : `pool ${pool.name} open` } : { ready: false, reason: stopping ? 'stopping' : 'starting' }),
+    ready: () =>
+      ready
+        ? { ready: true, reason: mnt ? `pool ${pool.name} mounted at ${mnt}` : `pool ${pool.name} open` }
+        : { ready: false, reason: stopping ? 'stopping' : 'starting' },
   };
   // The HTTP address is taken before the mount: an address in use fails the start with nothing mounted.
   try {
@@ -160,19 +181,27 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
   }
   const ctx: CommandContext = { pool, fs, mountpoint: mnt, daemon: true };
   try {
-    control = await serveControl(ctx, {
-      shutdown: async () => {
-        setImmediate(() => void stop('shutdown request').then(() => process.exit(0)));
-        return { stopping: true };
+    control = await serveControl(
+      ctx,
+      {
+        shutdown: async () => {
+          setImmediate(() => void stop('shutdown request').then(() => process.exit(0)));
+          return { stopping: true };
+        },
+        // `dynamicfs serve` forwards requests here and says whether they came from a network address.
+        http: async (args) => handleHttp(String(args.path ?? '/'), host, args.network === true ? 'network' : 'all'),
+        events: async (args) => {
+          const level = typeof args.level === 'string' ? args.level : undefined;
+          if (level && !isEventLevel(level)) throw new Error(`--level '${level}' is not one of trace, debug, info, warn, error, fatal`);
+          return events.list({
+            minLevel: level,
+            component: typeof args.component === 'string' ? args.component : undefined,
+            since: typeof args.since === 'string' ? new Date(args.since) : undefined,
+          });
+        },
       },
-      // `dynamicfs serve` forwards requests here and says whether they came from a network address.
-      http: async (args) => handleHttp(String(args.path ?? '/'), host, args.network === true ? 'network' : 'all'),
-      events: async (args) => {
-        const level = typeof args.level === 'string' ? args.level : undefined;
-        if (level && !isEventLevel(level)) throw new Error(`--level '${level}' is not one of trace, debug, info, warn, error, fatal`);
-        return events.list({ minLevel: level, component: typeof args.component === 'string' ? args.component : undefined, since: typeof args.since === 'string' ? new Date(args.since) : undefined });
-      },
-    }, () => watch.invalidate());
+      () => watch.invalidate(),
+    );
   } catch (err) {
     httpServer?.close();
     if (mnt) await lazyUnmount(mnt);
@@ -214,9 +243,18 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
     const changed = changedFields(previous, next);
     const creationOnly = changed.filter((f) => CREATION_FIELDS.includes(f));
     const restart = changed.filter((f) => !isLiveField(f) && !creationOnly.includes(f));
-    log.event('info', `configuration changed: ${changed.join(', ') || 'nothing'}`, { pool: pool.name, applied: changed.filter(isLiveField), needRestart: restart, creationOnly });
+    log.event('info', `configuration changed: ${changed.join(', ') || 'nothing'}`, {
+      pool: pool.name,
+      applied: changed.filter(isLiveField),
+      needRestart: restart,
+      creationOnly,
+    });
     if (restart.length) log.warn(`these fields take effect at the next mount: ${restart.join(', ')}`, { pool: pool.name, fields: restart });
-    if (creationOnly.length) log.warn(`these fields apply to new pools only (this pool keeps its layout): ${creationOnly.join(', ')}`, { pool: pool.name, fields: creationOnly });
+    if (creationOnly.length)
+      log.warn(`these fields apply to new pools only (this pool keeps its layout): ${creationOnly.join(', ')}`, {
+        pool: pool.name,
+        fields: creationOnly,
+      });
   };
   if (mnt) {
     await clearStaging(path.join(pool.dir, POOL_STAGING));
@@ -227,35 +265,40 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
   else if (pool.disks.all().some((d) => d.health === 'failed')) startRebuild('a disk was already failed at mount');
 
   // Scheduled scrubs (reliability.auto_scrub, scrub_interval, scrub_repair, scrub_bandwidth, all live).
-  schedules.push(new Schedule(
-    () => pool.config.reliability.auto_scrub && pool.activeOperation === null,
-    () => nextScrubDue(pool),
-    () => withTrace('scheduled scrub', async () => {
-      const r = pool.config.reliability;
-      log.event('info', 'scheduled scrub starting', { pool: pool.name, repair: r.scrub_repair });
-      try {
-        await poolCommands.scrub(ctx, { repair: r.scrub_repair, bandwidth: r.scrub_bandwidth || undefined });
-      } catch (err) {
-        log.error(`scheduled scrub failed: ${String(err)}`, { pool: pool.name });
-      }
-      watch.invalidate();
-    }),
-    () => Math.min(30_000, (pool.config.reliability.scrub_interval * 1000) / 4),
-  ));
+  schedules.push(
+    new Schedule(
+      () => pool.config.reliability.auto_scrub && pool.activeOperation === null,
+      () => nextScrubDue(pool),
+      () =>
+        withTrace('scheduled scrub', async () => {
+          const r = pool.config.reliability;
+          log.event('info', 'scheduled scrub starting', { pool: pool.name, repair: r.scrub_repair });
+          try {
+            await poolCommands.scrub(ctx, { repair: r.scrub_repair, bandwidth: r.scrub_bandwidth || undefined });
+          } catch (err) {
+            log.error(`scheduled scrub failed: ${String(err)}`, { pool: pool.name });
+          }
+          watch.invalidate();
+        }),
+      () => Math.min(30_000, (pool.config.reliability.scrub_interval * 1000) / 4),
+    ),
+  );
   // Usage samples for growth forecasts and error-rate history.
   let lastSample = 0;
-  schedules.push(new Schedule(
-    () => true,
-    () => lastSample + pool.config.monitoring.history_interval * 1000,
-    async () => {
-      lastSample = Date.now();
-      await pool.disks.refreshSpace();
-      // A disk reachable again, or a directory that got a mount of its own: its domain follows.
-      await pool.disks.refreshDomains();
-      pool.recordUsage();
-    },
-    () => Math.min(30_000, (pool.config.monitoring.history_interval * 1000) / 2),
-  ));
+  schedules.push(
+    new Schedule(
+      () => true,
+      () => lastSample + pool.config.monitoring.history_interval * 1000,
+      async () => {
+        lastSample = Date.now();
+        await pool.disks.refreshSpace();
+        // A disk reachable again, or a directory that got a mount of its own: its domain follows.
+        await pool.disks.refreshDomains();
+        pool.recordUsage();
+      },
+      () => Math.min(30_000, (pool.config.monitoring.history_interval * 1000) / 2),
+    ),
+  );
   await pool.disks.refreshSpace();
   pool.recordUsage();
   lastSample = Date.now();
@@ -268,13 +311,29 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
   );
   // Extents with fragments together in one failure domain (an older pool, or one that allowed shared
   // domains): counted by status, which assesses every extent in batches, off the start.
-  void watch.status().then((s) => {
-    if (s.failureDomains.sharedExtents) log.event('warn', `${s.failureDomains.sharedExtents} extent(s) have fragments together in one failure domain`, { pool: pool.name, sharedExtents: s.failureDomains.sharedExtents });
-  }, () => undefined);
+  void watch.status().then(
+    (s) => {
+      if (s.failureDomains.sharedExtents)
+        log.event('warn', `${s.failureDomains.sharedExtents} extent(s) have fragments together in one failure domain`, {
+          pool: pool.name,
+          sharedExtents: s.failureDomains.sharedExtents,
+        });
+    },
+    () => undefined,
+  );
   ready = true;
   const servedBy = fuse instanceof KernelMount ? '/dev/fuse directly' : 'fuse-native';
-  log.event('info', mnt ? `mounted pool ${pool.name} (${pool.id}) at ${mnt} (served through ${servedBy}), pid ${process.pid}` : `serving pool ${pool.name} (${pool.id}), pid ${process.pid}`, {
-    pool: pool.name, mountpoint: mnt, fuse: mnt ? servedBy : null, metrics: httpServer ? opts.metricsListen ?? pool.config.monitoring.metrics_listen : null,
-  });
+  log.event(
+    'info',
+    mnt
+      ? `mounted pool ${pool.name} (${pool.id}) at ${mnt} (served through ${servedBy}), pid ${process.pid}`
+      : `serving pool ${pool.name} (${pool.id}), pid ${process.pid}`,
+    {
+      pool: pool.name,
+      mountpoint: mnt,
+      fuse: mnt ? servedBy : null,
+      metrics: httpServer ? (opts.metricsListen ?? pool.config.monitoring.metrics_listen) : null,
+    },
+  );
   await stopped;
 }

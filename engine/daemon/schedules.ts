@@ -25,11 +25,14 @@ export class Schedule {
 
   start(): void {
     const tick = () => {
-      this.timer = setTimeout(() => {
-        void this.check().finally(() => {
-          if (this.timer) tick();
-        });
-      }, Math.max(200, this.checkEveryMs()));
+      this.timer = setTimeout(
+        () => {
+          void this.check().finally(() => {
+            if (this.timer) tick();
+          });
+        },
+        Math.max(200, this.checkEveryMs()),
+      );
       this.timer.unref();
     };
     tick();

@@ -13,7 +13,10 @@ export class BufferPool {
   private readonly free: number[] = [];
   private readonly stride: number;
 
-  constructor(readonly size: number, private readonly slots: number) {
+  constructor(
+    readonly size: number,
+    private readonly slots: number,
+  ) {
     this.stride = Math.ceil(size / PAGE) * PAGE;
   }
 

@@ -5,7 +5,10 @@ export class ExtentCache {
   hits = 0;
   misses = 0;
 
-  constructor(private readonly capacityBytes: number, private readonly onEvict: (b: Buffer) => void = () => undefined) {}
+  constructor(
+    private readonly capacityBytes: number,
+    private readonly onEvict: (b: Buffer) => void = () => undefined,
+  ) {}
 
   get(eid: number): Buffer | undefined {
     const b = this.map.get(eid);

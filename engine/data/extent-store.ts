@@ -63,7 +63,10 @@ export class ExtentStore {
   readonly io = new FragmentWorkers();
   private readonly shardPools = new Map<number, BufferPool>();
 
-  constructor(private readonly pool: ExtentStoreHost, bufferSlots = 128) {
+  constructor(
+    private readonly pool: ExtentStoreHost,
+    bufferSlots = 128,
+  ) {
     this.buffers = new BufferPool(pool.settings.extentSize, bufferSlots);
   }
 
@@ -91,7 +94,13 @@ export class ExtentStore {
           if (!(err instanceof FragmentWriteError) || attempt >= 2) throw err instanceof FragmentWriteError ? err.error : err;
           for (const d of err.disks) avoid.add(d);
           try {
-            chooseDisks(this.pool.disks.writable().filter((d) => !avoid.has(d.id) && (tier === null || d.tier === tier)), fragmentCount(policy), fragments[0].length, policyName, this.placement);
+            chooseDisks(
+              this.pool.disks.writable().filter((d) => !avoid.has(d.id) && (tier === null || d.tier === tier)),
+              fragmentCount(policy),
+              fragments[0].length,
+              policyName,
+              this.placement,
+            );
           } catch {
             throw err.error; // no other disks to retry on: report the write failure itself
           }
@@ -133,10 +142,23 @@ export class ExtentStore {
   }
 
   private async place(
-    ino: number, idx: number, length: number, policy: RedundancyPolicy, policyName: string, fragments: Buffer[], avoid: Set<string>, tier: string | null,
+    ino: number,
+    idx: number,
+    length: number,
+    policy: RedundancyPolicy,
+    policyName: string,
+    fragments: Buffer[],
+    avoid: Set<string>,
+    tier: string | null,
   ): Promise<WrittenExtent> {
     const size = fragments[0].length;
-    const disks = chooseDisks(this.pool.disks.writable().filter((d) => !avoid.has(d.id) && (tier === null || d.tier === tier)), fragmentCount(policy), size, policyName, this.placement);
+    const disks = chooseDisks(
+      this.pool.disks.writable().filter((d) => !avoid.has(d.id) && (tier === null || d.tier === tier)),
+      fragmentCount(policy),
+      size,
+      policyName,
+      this.placement,
+    );
     for (const d of disks) d.reserved += size;
     const placement = disks.map((d, slot) => ({ slot, disk: d.id }));
     const eid = this.pool.versions.begin(placement);
@@ -163,14 +185,18 @@ export class ExtentStore {
           if (r.status !== 'rejected') return;
           // A full disk is not a failing one: stop placing there until statfs says otherwise.
           if (isNodeError(r.reason, 'ENOSPC') || isNodeError(r.reason, 'EDQUOT')) disks[slot].fsFree = 0;
-          else if (!PROCESS_LIMITS.has((r.reason as NodeJS.ErrnoException | undefined)?.code ?? '')) this.pool.recordDiskError(disks[slot].id, isNodeError(r.reason, 'EROFS') ? 'readonly' : 'write');
+          else if (!PROCESS_LIMITS.has((r.reason as NodeJS.ErrnoException | undefined)?.code ?? ''))
+            this.pool.recordDiskError(disks[slot].id, isNodeError(r.reason, 'EROFS') ? 'readonly' : 'write');
         });
         this.pool.versions.abandon(eid, placement);
         const failedDisks = results.flatMap((r, slot) => (r.status === 'rejected' ? [disks[slot].id] : []));
         if (isNodeError(reason, 'ENOSPC') || isNodeError(reason, 'EDQUOT')) {
           throw new FragmentWriteError(failedDisks, fsError('ENOSPC', `disk ${disks[failed].id} is full`));
         }
-        throw new FragmentWriteError(failedDisks, fsError('EIO', `writing a fragment to disk ${disks[failed].id} failed: ${(reason as Error).message}`));
+        throw new FragmentWriteError(
+          failedDisks,
+          fsError('EIO', `writing a fragment to disk ${disks[failed].id} failed: ${(reason as Error).message}`),
+        );
       }
       sums = firstOf.map((first) => (results[first] as PromiseFulfilledResult<string>).value);
     } finally {
@@ -210,7 +236,9 @@ export class ExtentStore {
       throw fsError('EIO', `extent ${ext.eid} (file inode ${ext.ino}, bytes ${ext.idx} extent) has ${good} good fragments, needs ${need}`);
     }
     if (policy.kind === 'erasure' && [...Array(policy.data).keys()].some((i) => !got[i])) this.counters.reconstructions++;
-    const full = await decodeExtent(policy, got, ext.encoded_length, (n) => (n === this.buffers.size ? this.buffers.take() : Buffer.allocUnsafe(n)));
+    const full = await decodeExtent(policy, got, ext.encoded_length, (n) =>
+      n === this.buffers.size ? this.buffers.take() : Buffer.allocUnsafe(n),
+    );
     for (const g of got) if (g && g !== full) this.giveBack(g);
     return full;
   }
@@ -265,7 +293,13 @@ export class ExtentStore {
    * fragment of the extent (recorded as a repair intent, then relocated in one transaction).
    * Returns the disk it landed on, or null when the extent changed under us.
    */
-  async writeRepair(ext: ExtentRow, frag: FragmentRow, data: Buffer, siblings: string[], opts: RepairWriteOptions = {}): Promise<string | null> {
+  async writeRepair(
+    ext: ExtentRow,
+    frag: FragmentRow,
+    data: Buffer,
+    siblings: string[],
+    opts: RepairWriteOptions = {},
+  ): Promise<string | null> {
     if (opts.readBack === false) {
       // Checked before it is written instead of read back after: the rebuilt bytes must match the
       // checksum recorded when the fragment was first written.
@@ -278,7 +312,7 @@ export class ExtentStore {
     const inPlace = current && !opts.relocate && ['healthy', 'degraded', 'suspect'].includes(current.health);
     if (inPlace && current) {
       try {
-        return await this.rewriteInPlace(current.path, frag, data) ? current.id : null;
+        return (await this.rewriteInPlace(current.path, frag, data)) ? current.id : null;
       } catch {
         /* the disk would not take it (read-only, I/O error): put the copy on another disk */
       }
@@ -314,7 +348,10 @@ export class ExtentStore {
     const apart = free.filter((d) => !others.has(d.domain));
     const candidates = apart.length || !this.placement.sharedDomains ? apart : free;
     if (!candidates.length) {
-      throw fsError('ENOSPC', `rebuild of fragment ${frag.eid}.${frag.slot}: no healthy disk outside the failure domains of its other fragments (${[...others].map(domainLabel).join(', ') || 'none'})`);
+      throw fsError(
+        'ENOSPC',
+        `rebuild of fragment ${frag.eid}.${frag.slot}: no healthy disk outside the failure domains of its other fragments (${[...others].map(domainLabel).join(', ') || 'none'})`,
+      );
     }
     const [target] = chooseDisks(candidates, 1, data.length, `rebuild of fragment ${frag.eid}.${frag.slot}`, this.placement);
     target.reserved += data.length;
@@ -349,7 +386,10 @@ export interface RepairWriteOptions {
 
 /** A fragment write failed on these disks; the extent may be placed again elsewhere. */
 class FragmentWriteError extends Error {
-  constructor(readonly disks: string[], readonly error: FsError) {
+  constructor(
+    readonly disks: string[],
+    readonly error: FsError,
+  ) {
     super(error.message);
   }
 }

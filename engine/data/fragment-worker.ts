@@ -17,7 +17,12 @@ import { checksum, type ChecksumAlgorithm } from '../integrity/checksum.js';
  * Where a job's bytes are: a range of a slab registered earlier (see FragmentWorkers), or of a
  * buffer sent along. Sending a SharedArrayBuffer costs a new object on both sides per message.
  */
-export interface JobMemory { slab: number; buffer?: SharedArrayBuffer; offset: number; length: number }
+export interface JobMemory {
+  slab: number;
+  buffer?: SharedArrayBuffer;
+  offset: number;
+  length: number;
+}
 
 export type FragmentJob =
   | ({ id: number; op: 'read'; file: string; direct: boolean; alg: ChecksumAlgorithm } & JobMemory)
@@ -26,7 +31,11 @@ export type FragmentJob =
   | ({ id: number; op: 'write'; file: string; direct: boolean; alg: ChecksumAlgorithm | null } & JobMemory);
 
 /** Registers a slab of shared memory under an id, once, before jobs name it. */
-export interface SlabMessage { op: 'slab'; slab: number; buffer: SharedArrayBuffer }
+export interface SlabMessage {
+  op: 'slab';
+  slab: number;
+  buffer: SharedArrayBuffer;
+}
 
 export type FragmentReply =
   | { id: number; ok: true; sum: string | null; direct?: boolean }
@@ -107,7 +116,9 @@ function run(job: FragmentJob): FragmentReply {
       return { id: job.id, ok: true, sum: checksum(job.alg, buf) };
     case 'write': {
       const sum = job.alg ? checksum(job.alg, buf) : null;
-      const direct = withDirect(job.direct, (flags) => writeFrom(job.file, buf, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | flags));
+      const direct = withDirect(job.direct, (flags) =>
+        writeFrom(job.file, buf, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | flags),
+      );
       return { id: job.id, ok: true, sum, direct };
     }
     case 'read': {

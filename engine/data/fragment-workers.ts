@@ -5,7 +5,11 @@ import { BufferPool } from './buffer-pool.js';
 import type { FragmentJob, FragmentReply, FragmentWorkerData, JobMemory, SlabMessage } from './fragment-worker.js';
 import { copyBytes } from '../util/bytes.js';
 
-type JobBody = FragmentJob extends infer J ? (J extends FragmentJob ? Omit<J, 'id' | 'slab' | 'buffer' | 'offset' | 'length'> : never) : never;
+type JobBody = FragmentJob extends infer J
+  ? J extends FragmentJob
+    ? Omit<J, 'id' | 'slab' | 'buffer' | 'offset' | 'length'>
+    : never
+  : never;
 
 /** Shares a buffer with a worker without copying: shared memory as is, anything else copied once. */
 function shared(buf: Buffer): { buffer: SharedArrayBuffer; offset: number; length: number; copied: Buffer | null } {
@@ -115,7 +119,13 @@ export class FragmentWorkers {
     const id = this.nextId++;
     let pick = -1;
     for (let i = 0; i < this.load.length; i++) if (this.alive[i] && (pick < 0 || this.load[i] < this.load[pick])) pick = i;
-    if (pick < 0) return Promise.resolve({ id, ok: false, code: this.lastFailure.code, message: `no fragment I/O thread is running (${this.lastFailure.message})` });
+    if (pick < 0)
+      return Promise.resolve({
+        id,
+        ok: false,
+        code: this.lastFailure.code,
+        message: `no fragment I/O thread is running (${this.lastFailure.message})`,
+      });
     const s = shared(buf);
     this.load[pick]++;
     const worker = this.workers[pick];

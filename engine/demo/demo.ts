@@ -60,7 +60,10 @@ async function main(): Promise<void> {
     put('photos/small.bin', patternBytes(2, 300_000));
     put('mirrored/ledger.csv', Buffer.from(Array.from({ length: 5000 }, (_, i) => `${i},${(i * 7919) % 1000},entry-${i}`).join('\n')));
     put('mirrored/db.bin', patternBytes(3, 5 << 20));
-    for (const [rel, digest] of samples) process.stdout.write(`  ${rel.padEnd(22)} ${fs.statSync(path.join(mnt, rel)).size.toString().padStart(10)} bytes  sha256 ${digest.slice(0, 16)}\n`);
+    for (const [rel, digest] of samples)
+      process.stdout.write(
+        `  ${rel.padEnd(22)} ${fs.statSync(path.join(mnt, rel)).size.toString().padStart(10)} bytes  sha256 ${digest.slice(0, 16)}\n`,
+      );
 
     step(`mark ${disks[1]} failed`);
     dynamicfs('set-disk-health', pool, disks[1], 'failed', '--reason', 'demo: pulled the drive');

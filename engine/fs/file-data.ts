@@ -106,7 +106,10 @@ export class FileData {
   bytesWritten = 0;
   bytesRead = 0;
 
-  constructor(private readonly pool: FileDataHost, private readonly opts: FileDataOptions = DEFAULT_FILE_DATA_OPTIONS) {
+  constructor(
+    private readonly pool: FileDataHost,
+    private readonly opts: FileDataOptions = DEFAULT_FILE_DATA_OPTIONS,
+  ) {
     this.extents = new ExtentStore(pool, Math.ceil(opts.cacheBytes / pool.settings.extentSize) + 64);
     this.cache = new ExtentCache(opts.cacheBytes, (b) => this.extents.buffers.give(b));
     this.flushSlots = new Semaphore(opts.flushConcurrency);
@@ -126,8 +129,21 @@ export class FileData {
     let of = this.open.get(ino);
     if (!of) {
       of = {
-        ino, refs: 0, size, persistedSize: size, mtime, policy: policy ?? formatPolicy(this.pool.settings.defaultPolicy), tier,
-        dirty: new Map(), loading: new Map(), inflight: new Map(), chains: new Map(), unsynced: [], error: null, lastReadIdx: -2, prefetchedTo: -1,
+        ino,
+        refs: 0,
+        size,
+        persistedSize: size,
+        mtime,
+        policy: policy ?? formatPolicy(this.pool.settings.defaultPolicy),
+        tier,
+        dirty: new Map(),
+        loading: new Map(),
+        inflight: new Map(),
+        chains: new Map(),
+        unsynced: [],
+        error: null,
+        lastReadIdx: -2,
+        prefetchedTo: -1,
       };
       this.open.set(ino, of);
     }
@@ -170,7 +186,10 @@ export class FileData {
     }
     // Too few failure domains fails at write(2), not only at the flush that cannot place the extent.
     if (this.pool.disks.writableDomainCount < fragmentCount(policy) && !this.pool.sharedDomainsAllowed()) {
-      throw fsError('ENOSPC', `policy ${of.policy} needs ${fragmentCount(policy)} failure domains but the pool's healthy disks are in ${this.pool.disks.writableDomainCount}: ${describeDomains(this.pool.disks.writable())}`);
+      throw fsError(
+        'ENOSPC',
+        `policy ${of.policy} needs ${fragmentCount(policy)} failure domains but the pool's healthy disks are in ${this.pool.disks.writableDomainCount}: ${describeDomains(this.pool.disks.writable())}`,
+      );
     }
     const E = this.E;
     let done = 0;

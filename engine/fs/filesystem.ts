@@ -10,19 +10,45 @@ import { Namespace, POLICY_XATTR } from './namespace.js';
 import { Quotas } from './quota.js';
 
 export interface Attr {
-  ino: number; mode: number; uid: number; gid: number; size: number; nlink: number;
-  atime: number; mtime: number; ctime: number; blocks: number; blksize: number;
+  ino: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  nlink: number;
+  atime: number;
+  mtime: number;
+  ctime: number;
+  blocks: number;
+  blksize: number;
 }
 
 export interface FsStats {
-  bsize: number; frsize: number; blocks: number; bfree: number; bavail: number;
-  files: number; ffree: number; favail: number; fsid: number; flag: number; namemax: number;
+  bsize: number;
+  frsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  favail: number;
+  fsid: number;
+  flag: number;
+  namemax: number;
 }
 
 /** Who asks for a new entry: it becomes the owner (the FUSE request's caller). */
-export interface Owner { uid: number; gid: number }
+export interface Owner {
+  uid: number;
+  gid: number;
+}
 
-interface Handle { ino: number; flags: number; file: OpenFile | null; volume: string | null }
+interface Handle {
+  ino: number;
+  flags: number;
+  file: OpenFile | null;
+  volume: string | null;
+}
 
 /**
  * What the filesystem needs of its pool (a Pool provides it): the metadata (namespace, quotas and
@@ -53,7 +79,10 @@ export class FileSystem {
   /** Called after each namespace change when the configuration turns audit logging on. */
   onAudit: ((op: string, target: string, detail?: Record<string, unknown>) => void) | null = null;
 
-  constructor(private readonly pool: FileSystemHost, opts: Partial<FileDataOptions> = {}) {
+  constructor(
+    private readonly pool: FileSystemHost,
+    opts: Partial<FileDataOptions> = {},
+  ) {
     const config = pool.config;
     this.data = new FileData(pool, { ...fileDataOptionsFrom(config, pool.settings.extentSize), ...opts });
     this.maxFileSize = config.storage.max_file_size;
@@ -67,9 +96,17 @@ export class FileSystem {
     const of = this.data.get(row.ino);
     const size = of ? of.size : row.size;
     return {
-      ino: row.ino, mode: row.mode, uid: row.uid, gid: row.gid, size, nlink: row.nlink,
-      atime: row.atime, mtime: of ? Math.max(of.mtime, row.mtime) : row.mtime, ctime: row.ctime,
-      blocks: Math.ceil(size / 512), blksize: 4096,
+      ino: row.ino,
+      mode: row.mode,
+      uid: row.uid,
+      gid: row.gid,
+      size,
+      nlink: row.nlink,
+      atime: row.atime,
+      mtime: of ? Math.max(of.mtime, row.mtime) : row.mtime,
+      ctime: row.ctime,
+      blocks: Math.ceil(size / 512),
+      blksize: 4096,
     };
   }
 
@@ -126,12 +163,17 @@ export class FileSystem {
   }
 
   private openIno(p: string, ino: number, flags: number): number {
-    if (this.handles.size >= this.maxOpenFiles) throw fsError('EMFILE', `${this.handles.size} files open (security.max_open_files is ${this.maxOpenFiles})`);
+    if (this.handles.size >= this.maxOpenFiles)
+      throw fsError('EMFILE', `${this.handles.size} files open (security.max_open_files is ${this.maxOpenFiles})`);
     const row = this.ns.inode(ino);
     const volume = this.quotas.of(p) ?? null;
     // One volume cannot take every handle of the pool from the others.
     const held = volume ? (this.openPerVolume.get(volume.name) ?? 0) : 0;
-    if (volume && held >= this.maxOpenPerVolume) throw fsError('EMFILE', `volume ${volume.name} has ${held} files open (security.max_open_files_per_volume is ${this.maxOpenPerVolume})`);
+    if (volume && held >= this.maxOpenPerVolume)
+      throw fsError(
+        'EMFILE',
+        `volume ${volume.name} has ${held} files open (security.max_open_files_per_volume is ${this.maxOpenPerVolume})`,
+      );
     if (volume) this.openPerVolume.set(volume.name, held + 1);
     const file = isReg(row.mode) ? this.data.acquire(ino, row.size, row.mtime, this.ns.policyFor(p), volume?.tier ?? null) : null;
     const fh = this.nextHandle++;
@@ -170,7 +212,8 @@ export class FileSystem {
     const h = this.handle(fh);
     const of = this.fileOf(fh);
     const at = h.flags & O_APPEND ? of.size : pos;
-    if (at + len > this.maxFileSize) throw fsError('EFBIG', `a write to ${at + len} bytes passes storage.max_file_size (${this.maxFileSize})`);
+    if (at + len > this.maxFileSize)
+      throw fsError('EFBIG', `a write to ${at + len} bytes passes storage.max_file_size (${this.maxFileSize})`);
     if (h.volume !== null && at + len > of.size) this.quotas.charge(h.volume, at + len - of.size);
     return this.data.write(of, buf, len, at);
   }
@@ -354,8 +397,13 @@ export class FileSystem {
    */
   private mayChangePolicy(p: string, caller: Owner | undefined): void {
     const v = this.quotas.of(p);
-    if (v) throw fsError('EPERM', `the redundancy policy of volume ${v.name} is the volume's: change it with the CLI or through CSI, not through ${POLICY_XATTR}`);
-    if (caller && caller.uid !== 0 && caller.uid !== this.ns.stat(p).uid) throw fsError('EPERM', `only the owner of '${p}' or root may set its redundancy policy`);
+    if (v)
+      throw fsError(
+        'EPERM',
+        `the redundancy policy of volume ${v.name} is the volume's: change it with the CLI or through CSI, not through ${POLICY_XATTR}`,
+      );
+    if (caller && caller.uid !== 0 && caller.uid !== this.ns.stat(p).uid)
+      throw fsError('EPERM', `only the owner of '${p}' or root may set its redundancy policy`);
   }
 
   /**
@@ -370,7 +418,11 @@ export class FileSystem {
     const shared = this.pool.sharedDomainsAllowed();
     const bsize = 4096;
     let total = usableSpace(disks, policy, shared).capacity;
-    let free = usableSpace(disks.filter((d) => d.health === 'healthy'), policy, shared).free;
+    let free = usableSpace(
+      disks.filter((d) => d.health === 'healthy'),
+      policy,
+      shared,
+    ).free;
     let files = 1 << 30;
     let ffree = 1 << 30;
     if (v) {
@@ -381,8 +433,17 @@ export class FileSystem {
       ffree = Math.max(0, v.inodeLimit - u.inodes);
     }
     return {
-      bsize, frsize: bsize, blocks: Math.floor(total / bsize), bfree: Math.floor(free / bsize), bavail: Math.floor(free / bsize),
-      files, ffree, favail: ffree, fsid: 0, flag: 0, namemax: 255,
+      bsize,
+      frsize: bsize,
+      blocks: Math.floor(total / bsize),
+      bfree: Math.floor(free / bsize),
+      bavail: Math.floor(free / bsize),
+      files,
+      ffree,
+      favail: ffree,
+      fsid: 0,
+      flag: 0,
+      namemax: 255,
     };
   }
 

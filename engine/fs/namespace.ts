@@ -1,7 +1,21 @@
 import { ROOT_INO, type InodeRow, type MetadataStore } from '../metadata/store.js';
 import { parsePolicy } from '../redundancy/policy.js';
 import { fsError, UsageError } from '../util/errors.js';
-import { isDir, isLink, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, S_ISGID, XATTR_CREATE, XATTR_REPLACE } from './modes.js';
+import {
+  isDir,
+  isLink,
+  S_IFBLK,
+  S_IFCHR,
+  S_IFDIR,
+  S_IFIFO,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+  S_IFSOCK,
+  S_ISGID,
+  XATTR_CREATE,
+  XATTR_REPLACE,
+} from './modes.js';
 import { parentAndName, splitPath } from './paths.js';
 
 export const POLICY_XATTR = 'user.dynamicfs.policy';
@@ -16,7 +30,8 @@ const CAPABILITY_XATTR = 'security.capability';
 const ACL_PREFIX = 'system.posix_acl_';
 
 function refuseAcl(name: string): void {
-  if (name.startsWith(ACL_PREFIX)) throw fsError('EOPNOTSUPP', `POSIX ACLs are not supported (${name}): permissions are the mode bits, set with chmod`);
+  if (name.startsWith(ACL_PREFIX))
+    throw fsError('EOPNOTSUPP', `POSIX ACLs are not supported (${name}): permissions are the mode bits, set with chmod`);
 }
 
 /**
@@ -98,7 +113,17 @@ export class Namespace {
       }
       const now = Date.now();
       const ino = this.store.insertInode({
-        mode, uid, gid, size: 0, nlink: isDir(mode) ? 2 : 1, atime: now, mtime: now, ctime: now, target: null, policy: null, ...extra,
+        mode,
+        uid,
+        gid,
+        size: 0,
+        nlink: isDir(mode) ? 2 : 1,
+        atime: now,
+        mtime: now,
+        ctime: now,
+        target: null,
+        policy: null,
+        ...extra,
       });
       this.store.insertDirent(parent, name, ino);
       if (isDir(mode)) this.store.setNlink(parent, this.inode(parent).nlink + 1, now);
@@ -121,7 +146,7 @@ export class Namespace {
    * names. Device nodes are refused, as on a nodev mount: nothing here could keep their numbers.
    */
   mknod(p: string, mode: number, uid: number, gid: number): number {
-    const type = (mode & S_IFMT) || S_IFREG;
+    const type = mode & S_IFMT || S_IFREG;
     if (type === S_IFIFO || type === S_IFSOCK || type === S_IFREG) return this.create(p, type | (mode & 0o7777), uid, gid);
     if (type === S_IFCHR || type === S_IFBLK) throw fsError('EPERM', `device nodes are not supported on a DynamicFS pool: '${p}'`);
     throw fsError('EINVAL', `mknod with file type 0${type.toString(8)}: '${p}'`);
@@ -186,7 +211,7 @@ export class Namespace {
     if (existing === ino) return;
     if (srcIsDir) {
       // A directory cannot move below itself.
-      for (let cur = dstParent; cur !== ROOT_INO; ) {
+      for (let cur = dstParent; cur !== ROOT_INO;) {
         if (cur === ino) throw fsError('EINVAL', `cannot move '${src}' into its own subtree '${dst}'`);
         const up = this.store.parentsOf(cur)[0];
         if (!up) break;

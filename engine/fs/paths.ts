@@ -6,7 +6,8 @@ export function splitPath(p: string): string[] {
   if (!p.startsWith('/')) throw fsError('EINVAL', `path '${p}' is not absolute`);
   const parts = p.split('/').filter((x) => x.length > 0);
   for (const part of parts) {
-    if (Buffer.byteLength(part) > NAME_MAX) throw fsError('ENAMETOOLONG', `name '${part.slice(0, 32)}...' is longer than ${NAME_MAX} bytes`);
+    if (Buffer.byteLength(part) > NAME_MAX)
+      throw fsError('ENAMETOOLONG', `name '${part.slice(0, 32)}...' is longer than ${NAME_MAX} bytes`);
     if (part === '.' || part === '..') throw fsError('EINVAL', `path '${p}' is not canonical`);
   }
   return parts;

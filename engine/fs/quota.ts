@@ -21,7 +21,11 @@ export function defaultInodeLimit(capacity: number): number {
 /** What quota accounting reads from the metadata. */
 export type QuotaMetadata = Pick<MetadataStore, 'volumes' | 'subtreeUsage' | 'getMeta' | 'setMeta' | 'tx'>;
 
-interface Usage { bytes: number; inodes: number; dirty: boolean }
+interface Usage {
+  bytes: number;
+  inodes: number;
+  dirty: boolean;
+}
 
 /**
  * Quota accounting for volumes (top-level directories with a capacity and an inode limit): usage is
@@ -33,7 +37,10 @@ export class Quotas {
   private rows = new Map<string, Quota>();
 
   /** `openOrphans(volume)`: unlinked files still open in it, which hold space until closed. */
-  constructor(private readonly meta: QuotaMetadata, private readonly openOrphans: (volume: string) => { bytes: number; inodes: number }) {
+  constructor(
+    private readonly meta: QuotaMetadata,
+    private readonly openOrphans: (volume: string) => { bytes: number; inodes: number },
+  ) {
     this.grandfatherInodeLimits();
     this.reload();
   }

@@ -40,15 +40,29 @@ export function observeFuse(name: string, slowMs: () => number): OpObserver {
     s.latency.observe(seconds);
     s.rw?.observe(seconds);
     if (ms > slowMs()) {
-      withTrace(`fuse ${op}`, () => log.event('warn', `slow ${op}: ${ms.toFixed(0)} ms`, { pool: name, operation: op, ms: Math.round(ms), result: resultName(errno) }), newTraceId());
+      withTrace(
+        `fuse ${op}`,
+        () =>
+          log.event('warn', `slow ${op}: ${ms.toFixed(0)} ms`, {
+            pool: name,
+            operation: op,
+            ms: Math.round(ms),
+            result: resultName(errno),
+          }),
+        newTraceId(),
+      );
     }
-    if (errno === -ERRNO.EIO) log.error(`${op} failed with EIO: ${err instanceof Error ? err.message : String(err)}`, { pool: name, operation: op });
+    if (errno === -ERRNO.EIO)
+      log.error(`${op} failed with EIO: ${err instanceof Error ? err.message : String(err)}`, { pool: name, operation: op });
     // Why writes fail for want of space (a full pool, too few disks or failure domains): once a while, with a count.
     if (errno === -ERRNO.ENOSPC) {
       nospace++;
       const now = Date.now();
       if (now - nospaceLogged >= NOSPACE_LOG_MS) {
-        log.warn(`${op} failed with ENOSPC${nospace > 1 ? ` (${nospace} times since the last report)` : ''}: ${err instanceof Error ? err.message : String(err)}`, { pool: name, operation: op });
+        log.warn(
+          `${op} failed with ENOSPC${nospace > 1 ? ` (${nospace} times since the last report)` : ''}: ${err instanceof Error ? err.message : String(err)}`,
+          { pool: name, operation: op },
+        );
         nospaceLogged = now;
         nospace = 0;
       }

@@ -39,7 +39,9 @@ let layoutWarned = false;
 function warnUnknownLayout(): void {
   if (layoutWarned) return;
   layoutWarned = true;
-  logger('fuse').warn('this fuse-native build does not lay out utimens times as 2.2.6 does: utimens sets the modification time to the access time');
+  logger('fuse').warn(
+    'this fuse-native build does not lay out utimens times as 2.2.6 does: utimens sets the modification time to the access time',
+  );
 }
 
 /**
@@ -47,8 +49,19 @@ function warnUnknownLayout(): void {
  * We extend its option builder. No operation timeout: a slow disk must delay, never fail, a call.
  */
 class DynamicFsFuse extends Fuse {
-  constructor(mnt: string, ops: Operations, private readonly extra: string[], opts: { fsname: string; allowOther?: boolean; defaultPermissions?: boolean }) {
-    super(mnt, ops, { timeout: false, fsname: opts.fsname, subtype: 'dynamicfs', allowOther: opts.allowOther, defaultPermissions: opts.defaultPermissions ?? true });
+  constructor(
+    mnt: string,
+    ops: Operations,
+    private readonly extra: string[],
+    opts: { fsname: string; allowOther?: boolean; defaultPermissions?: boolean },
+  ) {
+    super(mnt, ops, {
+      timeout: false,
+      fsname: opts.fsname,
+      subtype: 'dynamicfs',
+      allowOther: opts.allowOther,
+      defaultPermissions: opts.defaultPermissions ?? true,
+    });
   }
 
   // Called by the base constructor, before this class's fields exist: module state only.
@@ -67,7 +80,17 @@ class DynamicFsFuse extends Fuse {
     // asks only when a read crosses the size it knows).
     // max_background: see MAX_BACKGROUND.
     // nosuid,nodev: as on the /dev/fuse path (fusermount adds them for other users; root must ask).
-    const ours = ['nosuid', 'nodev', 'big_writes', `max_write=${MAX_WRITE}`, `max_read=${MAX_WRITE}`, 'use_ino', 'attr_timeout=0', `max_background=${MAX_BACKGROUND}`, ...this.extra].join(',');
+    const ours = [
+      'nosuid',
+      'nodev',
+      'big_writes',
+      `max_write=${MAX_WRITE}`,
+      `max_read=${MAX_WRITE}`,
+      'use_ino',
+      'attr_timeout=0',
+      `max_background=${MAX_BACKGROUND}`,
+      ...this.extra,
+    ].join(',');
     return base ? `${base},${ours}` : `-o${ours}`;
   }
 }
@@ -75,12 +98,20 @@ class DynamicFsFuse extends Fuse {
 export class FuseMount {
   private fuse: DynamicFsFuse | null = null;
 
-  constructor(readonly mountpoint: string, private readonly ops: Operations, private readonly options: MountOptions) {}
+  constructor(
+    readonly mountpoint: string,
+    private readonly ops: Operations,
+    private readonly options: MountOptions,
+  ) {}
 
   async mount(): Promise<void> {
     const mnt = path.resolve(this.mountpoint);
     await fsp.mkdir(mnt, { recursive: true });
-    const fuse = new DynamicFsFuse(mnt, this.ops, this.options.extraOptions ?? [], { fsname: this.options.fsname, allowOther: this.options.allowOther, defaultPermissions: this.options.defaultPermissions });
+    const fuse = new DynamicFsFuse(mnt, this.ops, this.options.extraOptions ?? [], {
+      fsname: this.options.fsname,
+      allowOther: this.options.allowOther,
+      defaultPermissions: this.options.defaultPermissions,
+    });
     await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
     this.fuse = fuse;
     const ra = this.options.readAheadKb ?? DEFAULT_READ_AHEAD_KB;

@@ -11,11 +11,22 @@ import { formatBytes } from '../util/units.js';
 import { readFragments, releaseAll, repairExtent } from './repair.js';
 
 export interface DrainReport {
-  disk: string; path: string; startedAt: string; finishedAt: string;
-  fragments: number; moved: number; failed: number; bytesMoved: number; removed: boolean;
+  disk: string;
+  path: string;
+  startedAt: string;
+  finishedAt: string;
+  fragments: number;
+  moved: number;
+  failed: number;
+  bytesMoved: number;
+  removed: boolean;
   failures: { eid: number; slot: number; error: string }[];
 }
-export interface DrainProgress { extentsDone: number; extentsTotal: number; bytesWritten: number }
+export interface DrainProgress {
+  extentsDone: number;
+  extentsTotal: number;
+  bytesWritten: number;
+}
 
 /** Why the other disks could not take over this disk's fragments; empty when they can. */
 export function drainProblems(pool: Pool, diskId: string): string[] {
@@ -34,8 +45,12 @@ export function drainProblems(pool: Pool, diskId: string): string[] {
     if (ext) widths.set(ext.policy, fragmentCount(policyOf(ext.policy)));
   }
   for (const [policy, width] of widths) {
-    if (width > others.length) problems.push(`${formatPolicy(policyOf(policy))} needs ${width} distinct disks; only ${others.length} healthy disk(s) would remain`);
-    else if (width > domains && !shared) problems.push(`${formatPolicy(policyOf(policy))} needs ${width} failure domains; the remaining healthy disks are in ${domains} (${describeDomains(others)})`);
+    if (width > others.length)
+      problems.push(`${formatPolicy(policyOf(policy))} needs ${width} distinct disks; only ${others.length} healthy disk(s) would remain`);
+    else if (width > domains && !shared)
+      problems.push(
+        `${formatPolicy(policyOf(policy))} needs ${width} failure domains; the remaining healthy disks are in ${domains} (${describeDomains(others)})`,
+      );
   }
   return problems;
 }
@@ -45,13 +60,27 @@ export function drainProblems(pool: Pool, diskId: string): string[] {
  * disk (rebuilt from the others if it does not read back), the copy is verified, and only then is
  * the old copy released. Refuses before changing anything when the other disks cannot take it all.
  */
-export async function removeDisk(pool: Pool, extents: ExtentStore, diskId: string, opts: { onProgress?: (p: DrainProgress) => void } = {}): Promise<DrainReport> {
+export async function removeDisk(
+  pool: Pool,
+  extents: ExtentStore,
+  diskId: string,
+  opts: { onProgress?: (p: DrainProgress) => void } = {},
+): Promise<DrainReport> {
   const disk = pool.disks.get(diskId);
   if (!disk) throw new PoolError(`no disk ${diskId}`);
   const problems = drainProblems(pool, diskId);
   if (problems.length) throw new PoolError(`cannot remove ${diskId} (${disk.path}): ${problems.join('; ')}. Nothing was changed.`);
   const report: DrainReport = {
-    disk: diskId, path: disk.path, startedAt: new Date().toISOString(), finishedAt: '', fragments: 0, moved: 0, failed: 0, bytesMoved: 0, removed: false, failures: [],
+    disk: diskId,
+    path: disk.path,
+    startedAt: new Date().toISOString(),
+    finishedAt: '',
+    fragments: 0,
+    moved: 0,
+    failed: 0,
+    bytesMoved: 0,
+    removed: false,
+    failures: [],
   };
   if (disk.health !== 'failed') pool.setDiskHealth(diskId, 'draining', 'remove-disk: moving its fragments to other disks');
   const frags = pool.store.fragmentsOnDisk(diskId);
@@ -73,7 +102,14 @@ export async function removeDisk(pool: Pool, extents: ExtentStore, diskId: strin
             got = new Array<Buffer | null>(fragmentCount(policyOf(ext.policy))).fill(null);
             got[frag.slot] = own.data;
           } else {
-            got = (await readFragments(extents, ext, all.filter((f) => f.slot !== frag.slot), { all: false })).got;
+            got = (
+              await readFragments(
+                extents,
+                ext,
+                all.filter((f) => f.slot !== frag.slot),
+                { all: false },
+              )
+            ).got;
           }
           const outcome = await repairExtent(extents, ext, all, got, [frag.slot], { relocate: true });
           releaseAll(extents, got);

@@ -7,7 +7,13 @@ import { DISK_DATA_DIR } from '../pool/layout.js';
 import { PoolError, type Pool } from '../pool/pool.js';
 
 export interface ProbeResult {
-  disk: string; path: string; at: string; ok: boolean; problems: string[]; latencyMs: number; freeBytes: number;
+  disk: string;
+  path: string;
+  at: string;
+  ok: boolean;
+  problems: string[];
+  latencyMs: number;
+  freeBytes: number;
   transition: { from: string; to: string; reason: string } | null;
 }
 
@@ -60,7 +66,16 @@ async function probeOne(pool: Pool, id: string): Promise<ProbeResult> {
       pool.setDiskHealth(d.id, to, reason);
     }
   }
-  const result: ProbeResult = { disk: d.id, path: d.path, at: at.toISOString(), ok, problems, latencyMs: Math.round(latencyMs * 10) / 10, freeBytes: d.fsFree, transition };
+  const result: ProbeResult = {
+    disk: d.id,
+    path: d.path,
+    at: at.toISOString(),
+    ok,
+    problems,
+    latencyMs: Math.round(latencyMs * 10) / 10,
+    freeBytes: d.fsFree,
+    transition,
+  };
   pool.store.setMeta(`last_probe:${d.id}`, JSON.stringify({ at: result.at, ok, problems, latencyMs: result.latencyMs }));
   return result;
 }
@@ -81,7 +96,12 @@ export function lastProbe(pool: Pool, id: string): { at: string; ok: boolean; pr
  * Trusting a failed disk again takes a probe that passed after it failed; then every fragment it
  * still holds is verified, and the bad ones are recorded for scrub and rebuild to repair.
  */
-export async function reTrustDisk(pool: Pool, extents: ExtentStore, id: string, reason: string): Promise<{ verified: number; bad: number }> {
+export async function reTrustDisk(
+  pool: Pool,
+  extents: ExtentStore,
+  id: string,
+  reason: string,
+): Promise<{ verified: number; bad: number }> {
   const d = pool.disks.get(id);
   if (!d) throw new PoolError(`no disk ${id}`);
   const probe = lastProbe(pool, id);

@@ -9,9 +9,11 @@ import { currentTrace, withTrace } from '../observability/trace.js';
 import { readFragments, releaseAll, repairExtent } from './repair.js';
 
 export interface RebuildReport {
-  startedAt: string; finishedAt: string;
+  startedAt: string;
+  finishedAt: string;
   extents: { scanned: number; needingRebuild: number; rebuilt: number; failed: number };
-  fragmentsWritten: number; bytesWritten: number;
+  fragmentsWritten: number;
+  bytesWritten: number;
   /** Surviving fragment bytes read to rebuild from (replication: one copy; erasure k+m: k shards per lost one). */
   bytesRead: number;
   failures: { ino: number; extent: number; eid: number; error: string }[];
@@ -25,7 +27,11 @@ export function rebuildInterrupted(pool: Pool): boolean {
   return pool.store.getMeta(REBUILD_MARK) !== undefined;
 }
 
-export interface RebuildProgress { extentsDone: number; extentsTotal: number; bytesWritten: number }
+export interface RebuildProgress {
+  extentsDone: number;
+  extentsTotal: number;
+  bytesWritten: number;
+}
 
 /**
  * Re-protects every extent that lost fragments (failed disk, missing file, bad checksum) onto
@@ -42,7 +48,11 @@ export function rebuild(pool: Pool, extents: ExtentStore, opts: RebuildOptions =
   return next;
 }
 
-interface RebuildOptions { onProgress?: (p: RebuildProgress) => void; concurrency?: number; bandwidthBytes?: number }
+interface RebuildOptions {
+  onProgress?: (p: RebuildProgress) => void;
+  concurrency?: number;
+  bandwidthBytes?: number;
+}
 
 function rebuildNow(pool: Pool, extents: ExtentStore, opts: RebuildOptions): Promise<RebuildReport> {
   return currentTrace() ? rebuildTraced(pool, extents, opts) : withTrace('rebuild', () => rebuildTraced(pool, extents, opts));
@@ -62,18 +72,37 @@ async function rebuildTraced(pool: Pool, extents: ExtentStore, opts: RebuildOpti
   pool.store.setMeta(REBUILD_MARK, started.toISOString());
   log.event('info', `rebuild started: ${todo.length} of ${scanned} extents need it`, { pool: pool.name, scanned, needing: todo.length });
   const report: RebuildReport = {
-    startedAt: started.toISOString(), finishedAt: '', extents: { scanned, needingRebuild: todo.length, rebuilt: 0, failed: 0 },
-    fragmentsWritten: 0, bytesWritten: 0, bytesRead: 0, failures: [],
+    startedAt: started.toISOString(),
+    finishedAt: '',
+    extents: { scanned, needingRebuild: todo.length, rebuilt: 0, failed: 0 },
+    fragmentsWritten: 0,
+    bytesWritten: 0,
+    bytesRead: 0,
+    failures: [],
   };
   let done = 0;
   const one = async (a: ExtentAssessment): Promise<void> => {
     const ext = pool.store.extent(a.extent.ino, a.extent.idx);
     if (!ext || ext.eid !== a.extent.eid) return; // rewritten since the scan: the new version is fully protected
     const frags = pool.store.fragments(ext.eid);
-    const { got, problems, bytes } = await readFragments(extents, ext, frags.filter((f) => !a.lost.some((l) => l.slot === f.slot)), { all: false });
+    const { got, problems, bytes } = await readFragments(
+      extents,
+      ext,
+      frags.filter((f) => !a.lost.some((l) => l.slot === f.slot)),
+      { all: false },
+    );
     report.bytesRead += bytes;
-    const lost = [...new Set([...a.lost.map((l) => l.slot), ...[...problems.keys()].filter((s) => !got[s])])].filter((s) => s < fragmentCount(policyOf(ext.policy)));
-    const outcome = await repairExtent(extents, ext, frags, got, lost.filter((s) => frags.some((f) => f.slot === s)), { readBack: false });
+    const lost = [...new Set([...a.lost.map((l) => l.slot), ...[...problems.keys()].filter((s) => !got[s])])].filter(
+      (s) => s < fragmentCount(policyOf(ext.policy)),
+    );
+    const outcome = await repairExtent(
+      extents,
+      ext,
+      frags,
+      got,
+      lost.filter((s) => frags.some((f) => f.slot === s)),
+      { readBack: false },
+    );
     releaseAll(extents, got);
     report.fragmentsWritten += outcome.repaired.length;
     report.bytesWritten += outcome.bytesWritten;
@@ -85,8 +114,17 @@ async function rebuildTraced(pool: Pool, extents: ExtentStore, opts: RebuildOpti
     } else {
       report.extents.failed++;
       metrics.rebuildFailed.inc(labels);
-      log.warn(`rebuild of extent ${ext.eid} (inode ${ext.ino}, extent ${ext.idx}) failed`, { pool: pool.name, eid: ext.eid, errors: outcome.failed });
-      report.failures.push({ ino: ext.ino, extent: ext.idx, eid: ext.eid, error: outcome.failed.map((f) => `slot ${f.slot}: ${f.error}`).join('; ') });
+      log.warn(`rebuild of extent ${ext.eid} (inode ${ext.ino}, extent ${ext.idx}) failed`, {
+        pool: pool.name,
+        eid: ext.eid,
+        errors: outcome.failed,
+      });
+      report.failures.push({
+        ino: ext.ino,
+        extent: ext.idx,
+        eid: ext.eid,
+        error: outcome.failed.map((f) => `slot ${f.slot}: ${f.error}`).join('; '),
+      });
     }
   };
   // A few extents at a time, taken in most-at-risk order.
@@ -106,10 +144,21 @@ async function rebuildTraced(pool: Pool, extents: ExtentStore, opts: RebuildOpti
   await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 8) }, worker));
   report.finishedAt = new Date().toISOString();
   metrics.rebuildRuns.inc(labels);
-  pool.recordHistory('rebuild', { attempted: report.extents.needingRebuild, rebuilt: report.extents.rebuilt, failed: report.extents.failed });
-  log.event(report.extents.failed ? 'warn' : 'info', `rebuild finished: ${report.extents.rebuilt} rebuilt, ${report.extents.failed} failed, ${report.bytesWritten} bytes written`, {
-    pool: pool.name, ...report.extents, bytesWritten: report.bytesWritten, seconds: (Date.now() - started.getTime()) / 1000,
+  pool.recordHistory('rebuild', {
+    attempted: report.extents.needingRebuild,
+    rebuilt: report.extents.rebuilt,
+    failed: report.extents.failed,
   });
+  log.event(
+    report.extents.failed ? 'warn' : 'info',
+    `rebuild finished: ${report.extents.rebuilt} rebuilt, ${report.extents.failed} failed, ${report.bytesWritten} bytes written`,
+    {
+      pool: pool.name,
+      ...report.extents,
+      bytesWritten: report.bytesWritten,
+      seconds: (Date.now() - started.getTime()) / 1000,
+    },
+  );
   if (report.extents.failed === 0) pool.store.deleteMeta(REBUILD_MARK);
   void pool.reapGarbage();
   pool.scheduleMirror(0);

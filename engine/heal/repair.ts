@@ -5,7 +5,12 @@ import { reconstructFragments } from '../redundancy/codec.js';
 import { fragmentCount } from '../redundancy/policy.js';
 
 /** `rewritten`: slots skipped because a concurrent write replaced the extent (the new version is whole). */
-export interface RepairOutcome { repaired: number[]; failed: { slot: number; error: string }[]; rewritten: number[]; bytesWritten: number }
+export interface RepairOutcome {
+  repaired: number[];
+  failed: { slot: number; error: string }[];
+  rewritten: number[];
+  bytesWritten: number;
+}
 
 /**
  * Writes the fragments in `bad` back: taken from `got` when it holds them (a drain moving a good

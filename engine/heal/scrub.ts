@@ -9,16 +9,32 @@ import { currentTrace, withTrace } from '../observability/trace.js';
 import { readFragments, releaseAll, repairExtent } from './repair.js';
 
 export interface ScrubIssue {
-  paths: string[]; ino: number; extent: number; offset: number; eid: number; slot: number; disk: string; problem: string; repaired: boolean;
+  paths: string[];
+  ino: number;
+  extent: number;
+  offset: number;
+  eid: number;
+  slot: number;
+  disk: string;
+  problem: string;
+  repaired: boolean;
 }
 export interface ScrubReport {
-  startedAt: string; finishedAt: string; repair: boolean; bytesRead: number;
+  startedAt: string;
+  finishedAt: string;
+  repair: boolean;
+  bytesRead: number;
   extents: { scanned: number; healthy: number; degraded: number; unrecoverable: number };
-  issues: ScrubIssue[]; repaired: number;
+  issues: ScrubIssue[];
+  repaired: number;
   unrecoverable: { path: string; start: number; end: number }[];
 }
 
-export interface ScrubProgress { extentsDone: number; extentsTotal: number; bytesRead: number }
+export interface ScrubProgress {
+  extentsDone: number;
+  extentsTotal: number;
+  bytesRead: number;
+}
 
 const log = logger('scrub');
 const LAST_SCRUB = 'last_scrub';
@@ -27,7 +43,11 @@ const CHECKPOINT = 'scrub_checkpoint';
 const CHECKPOINT_EVERY = 32;
 const CHECKPOINT_MS = 1000;
 
-interface Checkpoint { ino: number; idx: number; report: ScrubReport }
+interface Checkpoint {
+  ino: number;
+  idx: number;
+  report: ScrubReport;
+}
 
 /** Pause and resume a running scrub from another command (the daemon serves both). */
 export class ScrubControl {
@@ -50,7 +70,13 @@ export class ScrubControl {
  * classifies each extent, and with `repair` rewrites bad or missing fragments from the good ones.
  * Every bad fragment is named: file, extent, slot, disk and what was wrong.
  */
-export interface ScrubOptions { repair: boolean; onProgress?: (p: ScrubProgress) => void; bandwidthBytes?: number; control?: ScrubControl; restart?: boolean }
+export interface ScrubOptions {
+  repair: boolean;
+  onProgress?: (p: ScrubProgress) => void;
+  bandwidthBytes?: number;
+  control?: ScrubControl;
+  restart?: boolean;
+}
 
 export function scrub(pool: Pool, ns: Namespace, extents: ExtentStore, opts: ScrubOptions): Promise<ScrubReport> {
   return currentTrace() ? scrubTraced(pool, ns, extents, opts) : withTrace('scrub', () => scrubTraced(pool, ns, extents, opts));
@@ -65,11 +91,21 @@ async function scrubTraced(pool: Pool, ns: Namespace, extents: ExtentStore, opts
   const saved = opts.restart ? undefined : store.getMeta(CHECKPOINT);
   const checkpoint = saved ? (JSON.parse(saved) as Checkpoint) : null;
   const report: ScrubReport = checkpoint?.report ?? {
-    startedAt: new Date().toISOString(), finishedAt: '', repair: opts.repair, bytesRead: 0,
-    extents: { scanned: 0, healthy: 0, degraded: 0, unrecoverable: 0 }, issues: [], repaired: 0, unrecoverable: [],
+    startedAt: new Date().toISOString(),
+    finishedAt: '',
+    repair: opts.repair,
+    bytesRead: 0,
+    extents: { scanned: 0, healthy: 0, degraded: 0, unrecoverable: 0 },
+    issues: [],
+    repaired: 0,
+    unrecoverable: [],
   };
   report.repair = opts.repair;
-  log.event('info', checkpoint ? `scrub resumed after ${report.extents.scanned} of ${total} extents` : `scrub started: ${total} extents`, { pool: pool.name, repair: opts.repair, total });
+  log.event('info', checkpoint ? `scrub resumed after ${report.extents.scanned} of ${total} extents` : `scrub started: ${total} extents`, {
+    pool: pool.name,
+    repair: opts.repair,
+    total,
+  });
   const started = Date.now();
   let readThisRun = 0;
   let savedAt = Date.now();
@@ -96,15 +132,32 @@ async function scrubTraced(pool: Pool, ns: Namespace, extents: ExtentStore, opts
       const paths = ns.pathsOf(ext.ino);
       metrics.scrubIssues.inc(labels, bad.length);
       for (const slot of bad) {
-        log.event('warn', `scrub: fragment ${ext.eid}.${slot} of ${paths[0] ?? `inode ${ext.ino}`} (extent ${ext.idx}) is ${problems.get(slot) ?? 'bad'}${repaired.has(slot) ? ', repaired' : ''}`, {
-          pool: pool.name, eid: ext.eid, slot, disk: frags.find((f) => f.slot === slot)?.disk, problem: problems.get(slot), repaired: repaired.has(slot),
-        });
+        log.event(
+          'warn',
+          `scrub: fragment ${ext.eid}.${slot} of ${paths[0] ?? `inode ${ext.ino}`} (extent ${ext.idx}) is ${problems.get(slot) ?? 'bad'}${repaired.has(slot) ? ', repaired' : ''}`,
+          {
+            pool: pool.name,
+            eid: ext.eid,
+            slot,
+            disk: frags.find((f) => f.slot === slot)?.disk,
+            problem: problems.get(slot),
+            repaired: repaired.has(slot),
+          },
+        );
         report.issues.push({
-          paths, ino: ext.ino, extent: ext.idx, offset: ext.idx * E, eid: ext.eid, slot,
-          disk: frags.find((f) => f.slot === slot)?.disk ?? '-', problem: problems.get(slot) ?? '?', repaired: repaired.has(slot),
+          paths,
+          ino: ext.ino,
+          extent: ext.idx,
+          offset: ext.idx * E,
+          eid: ext.eid,
+          slot,
+          disk: frags.find((f) => f.slot === slot)?.disk ?? '-',
+          problem: problems.get(slot) ?? '?',
+          repaired: repaired.has(slot),
         });
       }
-      if (health === 'unrecoverable') for (const p of paths) report.unrecoverable.push({ path: p, start: ext.idx * E, end: ext.idx * E + ext.length });
+      if (health === 'unrecoverable')
+        for (const p of paths) report.unrecoverable.push({ path: p, start: ext.idx * E, end: ext.idx * E + ext.length });
     }
     readThisRun += bytes;
     opts.onProgress?.({ extentsDone: report.extents.scanned, extentsTotal: total, bytesRead: report.bytesRead });
@@ -125,9 +178,17 @@ async function scrubTraced(pool: Pool, ns: Namespace, extents: ExtentStore, opts
   });
   metrics.scrubRuns.inc(labels);
   pool.recordHistory('scrub', { issues: report.issues.length, repaired: report.repaired, unrecoverable: report.extents.unrecoverable });
-  log.event(report.issues.length ? 'warn' : 'info', `scrub finished: ${report.extents.scanned} extents, ${report.issues.length} issues, ${report.repaired} repaired, ${report.extents.unrecoverable} unrecoverable`, {
-    pool: pool.name, ...report.extents, issues: report.issues.length, repaired: report.repaired, bytesRead: report.bytesRead,
-  });
+  log.event(
+    report.issues.length ? 'warn' : 'info',
+    `scrub finished: ${report.extents.scanned} extents, ${report.issues.length} issues, ${report.repaired} repaired, ${report.extents.unrecoverable} unrecoverable`,
+    {
+      pool: pool.name,
+      ...report.extents,
+      issues: report.issues.length,
+      repaired: report.repaired,
+      bytesRead: report.bytesRead,
+    },
+  );
   return report;
 }
 

@@ -6,8 +6,13 @@
 import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
 
-export interface MirrorWorkerData { file: string }
-export interface MirrorRequest { id: number; dest: string }
+export interface MirrorWorkerData {
+  file: string;
+}
+export interface MirrorRequest {
+  id: number;
+  dest: string;
+}
 export type MirrorReply = { id: number; ok: true } | { id: number; ok: false; message: string };
 
 const port = parentPort;
@@ -39,6 +44,7 @@ port.on('message', (msg: MirrorRequest | 'close') => {
   }
   db.backup(msg.dest, { progress: () => ALL_PAGES }).then(
     () => port.postMessage({ id: msg.id, ok: true } satisfies MirrorReply),
-    (err: unknown) => port.postMessage({ id: msg.id, ok: false, message: err instanceof Error ? err.message : String(err) } satisfies MirrorReply),
+    (err: unknown) =>
+      port.postMessage({ id: msg.id, ok: false, message: err instanceof Error ? err.message : String(err) } satisfies MirrorReply),
   );
 });

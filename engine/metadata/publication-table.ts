@@ -2,12 +2,21 @@ import type Database from 'better-sqlite3';
 
 /** A volume bound at a target path (a pod's directory) by this pool's daemon. */
 export interface PublicationRecord {
-  target: string; volume: string; readonly: boolean; flags: string[];
+  target: string;
+  volume: string;
+  readonly: boolean;
+  flags: string[];
   /** The directory the target was checked under; null in rows of older versions. */
   root: string | null;
 }
 
-interface DbRow { target: string; volume: string; readonly: number; flags: string; root: string | null }
+interface DbRow {
+  target: string;
+  volume: string;
+  readonly: number;
+  flags: string;
+  root: string | null;
+}
 
 /** The `publications` table: what the daemon re-binds after a restart. */
 export class PublicationTable {
@@ -22,7 +31,13 @@ export class PublicationTable {
   }
 
   all(): PublicationRecord[] {
-    return this.s.all.all().map((r) => ({ target: r.target, volume: r.volume, readonly: r.readonly === 1, flags: JSON.parse(r.flags) as string[], root: r.root }));
+    return this.s.all.all().map((r) => ({
+      target: r.target,
+      volume: r.volume,
+      readonly: r.readonly === 1,
+      flags: JSON.parse(r.flags) as string[],
+      root: r.root,
+    }));
   }
 
   put(p: PublicationRecord & { root: string }, now: number): void {

@@ -4,23 +4,69 @@ import { PublicationTable } from './publication-table.js';
 import { VolumeTable } from './volume-table.js';
 
 export interface InodeRow {
-  ino: number; mode: number; uid: number; gid: number; size: number; nlink: number;
-  atime: number; mtime: number; ctime: number; target: string | null; policy: string | null;
+  ino: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  nlink: number;
+  atime: number;
+  mtime: number;
+  ctime: number;
+  target: string | null;
+  policy: string | null;
 }
 export interface DiskRow {
-  id: string; path: string; tier: string; capacity: number | null; health: string; health_reason: string;
-  health_changed_at: number; used: number; read_errors: number; write_errors: number; checksum_errors: number;
+  id: string;
+  path: string;
+  tier: string;
+  capacity: number | null;
+  health: string;
+  health_reason: string;
+  health_changed_at: number;
+  used: number;
+  read_errors: number;
+  write_errors: number;
+  checksum_errors: number;
   added_at: number;
   /** The administrator's name for the disk's failure domain, or null (detected). */
   failure_domain: string | null;
 }
 export interface ExtentRow {
-  ino: number; idx: number; eid: number; policy: string; length: number; encoded_length: number; checksum_alg: string;
+  ino: number;
+  idx: number;
+  eid: number;
+  policy: string;
+  length: number;
+  encoded_length: number;
+  checksum_alg: string;
 }
-export interface FragmentRow { eid: number; slot: number; disk: string; size: number; checksum: string }
-export interface GarbageRow { disk: string; eid: number; slot: number; size: number }
-export interface DirentRow { parent: number; name: string; ino: number }
-export interface DiskEventRow { id: number; disk: string; at: number; from_state: string | null; to_state: string; reason: string }
+export interface FragmentRow {
+  eid: number;
+  slot: number;
+  disk: string;
+  size: number;
+  checksum: string;
+}
+export interface GarbageRow {
+  disk: string;
+  eid: number;
+  slot: number;
+  size: number;
+}
+export interface DirentRow {
+  parent: number;
+  name: string;
+  ino: number;
+}
+export interface DiskEventRow {
+  id: number;
+  disk: string;
+  at: number;
+  from_state: string | null;
+  to_state: string;
+  reason: string;
+}
 
 export const ROOT_INO = 1;
 /**
@@ -49,7 +95,10 @@ export class MetadataStore {
   readonly publications: PublicationTable;
   private readonly s;
 
-  constructor(readonly file: string, options: { create?: boolean } = {}) {
+  constructor(
+    readonly file: string,
+    options: { create?: boolean } = {},
+  ) {
     this.db = new Database(file, { fileMustExist: !options.create });
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
@@ -91,7 +140,9 @@ export class MetadataStore {
       setPolicy: d.prepare('UPDATE inodes SET policy = ? WHERE ino = ?'),
       extent: d.prepare<[number, number], ExtentRow>('SELECT * FROM extents WHERE ino = ? AND idx = ?'),
       extentsOf: d.prepare<[number], ExtentRow>('SELECT * FROM extents WHERE ino = ? ORDER BY idx'),
-      extentRange: d.prepare<[number, number, number], ExtentRow>('SELECT * FROM extents WHERE ino = ? AND idx >= ? AND idx < ? ORDER BY idx'),
+      extentRange: d.prepare<[number, number, number], ExtentRow>(
+        'SELECT * FROM extents WHERE ino = ? AND idx >= ? AND idx < ? ORDER BY idx',
+      ),
       fragmentRange: d.prepare<[number, number, number], FragmentRow>(
         'SELECT f.* FROM extents e JOIN fragments f ON f.eid = e.eid WHERE e.ino = ? AND e.idx >= ? AND e.idx < ? ORDER BY f.eid, f.slot',
       ),
@@ -113,7 +164,9 @@ export class MetadataStore {
       deleteIntent: d.prepare('DELETE FROM write_intents WHERE eid = ?'),
       intents: d.prepare<[], { eid: number; created_at: number; placement: string }>('SELECT * FROM write_intents'),
       getXattr: d.prepare<[number, string], { value: Buffer }>('SELECT value FROM xattrs WHERE ino = ? AND name = ?'),
-      setXattr: d.prepare('INSERT INTO xattrs (ino, name, value) VALUES (?, ?, ?) ON CONFLICT(ino, name) DO UPDATE SET value = excluded.value'),
+      setXattr: d.prepare(
+        'INSERT INTO xattrs (ino, name, value) VALUES (?, ?, ?) ON CONFLICT(ino, name) DO UPDATE SET value = excluded.value',
+      ),
       listXattrs: d.prepare<[number], { name: string }>('SELECT name FROM xattrs WHERE ino = ? ORDER BY name'),
       removeXattr: d.prepare('DELETE FROM xattrs WHERE ino = ? AND name = ?'),
       disks: d.prepare<[], DiskRow>('SELECT * FROM disks ORDER BY added_at, id'),
@@ -139,7 +192,17 @@ export class MetadataStore {
       store.setMeta('schema_version', String(SCHEMA_VERSION));
       for (const [k, v] of Object.entries(meta)) store.setMeta(k, v);
       store.s.insertInodeWithIno.run({
-        ino: 1, mode: 0o040755, uid: 0, gid: 0, size: 0, nlink: 2, atime: now, mtime: now, ctime: now, target: null, policy: null,
+        ino: 1,
+        mode: 0o040755,
+        uid: 0,
+        gid: 0,
+        size: 0,
+        nlink: 2,
+        atime: now,
+        mtime: now,
+        ctime: now,
+        target: null,
+        policy: null,
       });
     });
   }
@@ -241,7 +304,9 @@ export class MetadataStore {
   /** Extents after (ino, idx) in key order: callers page through the pool without holding a cursor across awaits. */
   extentsAfter(ino: number, idx: number, limit: number): ExtentRow[] {
     return this.db
-      .prepare<[number, number, number, number], ExtentRow>('SELECT * FROM extents WHERE ino > ? OR (ino = ? AND idx > ?) ORDER BY ino, idx LIMIT ?')
+      .prepare<[number, number, number, number], ExtentRow>(
+        'SELECT * FROM extents WHERE ino > ? OR (ino = ? AND idx > ?) ORDER BY ino, idx LIMIT ?',
+      )
       .all(ino, ino, idx, limit);
   }
 
@@ -467,12 +532,26 @@ export class MetadataStore {
   disks(): DiskRow[] {
     return this.s.disks.all();
   }
-  insertDisk(d: { id: string; path: string; tier: string; capacity: number | null; health: string; at: number; failureDomain: string | null }): void {
+  insertDisk(d: {
+    id: string;
+    path: string;
+    tier: string;
+    capacity: number | null;
+    health: string;
+    at: number;
+    failureDomain: string | null;
+  }): void {
     this.s.insertDisk.run(d);
   }
   /** Redundancy policies set on top-level directories (the only place one can be set). */
   topLevelPolicies(): string[] {
-    return (this.db.prepare('SELECT DISTINCT i.policy AS policy FROM dirents d JOIN inodes i ON i.ino = d.ino WHERE d.parent = ? AND i.policy IS NOT NULL').all(ROOT_INO) as { policy: string }[]).map((r) => r.policy);
+    return (
+      this.db
+        .prepare(
+          'SELECT DISTINCT i.policy AS policy FROM dirents d JOIN inodes i ON i.ino = d.ino WHERE d.parent = ? AND i.policy IS NOT NULL',
+        )
+        .all(ROOT_INO) as { policy: string }[]
+    ).map((r) => r.policy);
   }
 
   setFailureDomain(id: string, name: string | null): void {
@@ -497,7 +576,9 @@ export class MetadataStore {
     this.s.recordFragmentError.run(eid, slot, disk, kind, now);
   }
   fragmentErrors(): { eid: number; slot: number; disk: string; kind: string; at: number }[] {
-    return this.db.prepare<[], { eid: number; slot: number; disk: string; kind: string; at: number }>('SELECT * FROM fragment_errors').all();
+    return this.db
+      .prepare<[], { eid: number; slot: number; disk: string; kind: string; at: number }>('SELECT * FROM fragment_errors')
+      .all();
   }
 
   /**
@@ -523,7 +604,9 @@ export class MetadataStore {
   addHistory(kind: string, at: number, data: unknown, keep: number): void {
     this.tx(() => {
       this.db.prepare('INSERT INTO history (kind, at, data) VALUES (?, ?, ?)').run(kind, at, JSON.stringify(data));
-      this.db.prepare('DELETE FROM history WHERE kind = ? AND id <= (SELECT id FROM history WHERE kind = ? ORDER BY id DESC LIMIT 1 OFFSET ?)').run(kind, kind, keep);
+      this.db
+        .prepare('DELETE FROM history WHERE kind = ? AND id <= (SELECT id FROM history WHERE kind = ? ORDER BY id DESC LIMIT 1 OFFSET ?)')
+        .run(kind, kind, keep);
     });
   }
 
@@ -533,7 +616,8 @@ export class MetadataStore {
     return rows.map((r) => ({ at: r.at, data: JSON.parse(r.data) as T }));
   }
 
-  private static readonly SUBTREE = 'WITH RECURSIVE tree(ino) AS (SELECT ? UNION SELECT d.ino FROM dirents d JOIN tree t ON d.parent = t.ino)';
+  private static readonly SUBTREE =
+    'WITH RECURSIVE tree(ino) AS (SELECT ? UNION SELECT d.ino FROM dirents d JOIN tree t ON d.parent = t.ino)';
 
   /** Every inode under directory `ino`, itself included. */
   subtreeInodes(ino: number): number[] {
@@ -547,11 +631,13 @@ export class MetadataStore {
    */
   subtreeUsage(ino: number): { inodes: number; bytes: number } {
     // `inodes` counts names (every hard link is a directory entry the metadata keeps) and the root.
-    return this.db.prepare(
-      `${MetadataStore.SUBTREE} SELECT 1 + (SELECT count(*) FROM dirents WHERE parent IN (SELECT ino FROM tree)) AS inodes, coalesce(sum(i.size), 0) + coalesce(sum(` +
-        `(SELECT sum(length(CAST(x.name AS BLOB)) + length(x.value) + ${XATTR_ROW_BYTES}) FROM xattrs x WHERE x.ino = tree.ino)), 0) AS bytes ` +
-        'FROM tree JOIN inodes i ON i.ino = tree.ino',
-    ).get(ino) as { inodes: number; bytes: number };
+    return this.db
+      .prepare(
+        `${MetadataStore.SUBTREE} SELECT 1 + (SELECT count(*) FROM dirents WHERE parent IN (SELECT ino FROM tree)) AS inodes, coalesce(sum(i.size), 0) + coalesce(sum(` +
+          `(SELECT sum(length(CAST(x.name AS BLOB)) + length(x.value) + ${XATTR_ROW_BYTES}) FROM xattrs x WHERE x.ino = tree.ino)), 0) AS bytes ` +
+          'FROM tree JOIN inodes i ON i.ino = tree.ino',
+      )
+      .get(ino) as { inodes: number; bytes: number };
   }
 
   /** Removes a key of the meta table (a finished operation's checkpoint or mark). */
@@ -586,10 +672,16 @@ export class MetadataStore {
       inodes: (db.prepare('SELECT count(*) AS n FROM inodes').get() as { n: number }).n,
       danglingDirents: db.prepare<[], DirentRow>('SELECT d.* FROM dirents d LEFT JOIN inodes i ON i.ino = d.ino WHERE i.ino IS NULL').all(),
       unreachableInodes: db
-        .prepare<[number], { ino: number }>('SELECT i.ino FROM inodes i WHERE i.ino != ? AND NOT EXISTS (SELECT 1 FROM dirents d WHERE d.ino = i.ino) AND i.nlink > 0')
+        .prepare<[number], { ino: number }>(
+          'SELECT i.ino FROM inodes i WHERE i.ino != ? AND NOT EXISTS (SELECT 1 FROM dirents d WHERE d.ino = i.ino) AND i.nlink > 0',
+        )
         .all(ROOT_INO)
         .map((r) => r.ino),
-      extentsWithoutInode: db.prepare<[], { ino: number; idx: number }>('SELECT e.ino, e.idx FROM extents e LEFT JOIN inodes i ON i.ino = e.ino WHERE i.ino IS NULL').all(),
+      extentsWithoutInode: db
+        .prepare<[], { ino: number; idx: number }>(
+          'SELECT e.ino, e.idx FROM extents e LEFT JOIN inodes i ON i.ino = e.ino WHERE i.ino IS NULL',
+        )
+        .all(),
     };
   }
 

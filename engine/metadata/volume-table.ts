@@ -2,17 +2,40 @@ import type Database from 'better-sqlite3';
 
 /** A volume's row as stored: a top-level directory with a capacity, a policy and optionally a tier. */
 export interface VolumeRecord {
-  name: string; ino: number; capacity: number; policy: string; tier: string | null; ephemeral: boolean; createdAt: string;
+  name: string;
+  ino: number;
+  capacity: number;
+  policy: string;
+  tier: string | null;
+  ephemeral: boolean;
+  createdAt: string;
   context: Record<string, string>;
   /** Files, directories, links and nodes the volume may hold (its root included); null: none recorded (an older pool). */
   inodeLimit: number | null;
 }
 
-interface DbRow { name: string; ino: number; capacity: number; policy: string; tier: string | null; ephemeral: number; created_at: number; context: string; inode_limit: number | null }
+interface DbRow {
+  name: string;
+  ino: number;
+  capacity: number;
+  policy: string;
+  tier: string | null;
+  ephemeral: number;
+  created_at: number;
+  context: string;
+  inode_limit: number | null;
+}
 
 const toRecord = (r: DbRow): VolumeRecord => ({
-  name: r.name, ino: r.ino, capacity: r.capacity, policy: r.policy, tier: r.tier, ephemeral: r.ephemeral === 1,
-  createdAt: new Date(r.created_at).toISOString(), context: JSON.parse(r.context) as Record<string, string>, inodeLimit: r.inode_limit,
+  name: r.name,
+  ino: r.ino,
+  capacity: r.capacity,
+  policy: r.policy,
+  tier: r.tier,
+  ephemeral: r.ephemeral === 1,
+  createdAt: new Date(r.created_at).toISOString(),
+  context: JSON.parse(r.context) as Record<string, string>,
+  inodeLimit: r.inode_limit,
 });
 
 /** The `volumes` table. */
@@ -22,7 +45,9 @@ export class VolumeTable {
   constructor(db: Database.Database) {
     this.s = {
       all: db.prepare<[], DbRow>('SELECT * FROM volumes ORDER BY name'),
-      insert: db.prepare('INSERT INTO volumes (name, ino, capacity, policy, tier, ephemeral, created_at, context, inode_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      insert: db.prepare(
+        'INSERT INTO volumes (name, ino, capacity, policy, tier, ephemeral, created_at, context, inode_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
       remove: db.prepare('DELETE FROM volumes WHERE name = ?'),
       setCapacity: db.prepare('UPDATE volumes SET capacity = ? WHERE name = ?'),
       setPolicy: db.prepare('UPDATE volumes SET policy = ? WHERE name = ?'),

@@ -2,8 +2,12 @@ import type { HotCount, HotSeries } from './hot-metrics.js';
 import { metrics } from './metrics.js';
 
 interface DiskSeries {
-  reads: HotCount; readBytes: HotCount; readSeconds: HotSeries;
-  writes: HotCount; writtenBytes: HotCount; writeSeconds: HotSeries;
+  reads: HotCount;
+  readBytes: HotCount;
+  readSeconds: HotSeries;
+  writes: HotCount;
+  writtenBytes: HotCount;
+  writeSeconds: HotSeries;
 }
 
 /** Recent fragment latencies, for the percentiles diagnostics report (histograms only give buckets). */
@@ -79,8 +83,12 @@ class DiskIo {
     if (!m) {
       const labels = { pool, disk };
       m = {
-        reads: metrics.diskReads.with(labels), readBytes: metrics.diskReadBytes.with(labels), readSeconds: metrics.diskReadSeconds.with(labels),
-        writes: metrics.diskWrites.with(labels), writtenBytes: metrics.diskWrittenBytes.with(labels), writeSeconds: metrics.diskWriteSeconds.with(labels),
+        reads: metrics.diskReads.with(labels),
+        readBytes: metrics.diskReadBytes.with(labels),
+        readSeconds: metrics.diskReadSeconds.with(labels),
+        writes: metrics.diskWrites.with(labels),
+        writtenBytes: metrics.diskWrittenBytes.with(labels),
+        writeSeconds: metrics.diskWriteSeconds.with(labels),
       };
       byDisk.set(disk, m);
     }

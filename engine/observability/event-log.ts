@@ -15,7 +15,12 @@ export interface EngineEvent {
 const LEVEL_RANK: Record<string, number> = { TRACE: 10, DEBUG: 20, INFO: 30, WARN: 40, ERROR: 50, FATAL: 60 };
 const CSV_COLUMNS = ['timestamp', 'level', 'component', 'message', 'trace_id', 'context'] as const;
 
-export interface EventFilter { minLevel?: string; component?: string; since?: Date; limit?: number }
+export interface EventFilter {
+  minLevel?: string;
+  component?: string;
+  since?: Date;
+  limit?: number;
+}
 
 /** A bounded in-memory ring of events, oldest dropped first. */
 export class EventLog {
@@ -49,7 +54,7 @@ export class EventLog {
   list(filter: EventFilter = {}): EngineEvent[] {
     const out: EngineEvent[] = [];
     const start = (this.next - this.count + this.capacity) % this.capacity;
-    const min = filter.minLevel ? LEVEL_RANK[filter.minLevel.toUpperCase()] ?? 0 : 0;
+    const min = filter.minLevel ? (LEVEL_RANK[filter.minLevel.toUpperCase()] ?? 0) : 0;
     const since = filter.since?.getTime();
     for (let i = 0; i < this.count; i++) {
       const e = this.ring[(start + i) % this.capacity] as EngineEvent;
@@ -71,7 +76,10 @@ export function toJsonLines(events: EngineEvent[]): string {
 }
 
 export function fromJsonLines(text: string): EngineEvent[] {
-  return text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as EngineEvent);
+  return text
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as EngineEvent);
 }
 
 /** RFC 4180 CSV with a header; the context column holds the context as JSON. */
@@ -85,9 +93,14 @@ export function toCsv(events: EngineEvent[]): string {
 export function fromCsv(text: string): EngineEvent[] {
   const rows = parseCsv(text, { columns: true, skip_empty_lines: true }) as Record<(typeof CSV_COLUMNS)[number], string>[];
   return rows.map((r) => {
-    if (r.timestamp === undefined || r.context === undefined) throw new Error('not an event CSV: expected the columns ' + CSV_COLUMNS.join(','));
+    if (r.timestamp === undefined || r.context === undefined)
+      throw new Error('not an event CSV: expected the columns ' + CSV_COLUMNS.join(','));
     return {
-      timestamp: r.timestamp, level: r.level as EngineEvent['level'], component: r.component, message: r.message, trace_id: r.trace_id || null,
+      timestamp: r.timestamp,
+      level: r.level as EngineEvent['level'],
+      component: r.component,
+      message: r.message,
+      trace_id: r.trace_id || null,
       context: JSON.parse(r.context || '{}') as Record<string, unknown>,
     };
   });

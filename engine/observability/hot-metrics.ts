@@ -18,7 +18,12 @@ interface Exported {
 abstract class HotMetric<S> {
   private readonly series = new Map<string, { labels: Labels; s: S }>();
 
-  constructor(readonly name: string, readonly help: string, readonly labelNames: readonly string[], registry: Registry) {
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly labelNames: readonly string[],
+    registry: Registry,
+  ) {
     registry.registerMetric(this as unknown as Metric);
   }
 
@@ -88,7 +93,13 @@ export class HotSeries {
 
 export class HotHistogram extends HotMetric<HotSeries> {
   readonly type = 'histogram';
-  constructor(name: string, help: string, labelNames: readonly string[], private readonly bounds: readonly number[], registry: Registry) {
+  constructor(
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    private readonly bounds: readonly number[],
+    registry: Registry,
+  ) {
     super(name, help, labelNames, registry);
   }
   protected fresh(): HotSeries {

@@ -2,7 +2,11 @@ import http from 'node:http';
 import { logger } from './logger.js';
 import { parseListen } from '../util/listen.js';
 
-export interface HttpReply { status: number; type: string; body: string }
+export interface HttpReply {
+  status: number;
+  type: string;
+  body: string;
+}
 
 const log = logger('http');
 

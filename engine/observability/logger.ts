@@ -4,7 +4,12 @@ import { EventLog, type EngineEvent } from './event-log.js';
 import { currentTrace } from './trace.js';
 
 export type LogFormat = 'json' | 'pretty' | 'auto';
-export interface LogSettings { enabled: boolean; level: LogLevel; format: LogFormat; eventLogSize: number }
+export interface LogSettings {
+  enabled: boolean;
+  level: LogLevel;
+  format: LogFormat;
+  eventLogSize: number;
+}
 
 const DEFAULTS: LogSettings = { enabled: true, level: 'info', format: 'auto', eventLogSize: 10_000 };
 
@@ -18,9 +23,18 @@ function prettyStream(out: NodeJS.WritableStream): DestinationStream {
   return {
     write(line: string) {
       try {
-        const r = JSON.parse(line) as { timestamp: string; level: string; component?: string; message: string; trace_id?: string | null; context?: object };
+        const r = JSON.parse(line) as {
+          timestamp: string;
+          level: string;
+          component?: string;
+          message: string;
+          trace_id?: string | null;
+          context?: object;
+        };
         const ctx = r.context && Object.keys(r.context).length ? ` ${JSON.stringify(r.context)}` : '';
-        out.write(`${r.timestamp.slice(11, 23)} ${r.level.padEnd(5)} ${r.component ?? '-'}: ${r.message}${ctx}${r.trace_id ? ` [${r.trace_id}]` : ''}\n`);
+        out.write(
+          `${r.timestamp.slice(11, 23)} ${r.level.padEnd(5)} ${r.component ?? '-'}: ${r.message}${ctx}${r.trace_id ? ` [${r.trace_id}]` : ''}\n`,
+        );
       } catch {
         out.write(line);
       }
@@ -66,8 +80,12 @@ export class ComponentLogger {
     root[level]({ component: this.component, context: context ?? {} }, message);
     if (event || level === 'warn' || level === 'error') {
       const e: EngineEvent = {
-        timestamp: new Date().toISOString(), level: level.toUpperCase() as EngineEvent['level'], component: this.component, message,
-        trace_id: currentTrace()?.traceId ?? null, context: context ?? {},
+        timestamp: new Date().toISOString(),
+        level: level.toUpperCase() as EngineEvent['level'],
+        component: this.component,
+        message,
+        trace_id: currentTrace()?.traceId ?? null,
+        context: context ?? {},
       };
       events.push(e);
     }

@@ -2,7 +2,10 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 
 /** The request a piece of work belongs to: a CLI command, a slow FUSE operation, a scrub, a CSI call. */
-export interface TraceContext { traceId: string; entry: string }
+export interface TraceContext {
+  traceId: string;
+  entry: string;
+}
 
 const storage = new AsyncLocalStorage<TraceContext>();
 

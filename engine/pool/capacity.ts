@@ -1,7 +1,10 @@
 import { efficiency, fragmentCount, type RedundancyPolicy } from '../redundancy/policy.js';
 import { diskCapacity, diskFree, type Disk } from './disk-set.js';
 
-export interface Space { capacity: number; free: number }
+export interface Space {
+  capacity: number;
+  free: number;
+}
 
 /**
  * Raw bytes of some disks, each filesystem counted once: several disk directories on one filesystem
@@ -15,8 +18,17 @@ export function rawSpace(disks: Disk[]): Space {
   for (const group of byFs.values()) {
     const fsTotal = Math.max(...group.map((d) => d.fsTotal));
     const fsFree = Math.max(...group.map((d) => d.fsFree)) - group.reduce((s, d) => s + d.reserved, 0);
-    capacity += Math.min(fsTotal, group.reduce((s, d) => s + diskCapacity(d), 0));
-    free += Math.max(0, Math.min(fsFree, group.reduce((s, d) => s + diskFree(d), 0)));
+    capacity += Math.min(
+      fsTotal,
+      group.reduce((s, d) => s + diskCapacity(d), 0),
+    );
+    free += Math.max(
+      0,
+      Math.min(
+        fsFree,
+        group.reduce((s, d) => s + diskFree(d), 0),
+      ),
+    );
   }
   return { capacity, free };
 }
@@ -71,8 +83,18 @@ export function usableSpace(disks: Disk[], policy: RedundancyPolicy, sharedDomai
   // Each fragment carries 1/k of an extent's data: efficiency * n.
   const perFragment = efficiency(policy) * n;
   return {
-    capacity: Math.floor(spreadable(spaces.map((s) => s.capacity), n) * perFragment),
-    free: Math.floor(spreadable(spaces.map((s) => s.free), n) * perFragment),
+    capacity: Math.floor(
+      spreadable(
+        spaces.map((s) => s.capacity),
+        n,
+      ) * perFragment,
+    ),
+    free: Math.floor(
+      spreadable(
+        spaces.map((s) => s.free),
+        n,
+      ) * perFragment,
+    ),
   };
 }
 

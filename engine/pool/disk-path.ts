@@ -10,8 +10,26 @@ import { DISK_IDENTITY, POOL_IDENTITY } from './layout.js';
  * use the same lists.)
  */
 export const SYSTEM_TREES = [
-  '/proc', '/sys', '/dev', '/etc', '/boot', '/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/run', '/var/run', '/root',
-  '/var/lib/kubelet', '/var/lib/dynamicfs', '/var/lib/containerd', '/var/lib/docker', '/var/lib/etcd',
+  '/proc',
+  '/sys',
+  '/dev',
+  '/etc',
+  '/boot',
+  '/usr',
+  '/bin',
+  '/sbin',
+  '/lib',
+  '/lib32',
+  '/lib64',
+  '/libx32',
+  '/run',
+  '/var/run',
+  '/root',
+  '/var/lib/kubelet',
+  '/var/lib/dynamicfs',
+  '/var/lib/containerd',
+  '/var/lib/docker',
+  '/var/lib/etcd',
 ];
 /** Trees the kernel makes up (processes, devices, sysfs): nothing there is storage, whatever the administrator says. */
 const KERNEL_TREES = ['/proc', '/sys', '/dev'];
@@ -49,7 +67,8 @@ export function diskPathProblemsByName(p: string, r: DiskPathRules): DiskPathPro
     if (isAtOrUnder(p, m.mountPoint)) hard(`${p} is inside the DynamicFS mount at ${m.mountPoint}`);
     else if (isAtOrUnder(m.mountPoint, p)) hard(`${p} holds the DynamicFS mount at ${m.mountPoint}`);
   }
-  if (r.mountpoint && (isAtOrUnder(p, r.mountpoint) || isAtOrUnder(r.mountpoint, p))) hard(`${p} is or holds this pool's mount point ${r.mountpoint}`);
+  if (r.mountpoint && (isAtOrUnder(p, r.mountpoint) || isAtOrUnder(r.mountpoint, p)))
+    hard(`${p} is or holds this pool's mount point ${r.mountpoint}`);
   if (isAtOrUnder(p, r.poolDir)) hard(`${p} is inside the pool directory ${r.poolDir}`);
   else if (isAtOrUnder(r.poolDir, p)) hard(`${p} holds the pool directory ${r.poolDir}`);
   for (const d of r.protectedDirs ?? []) {
@@ -62,7 +81,8 @@ export function diskPathProblemsByName(p: string, r: DiskPathRules): DiskPathPro
   const tree = SYSTEM_TREES.find((t) => isAtOrUnder(p, t));
   // The kernel's own trees are never storage: no override.
   if (tree) out.push({ problem: `${p} is in the system directory ${tree}`, overridable: !KERNEL_TREES.includes(tree) });
-  else if (SHARED_PARENTS.includes(p)) out.push({ problem: `${p} is a system directory (a disk must be a directory of its own below it)`, overridable: true });
+  else if (SHARED_PARENTS.includes(p))
+    out.push({ problem: `${p} is a system directory (a disk must be a directory of its own below it)`, overridable: true });
   if (r.allowedRoots.length && !r.allowedRoots.some((root) => isAtOrUnder(p, root))) {
     out.push({ problem: `${p} is outside the allowed disk roots (${r.allowedRoots.join(', ')})`, overridable: true });
   }
@@ -81,8 +101,10 @@ export async function diskPathProblems(p: string, r: DiskPathRules): Promise<Dis
     for (const x of diskPathProblemsByName(real, r)) out.push({ ...x, problem: `${p} leads to ${real}: ${x.problem}` });
   }
   for (let dir = real; ; dir = path.dirname(dir)) {
-    if (await holdsIdentity(path.join(dir, POOL_IDENTITY))) out.push({ problem: `${p} is ${dir === real ? '' : 'inside '}the pool directory ${dir}`, overridable: false });
-    if (dir !== real && (await holdsIdentity(path.join(dir, DISK_IDENTITY)))) out.push({ problem: `${p} is inside ${dir}, a disk of a pool`, overridable: false });
+    if (await holdsIdentity(path.join(dir, POOL_IDENTITY)))
+      out.push({ problem: `${p} is ${dir === real ? '' : 'inside '}the pool directory ${dir}`, overridable: false });
+    if (dir !== real && (await holdsIdentity(path.join(dir, DISK_IDENTITY))))
+      out.push({ problem: `${p} is inside ${dir}, a disk of a pool`, overridable: false });
     if (dir === '/') break;
   }
   const below = await findBelow(real);
@@ -117,7 +139,8 @@ export async function resolveExisting(p: string, depth = 0): Promise<string> {
     const next = path.join(cur, parts[i]);
     const st = await fsp.lstat(next).catch(() => null);
     if (!st) return path.join(next, ...parts.slice(i + 1));
-    if (st.isSymbolicLink()) return resolveExisting(path.join(path.resolve(cur, await fsp.readlink(next)), ...parts.slice(i + 1)), depth + 1);
+    if (st.isSymbolicLink())
+      return resolveExisting(path.join(path.resolve(cur, await fsp.readlink(next)), ...parts.slice(i + 1)), depth + 1);
     cur = next;
   }
   return cur;

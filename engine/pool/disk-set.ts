@@ -47,17 +47,36 @@ export function diskFree(d: Disk): number {
 }
 
 /** What a device probe found for a disk (see DiskSet.refreshDomains). */
-interface Probed { domain: string; device: string; fs: string; deviceWarning: string | null }
+interface Probed {
+  domain: string;
+  device: string;
+  fs: string;
+  deviceWarning: string | null;
+}
 
 function fromRow(r: DiskRow, prev: Disk | undefined, probed: Probed | undefined): Disk {
   return {
-    id: r.id, path: r.path, tier: r.tier, cap: r.capacity, health: r.health as DiskHealth, healthReason: r.health_reason,
-    healthChangedAt: r.health_changed_at, used: r.used, fsFree: prev?.fsFree ?? 0, fsTotal: prev?.fsTotal ?? 0,
-    reserved: prev?.reserved ?? 0, readErrors: r.read_errors, writeErrors: r.write_errors, checksumErrors: r.checksum_errors,
+    id: r.id,
+    path: r.path,
+    tier: r.tier,
+    cap: r.capacity,
+    health: r.health as DiskHealth,
+    healthReason: r.health_reason,
+    healthChangedAt: r.health_changed_at,
+    used: r.used,
+    fsFree: prev?.fsFree ?? 0,
+    fsTotal: prev?.fsTotal ?? 0,
+    reserved: prev?.reserved ?? 0,
+    readErrors: r.read_errors,
+    writeErrors: r.write_errors,
+    checksumErrors: r.checksum_errors,
     addedAt: r.added_at,
     // Until the devices are probed, each disk is a domain of its own and a filesystem of its own.
-    domain: probed?.domain ?? (r.failure_domain !== null ? `named:${r.failure_domain}` : `disk:${r.id}`), domainOverride: r.failure_domain,
-    device: probed?.device ?? 'not probed yet', fs: probed?.fs ?? `disk:${r.id}`, deviceWarning: probed?.deviceWarning ?? null,
+    domain: probed?.domain ?? (r.failure_domain !== null ? `named:${r.failure_domain}` : `disk:${r.id}`),
+    domainOverride: r.failure_domain,
+    device: probed?.device ?? 'not probed yet',
+    fs: probed?.fs ?? `disk:${r.id}`,
+    deviceWarning: probed?.deviceWarning ?? null,
   };
 }
 
@@ -132,11 +151,23 @@ export class DiskSet {
     const disks = this.all();
     const probes = await Promise.all(disks.map((d) => probeDevice(d.path, mounts).catch(() => null)));
     const domains = groupDomains(disks.map((d, i) => ({ id: d.id, override: d.domainOverride, probe: probes[i] })));
-    this.probed = new Map(disks.map((d, i) => [d.id, {
-      domain: domains.get(d.id) as string, device: probes[i]?.label ?? 'unknown (not reachable)', fs: probes[i]?.fs ?? `disk:${d.id}`,
-      // A named domain is the administrator's word: a device that cannot be followed does not matter then.
-      deviceWarning: d.domainOverride !== null ? null : probes[i] ? (probes[i]?.warning ?? null) : 'its devices could not be probed: its failure domain is assumed separate',
-    }]));
+    this.probed = new Map(
+      disks.map((d, i) => [
+        d.id,
+        {
+          domain: domains.get(d.id) as string,
+          device: probes[i]?.label ?? 'unknown (not reachable)',
+          fs: probes[i]?.fs ?? `disk:${d.id}`,
+          // A named domain is the administrator's word: a device that cannot be followed does not matter then.
+          deviceWarning:
+            d.domainOverride !== null
+              ? null
+              : probes[i]
+                ? (probes[i]?.warning ?? null)
+                : 'its devices could not be probed: its failure domain is assumed separate',
+        },
+      ]),
+    );
     // The disks as they are now (a reload may have replaced the objects while the probes ran).
     for (const d of this.all()) Object.assign(d, this.probed.get(d.id) ?? {});
     this.countWritable();

@@ -9,9 +9,18 @@ export type Placement = { slot: number; disk: string }[];
 /** What the protocol records in the metadata. */
 export type VersionMetadata = Pick<
   MetadataStore,
-  | 'beginWrite' | 'commitExtent' | 'discardIntentFragments' | 'intents'
-  | 'beginRepair' | 'commitRelocation' | 'repairIntents' | 'dropRepairIntent' | 'fragment'
-  | 'orphanInodes' | 'freeInode' | 'tx'
+  | 'beginWrite'
+  | 'commitExtent'
+  | 'discardIntentFragments'
+  | 'intents'
+  | 'beginRepair'
+  | 'commitRelocation'
+  | 'repairIntents'
+  | 'dropRepairIntent'
+  | 'fragment'
+  | 'orphanInodes'
+  | 'freeInode'
+  | 'tx'
 >;
 
 /** What the protocol needs besides the metadata. */
@@ -38,7 +47,11 @@ export interface VersionHooks {
  * `commitRepair`; an open repair intent at open is an orphan copy.
  */
 export class ExtentVersions {
-  constructor(private readonly meta: VersionMetadata, private readonly disks: DiskSet, private readonly hooks: VersionHooks) {}
+  constructor(
+    private readonly meta: VersionMetadata,
+    private readonly disks: DiskSet,
+    private readonly hooks: VersionHooks,
+  ) {}
 
   begin(placement: Placement): number {
     return this.meta.beginWrite(placement, Date.now());

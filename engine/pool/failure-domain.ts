@@ -27,14 +27,21 @@ const SYS_BLOCK = '/sys/dev/block';
 const devName = (dev: number): string => `${Math.floor(dev / 256) & 0xfff}:${(dev & 0xff) | ((dev >> 12) & 0xfff00)}`;
 
 async function read(p: string): Promise<string | null> {
-  return fsp.readFile(p, 'utf8').then((s) => s.trim(), () => null);
+  return fsp.readFile(p, 'utf8').then(
+    (s) => s.trim(),
+    () => null,
+  );
 }
 
 /**
  * The physical units behind block device MAJ:MIN, following partitions to their disk, loop devices
  * to the filesystem of their backing file, and device-mapper and md devices to their members.
  */
-async function blockUnits(majMin: string, mounts: MountEntry[], depth: number): Promise<{ units: string[]; label: string; warning?: string }> {
+async function blockUnits(
+  majMin: string,
+  mounts: MountEntry[],
+  depth: number,
+): Promise<{ units: string[]; label: string; warning?: string }> {
   const sys = await fsp.realpath(path.join(SYS_BLOCK, majMin)).catch(() => null);
   if (!sys || depth > 8) return { units: [`block:${majMin}`], label: majMin };
   const name = path.basename(sys);
@@ -51,15 +58,25 @@ async function blockUnits(majMin: string, mounts: MountEntry[], depth: number): 
     const under = await probeDevice(backing.replace(/ \(deleted\)$/, ''), mounts, depth + 1).catch(() => null);
     if (under) return { units: under.units, label: `${name} -> ${under.label}`, warning: under.warning };
     // Its backing file is out of reach (another mount namespace, deleted): the loop device alone, said so.
-    return { units: [`block:${name}`], label: `${name} (backing file ${backing} not reachable)`, warning: `the file behind ${name} (${backing}) cannot be followed: its failure domain is assumed separate` };
+    return {
+      units: [`block:${name}`],
+      label: `${name} (backing file ${backing} not reachable)`,
+      warning: `the file behind ${name} (${backing}) cannot be followed: its failure domain is assumed separate`,
+    };
   }
   const slaves = await fsp.readdir(path.join(sys, 'slaves')).catch(() => [] as string[]);
   if (slaves.length) {
-    const members = await Promise.all(slaves.map(async (s): Promise<{ units: string[]; label: string; warning?: string }> => {
-      const dev = await read(path.join(sys, 'slaves', s, 'dev'));
-      return dev ? blockUnits(dev, mounts, depth + 1) : { units: [`block:${s}`], label: s };
-    }));
-    return { units: [...new Set(members.flatMap((m) => m.units))].sort(), label: `${name} (${members.map((m) => m.label).join(', ')})`, warning: members.find((m) => m.warning)?.warning };
+    const members = await Promise.all(
+      slaves.map(async (s): Promise<{ units: string[]; label: string; warning?: string }> => {
+        const dev = await read(path.join(sys, 'slaves', s, 'dev'));
+        return dev ? blockUnits(dev, mounts, depth + 1) : { units: [`block:${s}`], label: s };
+      }),
+    );
+    return {
+      units: [...new Set(members.flatMap((m) => m.units))].sort(),
+      label: `${name} (${members.map((m) => m.label).join(', ')})`,
+      warning: members.find((m) => m.warning)?.warning,
+    };
   }
   return { units: [`block:${name}`], label: name };
 }
@@ -102,9 +119,15 @@ export async function probeDevice(p: string, mounts?: MountEntry[], depth = 0): 
   }
   if (m?.fstype === 'overlay' && depth < 8) return overlayUnits(m, all, depth);
   const label = `${m?.fstype ?? 'filesystem'} ${dev}`;
-  if (m && VOLATILE.has(m.fstype)) return { units: [`fs:${dev}`], label, fs: `dev:${dev}`, warning: `it is on ${m.fstype}, in memory: a reboot empties it` };
+  if (m && VOLATILE.has(m.fstype))
+    return { units: [`fs:${dev}`], label, fs: `dev:${dev}`, warning: `it is on ${m.fstype}, in memory: a reboot empties it` };
   if (m && OWN_DEVICE.has(m.fstype)) return { units: [`fs:${dev}`], label, fs: `dev:${dev}` };
-  return { units: [`fs:${dev}`], label, fs: `dev:${dev}`, warning: `the devices under its ${m?.fstype ?? 'unknown'} filesystem cannot be followed: its failure domain is assumed separate` };
+  return {
+    units: [`fs:${dev}`],
+    label,
+    fs: `dev:${dev}`,
+    warning: `the devices under its ${m?.fstype ?? 'unknown'} filesystem cannot be followed: its failure domain is assumed separate`,
+  };
 }
 
 /**
@@ -117,9 +140,17 @@ async function overlayUnits(m: MountEntry, all: MountEntry[], depth: number): Pr
   const lowers = (opt('lowerdir') ?? '').split(':').filter(Boolean);
   const layers = await Promise.all([...(upper ? [upper] : []), ...lowers].map((l) => probeDevice(l, all, depth + 1).catch(() => null)));
   const found = layers.filter((l): l is DeviceProbe => l !== null);
-  if (!found.length) return { units: [`fs:${m.dev}`], label: `overlay ${m.dev}`, fs: `dev:${m.dev}`, warning: 'the layers of its overlay cannot be followed: its failure domain is assumed separate' };
+  if (!found.length)
+    return {
+      units: [`fs:${m.dev}`],
+      label: `overlay ${m.dev}`,
+      fs: `dev:${m.dev}`,
+      warning: 'the layers of its overlay cannot be followed: its failure domain is assumed separate',
+    };
   return {
-    units: [...new Set(found.flatMap((l) => l.units))].sort(), label: `overlay (${found.map((l) => l.label).join('; ')})`, fs: found[0].fs,
+    units: [...new Set(found.flatMap((l) => l.units))].sort(),
+    label: `overlay (${found.map((l) => l.label).join('; ')})`,
+    fs: found[0].fs,
     warning: found.length < layers.length ? 'some layers of its overlay cannot be followed' : found.find((l) => l.warning)?.warning,
   };
 }
@@ -169,21 +200,34 @@ export function domainLabel(key: string): string {
 /** Why `name` cannot name a failure domain, or null. */
 export function failureDomainProblem(name: string): string | null {
   if (name === 'auto') return "failure domain 'auto' is reserved: it means 'found from the devices' (set-failure-domain DISK auto)";
-  return /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name) ? null : `failure domain '${name.slice(0, 80)}' must be 1 to 63 letters, digits, dots, dashes or underscores, starting with a letter or digit`;
+  return /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)
+    ? null
+    : `failure domain '${name.slice(0, 80)}' must be 1 to 63 letters, digits, dots, dashes or underscores, starting with a letter or digit`;
 }
 
 /** A disk already in a pool, as sharedWithNew needs it. */
-export interface PoolDisk { id: string; path: string; domainOverride: string | null }
+export interface PoolDisk {
+  id: string;
+  path: string;
+  domainOverride: string | null;
+}
 
 /**
  * The domain a new disk at `p` (with the administrator's name `override`, if any) would share with
  * `disks`, and which of them: null when it is a domain of its own.
  */
-export async function sharedWithNew<D extends PoolDisk>(disks: D[], p: string, override: string | null): Promise<{ domain: string; disks: D[] } | null> {
+export async function sharedWithNew<D extends PoolDisk>(
+  disks: D[],
+  p: string,
+  override: string | null,
+): Promise<{ domain: string; disks: D[] } | null> {
   const mounts = await readMounts();
   const [probe, ...probes] = await Promise.all([p, ...disks.map((d) => d.path)].map((x) => probeDevice(x, mounts).catch(() => null)));
   const NEW = '\0new';
-  const domains = groupDomains([...disks.map((d, i) => ({ id: d.id, override: d.domainOverride, probe: probes[i] })), { id: NEW, override, probe }]);
+  const domains = groupDomains([
+    ...disks.map((d, i) => ({ id: d.id, override: d.domainOverride, probe: probes[i] })),
+    { id: NEW, override, probe },
+  ]);
   const mine = domains.get(NEW) as string;
   const together = disks.filter((d) => domains.get(d.id) === mine);
   return together.length ? { domain: domainLabel(mine), disks: together } : null;

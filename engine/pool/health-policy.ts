@@ -18,24 +18,40 @@ export const DEFAULT_THRESHOLDS: HealthThresholds = { errorsSuspect: 3, readErro
 export type DiskErrorKind = 'read' | 'write' | 'checksum' | 'readonly' | 'slow';
 
 /** Errors seen since a disk was last (re)trusted, kept per process. */
-export interface ErrorTally { read: number; write: number; checksum: number; slow: number }
+export interface ErrorTally {
+  read: number;
+  write: number;
+  checksum: number;
+  slow: number;
+}
 
 /**
  * The state a disk should move to after an error, or null to stay. Checksum and write errors only
  * ever make a disk suspect: it still serves reads, so automatic transitions never make data
  * unreadable that the disk could still return. Only repeated read failures fail it.
  */
-export function nextHealth(d: Disk, kind: DiskErrorKind, tally: ErrorTally, t: HealthThresholds): { state: DiskHealth; reason: string } | null {
+export function nextHealth(
+  d: Disk,
+  kind: DiskErrorKind,
+  tally: ErrorTally,
+  t: HealthThresholds,
+): { state: DiskHealth; reason: string } | null {
   if (d.health === 'failed') return null;
-  if (kind === 'read' && tally.read >= t.readErrorsFailed) return { state: 'failed', reason: `${tally.read} read errors (threshold ${t.readErrorsFailed})` };
+  if (kind === 'read' && tally.read >= t.readErrorsFailed)
+    return { state: 'failed', reason: `${tally.read} read errors (threshold ${t.readErrorsFailed})` };
   if (d.health !== 'healthy') return null;
   if (kind === 'readonly') return { state: 'suspect', reason: 'its filesystem refuses writes (read-only)' };
   if (kind === 'slow') {
-    return tally.slow >= t.slowOpsDegraded ? { state: 'degraded', reason: `${tally.slow} fragment operations slower than ${t.slowIoMs} ms (threshold ${t.slowOpsDegraded})` } : null;
+    return tally.slow >= t.slowOpsDegraded
+      ? { state: 'degraded', reason: `${tally.slow} fragment operations slower than ${t.slowIoMs} ms (threshold ${t.slowOpsDegraded})` }
+      : null;
   }
   const n = tally.read + tally.write + tally.checksum;
   if (n >= t.errorsSuspect) {
-    return { state: 'suspect', reason: `${n} I/O errors (${tally.read} read, ${tally.checksum} checksum, ${tally.write} write; threshold ${t.errorsSuspect})` };
+    return {
+      state: 'suspect',
+      reason: `${n} I/O errors (${tally.read} read, ${tally.checksum} checksum, ${tally.write} write; threshold ${t.errorsSuspect})`,
+    };
   }
   return null;
 }

@@ -3,8 +3,17 @@ import path from 'node:path';
 import { isNodeError } from '../util/errors.js';
 import { DISK_IDENTITY, POOL_IDENTITY } from './layout.js';
 
-export interface PoolIdentity { poolId: string; name: string; createdAt: string; format: 1 }
-export interface DiskIdentity { poolId: string; diskId: string; addedAt: string }
+export interface PoolIdentity {
+  poolId: string;
+  name: string;
+  createdAt: string;
+  format: 1;
+}
+export interface DiskIdentity {
+  poolId: string;
+  diskId: string;
+  addedAt: string;
+}
 
 async function readJson<T>(file: string): Promise<T | undefined> {
   try {

@@ -3,10 +3,17 @@ import path from 'node:path';
 import { isNodeError } from '../util/errors.js';
 import { POOL_LOCK } from './layout.js';
 
-export interface LockOwner { pid: number; mountpoint: string | null; since: string }
+export interface LockOwner {
+  pid: number;
+  mountpoint: string | null;
+  since: string;
+}
 
 export class PoolBusyError extends Error {
-  constructor(readonly poolDir: string, readonly owner: LockOwner) {
+  constructor(
+    readonly poolDir: string,
+    readonly owner: LockOwner,
+  ) {
     super(
       `pool ${poolDir} is in use by process ${owner.pid}` +
         (owner.mountpoint ? ` (mounted at ${owner.mountpoint})` : '') +

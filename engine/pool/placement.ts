@@ -23,7 +23,13 @@ export function describeDomains(disks: Disk[]): string {
  * Picks `count` distinct disks in distinct failure domains for fragments of `fragmentBytes` each,
  * weighted by free space. Too few disks, or too few domains, is ENOSPC with a message that names them.
  */
-export function chooseDisks(candidates: Disk[], count: number, fragmentBytes: number, policyName: string, options: PlacementOptions = {}): Disk[] {
+export function chooseDisks(
+  candidates: Disk[],
+  count: number,
+  fragmentBytes: number,
+  policyName: string,
+  options: PlacementOptions = {},
+): Disk[] {
   const random = options.random ?? Math.random;
   const healthy = candidates.length;
   const fit = candidates.filter((d) => diskFree(d) >= fragmentBytes);
@@ -36,8 +42,11 @@ export function chooseDisks(candidates: Disk[], count: number, fragmentBytes: nu
   }
   const domains = new Set(fit.map((d) => d.domain)).size;
   if (domains < count && !options.sharedDomains) {
-    throw fsError('ENOSPC', `policy ${policyName} needs ${count} failure domains but the healthy disks with room are in ${domains}: ${describeDomains(fit)}. ` +
-      'Add disks on other devices, name the real domains with --failure-domain, or allow shared domains (reliability.allow_shared_failure_domains)');
+    throw fsError(
+      'ENOSPC',
+      `policy ${policyName} needs ${count} failure domains but the healthy disks with room are in ${domains}: ${describeDomains(fit)}. ` +
+        'Add disks on other devices, name the real domains with --failure-domain, or allow shared domains (reliability.allow_shared_failure_domains)',
+    );
   }
   // Weighted sampling without replacement, by failure domain: a domain is picked in proportion to its
   // free bytes (a filesystem counted once, however many directories of it are disks), then one of its
@@ -51,7 +60,11 @@ export function chooseDisks(candidates: Disk[], count: number, fragmentBytes: nu
     const domains = new Map<string, Disk[]>();
     for (const d of left) domains.set(d.domain, [...(domains.get(d.domain) ?? []), d]);
     const groups = [...domains.values()];
-    const group = weighted(groups, groups.map((g) => rawSpace(g).free), random);
+    const group = weighted(
+      groups,
+      groups.map((g) => rawSpace(g).free),
+      random,
+    );
     const d = weighted(group, group.map(diskFree), random);
     chosen.push(d);
     left = left.filter((x) => x.domain !== d.domain);

@@ -15,7 +15,14 @@ import { isDiskHealth, type DiskHealth } from './disk-health.js';
 import { nextHealth, type DiskErrorKind, type ErrorTally, type HealthThresholds } from './health-policy.js';
 import { DiskSet, type Disk } from './disk-set.js';
 import { rawSpace } from './capacity.js';
-import { readDiskIdentity, readPoolIdentity, writeDiskIdentity, writeFileAtomic, writePoolIdentity, type PoolIdentity } from './identity.js';
+import {
+  readDiskIdentity,
+  readPoolIdentity,
+  writeDiskIdentity,
+  writeFileAtomic,
+  writePoolIdentity,
+  type PoolIdentity,
+} from './identity.js';
 import { DISK_DATA_DIR, DISK_HINTS, fragmentPath, mirrorPath, POOL_METADATA } from './layout.js';
 import { PoolLock } from './lock.js';
 import { diskPathProblems, diskPathProblemsByName, type DiskPathProblem } from './disk-path.js';
@@ -55,7 +62,12 @@ function diskRefusal(p: string, problems: DiskPathProblem[]): string {
 const log = logger('pool');
 
 /** What scrub, rebuild and drain report as they go. */
-export interface OperationProgress { extentsDone: number; extentsTotal: number; bytesRead?: number; bytesWritten?: number }
+export interface OperationProgress {
+  extentsDone: number;
+  extentsTotal: number;
+  bytesRead?: number;
+  bytesWritten?: number;
+}
 
 /** How many disks carry a copy of the metadata database besides the pool directory. */
 const METADATA_MIRRORS = 3;
@@ -87,7 +99,10 @@ export class Pool {
     private readonly lock: PoolLock,
   ) {
     this.disks = new DiskSet(store);
-    this.versions = new ExtentVersions(store, this.disks, { reapGarbage: () => this.reapGarbage(), scheduleMirror: () => this.scheduleMirror() });
+    this.versions = new ExtentVersions(store, this.disks, {
+      reapGarbage: () => this.reapGarbage(),
+      scheduleMirror: () => this.scheduleMirror(),
+    });
   }
 
   /** Whether fragments of one extent may share a failure domain (reliability.allow_shared_failure_domains). */
@@ -116,22 +131,27 @@ export class Pool {
     await fsp.mkdir(abs, { recursive: true, mode: PRIVATE_DIR });
     if (await readPoolIdentity(abs)) throw new PoolError(`${abs} already holds a pool; choose another directory`);
     const entries = (await fsp.readdir(abs)).filter((e) => !e.startsWith('.'));
-    if (entries.length > 0) throw new PoolError(`${abs} is not empty (found ${entries.slice(0, 3).join(', ')}); a pool needs an empty directory`);
+    if (entries.length > 0)
+      throw new PoolError(`${abs} is not empty (found ${entries.slice(0, 3).join(', ')}); a pool needs an empty directory`);
     await tighten(abs, PRIVATE_DIR);
     const identity: PoolIdentity = { poolId: randomUUID(), name: path.basename(abs), createdAt: new Date().toISOString(), format: 1 };
     // Created 0600 before SQLite opens it: its WAL and shared-memory files take the database's mode.
     await createPrivateFile(path.join(abs, POOL_METADATA));
     const store = new MetadataStore(path.join(abs, POOL_METADATA), { create: true });
-    MetadataStore.initialise(store, {
-      pool_id: identity.poolId,
-      extent_size: String(settings.extentSize),
-      default_policy: formatPolicy(settings.defaultPolicy),
-      checksum: settings.checksum,
-      generation: '1',
-      config: JSON.stringify(config),
-      // Every file of this pool is created private: no older files to tighten.
-      private_files: '1',
-    }, Date.now());
+    MetadataStore.initialise(
+      store,
+      {
+        pool_id: identity.poolId,
+        extent_size: String(settings.extentSize),
+        default_policy: formatPolicy(settings.defaultPolicy),
+        checksum: settings.checksum,
+        generation: '1',
+        config: JSON.stringify(config),
+        // Every file of this pool is created private: no older files to tighten.
+        private_files: '1',
+      },
+      Date.now(),
+    );
     store.close();
     await writePoolIdentity(abs, identity);
     return identity;
@@ -186,7 +206,8 @@ export class Pool {
       if (d.health === 'failed') continue;
       const id = await readDiskIdentity(d.path).catch(() => undefined);
       if (!id) this.setDiskHealth(d.id, 'failed', `identity file missing at ${d.path} (disk gone or moved)`);
-      else if (id.poolId !== this.id || id.diskId !== d.id) this.setDiskHealth(d.id, 'failed', `identity file at ${d.path} names another disk or pool`);
+      else if (id.poolId !== this.id || id.diskId !== d.id)
+        this.setDiskHealth(d.id, 'failed', `identity file at ${d.path} names another disk or pool`);
     }
   }
 
@@ -201,13 +222,23 @@ export class Pool {
    * (`guard.allowedRoots`, else `security.disk_roots`) or in a system directory is refused unless
    * `guard.allowAnyPath` (the CLI's explicit --allow-any-path).
    */
-  async addDisk(diskPath: string, tier: Tier, cap: number | null, guard: DiskGuard = {}): Promise<{ disk: Disk; recognised: boolean; warning?: string }> {
+  async addDisk(
+    diskPath: string,
+    tier: Tier,
+    cap: number | null,
+    guard: DiskGuard = {},
+  ): Promise<{ disk: Disk; recognised: boolean; warning?: string }> {
     const abs = path.resolve(diskPath);
-    const domainProblem = guard.failureDomain === undefined || guard.failureDomain === null ? null : failureDomainProblem(guard.failureDomain);
+    const domainProblem =
+      guard.failureDomain === undefined || guard.failureDomain === null ? null : failureDomainProblem(guard.failureDomain);
     if (domainProblem) throw new PoolError(domainProblem);
     const rules = {
-      poolDir: this.dir, mountpoint: guard.mountpoint ?? null, disks: this.disks.all().map((d) => d.path),
-      allowedRoots: (guard.allowedRoots ?? this.config.security.disk_roots).map((r) => path.resolve(r)), protectedDirs: guard.protectedDirs, mounts: await readMounts(),
+      poolDir: this.dir,
+      mountpoint: guard.mountpoint ?? null,
+      disks: this.disks.all().map((d) => d.path),
+      allowedRoots: (guard.allowedRoots ?? this.config.security.disk_roots).map((r) => path.resolve(r)),
+      protectedDirs: guard.protectedDirs,
+      mounts: await readMounts(),
     };
     // On the name first: a path inside a DynamicFS mount must not even be looked up by the daemon serving it.
     const named = diskPathProblemsByName(abs, rules).filter((x) => !x.overridable || !guard.allowAnyPath);
@@ -231,8 +262,16 @@ export class Pool {
       if (known.path !== abs) {
         // A copy of the identity file is no move: the disk is still where it was.
         const still = await readDiskIdentity(known.path).catch(() => undefined);
-        if (still?.diskId === known.id && (await fsp.stat(path.join(known.path, DISK_DATA_DIR, 'fragments')).then(() => true, () => false))) {
-          throw new PoolError(`disk ${known.id} is still at ${known.path} (its identity and fragments are there); ${abs} holds a copy of its identity file, not the disk`);
+        if (
+          still?.diskId === known.id &&
+          (await fsp.stat(path.join(known.path, DISK_DATA_DIR, 'fragments')).then(
+            () => true,
+            () => false,
+          ))
+        ) {
+          throw new PoolError(
+            `disk ${known.id} is still at ${known.path} (its identity and fragments are there); ${abs} holds a copy of its identity file, not the disk`,
+          );
         }
         this.store.setDiskPath(known.id, abs);
         this.disks.reload();
@@ -244,19 +283,28 @@ export class Pool {
       throw new PoolError(`disk ${abs} is already in the pool as ${known.id}`);
     }
     for (const d of this.disks.all()) if (d.path === abs) throw new PoolError(`a disk at ${abs} is already in the pool as ${d.id}`);
-    const sharing = await sharedWithNew(this.disks.all().filter((d) => d.health !== 'failed' && d.id !== guard.replacing), abs, guard.failureDomain ?? null);
+    const sharing = await sharedWithNew(
+      this.disks.all().filter((d) => d.health !== 'failed' && d.id !== guard.replacing),
+      abs,
+      guard.failureDomain ?? null,
+    );
     let warning: string | undefined;
     if (sharing) {
       const what = `${abs} shares failure domain ${sharing.domain} with ${sharing.disks.map((d) => `${d.id} (${d.path})`).join(', ')}: one device failure can take both`;
       if (!guard.allowSharedDomain && !this.config.reliability.allow_shared_failure_domains) {
-        throw new PoolError(`refusing disk ${what}. Add it with --allow-shared-domain to use it for capacity only (fragments of an extent never share a domain), or name its real domain with --failure-domain NAME`);
+        throw new PoolError(
+          `refusing disk ${what}. Add it with --allow-shared-domain to use it for capacity only (fragments of an extent never share a domain), or name its real domain with --failure-domain NAME`,
+        );
       }
       warning = `disk ${what}`;
       log.warn(warning, { pool: this.name, disk: abs, domain: sharing.domain });
     }
     const diskId = `disk-${randomUUID().slice(0, 8)}`;
     const dataDir = path.join(abs, DISK_DATA_DIR);
-    const hadDataDir = await fsp.stat(dataDir).then(() => true, () => false);
+    const hadDataDir = await fsp.stat(dataDir).then(
+      () => true,
+      () => false,
+    );
     try {
       // One level first: a recursive mkdir reports a read-only filesystem as ENOENT.
       await fsp.mkdir(dataDir, PRIVATE_DIR).catch((err: unknown) => {
@@ -269,11 +317,21 @@ export class Pool {
     } catch (err) {
       // Nothing left behind: what this add made is removed again.
       if (!hadDataDir) await fsp.rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
-      throw new PoolError(`cannot prepare disk ${abs}: ${(err as NodeJS.ErrnoException).code ?? ''} ${(err as Error).message}`.replace(/  +/, ' '));
+      throw new PoolError(
+        `cannot prepare disk ${abs}: ${(err as NodeJS.ErrnoException).code ?? ''} ${(err as Error).message}`.replace(/  +/, ' '),
+      );
     }
     const now = Date.now();
     this.store.tx(() => {
-      this.store.insertDisk({ id: diskId, path: abs, tier, capacity: cap, health: 'healthy', at: now, failureDomain: guard.failureDomain ?? null });
+      this.store.insertDisk({
+        id: diskId,
+        path: abs,
+        tier,
+        capacity: cap,
+        health: 'healthy',
+        at: now,
+        failureDomain: guard.failureDomain ?? null,
+      });
       this.store.setMeta('generation', String(Number(this.store.getMeta('generation') ?? '0') + 1));
     });
     this.disks.reload();
@@ -299,7 +357,9 @@ export class Pool {
     this.scheduleMirror();
     const now = this.disks.get(d.id) as Disk;
     const with_ = this.disks.all().filter((x) => x.id !== d.id && x.domain === now.domain);
-    const warning = with_.length ? `disk ${d.id} now shares failure domain ${domainLabel(now.domain)} with ${with_.map((x) => x.id).join(', ')}` : undefined;
+    const warning = with_.length
+      ? `disk ${d.id} now shares failure domain ${domainLabel(now.domain)} with ${with_.map((x) => x.id).join(', ')}`
+      : undefined;
     this.reportSharedDomains();
     return { disk: now, warning };
   }
@@ -309,7 +369,11 @@ export class Pool {
     const byDomain = new Map<string, Disk[]>();
     for (const d of this.disks.all()) byDomain.set(d.domain, [...(byDomain.get(d.domain) ?? []), d]);
     const shared = [...byDomain].filter(([, ds]) => ds.length > 1);
-    if (shared.length) log.warn(`disks share failure domains: ${shared.map(([k, ds]) => `${domainLabel(k)} holds ${ds.map((d) => d.id).join(', ')}`).join('; ')}`, { pool: this.name });
+    if (shared.length)
+      log.warn(
+        `disks share failure domains: ${shared.map(([k, ds]) => `${domainLabel(k)} holds ${ds.map((d) => d.id).join(', ')}`).join('; ')}`,
+        { pool: this.name },
+      );
   }
 
   /**
@@ -334,7 +398,15 @@ export class Pool {
   findDisk(ref: string): Disk {
     const abs = path.resolve(ref);
     const d = this.disks.get(ref) ?? this.disks.all().find((x) => x.path === abs);
-    if (!d) throw new PoolError(`no disk '${ref}' in pool ${this.name} (known: ${this.disks.all().map((x) => x.id).join(', ') || 'none'})`);
+    if (!d)
+      throw new PoolError(
+        `no disk '${ref}' in pool ${this.name} (known: ${
+          this.disks
+            .all()
+            .map((x) => x.id)
+            .join(', ') || 'none'
+        })`,
+      );
     return d;
   }
 
@@ -346,7 +418,11 @@ export class Pool {
     this.disks.reload();
     if (state === 'healthy') this.tallies.delete(id); // trusted again: count afresh
     if (from !== state) {
-      log.event(state === 'healthy' ? 'info' : state === 'failed' ? 'error' : 'warn', `disk ${id} ${from ?? 'new'} -> ${state}: ${reason}`, { pool: this.name, disk: id, path: d?.path, from, to: state, reason });
+      log.event(
+        state === 'healthy' ? 'info' : state === 'failed' ? 'error' : 'warn',
+        `disk ${id} ${from ?? 'new'} -> ${state}: ${reason}`,
+        { pool: this.name, disk: id, path: d?.path, from, to: state, reason },
+      );
       this.onDiskHealthChange?.(id, state, reason);
     }
   }
@@ -400,7 +476,9 @@ export class Pool {
     this.recordHistory('usage', {
       used: disks.reduce((s, d) => s + d.used, 0),
       capacity: rawSpace(disks.filter((d) => d.health !== 'failed')).capacity,
-      disks: Object.fromEntries(disks.map((d) => [d.id, { used: d.used, tier: d.tier, errors: d.readErrors + d.writeErrors + d.checksumErrors }])),
+      disks: Object.fromEntries(
+        disks.map((d) => [d.id, { used: d.used, tier: d.tier, errors: d.readErrors + d.writeErrors + d.checksumErrors }]),
+      ),
     });
   }
 
@@ -410,7 +488,12 @@ export class Pool {
   /** Health thresholds, from the configuration's reliability section. */
   get thresholds(): HealthThresholds {
     const r = this.config.reliability;
-    return { errorsSuspect: r.errors_suspect, readErrorsFailed: r.read_errors_failed, slowIoMs: r.slow_io_ms, slowOpsDegraded: r.slow_ops_degraded };
+    return {
+      errorsSuspect: r.errors_suspect,
+      readErrorsFailed: r.read_errors_failed,
+      slowIoMs: r.slow_io_ms,
+      slowOpsDegraded: r.slow_ops_degraded,
+    };
   }
 
   /** Counts an I/O error against a disk and moves it to suspect or failed when a threshold is crossed. */
@@ -425,7 +508,8 @@ export class Pool {
       this.tallies.set(id, tally);
       if (kind === 'write' || kind === 'readonly') tally.write++;
       else tally[kind]++;
-      if (kind !== 'slow') this.store.bumpDiskErrors(id, kind === 'checksum' ? { checksum: 1 } : kind === 'read' ? { read: 1 } : { write: 1 });
+      if (kind !== 'slow')
+        this.store.bumpDiskErrors(id, kind === 'checksum' ? { checksum: 1 } : kind === 'read' ? { read: 1 } : { write: 1 });
       this.disks.reload();
       const next = nextHealth(this.disks.get(id) as Disk, kind, tally, this.thresholds);
       if (next) this.setDiskHealth(id, next.state, next.reason);
@@ -438,7 +522,11 @@ export class Pool {
   activeOperation: { kind: string; startedAt: string; extentsDone: number; extentsTotal: number; bytes: number } | null = null;
 
   /** Wraps a long operation so status can show its progress. */
-  async track<T>(kind: string, run: (progress: (p: OperationProgress) => void) => Promise<T>, outer?: (p: OperationProgress) => void): Promise<T> {
+  async track<T>(
+    kind: string,
+    run: (progress: (p: OperationProgress) => void) => Promise<T>,
+    outer?: (p: OperationProgress) => void,
+  ): Promise<T> {
     const op = { kind, startedAt: new Date().toISOString(), extentsDone: 0, extentsTotal: 0, bytes: 0 };
     this.activeOperation = op;
     try {
@@ -539,12 +627,15 @@ export class Pool {
   /** The timer is armed once per burst, not per commit: when it fires it looks at the last change. */
   private armMirror(due: number, quietMs: number, maxDelayMs: number): void {
     this.mirrorDue = due;
-    this.mirrorTimer = setTimeout(() => {
-      this.mirrorTimer = null;
-      const next = Math.min(this.mirrorLastChange + quietMs, this.mirrorDirtySince + maxDelayMs);
-      if (this.mirrorDirty && next > Date.now()) this.armMirror(next, quietMs, maxDelayMs);
-      else void this.mirrorNow();
-    }, Math.max(0, due - Date.now()));
+    this.mirrorTimer = setTimeout(
+      () => {
+        this.mirrorTimer = null;
+        const next = Math.min(this.mirrorLastChange + quietMs, this.mirrorDirtySince + maxDelayMs);
+        if (this.mirrorDirty && next > Date.now()) this.armMirror(next, quietMs, maxDelayMs);
+        else void this.mirrorNow();
+      },
+      Math.max(0, due - Date.now()),
+    );
     this.mirrorTimer.unref();
   }
 
@@ -552,7 +643,10 @@ export class Pool {
     this.mirroring = this.mirroring.then(async () => {
       if (!this.mirrorDirty) return;
       this.mirrorDirty = false;
-      const targets = this.disks.all().filter((d) => d.health !== 'failed').slice(0, METADATA_MIRRORS);
+      const targets = this.disks
+        .all()
+        .filter((d) => d.health !== 'failed')
+        .slice(0, METADATA_MIRRORS);
       for (const d of targets) {
         const dest = mirrorPath(d.path);
         const tmp = `${dest}.tmp`;
@@ -581,7 +675,13 @@ export class Pool {
 
   /** Disk paths in the pool directory, so a lost metadata database can be found again on the disks. */
   private async writeDiskHints(): Promise<void> {
-    await writeFileAtomic(path.join(this.dir, DISK_HINTS), this.disks.all().map((d) => d.path).join('\n') + '\n');
+    await writeFileAtomic(
+      path.join(this.dir, DISK_HINTS),
+      this.disks
+        .all()
+        .map((d) => d.path)
+        .join('\n') + '\n',
+    );
   }
 
   async close(): Promise<void> {
@@ -602,13 +702,17 @@ export class Pool {
 async function restoreFromMirror(poolDir: string, poolId: string, dbFile: string): Promise<void> {
   // The pool directory lost its database: take the newest mirror that names this pool.
   const candidates: { file: string; generation: number; mtime: number }[] = [];
-  const hints = await fsp.readFile(path.join(poolDir, DISK_HINTS), 'utf8').then((s) => s.split('\n').filter(Boolean)).catch(() => []);
+  const hints = await fsp
+    .readFile(path.join(poolDir, DISK_HINTS), 'utf8')
+    .then((s) => s.split('\n').filter(Boolean))
+    .catch(() => []);
   for (const diskPath of hints) {
     const file = mirrorPath(diskPath);
     try {
       const st = await fsp.stat(file);
       const store = new MetadataStore(file);
-      if (store.getMeta('pool_id') === poolId) candidates.push({ file, generation: Number(store.getMeta('generation') ?? 0), mtime: st.mtimeMs });
+      if (store.getMeta('pool_id') === poolId)
+        candidates.push({ file, generation: Number(store.getMeta('generation') ?? 0), mtime: st.mtimeMs });
       store.close();
     } catch {
       /* not usable */

@@ -2,10 +2,28 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { PRIVATE_DIR, PRIVATE_FILE, tighten } from '../util/private-files.js';
 import { isNodeError } from '../util/errors.js';
-import { DISK_DATA_DIR, DISK_HINTS, DISK_IDENTITY, METADATA_MIRROR, POOL_IDENTITY, POOL_LOCK, POOL_METADATA, POOL_SOCKET } from './layout.js';
+import {
+  DISK_DATA_DIR,
+  DISK_HINTS,
+  DISK_IDENTITY,
+  METADATA_MIRROR,
+  POOL_IDENTITY,
+  POOL_LOCK,
+  POOL_METADATA,
+  POOL_SOCKET,
+} from './layout.js';
 
 /** Files of the pool directory that hold metadata or identity (the database's WAL and shared memory included). */
-const POOL_FILES = [POOL_IDENTITY, POOL_METADATA, `${POOL_METADATA}-wal`, `${POOL_METADATA}-shm`, DISK_HINTS, POOL_LOCK, POOL_SOCKET, 'mount.log'];
+const POOL_FILES = [
+  POOL_IDENTITY,
+  POOL_METADATA,
+  `${POOL_METADATA}-wal`,
+  `${POOL_METADATA}-shm`,
+  DISK_HINTS,
+  POOL_LOCK,
+  POOL_SOCKET,
+  'mount.log',
+];
 
 /** The 256 fragment directories of a disk (fragments/00 ... fragments/ff). */
 export function fragmentDirs(diskPath: string): string[] {

@@ -1,9 +1,7 @@
 import { MAX_K, MAX_M } from '../util/rs-limits.js';
 import { UsageError } from '../util/errors.js';
 
-export type RedundancyPolicy =
-  | { kind: 'replication'; copies: number }
-  | { kind: 'erasure'; data: number; parity: number };
+export type RedundancyPolicy = { kind: 'replication'; copies: number } | { kind: 'erasure'; data: number; parity: number };
 
 /** The shape of a policy as a JSON-schema pattern (config files, CRDs); parsePolicy checks the numbers. */
 export const POLICY_PATTERN = '^(replication:[1-9][0-9]?|erasure:[1-9][0-9]?\\+[0-9][0-9]?)$';
@@ -27,7 +25,9 @@ export function parsePolicy(text: string): RedundancyPolicy {
     if (parity < 1 || parity > MAX_M) throw new UsageError(`redundancy '${text}': m must be between 1 and ${MAX_M}`);
     return { kind: 'erasure', data, parity };
   }
-  throw new UsageError(`redundancy '${text}' is not a policy (expected replication:N such as replication:2, or erasure:k+m such as erasure:4+2)`);
+  throw new UsageError(
+    `redundancy '${text}' is not a policy (expected replication:N such as replication:2, or erasure:k+m such as erasure:4+2)`,
+  );
 }
 
 export function formatPolicy(p: RedundancyPolicy): string {

@@ -19,7 +19,10 @@ export class PoolWatch {
   readonly startedAt = Date.now();
   private readonly stopCollecting: () => void;
 
-  constructor(readonly pool: Pool, readonly fs: FileSystem) {
+  constructor(
+    readonly pool: Pool,
+    readonly fs: FileSystem,
+  ) {
     this.stopCollecting = metrics.onCollect(() => this.refreshGauges());
     metrics.pools.inc();
   }

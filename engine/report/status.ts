@@ -10,16 +10,33 @@ import { lastScrub } from '../heal/scrub.js';
 import { lastProbe } from '../heal/probe.js';
 
 export interface DiskReport {
-  id: string; path: string; tier: string; capacity: number; capped: boolean; used: number; free: number;
+  id: string;
+  path: string;
+  tier: string;
+  capacity: number;
+  capped: boolean;
+  used: number;
+  free: number;
   /** Its failure domain, whether the administrator named it, the devices found under it, and why that may not be the whole truth. */
-  failureDomain: string; domainNamed: boolean; device: string; deviceWarning: string | null;
-  health: string; healthReason: string; healthChangedAt: string;
+  failureDomain: string;
+  domainNamed: boolean;
+  device: string;
+  deviceWarning: string | null;
+  health: string;
+  healthReason: string;
+  healthChangedAt: string;
   errors: { read: number; write: number; checksum: number };
   recentTransitions: { at: string; from: string | null; to: string; reason: string }[];
   lastProbe: ReturnType<typeof lastProbe>;
 }
 
-export interface DamagedRange { path: string; ino: number; start: number; end: number; health: ExtentHealth }
+export interface DamagedRange {
+  path: string;
+  ino: number;
+  start: number;
+  end: number;
+  health: ExtentHealth;
+}
 
 export interface PoolStatus {
   pool: { id: string; name: string; dir: string; extentSize: number; defaultPolicy: string; checksum: string };
@@ -44,7 +61,10 @@ export interface FailureDomainReport {
   count: number;
   domains: { name: string; disks: string[] }[];
   allowShared: boolean;
-  /** Policies in use that need more domains than there are: with shared domains allowed their redundancy is illusory, else their writes fail. */
+  /**
+   * Policies in use that need more domains than there are: with shared domains allowed their
+   * redundancy is illusory, else their writes fail.
+   */
   short: { policy: string; needs: number }[];
   /** Extents with two fragments or more in one domain. */
   sharedExtents: number;
@@ -61,38 +81,68 @@ export function failureDomainReport(pool: Pool, sharedExtents: number): FailureD
   const byDomain = new Map<string, Disk[]>();
   for (const d of pool.disks.all()) byDomain.set(d.domain, [...(byDomain.get(d.domain) ?? []), d]);
   const count = domainCount(writable);
-  const short = policiesInUse(pool).map((p) => ({ policy: p, needs: fragmentCount(parsePolicy(p)) })).filter((p) => p.needs > count);
+  const short = policiesInUse(pool)
+    .map((p) => ({ policy: p, needs: fragmentCount(parsePolicy(p)) }))
+    .filter((p) => p.needs > count);
   return {
-    count, domains: [...byDomain].map(([k, ds]) => ({ name: domainLabel(k), disks: ds.map((d) => d.id) })),
-    allowShared: pool.config.reliability.allow_shared_failure_domains, short, sharedExtents,
+    count,
+    domains: [...byDomain].map(([k, ds]) => ({ name: domainLabel(k), disks: ds.map((d) => d.id) })),
+    allowShared: pool.config.reliability.allow_shared_failure_domains,
+    short,
+    sharedExtents,
   };
 }
 
 /** Why the failure domains make a pool less than healthy, in words naming disks and devices. */
 function domainReasons(r: FailureDomainReport): string[] {
   const out: string[] = [];
-  const together = r.domains.filter((d) => d.disks.length > 1).map((d) => `disks ${d.disks.join(' and ')} share ${d.name}`).join('; ');
+  const together = r.domains
+    .filter((d) => d.disks.length > 1)
+    .map((d) => `disks ${d.disks.join(' and ')} share ${d.name}`)
+    .join('; ');
   for (const s of r.short) {
-    out.push(r.allowShared
-      ? `redundancy ${s.policy} is illusory: it needs ${s.needs} failure domains and the pool has ${r.count}${together ? ` (${together})` : ''}`
-      : `writes under ${s.policy} fail: it needs ${s.needs} failure domains and the pool has ${r.count}${together ? ` (${together})` : ''}`);
+    out.push(
+      r.allowShared
+        ? `redundancy ${s.policy} is illusory: it needs ${s.needs} failure domains and the pool has ${r.count}${together ? ` (${together})` : ''}`
+        : `writes under ${s.policy} fail: it needs ${s.needs} failure domains and the pool has ${r.count}${together ? ` (${together})` : ''}`,
+    );
   }
-  if (r.sharedExtents) out.push(`${r.sharedExtents} extent(s) have fragments together in one failure domain (${together || 'see list-disks'}): one device failure takes several of their fragments at once`);
+  if (r.sharedExtents)
+    out.push(
+      `${r.sharedExtents} extent(s) have fragments together in one failure domain (${together || 'see list-disks'}): one device failure takes several of their fragments at once`,
+    );
   return out;
 }
 
 export function diskReports(pool: Pool): DiskReport[] {
   return pool.disks.all().map((d) => ({
-    id: d.id, path: d.path, tier: d.tier, capacity: diskCapacity(d), capped: d.cap !== null, used: d.used, free: diskFree(d),
-    failureDomain: domainLabel(d.domain), domainNamed: d.domainOverride !== null, device: d.device, deviceWarning: d.deviceWarning,
-    health: d.health, healthReason: d.healthReason, healthChangedAt: new Date(d.healthChangedAt).toISOString(),
+    id: d.id,
+    path: d.path,
+    tier: d.tier,
+    capacity: diskCapacity(d),
+    capped: d.cap !== null,
+    used: d.used,
+    free: diskFree(d),
+    failureDomain: domainLabel(d.domain),
+    domainNamed: d.domainOverride !== null,
+    device: d.device,
+    deviceWarning: d.deviceWarning,
+    health: d.health,
+    healthReason: d.healthReason,
+    healthChangedAt: new Date(d.healthChangedAt).toISOString(),
     errors: { read: d.readErrors, write: d.writeErrors, checksum: d.checksumErrors },
-    recentTransitions: pool.store.diskEvents(d.id, 5).map((e) => ({ at: new Date(e.at).toISOString(), from: e.from_state, to: e.to_state, reason: e.reason })),
+    recentTransitions: pool.store
+      .diskEvents(d.id, 5)
+      .map((e) => ({ at: new Date(e.at).toISOString(), from: e.from_state, to: e.to_state, reason: e.reason })),
     lastProbe: lastProbe(pool, d.id),
   }));
 }
 
-export async function poolStatus(pool: Pool, ns: Namespace, mountedBy: { pid: number; mountpoint: string | null } | null = null): Promise<PoolStatus> {
+export async function poolStatus(
+  pool: Pool,
+  ns: Namespace,
+  mountedBy: { pid: number; mountpoint: string | null } | null = null,
+): Promise<PoolStatus> {
   await pool.disks.refreshSpace();
   const extents = { total: 0, healthy: 0, degraded: 0, unrecoverable: 0 };
   let bytesAtRisk = 0;
@@ -110,16 +160,20 @@ export async function poolStatus(pool: Pool, ns: Namespace, mountedBy: { pid: nu
     }
     if (a.health === 'unrecoverable') {
       const start = a.extent.idx * E;
-      for (const p of ns.pathsOf(a.extent.ino)) unrecoverable.push({ path: p, ino: a.extent.ino, start, end: start + a.extent.length, health: a.health });
+      for (const p of ns.pathsOf(a.extent.ino))
+        unrecoverable.push({ path: p, ino: a.extent.ino, start, end: start + a.extent.length, health: a.health });
     }
   });
   const disks = diskReports(pool);
   const reasons: string[] = [];
-  for (const d of disks) if (d.health !== 'healthy') reasons.push(`disk ${d.id} (${d.path}) is ${d.health}${d.healthReason ? `: ${d.healthReason}` : ''}`);
+  for (const d of disks)
+    if (d.health !== 'healthy') reasons.push(`disk ${d.id} (${d.path}) is ${d.health}${d.healthReason ? `: ${d.healthReason}` : ''}`);
   if (extents.degraded) reasons.push(`${extents.degraded} extent(s) degraded (redundancy reduced, data readable)`);
   if (extents.unrecoverable) {
     const files = [...new Set(unrecoverable.map((u) => u.path))];
-    reasons.push(`${extents.unrecoverable} extent(s) unrecoverable in ${files.length} file(s): ${files.slice(0, 5).join(', ')}${files.length > 5 ? ', ...' : ''}`);
+    reasons.push(
+      `${extents.unrecoverable} extent(s) unrecoverable in ${files.length} file(s): ${files.slice(0, 5).join(', ')}${files.length > 5 ? ', ...' : ''}`,
+    );
   }
   const failureDomains = failureDomainReport(pool, sharedExtents);
   reasons.push(...domainReasons(failureDomains));
@@ -133,9 +187,21 @@ export async function poolStatus(pool: Pool, ns: Namespace, mountedBy: { pid: nu
   const usableFree = usableSpace(pool.disks.writable(), pool.settings.defaultPolicy, failureDomains.allowShared).free;
   const owner = mountedBy ?? readLockOwner(pool.dir) ?? null;
   return {
-    pool: { id: pool.id, name: pool.name, dir: pool.dir, extentSize: E, defaultPolicy: formatPolicy(pool.settings.defaultPolicy), checksum: pool.settings.checksum },
+    pool: {
+      id: pool.id,
+      name: pool.name,
+      dir: pool.dir,
+      extentSize: E,
+      defaultPolicy: formatPolicy(pool.settings.defaultPolicy),
+      checksum: pool.settings.checksum,
+    },
     mounted: owner ? { pid: owner.pid, mountpoint: owner.mountpoint } : null,
-    health, reasons, disks, extents, bytesAtRisk, unrecoverable,
+    health,
+    reasons,
+    disks,
+    extents,
+    bytesAtRisk,
+    unrecoverable,
     degradedFiles: [...degradedInodes].flatMap((ino) => ns.pathsOf(ino)).sort(),
     capacity: { raw, used, free, usableFree },
     failureDomains,

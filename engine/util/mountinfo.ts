@@ -29,8 +29,15 @@ export function parseMountinfo(text: string): MountEntry[] {
     const sep = f.indexOf('-', 6);
     if (sep < 0 || f.length < sep + 3) continue;
     out.push({
-      id: Number(f[0]), parent: Number(f[1]), dev: f[2], root: unescape(f[3]), mountPoint: unescape(f[4]),
-      options: f[5].split(','), fstype: f[sep + 1], source: unescape(f[sep + 2]), superOptions: (f[sep + 3] ?? '').split(','),
+      id: Number(f[0]),
+      parent: Number(f[1]),
+      dev: f[2],
+      root: unescape(f[3]),
+      mountPoint: unescape(f[4]),
+      options: f[5].split(','),
+      fstype: f[sep + 1],
+      source: unescape(f[sep + 2]),
+      superOptions: (f[sep + 3] ?? '').split(','),
     });
   }
   return out;

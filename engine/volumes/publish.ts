@@ -13,7 +13,18 @@ import { VolumeError } from './volumes.js';
 const exec = promisify(execFile);
 
 /** Mount flags any publication may carry. */
-export const ALLOWED_MOUNT_FLAGS = new Set(['ro', 'rw', 'nosuid', 'nodev', 'noexec', 'exec', 'noatime', 'nodiratime', 'relatime', 'strictatime']);
+export const ALLOWED_MOUNT_FLAGS = new Set([
+  'ro',
+  'rw',
+  'nosuid',
+  'nodev',
+  'noexec',
+  'exec',
+  'noatime',
+  'nodiratime',
+  'relatime',
+  'strictatime',
+]);
 /**
  * Flags that undo the default nosuid,nodev: a set-user-ID file or a device node in a volume would be
  * honoured by the kernel. Only whoever runs the CSI plugin may allow them (its --allow-mount-option);
@@ -70,7 +81,8 @@ export async function mountState(target: string): Promise<'none' | 'live' | 'dea
  */
 export function targetProblem(target: string, root: string, mounts: MountEntry[]): string | null {
   if (!path.isAbsolute(target) || path.resolve(target) !== target) return `target '${target}' is not a normalised absolute path`;
-  if (!path.isAbsolute(root) || path.resolve(root) !== root || root === '/') return `target root '${root}' is not a normalised absolute path other than /`;
+  if (!path.isAbsolute(root) || path.resolve(root) !== root || root === '/')
+    return `target root '${root}' is not a normalised absolute path other than /`;
   if (target === root || !isAtOrUnder(target, root)) return `target '${target}' is not strictly inside ${root}`;
   const inside = mounts.find((m) => m.fstype.startsWith('fuse.dynamicfs') && m.mountPoint !== target && isAtOrUnder(target, m.mountPoint));
   if (inside) return `target '${target}' lies inside the DynamicFS mount at ${inside.mountPoint}`;
@@ -92,7 +104,10 @@ async function lstatOrNull(p: string): Promise<Stats | null> {
 }
 
 /** A directory made by a publish: removed again (by its parent's handle) if the publish fails. */
-interface Made { parent: FileHandle; name: string }
+interface Made {
+  parent: FileHandle;
+  name: string;
+}
 
 /**
  * Walks from `root` to `target` without following links, making the directories that are missing,
@@ -124,14 +139,22 @@ async function openTarget(target: string, root: string): Promise<{ fh: FileHandl
         made.push({ parent, name: part });
         st = await lstatOrNull(at);
       }
-      if (st?.isSymbolicLink()) throw new VolumeError('INVALID', `target '${target}' passes through the symbolic link ${shown}; targets are resolved without following links`);
+      if (st?.isSymbolicLink())
+        throw new VolumeError(
+          'INVALID',
+          `target '${target}' passes through the symbolic link ${shown}; targets are resolved without following links`,
+        );
       if (!st?.isDirectory()) throw new VolumeError('INVALID', `target '${target}': ${shown} is not a directory`);
       chain.push(await fsp.open(at, O_PATH | O_NOFOLLOW | O_DIRECTORY));
     }
     const fh = chain[chain.length - 1];
     const real = await fsp.readlink(`/proc/self/fd/${fh.fd}`).catch(() => '');
     const want = path.join(realRoot, ...parts);
-    if (real !== want) throw new VolumeError('INVALID', `target '${target}' resolves to '${real}', not ${want}: a name on the way changed while it was checked`);
+    if (real !== want)
+      throw new VolumeError(
+        'INVALID',
+        `target '${target}' resolves to '${real}', not ${want}: a name on the way changed while it was checked`,
+      );
     return { fh, chain, made };
   } catch (err) {
     await removeMade(made);
@@ -171,7 +194,9 @@ export function publicationFlags(readonly: boolean, flags: string[]): string[] {
 /** Whether a mount's per-mount options hold what a publication asked for. */
 function flagsHold(m: MountEntry, want: string[]): boolean {
   const has = (f: string) => m.options.includes(f);
-  return want.every((f) => (f === 'suid' ? !has('nosuid') : f === 'dev' ? !has('nodev') : f === 'strictatime' ? !has('relatime') && !has('noatime') : has(f)));
+  return want.every((f) =>
+    f === 'suid' ? !has('nosuid') : f === 'dev' ? !has('nodev') : f === 'strictatime' ? !has('relatime') && !has('noatime') : has(f),
+  );
 }
 
 export interface BindSpec {
@@ -201,7 +226,11 @@ export async function bindVolume(spec: BindSpec): Promise<void> {
   if (problem) throw new VolumeError('INVALID', problem);
   // Another filesystem mounted at the target (a pod's tmpfs, another driver's volume): never stacked on.
   const there = topMountAt(mounts, spec.target);
-  if (there && !isOurMount(there, spec.identity)) throw new VolumeError('INVALID', `target '${spec.target}' is the mount point of ${there.fstype} ${there.source}; refusing to publish over it`);
+  if (there && !isOurMount(there, spec.identity))
+    throw new VolumeError(
+      'INVALID',
+      `target '${spec.target}' is the mount point of ${there.fstype} ${there.source}; refusing to publish over it`,
+    );
   const { fh, chain, made } = await openTarget(spec.target, spec.root);
   const want = publicationFlags(spec.readonly, spec.flags);
   await mkdirPrivate(spec.staging);
@@ -218,16 +247,25 @@ export async function bindVolume(spec: BindSpec): Promise<void> {
     // -c: no canonicalisation; the kernel follows /proc/self/fd/3 to the very directory checked above.
     await mountWithFd(['--bind', '-c', stage, '/proc/self/fd/3'], fh.fd);
     // The mount made here, known by its id (its path can change under a rename), must be ours, at the target, with the flags.
-    const mine = (await readMounts()).filter((m) => !before?.has(m.id) && isOurMount(m, spec.identity) && !m.mountPoint.startsWith(`${spec.staging}/`));
+    const mine = (await readMounts()).filter(
+      (m) => !before?.has(m.id) && isOurMount(m, spec.identity) && !m.mountPoint.startsWith(`${spec.staging}/`),
+    );
     const final = mine.find((m) => m.mountPoint === spec.target);
     if (!final || !flagsHold(final, want)) {
-      throw new Error(`${spec.target} does not show a bind of volume ${spec.identity.volume} with ${want.join(',')} in /proc/self/mountinfo (${final ? final.options.join(',') : `found at ${mine.map((m) => m.mountPoint).join(', ') || 'nowhere'}`})`);
+      throw new Error(
+        `${spec.target} does not show a bind of volume ${spec.identity.volume} with ${want.join(',')} in /proc/self/mountinfo (${final ? final.options.join(',') : `found at ${mine.map((m) => m.mountPoint).join(', ') || 'nowhere'}`})`,
+      );
     }
   } catch (err) {
     if (before) await undoBind(before, spec);
     await removeMade(made);
     await closeAll(chain);
-    throw err instanceof VolumeError ? err : new VolumeError('BUSY', `bind mount of ${spec.source} on ${spec.target} failed: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
+    throw err instanceof VolumeError
+      ? err
+      : new VolumeError(
+          'BUSY',
+          `bind mount of ${spec.source} on ${spec.target} failed: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`,
+        );
   } finally {
     if (staged) await exec('umount', ['-l', '-c', stage]).catch(() => undefined);
     await fsp.rmdir(stage).catch(() => undefined);
@@ -241,7 +279,9 @@ export async function bindVolume(spec: BindSpec): Promise<void> {
  */
 async function undoBind(before: Set<number>, spec: BindSpec): Promise<void> {
   for (let i = 0; i < 5; i++) {
-    const left = (await readMounts()).filter((m) => !before.has(m.id) && isOurMount(m, spec.identity) && !m.mountPoint.startsWith(`${spec.staging}/`));
+    const left = (await readMounts()).filter(
+      (m) => !before.has(m.id) && isOurMount(m, spec.identity) && !m.mountPoint.startsWith(`${spec.staging}/`),
+    );
     if (!left.length) return;
     for (const m of left) await exec('umount', ['-l', '-c', m.mountPoint]).catch(() => undefined);
   }

@@ -18,7 +18,10 @@ export type VolumeRow = Quota;
 const VOLUME_ROOT_MODE = 0o40777;
 
 export class VolumeError extends Error {
-  constructor(readonly code: 'INVALID' | 'NOT_FOUND' | 'EXISTS' | 'EXHAUSTED' | 'BUSY', message: string) {
+  constructor(
+    readonly code: 'INVALID' | 'NOT_FOUND' | 'EXISTS' | 'EXHAUSTED' | 'BUSY',
+    message: string,
+  ) {
     super(message);
     this.name = 'VolumeError';
   }
@@ -65,7 +68,11 @@ export function volumesOf(pool: Pool, fs: FileSystem): Volumes {
  * enforces on apparent file size, see fs/quota.ts), a redundancy policy and optionally a tier.
  */
 export class Volumes {
-  constructor(private readonly pool: VolumeHost, private readonly meta: Pick<MetadataStore, 'volumes' | 'tx'>, private readonly fs: VolumeFileSystem) {}
+  constructor(
+    private readonly pool: VolumeHost,
+    private readonly meta: Pick<MetadataStore, 'volumes' | 'tx'>,
+    private readonly fs: VolumeFileSystem,
+  ) {}
 
   list(): VolumeRow[] {
     return this.fs.quotas.list();
@@ -79,10 +86,19 @@ export class Volumes {
     return this.fs.quotas.usageOf(name);
   }
 
-  create(spec: { name: string; capacity: number; policy?: string; tier?: string | null; ephemeral?: boolean; context?: Record<string, string>; inodeLimit?: number }): { volume: VolumeRow; created: boolean } {
+  create(spec: {
+    name: string;
+    capacity: number;
+    policy?: string;
+    tier?: string | null;
+    ephemeral?: boolean;
+    context?: Record<string, string>;
+    inodeLimit?: number;
+  }): { volume: VolumeRow; created: boolean } {
     const problem = volumeNameProblem(spec.name);
     if (problem) throw new VolumeError('INVALID', `volume name '${spec.name.slice(0, 64)}' ${problem}`);
-    if (!Number.isSafeInteger(spec.capacity) || spec.capacity < 0) throw new VolumeError('INVALID', `capacity ${spec.capacity} is not a byte count`);
+    if (!Number.isSafeInteger(spec.capacity) || spec.capacity < 0)
+      throw new VolumeError('INVALID', `capacity ${spec.capacity} is not a byte count`);
     if (spec.inodeLimit !== undefined && (!Number.isSafeInteger(spec.inodeLimit) || spec.inodeLimit < 1 || spec.inodeLimit > MAX_INODES)) {
       throw new VolumeError('INVALID', `inode limit ${spec.inodeLimit} is not a whole number from 1 to ${MAX_INODES}`);
     }
@@ -90,22 +106,39 @@ export class Volumes {
     const tier = spec.tier ?? null;
     const existing = this.get(spec.name);
     if (existing) {
-      if (existing.capacity !== spec.capacity || existing.policy !== policy || existing.tier !== tier || (spec.inodeLimit !== undefined && spec.inodeLimit !== existing.inodeLimit)) {
-        throw new VolumeError('EXISTS', `volume ${spec.name} exists with capacity ${existing.capacity}, policy ${existing.policy}, tier ${existing.tier ?? 'any'}`);
+      if (
+        existing.capacity !== spec.capacity ||
+        existing.policy !== policy ||
+        existing.tier !== tier ||
+        (spec.inodeLimit !== undefined && spec.inodeLimit !== existing.inodeLimit)
+      ) {
+        throw new VolumeError(
+          'EXISTS',
+          `volume ${spec.name} exists with capacity ${existing.capacity}, policy ${existing.policy}, tier ${existing.tier ?? 'any'}`,
+        );
       }
       return { volume: existing, created: false };
     }
     const writable = this.pool.writableDisks().filter((d) => tier === null || d.tier === tier);
     const needed = fragmentCount(parsePolicy(policy));
     if (writable.length < needed) {
-      throw new VolumeError('EXHAUSTED', `policy ${policy} needs ${needed} healthy disks${tier ? ` in tier ${tier}` : ''}; pool ${this.pool.name} has ${writable.length}`);
+      throw new VolumeError(
+        'EXHAUSTED',
+        `policy ${policy} needs ${needed} healthy disks${tier ? ` in tier ${tier}` : ''}; pool ${this.pool.name} has ${writable.length}`,
+      );
     }
     const domains = domainCount(writable);
     if (domains < needed && !this.pool.sharedDomainsAllowed()) {
-      throw new VolumeError('EXHAUSTED', `policy ${policy} needs ${needed} failure domains${tier ? ` in tier ${tier}` : ''}; the healthy disks of pool ${this.pool.name} are in ${domains}`);
+      throw new VolumeError(
+        'EXHAUSTED',
+        `policy ${policy} needs ${needed} failure domains${tier ? ` in tier ${tier}` : ''}; the healthy disks of pool ${this.pool.name} are in ${domains}`,
+      );
     }
     if (spec.capacity > this.available(policy, tier)) {
-      throw new VolumeError('EXHAUSTED', `pool ${this.pool.name} cannot hold ${spec.capacity} bytes under ${policy}: ${this.available(policy, tier)} available`);
+      throw new VolumeError(
+        'EXHAUSTED',
+        `pool ${this.pool.name} cannot hold ${spec.capacity} bytes under ${policy}: ${this.available(policy, tier)} available`,
+      );
     }
     const dir = `/${spec.name}`;
     if (this.exists(dir)) throw new VolumeError('EXISTS', `pool ${this.pool.name} already has a directory ${dir} that is not a volume`);
@@ -113,7 +146,16 @@ export class Volumes {
     this.fs.ns.setPolicy(dir, policy);
     const ino = this.fs.ns.resolve(dir);
     this.meta.volumes.insert(
-      { name: spec.name, ino, capacity: spec.capacity, policy, tier, ephemeral: spec.ephemeral === true, context: spec.context ?? {}, inodeLimit: spec.inodeLimit ?? null },
+      {
+        name: spec.name,
+        ino,
+        capacity: spec.capacity,
+        policy,
+        tier,
+        ephemeral: spec.ephemeral === true,
+        context: spec.context ?? {},
+        inodeLimit: spec.inodeLimit ?? null,
+      },
       Date.now(),
     );
     this.fs.quotas.reload();
@@ -156,7 +198,10 @@ export class Volumes {
     const v = this.get(name);
     if (!v) throw new VolumeError('NOT_FOUND', `no volume ${name} in pool ${this.pool.name}`);
     if (capacity > v.capacity && capacity - v.capacity > this.available(v.policy, v.tier)) {
-      throw new VolumeError('EXHAUSTED', `pool ${this.pool.name} cannot grow ${name} to ${capacity} bytes: ${this.available(v.policy, v.tier)} available`);
+      throw new VolumeError(
+        'EXHAUSTED',
+        `pool ${this.pool.name} cannot grow ${name} to ${capacity} bytes: ${this.available(v.policy, v.tier)} available`,
+      );
     }
     if (capacity > v.capacity) this.meta.volumes.setCapacity(name, capacity);
     this.fs.quotas.reload();

@@ -17,7 +17,14 @@ import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-
 
 const log = logger('operator');
 
-export interface OperatorOptions { kubeconfig?: string; namespace: string; leaseName: string; identity?: string; metricsListen?: string; nodeStaleMs?: number }
+export interface OperatorOptions {
+  kubeconfig?: string;
+  namespace: string;
+  leaseName: string;
+  identity?: string;
+  metricsListen?: string;
+  nodeStaleMs?: number;
+}
 
 /** The operator: leader-elected; informers feed de-duplicating queues; controllers decide. */
 export async function runOperator(o: OperatorOptions): Promise<void> {
@@ -28,7 +35,8 @@ export async function runOperator(o: OperatorOptions): Promise<void> {
     http = await serveHttp(o.metricsListen, async (target) => {
       const p = new URL(target, 'http://x').pathname;
       if (p === '/metrics') return { status: 200, type: metrics.registry.contentType, body: await metrics.registry.metrics() };
-      if (p === '/healthz' || p === '/readyz') return { status: 200, type: 'application/json', body: JSON.stringify({ ok: true, leader: elector.leading }) };
+      if (p === '/healthz' || p === '/readyz')
+        return { status: 200, type: 'application/json', body: JSON.stringify({ ok: true, leader: elector.leading }) };
       return { status: 404, type: 'application/json', body: '{"error":"not found"}' };
     });
   }
@@ -36,15 +44,30 @@ export async function runOperator(o: OperatorOptions): Promise<void> {
   const events = new EventRecorder(client, o.namespace, 'dynamicfs.io/operator', identity);
   const poolQueue = new WorkQueue();
   const configQueue = new WorkQueue();
-  const list = <T extends KubernetesObject>(path: string) => () => client.get<KubernetesListObject<T>>(path);
-  const pools = new ResilientInformer<DynamicFSPool & KubernetesObject>(client.kc, poolPath(), list(poolPath()), (p) => {
-    poolQueue.add(p.metadata?.name ?? '');
-    if (p.spec?.configRef) configQueue.add(p.spec.configRef);
-  }, () => watchErrors.inc({ resource: 'dynamicfspools' }));
-  const configs = new ResilientInformer<KubernetesObject>(client.kc, configPath(), list(configPath()), (c) => {
-    configQueue.add(c.metadata?.name ?? '');
-    for (const p of pools.list()) if (p.spec.configRef === c.metadata?.name) poolQueue.add(p.metadata?.name ?? '');
-  }, () => watchErrors.inc({ resource: 'dynamicfsconfigs' }));
+  const list =
+    <T extends KubernetesObject>(path: string) =>
+    () =>
+      client.get<KubernetesListObject<T>>(path);
+  const pools = new ResilientInformer<DynamicFSPool & KubernetesObject>(
+    client.kc,
+    poolPath(),
+    list(poolPath()),
+    (p) => {
+      poolQueue.add(p.metadata?.name ?? '');
+      if (p.spec?.configRef) configQueue.add(p.spec.configRef);
+    },
+    () => watchErrors.inc({ resource: 'dynamicfspools' }),
+  );
+  const configs = new ResilientInformer<KubernetesObject>(
+    client.kc,
+    configPath(),
+    list(configPath()),
+    (c) => {
+      configQueue.add(c.metadata?.name ?? '');
+      for (const p of pools.list()) if (p.spec.configRef === c.metadata?.name) poolQueue.add(p.metadata?.name ?? '');
+    },
+    () => watchErrors.inc({ resource: 'dynamicfsconfigs' }),
+  );
   const poolController = new PoolController(client, events, o.nodeStaleMs);
   const configController = new ConfigController(client, () => pools.list());
   const depth = setInterval(() => {
@@ -54,19 +77,24 @@ export async function runOperator(o: OperatorOptions): Promise<void> {
   depth.unref();
 
   const work = (name: string, queue: WorkQueue, fn: (key: string) => Promise<number | null>) =>
-    queue.run(2, (key) => withTrace(`reconcile ${name}/${key}`, async () => {
-      const end = reconcileSeconds.startTimer({ controller: name });
-      try {
-        const again = await fn(key);
-        reconcileTotal.inc({ controller: name, result: 'ok' });
-        if (again !== null) queue.addAfter(key, again);
-      } catch (err) {
-        reconcileTotal.inc({ controller: name, result: 'error' });
-        throw err;
-      } finally {
-        end();
-      }
-    }), (key, err, retryMs) => log.warn(`reconcile ${name}/${key} failed, retrying in ${retryMs} ms: ${(err as Error).message}`, { key }));
+    queue.run(
+      2,
+      (key) =>
+        withTrace(`reconcile ${name}/${key}`, async () => {
+          const end = reconcileSeconds.startTimer({ controller: name });
+          try {
+            const again = await fn(key);
+            reconcileTotal.inc({ controller: name, result: 'ok' });
+            if (again !== null) queue.addAfter(key, again);
+          } catch (err) {
+            reconcileTotal.inc({ controller: name, result: 'error' });
+            throw err;
+          } finally {
+            end();
+          }
+        }),
+      (key, err, retryMs) => log.warn(`reconcile ${name}/${key} failed, retrying in ${retryMs} ms: ${(err as Error).message}`, { key }),
+    );
 
   let stopping = false;
   const shutdown = async (why: string) => {
@@ -88,10 +116,13 @@ export async function runOperator(o: OperatorOptions): Promise<void> {
     () => {
       isLeader.set(1);
       log.event('info', `${identity} is the leader`, { identity });
-      void pools.start().then(() => configs.start()).then(() => {
-        void work('pool', poolQueue, (k) => poolController.reconcile(k));
-        void work('config', configQueue, (k) => configController.reconcile(k));
-      });
+      void pools
+        .start()
+        .then(() => configs.start())
+        .then(() => {
+          void work('pool', poolQueue, (k) => poolController.reconcile(k));
+          void work('config', configQueue, (k) => configController.reconcile(k));
+        });
     },
     () => {
       isLeader.set(0);

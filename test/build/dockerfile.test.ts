@@ -7,13 +7,21 @@ import { fileURLToPath } from 'node:url';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
-interface Instr { op: string; args: string; stage: string }
+interface Instr {
+  op: string;
+  args: string;
+  stage: string;
+}
 
 /** Dockerfile instructions with continuation lines joined and comments dropped. */
 function parse(text: string): Instr[] {
   const out: Instr[] = [];
   let stage = '';
-  const logical = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const logical = text
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   for (const line of logical) {
     const m = /^([A-Z]+)\s+(.*)$/.exec(line);
     assert.ok(m, `not an instruction: ${line}`);
@@ -34,7 +42,11 @@ test('Dockerfile (checked statically: no Docker engine here): stages, copied pat
     for (const src of parts.slice(0, -1)) assert.ok(fs.existsSync(path.join(repo, src)), `COPY ${src}: no such path`);
   }
   // The build stage compiles what the entrypoints name.
-  execFileSync(process.execPath, [path.join(repo, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', path.join(repo, 'dist-image-check')], { cwd: repo });
+  execFileSync(
+    process.execPath,
+    [path.join(repo, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', path.join(repo, 'dist-image-check')],
+    { cwd: repo },
+  );
   try {
     for (const e of ins.filter((i) => i.op === 'ENTRYPOINT')) {
       const argv = JSON.parse(e.args) as string[];
@@ -46,16 +58,26 @@ test('Dockerfile (checked statically: no Docker engine here): stages, copied pat
     fs.rmSync(path.join(repo, 'dist-image-check'), { recursive: true, force: true });
   }
   const operator = ins.filter((i) => i.stage === 'operator');
-  assert.ok(operator.some((i) => i.op === 'USER' && !/^0(:|$)|^root/.test(i.args)), 'the operator image runs as non-root');
+  assert.ok(
+    operator.some((i) => i.op === 'USER' && !/^0(:|$)|^root/.test(i.args)),
+    'the operator image runs as non-root',
+  );
   const node = ins.filter((i) => i.stage === 'node');
   const apt = node.find((i) => i.op === 'RUN' && i.args.includes('apt-get install'))?.args ?? '';
   for (const pkg of ['fuse', 'libfuse2', 'util-linux', 'tini']) assert.match(apt, new RegExp(`\\b${pkg}\\b`), `node image lacks ${pkg}`);
   for (const stage of ['node', 'operator']) {
     // An image carries its own labels and those of the stage it is built FROM.
-    const labels = ins.filter((i) => (i.stage === stage || i.stage === 'runtime') && i.op === 'LABEL').map((i) => i.args).join(' ');
-    for (const l of ['title', 'version', 'licenses', 'source']) assert.match(labels, new RegExp(`org\\.opencontainers\\.image\\.${l}=`), `${stage}: no OCI ${l} label`);
+    const labels = ins
+      .filter((i) => (i.stage === stage || i.stage === 'runtime') && i.op === 'LABEL')
+      .map((i) => i.args)
+      .join(' ');
+    for (const l of ['title', 'version', 'licenses', 'source'])
+      assert.match(labels, new RegExp(`org\\.opencontainers\\.image\\.${l}=`), `${stage}: no OCI ${l} label`);
   }
   for (const f of ins.filter((i) => i.op === 'FROM')) assert.match(f.args, /^(node:\$\{NODE_VERSION\}-|runtime )/);
   assert.match(fs.readFileSync(path.join(repo, 'Dockerfile'), 'utf8'), /ARG NODE_VERSION=(2[4-9]|[3-9]\d)/, 'a current LTS Node');
-  assert.ok(ins.some((i) => i.stage === 'build' && i.op === 'RUN' && /npm prune --omit=dev/.test(i.args)), 'production dependencies only');
+  assert.ok(
+    ins.some((i) => i.stage === 'build' && i.op === 'RUN' && /npm prune --omit=dev/.test(i.args)),
+    'production dependencies only',
+  );
 });

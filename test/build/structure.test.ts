@@ -23,7 +23,10 @@ function cruise(cwd: string, ...dirs: string[]): { code: number; out: string } {
 function plant(files: Record<string, string>): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dfs-layers-'));
   fs.copyFileSync(path.join(repo, '.dependency-cruiser.cjs'), path.join(dir, '.dependency-cruiser.cjs'));
-  fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', strict: true } }));
+  fs.writeFileSync(
+    path.join(dir, 'tsconfig.json'),
+    JSON.stringify({ compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', strict: true } }),
+  );
   for (const [name, text] of Object.entries(files)) {
     fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
     fs.writeFileSync(path.join(dir, name), text);
@@ -70,7 +73,8 @@ test('the layer check fails on an upward import, a cycle, and a folder without a
 });
 
 /** SQL statements and direct database handles: only engine/metadata/ holds them. */
-const SQL = /\.db\b\s*[.)]|\.(prepare|pragma)\(|\b(SELECT\s+[\w*(]|INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+(TABLE|INDEX))/;
+const SQL =
+  /\.db\b\s*[.)]|\.(prepare|pragma)\(|\b(SELECT\s+[\w*(]|INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+(TABLE|INDEX))/;
 
 test('no SQL outside engine/metadata/', () => {
   const offenders = sources('engine', 'csi-driver/src', 'operator/src')
@@ -84,7 +88,8 @@ test('no SQL outside engine/metadata/', () => {
 });
 
 test('control calls are typed: no Promise<unknown> command tables or callers', () => {
-  const offenders = sources('engine/control', 'engine/cli', 'csi-driver/src', 'operator/src')
-    .flatMap((s) => s.text.split('\n').flatMap((line, i) => (/Promise<unknown>/.test(line) ? [`${s.file}:${i + 1}: ${line.trim()}`] : [])));
+  const offenders = sources('engine/control', 'engine/cli', 'csi-driver/src', 'operator/src').flatMap((s) =>
+    s.text.split('\n').flatMap((line, i) => (/Promise<unknown>/.test(line) ? [`${s.file}:${i + 1}: ${line.trim()}`] : [])),
+  );
   assert.deepEqual(offenders, []);
 });

@@ -10,8 +10,11 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../.
 test('kind e2e (Docker hosts): image, chart, pool, pod with a PVC, data, metrics', { timeout: 1_800_000 }, (t) => {
   const has = (cmd: string, args: string[]) => spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
   const missing = ['docker', 'kind', 'helm', 'kubectl'].filter((c) => !has('sh', ['-c', `command -v ${c}`]));
-  const why = missing.length ? `kind e2e skipped: ${missing.join(', ')} not on PATH (run test/e2e/kind/run.sh on a host with Docker and kind)`
-    : !has('docker', ['info']) ? 'kind e2e skipped: no running Docker engine (run test/e2e/kind/run.sh on a host with one)' : null;
+  const why = missing.length
+    ? `kind e2e skipped: ${missing.join(', ')} not on PATH (run test/e2e/kind/run.sh on a host with Docker and kind)`
+    : !has('docker', ['info'])
+      ? 'kind e2e skipped: no running Docker engine (run test/e2e/kind/run.sh on a host with one)'
+      : null;
   if (why) {
     return skipBecause(t, why);
   }

@@ -6,14 +6,16 @@ if (!c) {
   process.stderr.write('the control-plane fixtures are not built: run test/fixtures/build (needs Go)\n');
   process.exit(1);
 }
-process.stdout.write([
-  `DynamicFS local cluster is up (node ${c.nodeName}).`,
-  `  export KUBECONFIG=${c.cp.kubeconfig}`,
-  `  pools live in ${c.stateDir}/pools; the CSI socket is ${c.csiSocket}`,
-  '  kubectl apply -f examples/ (edit nodeName and disk paths first); kubectl get dfp',
-  'Ctrl-C stops everything and removes the state.',
-  '',
-].join('\n'));
+process.stdout.write(
+  [
+    `DynamicFS local cluster is up (node ${c.nodeName}).`,
+    `  export KUBECONFIG=${c.cp.kubeconfig}`,
+    `  pools live in ${c.stateDir}/pools; the CSI socket is ${c.csiSocket}`,
+    '  kubectl apply -f examples/ (edit nodeName and disk paths first); kubectl get dfp',
+    'Ctrl-C stops everything and removes the state.',
+    '',
+  ].join('\n'),
+);
 await new Promise<void>((resolve) => {
   process.once('SIGINT', () => resolve());
   process.once('SIGTERM', () => resolve());

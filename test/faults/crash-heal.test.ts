@@ -65,10 +65,12 @@ test(`kill -9 during scrub --repair, ${ROUNDS} rounds: it resumes and nothing is
       // Rot one fragment in a few extents (2+1 tolerates one per extent).
       const dirs = p.disks.map((d) => path.join(d, 'dynamicfs', 'fragments'));
       const byEid = new Map<string, string[]>();
-      for (const d of dirs) for (const sub of fs.readdirSync(d)) for (const name of fs.readdirSync(path.join(d, sub))) {
-        const eid = name.split('.')[0];
-        byEid.set(eid, [...(byEid.get(eid) ?? []), path.join(d, sub, name)]);
-      }
+      for (const d of dirs)
+        for (const sub of fs.readdirSync(d))
+          for (const name of fs.readdirSync(path.join(d, sub))) {
+            const eid = name.split('.')[0];
+            byEid.set(eid, [...(byEid.get(eid) ?? []), path.join(d, sub, name)]);
+          }
       const eids = [...byEid.keys()];
       for (let i = 0; i < 6; i++) {
         const files = byEid.get(eids[Math.floor(random() * eids.length)]) as string[];
@@ -86,7 +88,10 @@ test(`kill -9 during scrub --repair, ${ROUNDS} rounds: it resumes and nothing is
         readsBack(p.mnt);
         const repaired = cliJson<ScrubReport>('scrub', p.pool, '--repair');
         assert.equal(repaired.extents.unrecoverable, 0);
-        assert.ok(repaired.issues.every((i) => i.repaired), `round ${round}: ${JSON.stringify(repaired.issues.filter((i) => !i.repaired))}`);
+        assert.ok(
+          repaired.issues.every((i) => i.repaired),
+          `round ${round}: ${JSON.stringify(repaired.issues.filter((i) => !i.repaired))}`,
+        );
         const clean = cliJson<ScrubReport>('scrub', p.pool);
         assert.equal(clean.issues.length, 0, `round ${round}: scrub after repair is not clean`);
         readsBack(p.mnt);

@@ -13,7 +13,10 @@ const SEED = Number(process.env.DFS_CRASH_SEED ?? Date.now() % 100_000);
 let p: TestPool;
 after(() => p && cleanup(p.root));
 
-interface Expectation { versions: { seed: number; size: number }[]; settled: boolean }
+interface Expectation {
+  versions: { seed: number; size: number }[];
+  settled: boolean;
+}
 
 /** What each file may hold after a crash, from the workload's log of fsync'ed states. */
 function expectations(logText: string): Map<string, Expectation> {
@@ -45,7 +48,7 @@ test(`kill -9 during a write workload, ${ROUNDS} rounds: fsync'ed files intact, 
     await new Promise((r) => setTimeout(r, 150 + random() * 900));
     await m.kill({ detach: false }); // the daemon dies mid-operation, like a power cut for everything not yet fsync'ed
     workload.kill('SIGKILL');
-    await new Promise((r) => workload.exitCode !== null || workload.signalCode !== null ? r(null) : workload.once('exit', r));
+    await new Promise((r) => (workload.exitCode !== null || workload.signalCode !== null ? r(null) : workload.once('exit', r)));
     await m.detach(); // only now: a still-running writer must not fall through to the directory underneath
 
     const check = cli('fsck', p.pool, '--json');
@@ -59,7 +62,10 @@ test(`kill -9 during a write workload, ${ROUNDS} rounds: fsync'ed files intact, 
         const file = path.join(p.mnt, 'w', id);
         const data = fs.readFileSync(file);
         const ok = e.versions.some((v) => v.size === data.length && data.equals(patternBytes(v.seed, v.size)));
-        assert.ok(ok, `round ${round}: ${id} holds ${data.length} bytes matching none of its fsync'ed versions (${JSON.stringify(e.versions)})`);
+        assert.ok(
+          ok,
+          `round ${round}: ${id} holds ${data.length} bytes matching none of its fsync'ed versions (${JSON.stringify(e.versions)})`,
+        );
         checkedFiles++;
       }
       // Leftover temporary files from the interrupted round are fine; remove them like an application would.

@@ -13,7 +13,8 @@ import { skipBecause } from '../helpers/skip.js';
 
 const FILES = Array.from({ length: 10 }, (_, i) => ({ name: `f${i}`, seed: 1300 + i, size: 90_000 + i * 33_333 }));
 const disksOf = (pool: string) => cliJson<{ disks: DiskReport[] }>('list-disks', pool).disks;
-const readsBack = (mnt: string, files = FILES) => files.every((f) => fs.readFileSync(path.join(mnt, f.name)).equals(patternBytes(f.seed, f.size)));
+const readsBack = (mnt: string, files = FILES) =>
+  files.every((f) => fs.readFileSync(path.join(mnt, f.name)).equals(patternBytes(f.seed, f.size)));
 
 test('a disk that turns read-only goes suspect; writes go to the other disks; reads are served', async (t) => {
   const why = loopDisksUnavailable();
@@ -42,7 +43,9 @@ test('a disk that turns read-only goes suspect; writes go to the other disks; re
     assert.equal(ro?.health, 'suspect');
     assert.match(ro?.healthReason ?? '', /read-only/);
     assert.ok(readsBack(p.mnt));
-    const probe = cliJson<{ probes: { path: string; ok: boolean; problems: string[] }[] }>('probe-disks', p.pool).probes.find((x) => x.path === loopMnt);
+    const probe = cliJson<{ probes: { path: string; ok: boolean; problems: string[] }[] }>('probe-disks', p.pool).probes.find(
+      (x) => x.path === loopMnt,
+    );
     assert.equal(probe?.ok, false);
     assert.match(probe?.problems.join(' ') ?? '', /read-only/);
     assert.equal(await m.stop(), 0);
@@ -167,7 +170,9 @@ test('a disk that fills up: writes go to the other disks or fail with ENOSPC, ne
 
 test('a slow disk turns degraded: fragment I/O over the latency threshold counts against it', async (t) => {
   const blkio = '/sys/fs/cgroup/blkio';
-  const why = loopDisksUnavailable() ?? (fs.existsSync(path.join(blkio, 'tasks')) ? null : 'needs the cgroup v1 blkio controller to throttle a real device');
+  const why =
+    loopDisksUnavailable() ??
+    (fs.existsSync(path.join(blkio, 'tasks')) ? null : 'needs the cgroup v1 blkio controller to throttle a real device');
   if (why) return skipBecause(t, why);
   // One disk, one copy: every read goes to the throttled device.
   const p = await makePool({ redundancy: 'replication:1', disks: 0, extentSize: 64 * 1024 });

@@ -29,7 +29,8 @@ for (const { redundancy, disks, lose } of [
       // Lose `lose` disks entirely (directory, identity, fragments and metadata mirror).
       for (const d of p.disks.slice(0, lose)) fs.rmSync(d, { recursive: true, force: true });
       m = await MountedPool.start(p.pool, p.mnt);
-      for (const f of FILES) assert.ok(fs.readFileSync(path.join(p.mnt, f.name)).equals(patternBytes(f.seed, f.size)), `${f.name} after losing ${lose}`);
+      for (const f of FILES)
+        assert.ok(fs.readFileSync(path.join(p.mnt, f.name)).equals(patternBytes(f.seed, f.size)), `${f.name} after losing ${lose}`);
       const degraded = cliJson<PoolStatus>('status', p.pool);
       assert.equal(degraded.health, 'degraded');
       assert.equal(degraded.extents.unrecoverable, 0);

@@ -44,7 +44,10 @@ test('remove-disk refuses, changing nothing, when the other disks cannot satisfy
     assert.equal(r.code, 1);
     assert.match(r.stderr, /erasure:2\+1 needs 3 distinct disks; only 2 healthy disk\(s\) would remain\. Nothing was changed\./);
     const disks = cliJson<{ disks: DiskReport[] }>('list-disks', p.pool).disks;
-    assert.deepEqual(disks.map((d) => d.health), ['healthy', 'healthy', 'healthy']);
+    assert.deepEqual(
+      disks.map((d) => d.health),
+      ['healthy', 'healthy', 'healthy'],
+    );
   } finally {
     cleanup(p.root);
   }

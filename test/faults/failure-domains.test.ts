@@ -6,7 +6,19 @@ import { test } from 'node:test';
 import type { PoolStatus } from '../../engine/report/status.js';
 import type { Diagnosis } from '../../engine/report/diagnose.js';
 import { groupDomains, probeDevice } from '../../engine/pool/failure-domain.js';
-import { cleanup, cli, cliJson, eventually, freePort, httpGet, makePool, metricValue, MountedPool, tempDir, writeSamples } from '../helpers/env.js';
+import {
+  cleanup,
+  cli,
+  cliJson,
+  eventually,
+  freePort,
+  httpGet,
+  makePool,
+  metricValue,
+  MountedPool,
+  tempDir,
+  writeSamples,
+} from '../helpers/env.js';
 import { loopDisksUnavailable } from '../helpers/loop-disk.js';
 import { CsiPlugin, startCsiNode, stopCsiNode } from '../helpers/csi-env.js';
 import { status } from '@grpc/grpc-js';
@@ -91,7 +103,9 @@ class Devices {
 
   /** Loop devices still attached to images under the root (none once released). */
   leftovers(): string[] {
-    return execFileSync('losetup', ['-a'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(this.root));
+    return execFileSync('losetup', ['-a'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.includes(this.root));
   }
 }
 
@@ -122,7 +136,14 @@ test('failure domains are found from the devices: directories of one filesystem,
     dev.onRelease(() => spawnSync('umount', [ovl]));
     const stacked = dev.filesystem(dev.loopOver(dev.loop(path.join(root, 't1'), 's', 24)), 'fs-s');
     const disks = {
-      a1: dirIn(a, 'd1'), a2: dirIn(a, 'd2'), c1: dirIn(c, 'd1'), b1: dirIn(b, 'd1'), p1: dirIn(p1, 'd1'), p2: dirIn(p2, 'd1'), o1: dirIn(ovl, 'd1'), s1: dirIn(stacked, 'd1'),
+      a1: dirIn(a, 'd1'),
+      a2: dirIn(a, 'd2'),
+      c1: dirIn(c, 'd1'),
+      b1: dirIn(b, 'd1'),
+      p1: dirIn(p1, 'd1'),
+      p2: dirIn(p2, 'd1'),
+      o1: dirIn(ovl, 'd1'),
+      s1: dirIn(stacked, 'd1'),
     };
     const probes = Object.fromEntries(await Promise.all(Object.entries(disks).map(async ([k, d]) => [k, await probeDevice(d)] as const)));
     const domain = groupDomains(Object.entries(probes).map(([id, probe]) => ({ id, override: null, probe })));
@@ -154,7 +175,10 @@ test('failure domains are found from the devices: directories of one filesystem,
     assert.equal(shared.code, 0);
     assert.match(shared.stderr, /warning: disk .* shares failure domain/);
     assert.equal(cli('add-disk', pool, disks.p1, '--failure-domain', 'shelf-3').code, 0);
-    const list = cliJson<{ disks: { path: string; failureDomain: string; domainNamed: boolean; device: string }[] }>('list-disks', pool).disks;
+    const list = cliJson<{ disks: { path: string; failureDomain: string; domainNamed: boolean; device: string }[] }>(
+      'list-disks',
+      pool,
+    ).disks;
     const of = (p: string) => list.find((d) => d.path === p);
     assert.equal(of(disks.a1)?.failureDomain, of(disks.a2)?.failureDomain);
     assert.notEqual(of(disks.a1)?.failureDomain, of(disks.b1)?.failureDomain);
@@ -162,7 +186,10 @@ test('failure domains are found from the devices: directories of one filesystem,
     // A failure domain name is checked like any input.
     assert.match(cli('set-failure-domain', pool, disks.b1, '../x').stderr, /failure domain '\.\.\/x' must be/);
     assert.equal(cli('set-failure-domain', pool, disks.p1, 'auto').code, 0);
-    assert.equal(cliJson<{ disks: { path: string; domainNamed: boolean }[] }>('list-disks', pool).disks.find((d) => d.path === disks.p1)?.domainNamed, false);
+    assert.equal(
+      cliJson<{ disks: { path: string; domainNamed: boolean }[] }>('list-disks', pool).disks.find((d) => d.path === disks.p1)?.domainNamed,
+      false,
+    );
   } finally {
     dev.release();
     assert.deepEqual(dev.leftovers(), [], 'loop devices left attached');
@@ -188,12 +215,19 @@ test('replication:2 on one failure domain: writes refused with the domains named
     // Capacity: three directories of one filesystem are that filesystem, once.
     const st = fs.statfsSync(fsDir);
     const status = cliJson<PoolStatus>('status', pool);
-    assert.equal(status.capacity.raw, st.blocks * st.bsize, `raw capacity ${status.capacity.raw} is not the filesystem's ${st.blocks * st.bsize}`);
+    assert.equal(
+      status.capacity.raw,
+      st.blocks * st.bsize,
+      `raw capacity ${status.capacity.raw} is not the filesystem's ${st.blocks * st.bsize}`,
+    );
     assert.ok(Math.abs(status.capacity.free - st.bavail * st.bsize) <= 2 * MiB);
     assert.equal(status.capacity.usableFree, 0, 'usable space where no extent can be written');
     assert.equal(status.failureDomains.count, 1);
     assert.equal(status.health, 'degraded');
-    assert.match(status.reasons.join('\n'), /writes under replication:2 fail: it needs 2 failure domains and the pool has 1 \(disks disk-\w+ and disk-\w+ and disk-\w+ share \S+\)/);
+    assert.match(
+      status.reasons.join('\n'),
+      /writes under replication:2 fail: it needs 2 failure domains and the pool has 1 \(disks disk-\w+ and disk-\w+ and disk-\w+ share \S+\)/,
+    );
 
     // Writes fail with ENOSPC, and the daemon's log names the domains.
     m = await MountedPool.start(pool, mnt);
@@ -201,7 +235,14 @@ test('replication:2 on one failure domain: writes refused with the domains named
     assert.notEqual(w.status, 0, 'a replication:2 write on one failure domain succeeded');
     assert.match(w.stderr, /No space left on device/);
     const daemon = m;
-    await eventually('the daemon to say why', () => (/ENOSPC.*needs 2 failure domains but the pool's healthy disks are in 1: \S+ \(disk-\w+, disk-\w+, disk-\w+\)/.test(daemon.log()) ? true : undefined), 10_000);
+    await eventually(
+      'the daemon to say why',
+      () =>
+        /ENOSPC.*needs 2 failure domains but the pool's healthy disks are in 1: \S+ \(disk-\w+, disk-\w+, disk-\w+\)/.test(daemon.log())
+          ? true
+          : undefined,
+      10_000,
+    );
     await m.stop();
     m = undefined;
 
@@ -220,7 +261,10 @@ test('replication:2 on one failure domain: writes refused with the domains named
     const diag = cliJson<Diagnosis>('diagnose', pool);
     const issue = diag.issues.find((i) => i.check === 'failure-domains.short');
     assert.equal(issue?.severity, 'warning');
-    assert.match(issue?.message ?? '', /redundancy replication:2 is illusory: 2 fragments on 1 failure domain\(s\): disks .* share device \S+/);
+    assert.match(
+      issue?.message ?? '',
+      /redundancy replication:2 is illusory: 2 fragments on 1 failure domain\(s\): disks .* share device \S+/,
+    );
     assert.match(issue?.runbook ?? '', /shared-failure-domains\.md/);
     const health = await httpGet(`http://127.0.0.1:${port}/health`);
     assert.equal(health.status, 202);
@@ -259,10 +303,18 @@ test('GetCapacity counts three directories of one filesystem once', async (t) =>
     client = csiClient(socket);
     const st = fs.statfsSync(fsDir);
     const fsFree = st.bavail * st.bsize;
-    for (const [policy, share] of [['replication:1', 1], ['replication:2', 0.5]] as const) {
-      const r = (await client.controller.GetCapacity({ parameters: { pool: 'pool', redundancy: policy } })) as { available_capacity: number };
+    for (const [policy, share] of [
+      ['replication:1', 1],
+      ['replication:2', 0.5],
+    ] as const) {
+      const r = (await client.controller.GetCapacity({ parameters: { pool: 'pool', redundancy: policy } })) as {
+        available_capacity: number;
+      };
       const got = Number(r.available_capacity);
-      assert.ok(Math.abs(got - fsFree * share) <= MiB, `${policy}: GetCapacity ${got}, the filesystem's free space ${fsFree} times ${share}`);
+      assert.ok(
+        Math.abs(got - fsFree * share) <= MiB,
+        `${policy}: GetCapacity ${got}, the filesystem's free space ${fsFree} times ${share}`,
+      );
     }
     const status = cliJson<PoolStatus>('status', pool);
     assert.equal(status.capacity.raw, st.blocks * st.bsize);
@@ -283,7 +335,15 @@ test('a rebuild never puts two fragments of an extent in one failure domain; a d
     const disks = cliJson<{ disks: { id: string }[] }>('list-disks', p.pool).disks.map((d) => d.id);
     for (const id of disks.slice(0, 2)) assert.equal(cli('set-disk-health', p.pool, id, 'failed').code, 0);
     cli('rebuild', p.pool);
-    const twice = execFileSync('python3', ['-c', "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute('select eid, disk, count(*) from fragments group by eid, disk having count(*) > 1').fetchall())", path.join(p.pool, 'metadata.db')], { encoding: 'utf8' }).trim();
+    const twice = execFileSync(
+      'python3',
+      [
+        '-c',
+        "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute('select eid, disk, count(*) from fragments group by eid, disk having count(*) > 1').fetchall())",
+        path.join(p.pool, 'metadata.db'),
+      ],
+      { encoding: 'utf8' },
+    ).trim();
     assert.equal(twice, '[]', 'a rebuild put two copies of an extent on one disk');
   } finally {
     cleanup(p.root);
@@ -300,7 +360,10 @@ test('a rebuild never puts two fragments of an extent in one failure domain; a d
     const drain = cli('remove-disk', q.pool, disks[3]);
     assert.notEqual(drain.code, 0);
     assert.match(drain.stderr, /replication:3 needs 3 failure domains; the remaining healthy disks are in 2 .*Nothing was changed/);
-    assert.equal(cliJson<{ disks: { id: string; health: string }[] }>('list-disks', q.pool).disks.find((d) => d.id === disks[3])?.health, 'healthy');
+    assert.equal(
+      cliJson<{ disks: { id: string; health: string }[] }>('list-disks', q.pool).disks.find((d) => d.id === disks[3])?.health,
+      'healthy',
+    );
     // Names are checked, and 'auto' is not one.
     for (const bad of ['auto', '', '../x']) {
       const r = cli('add-disk', q.pool, q.disks[0], '--failure-domain', bad);
@@ -316,21 +379,39 @@ test('volumes reserve raw space under their own policy: GetCapacity for another 
   // Two disks named apart on this machine's one filesystem: replication:1 may use all of its free space,
   // replication:2 half of it.
   const n = await startCsiNode({ disks: 2, redundancy: 'replication:2' });
-  const cap = async (policy: string) => Number(((await n.client.controller.GetCapacity({ parameters: { pool: 'pool', redundancy: policy } })) as { available_capacity: number }).available_capacity);
+  const cap = async (policy: string) =>
+    Number(
+      ((await n.client.controller.GetCapacity({ parameters: { pool: 'pool', redundancy: policy } })) as { available_capacity: number })
+        .available_capacity,
+    );
   try {
     const one = await cap('replication:1');
     const two = await cap('replication:2');
     assert.ok(Math.abs(one - 2 * two) <= 2 * MiB, `replication:1 ${one}, replication:2 ${two}`);
     // A replication:2 volume of 40 % of what replication:2 can hold takes 80 % of the raw space.
     const size = Math.floor((two * 0.4) / MiB) * MiB;
-    await n.client.controller.CreateVolume({ name: 'big', capacity_range: { required_bytes: size }, volume_capabilities: [MOUNT], parameters: { redundancy: 'replication:2' } });
+    await n.client.controller.CreateVolume({
+      name: 'big',
+      capacity_range: { required_bytes: size },
+      volume_capabilities: [MOUNT],
+      parameters: { redundancy: 'replication:2' },
+    });
     const after = await cap('replication:1');
-    assert.ok(after <= one - 2 * size + 4 * MiB, `replication:1 after a ${size}-byte replication:2 volume: ${after} of ${one}; its copies take ${2 * size}`);
-    const over = await grpcError(n.client.controller.CreateVolume({ name: 'over', capacity_range: { required_bytes: after + 64 * MiB }, volume_capabilities: [MOUNT], parameters: { redundancy: 'replication:1' } }));
+    assert.ok(
+      after <= one - 2 * size + 4 * MiB,
+      `replication:1 after a ${size}-byte replication:2 volume: ${after} of ${one}; its copies take ${2 * size}`,
+    );
+    const over = await grpcError(
+      n.client.controller.CreateVolume({
+        name: 'over',
+        capacity_range: { required_bytes: after + 64 * MiB },
+        volume_capabilities: [MOUNT],
+        parameters: { redundancy: 'replication:1' },
+      }),
+    );
     assert.equal(over.code, status.RESOURCE_EXHAUSTED);
   } finally {
     await stopCsiNode(n);
     cleanup(n.pool.root);
   }
 });
-

@@ -52,7 +52,10 @@ test('scrub: bandwidth throttle, pause and resume, and a checkpoint that survive
     m = await MountedPool.start(p.pool, p.mnt);
     const resumed = cliJson<ScrubReport>('scrub', p.pool);
     assert.equal(resumed.extents.scanned, throttled.extents.scanned, 'the resumed run covers every extent once');
-    assert.ok(Date.parse(resumed.startedAt) < Date.parse(resumed.finishedAt) - 3000, 'the resumed report keeps the interrupted run\'s start');
+    assert.ok(
+      Date.parse(resumed.startedAt) < Date.parse(resumed.finishedAt) - 3000,
+      "the resumed report keeps the interrupted run's start",
+    );
     const fresh = cliJson<ScrubReport>('scrub', p.pool);
     assert.ok(Date.parse(fresh.startedAt) > Date.parse(resumed.finishedAt) - 1, 'a completed scrub leaves no checkpoint behind');
   } finally {

@@ -11,9 +11,18 @@ import { cleanup, cli, cliJson, makePool, MountedPool, patternBytes, writeSample
 const FILES = Array.from({ length: 8 }, (_, i) => ({ name: `f${i}`, seed: 500 + i, size: 70_000 + i * 90_001 }));
 
 function fragmentsOf(p: TestPool): { eid: number; slot: number; disk: string; file: string }[] {
-  const py = "import sqlite3,sys,json; c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True); print(json.dumps([dict(eid=r[0], slot=r[1], disk=r[2], path=r[3]) for r in c.execute('select f.eid, f.slot, f.disk, d.path from fragments f join disks d on d.id = f.disk')]))";
-  const rows = JSON.parse(execFileSync('python3', ['-c', py, path.join(p.pool, 'metadata.db')], { encoding: 'utf8' })) as { eid: number; slot: number; disk: string; path: string }[];
-  return rows.map((r) => ({ ...r, file: path.join(r.path, 'dynamicfs/fragments', (r.eid & 0xff).toString(16).padStart(2, '0'), `${r.eid}.${r.slot}`) }));
+  const py =
+    "import sqlite3,sys,json; c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True); print(json.dumps([dict(eid=r[0], slot=r[1], disk=r[2], path=r[3]) for r in c.execute('select f.eid, f.slot, f.disk, d.path from fragments f join disks d on d.id = f.disk')]))";
+  const rows = JSON.parse(execFileSync('python3', ['-c', py, path.join(p.pool, 'metadata.db')], { encoding: 'utf8' })) as {
+    eid: number;
+    slot: number;
+    disk: string;
+    path: string;
+  }[];
+  return rows.map((r) => ({
+    ...r,
+    file: path.join(r.path, 'dynamicfs/fragments', (r.eid & 0xff).toString(16).padStart(2, '0'), `${r.eid}.${r.slot}`),
+  }));
 }
 
 function checkAll(mnt: string): void {
@@ -39,7 +48,10 @@ test('bit rot: reads stay correct, scrub names every flipped fragment, --repair 
       flipped.push(`${victim.eid}.${victim.slot}`);
     }
     assert.ok(flipped.length >= 5);
-    assert.ok(flipped.some((f) => f.endsWith('.2')), 'at least one parity fragment is flipped');
+    assert.ok(
+      flipped.some((f) => f.endsWith('.2')),
+      'at least one parity fragment is flipped',
+    );
 
     m = await MountedPool.start(p.pool, p.mnt);
     checkAll(p.mnt);
@@ -120,7 +132,11 @@ test('auto-rebuild: when a disk turns failed, the mount daemon re-protects its e
     assert.equal(status.extents.healthy, status.extents.total);
     // The daemon's log arrives through a pipe that spawnSync kept us from reading: give it a moment.
     for (let i = 0; i < 50 && !/rebuild finished/.test(m.log()); i++) await new Promise((r) => setTimeout(r, 100));
-    const lines = m.log().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { message: string; trace_id: string | null });
+    const lines = m
+      .log()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { message: string; trace_id: string | null });
     const started = lines.find((l) => l.message.startsWith('auto-rebuild: disk'));
     const finished = lines.find((l) => /^rebuild finished: \d+ rebuilt, 0 failed/.test(l.message));
     assert.ok(started && finished, m.log());

@@ -34,7 +34,10 @@ function snapshot(root: string): string[] {
       const names = fs.readdirSync(abs).sort();
       out.push(`D ${rel} [${names.join(',')}]`);
       for (const n of names) walk(path.join(rel, n));
-    } else out.push(`F ${rel} ${st.size} nlink=${st.nlink} ${fs.readFileSync(abs).toString('base64').slice(0, 64)}#${hash(fs.readFileSync(abs))}`);
+    } else
+      out.push(
+        `F ${rel} ${st.size} nlink=${st.nlink} ${fs.readFileSync(abs).toString('base64').slice(0, 64)}#${hash(fs.readFileSync(abs))}`,
+      );
   };
   walk('.');
   return out;
@@ -75,33 +78,132 @@ test(`random operation sequences match a plain directory (seed ${SEED}, ${OPS} o
 
   const ops: [number, (root: string) => Outcome, () => string][] = [];
   const kinds: { weight: number; make: () => [(root: string) => Outcome, string] }[] = [
-    { weight: 6, make: () => {
-      const f = anyPath(); const off = int(300_000); const len = 1 + int(100_000); const seed = int(1e6);
-      return [(r) => attempt(() => { const fd = fs.openSync(path.join(r, f), O_WRONLY | O_CREAT, 0o644); try { return fs.writeSync(fd, patternBytes(seed, len), 0, len, off); } finally { fs.closeSync(fd); } }), `write ${f} @${off} +${len}`];
-    } },
-    { weight: 3, make: () => {
-      const f = anyPath(); const len = 1 + int(50_000); const seed = int(1e6);
-      return [(r) => attempt(() => fs.appendFileSync(path.join(r, f), patternBytes(seed, len))), `append ${f} +${len}`];
-    } },
-    { weight: 3, make: () => {
-      const f = anyPath(); const len = int(350_000);
-      return [(r) => attempt(() => fs.truncateSync(path.join(r, f), len)), `truncate ${f} ${len}`];
-    } },
-    { weight: 5, make: () => {
-      const f = anyPath(); const off = int(300_000); const len = 1 + int(150_000);
-      return [(r) => attempt(() => { const fd = fs.openSync(path.join(r, f), 'r'); try { const b = Buffer.alloc(len); const n = fs.readSync(fd, b, 0, len, off); return b.subarray(0, n); } finally { fs.closeSync(fd); } }), `read ${f} @${off} +${len}`];
-    } },
-    { weight: 3, make: () => { const d = dirPath(); return [(r) => attempt(() => fs.mkdirSync(path.join(r, d))), `mkdir ${d}`]; } },
-    { weight: 1, make: () => { const d = random() < 0.8 ? dirPath() : anyPath(); return [(r) => attempt(() => fs.rmdirSync(path.join(r, d))), `rmdir ${d}`]; } },
-    { weight: 2, make: () => { const f = anyPath(); return [(r) => attempt(() => fs.unlinkSync(path.join(r, f))), `unlink ${f}`]; } },
-    { weight: 3, make: () => { const a = anyPath(); const b = anyPath(); return [(r) => attempt(() => fs.renameSync(path.join(r, a), path.join(r, b))), `rename ${a} ${b}`]; } },
-    { weight: 1, make: () => { const a = anyPath(); const b = anyPath(); return [(r) => attempt(() => fs.linkSync(path.join(r, a), path.join(r, b))), `link ${a} ${b}`]; } },
-    { weight: 1, make: () => { const a = pick(names); const b = anyPath(); return [(r) => attempt(() => fs.symlinkSync(a, path.join(r, b))), `symlink ${a} ${b}`]; } },
-    { weight: 3, make: () => {
-      const f = anyPath();
-      return [(r) => attempt(() => { const s = fs.lstatSync(path.join(r, f)); return [s.isDirectory() ? 'dir' : s.isSymbolicLink() ? 'link' : 'file', s.isDirectory() ? 0 : s.size, s.nlink]; }), `stat ${f}`];
-    } },
-    { weight: 2, make: () => { const d = pick(dirs); return [(r) => attempt(() => fs.readdirSync(path.join(r, d)).sort()), `readdir ${d}`]; } },
+    {
+      weight: 6,
+      make: () => {
+        const f = anyPath();
+        const off = int(300_000);
+        const len = 1 + int(100_000);
+        const seed = int(1e6);
+        return [
+          (r) =>
+            attempt(() => {
+              const fd = fs.openSync(path.join(r, f), O_WRONLY | O_CREAT, 0o644);
+              try {
+                return fs.writeSync(fd, patternBytes(seed, len), 0, len, off);
+              } finally {
+                fs.closeSync(fd);
+              }
+            }),
+          `write ${f} @${off} +${len}`,
+        ];
+      },
+    },
+    {
+      weight: 3,
+      make: () => {
+        const f = anyPath();
+        const len = 1 + int(50_000);
+        const seed = int(1e6);
+        return [(r) => attempt(() => fs.appendFileSync(path.join(r, f), patternBytes(seed, len))), `append ${f} +${len}`];
+      },
+    },
+    {
+      weight: 3,
+      make: () => {
+        const f = anyPath();
+        const len = int(350_000);
+        return [(r) => attempt(() => fs.truncateSync(path.join(r, f), len)), `truncate ${f} ${len}`];
+      },
+    },
+    {
+      weight: 5,
+      make: () => {
+        const f = anyPath();
+        const off = int(300_000);
+        const len = 1 + int(150_000);
+        return [
+          (r) =>
+            attempt(() => {
+              const fd = fs.openSync(path.join(r, f), 'r');
+              try {
+                const b = Buffer.alloc(len);
+                const n = fs.readSync(fd, b, 0, len, off);
+                return b.subarray(0, n);
+              } finally {
+                fs.closeSync(fd);
+              }
+            }),
+          `read ${f} @${off} +${len}`,
+        ];
+      },
+    },
+    {
+      weight: 3,
+      make: () => {
+        const d = dirPath();
+        return [(r) => attempt(() => fs.mkdirSync(path.join(r, d))), `mkdir ${d}`];
+      },
+    },
+    {
+      weight: 1,
+      make: () => {
+        const d = random() < 0.8 ? dirPath() : anyPath();
+        return [(r) => attempt(() => fs.rmdirSync(path.join(r, d))), `rmdir ${d}`];
+      },
+    },
+    {
+      weight: 2,
+      make: () => {
+        const f = anyPath();
+        return [(r) => attempt(() => fs.unlinkSync(path.join(r, f))), `unlink ${f}`];
+      },
+    },
+    {
+      weight: 3,
+      make: () => {
+        const a = anyPath();
+        const b = anyPath();
+        return [(r) => attempt(() => fs.renameSync(path.join(r, a), path.join(r, b))), `rename ${a} ${b}`];
+      },
+    },
+    {
+      weight: 1,
+      make: () => {
+        const a = anyPath();
+        const b = anyPath();
+        return [(r) => attempt(() => fs.linkSync(path.join(r, a), path.join(r, b))), `link ${a} ${b}`];
+      },
+    },
+    {
+      weight: 1,
+      make: () => {
+        const a = pick(names);
+        const b = anyPath();
+        return [(r) => attempt(() => fs.symlinkSync(a, path.join(r, b))), `symlink ${a} ${b}`];
+      },
+    },
+    {
+      weight: 3,
+      make: () => {
+        const f = anyPath();
+        return [
+          (r) =>
+            attempt(() => {
+              const s = fs.lstatSync(path.join(r, f));
+              return [s.isDirectory() ? 'dir' : s.isSymbolicLink() ? 'link' : 'file', s.isDirectory() ? 0 : s.size, s.nlink];
+            }),
+          `stat ${f}`,
+        ];
+      },
+    },
+    {
+      weight: 2,
+      make: () => {
+        const d = pick(dirs);
+        return [(r) => attempt(() => fs.readdirSync(path.join(r, d)).sort()), `readdir ${d}`];
+      },
+    },
   ];
   const total = kinds.reduce((s, k) => s + k.weight, 0);
   for (let i = 0; i < OPS; i++) {

@@ -23,7 +23,7 @@ function xattr(op: 'set' | 'get' | 'list' | 'remove', file: string, name = '', v
     remove: 'import os,sys; os.removexattr(sys.argv[1], sys.argv[2])',
   }[op];
   const r = spawnSync('python3', ['-c', py, file, name, value], { encoding: 'utf8' });
-  return { ok: r.status === 0, out: r.status === 0 ? r.stdout.trim() : r.stderr.trim().split('\n').pop() ?? '' };
+  return { ok: r.status === 0, out: r.status === 0 ? r.stdout.trim() : (r.stderr.trim().split('\n').pop() ?? '') };
 }
 
 describe('FUSE operations on a mounted pool', () => {
@@ -46,7 +46,10 @@ describe('FUSE operations on a mounted pool', () => {
   });
 
   test('the mount is recognisable: type fuse.dynamicfs, source dynamicfs:<pool>', () => {
-    const line = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === mnt);
+    const line = fs
+      .readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .find((l) => l.split(' ')[4] === mnt);
     assert.ok(line, 'mount not found in mountinfo');
     assert.match(line, / - fuse\.dynamicfs dynamicfs:pool /);
   });
@@ -56,21 +59,54 @@ describe('FUSE operations on a mounted pool', () => {
     assert.ok(fs.statSync(path.join(mnt, 'd1')).isDirectory());
     assert.equal(fs.statSync(path.join(mnt, 'd1')).nlink, 3);
     assert.deepEqual(fs.readdirSync(path.join(mnt, 'd1')), ['d2']);
-    assert.equal(errno(() => fs.mkdirSync(path.join(mnt, 'd1'))), 'EEXIST');
-    assert.equal(errno(() => fs.rmdirSync(path.join(mnt, 'd1'))), 'ENOTEMPTY');
-    assert.equal(errno(() => fs.statSync(path.join(mnt, 'nope'))), 'ENOENT');
-    assert.equal(errno(() => fs.readdirSync(path.join(mnt, 'nope'))), 'ENOENT');
+    assert.equal(
+      errno(() => fs.mkdirSync(path.join(mnt, 'd1'))),
+      'EEXIST',
+    );
+    assert.equal(
+      errno(() => fs.rmdirSync(path.join(mnt, 'd1'))),
+      'ENOTEMPTY',
+    );
+    assert.equal(
+      errno(() => fs.statSync(path.join(mnt, 'nope'))),
+      'ENOENT',
+    );
+    assert.equal(
+      errno(() => fs.readdirSync(path.join(mnt, 'nope'))),
+      'ENOENT',
+    );
     fs.writeFileSync(path.join(mnt, 'plain'), 'x');
-    assert.equal(errno(() => fs.mkdirSync(path.join(mnt, 'plain/sub'))), 'ENOTDIR');
-    assert.equal(errno(() => fs.statSync(path.join(mnt, 'plain/sub'))), 'ENOTDIR');
-    assert.equal(errno(() => fs.rmdirSync(path.join(mnt, 'plain'))), 'ENOTDIR');
-    assert.equal(errno(() => fs.unlinkSync(path.join(mnt, 'd1'))), 'EISDIR');
-    assert.equal(errno(() => fs.openSync(path.join(mnt, 'd1'), 'w')), 'EISDIR');
-    assert.equal(errno(() => fs.writeFileSync(path.join(mnt, 'n'.repeat(256)), 'x')), 'ENAMETOOLONG');
+    assert.equal(
+      errno(() => fs.mkdirSync(path.join(mnt, 'plain/sub'))),
+      'ENOTDIR',
+    );
+    assert.equal(
+      errno(() => fs.statSync(path.join(mnt, 'plain/sub'))),
+      'ENOTDIR',
+    );
+    assert.equal(
+      errno(() => fs.rmdirSync(path.join(mnt, 'plain'))),
+      'ENOTDIR',
+    );
+    assert.equal(
+      errno(() => fs.unlinkSync(path.join(mnt, 'd1'))),
+      'EISDIR',
+    );
+    assert.equal(
+      errno(() => fs.openSync(path.join(mnt, 'd1'), 'w')),
+      'EISDIR',
+    );
+    assert.equal(
+      errno(() => fs.writeFileSync(path.join(mnt, 'n'.repeat(256)), 'x')),
+      'ENAMETOOLONG',
+    );
     fs.writeFileSync(path.join(mnt, 'n'.repeat(255)), 'x');
     fs.rmdirSync(path.join(mnt, 'd1/d2'));
     fs.rmdirSync(path.join(mnt, 'd1'));
-    assert.equal(errno(() => fs.statSync(path.join(mnt, 'd1'))), 'ENOENT');
+    assert.equal(
+      errno(() => fs.statSync(path.join(mnt, 'd1'))),
+      'ENOENT',
+    );
   });
 
   test('create, write at offsets, read, fsync, close; overwrite and append', () => {
@@ -117,7 +153,10 @@ describe('FUSE operations on a mounted pool', () => {
     fs.writeFileSync(r('new'), 'new-content');
     fs.renameSync(r('new'), r('old'));
     assert.equal(fs.readFileSync(r('old'), 'utf8'), 'new-content');
-    assert.equal(errno(() => fs.statSync(r('new'))), 'ENOENT');
+    assert.equal(
+      errno(() => fs.statSync(r('new'))),
+      'ENOENT',
+    );
     fs.mkdirSync(r('da'));
     fs.mkdirSync(r('db'));
     fs.writeFileSync(r('da/inside'), 'i');
@@ -126,11 +165,26 @@ describe('FUSE operations on a mounted pool', () => {
     fs.mkdirSync(r('dc'));
     fs.writeFileSync(r('dc/x'), 'x');
     fs.mkdirSync(r('dd'));
-    assert.equal(errno(() => fs.renameSync(r('dd'), r('dc'))), 'ENOTEMPTY');
-    assert.equal(errno(() => fs.renameSync(r('old'), r('dd'))), 'EISDIR');
-    assert.equal(errno(() => fs.renameSync(r('dd'), r('old'))), 'ENOTDIR');
-    assert.equal(errno(() => fs.renameSync(r('dc'), r('dc/sub'))), 'EINVAL');
-    assert.equal(errno(() => fs.renameSync(r('missing'), r('x'))), 'ENOENT');
+    assert.equal(
+      errno(() => fs.renameSync(r('dd'), r('dc'))),
+      'ENOTEMPTY',
+    );
+    assert.equal(
+      errno(() => fs.renameSync(r('old'), r('dd'))),
+      'EISDIR',
+    );
+    assert.equal(
+      errno(() => fs.renameSync(r('dd'), r('old'))),
+      'ENOTDIR',
+    );
+    assert.equal(
+      errno(() => fs.renameSync(r('dc'), r('dc/sub'))),
+      'EINVAL',
+    );
+    assert.equal(
+      errno(() => fs.renameSync(r('missing'), r('x'))),
+      'ENOENT',
+    );
   });
 
   test('hard links, symlinks and readlink', () => {
@@ -141,12 +195,18 @@ describe('FUSE operations on a mounted pool', () => {
     assert.equal(fs.statSync(r('orig')).ino, fs.statSync(r('alias')).ino);
     fs.unlinkSync(r('orig'));
     assert.equal(fs.readFileSync(r('alias'), 'utf8'), 'shared');
-    assert.equal(errno(() => fs.linkSync(r('alias'), r('alias'))), 'EEXIST');
+    assert.equal(
+      errno(() => fs.linkSync(r('alias'), r('alias'))),
+      'EEXIST',
+    );
     fs.symlinkSync('alias', r('sym'));
     assert.equal(fs.readlinkSync(r('sym')), 'alias');
     assert.ok(fs.lstatSync(r('sym')).isSymbolicLink());
     assert.equal(fs.readFileSync(r('sym'), 'utf8'), 'shared');
-    assert.equal(errno(() => fs.readlinkSync(r('alias'))), 'EINVAL');
+    assert.equal(
+      errno(() => fs.readlinkSync(r('alias'))),
+      'EINVAL',
+    );
   });
 
   test('chmod, chown, utimens', () => {
@@ -216,7 +276,9 @@ describe('FUSE operations on a mounted pool', () => {
     fs.chmodSync(shared, 0o1777);
     // As nobody: create, close, append again, and make a directory and a file in it.
     const script = 'cd "$1" && echo one > f && echo two >> f && mkdir d && echo in > d/inner && cat f d/inner';
-    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'sh', '-c', script, 'sh', shared], { encoding: 'utf8' });
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'sh', '-c', script, 'sh', shared], {
+      encoding: 'utf8',
+    });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, 'one\ntwo\nin\n');
     for (const name of ['f', 'd', 'd/inner']) {
@@ -272,7 +334,13 @@ describe('FUSE operations on a mounted pool', () => {
     fs.mkdirSync(dir);
     const r = spawnSync('python3', ['-c', py, dir], { encoding: 'utf8', timeout: 20_000 });
     assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual(r.stdout.trim().split('\n'), ['through the fifo', 'through the socket', 'True 0o640 True', 'EPERM', "['fifo', 'sock']"]);
+    assert.deepEqual(r.stdout.trim().split('\n'), [
+      'through the fifo',
+      'through the socket',
+      'True 0o640 True',
+      'EPERM',
+      "['fifo', 'sock']",
+    ]);
     fs.unlinkSync(path.join(dir, 'fifo'));
     fs.unlinkSync(path.join(dir, 'sock'));
     fs.rmdirSync(dir);
@@ -300,7 +368,7 @@ describe('FUSE operations on a mounted pool', () => {
     // A valid minimal ACL (user::rw- group::r-- other::---), so the kernel passes it on to us.
     const py = [
       'import os, sys, errno',
-      "acl = bytes([2,0,0,0, 1,0,6,0,255,255,255,255, 4,0,4,0,255,255,255,255, 32,0,0,0,255,255,255,255])",
+      'acl = bytes([2,0,0,0, 1,0,6,0,255,255,255,255, 4,0,4,0,255,255,255,255, 32,0,0,0,255,255,255,255])',
       'for call in (lambda: os.setxattr(sys.argv[1], "system.posix_acl_access", acl), lambda: os.getxattr(sys.argv[1], "system.posix_acl_access")):',
       '    try: call(); print("accepted")',
       '    except OSError as e: print("EOPNOTSUPP" if e.errno == errno.EOPNOTSUPP else errno.errorcode[e.errno])',
@@ -331,7 +399,9 @@ describe('FUSE operations on a mounted pool', () => {
     // Remove both replicas of every extent behind the daemon's back.
     const { execFileSync } = await import('node:child_process');
     const py = `import sqlite3,sys; c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True); print('\\n'.join(f"{r[0]}.{r[1]}" for r in c.execute("select f.eid, f.slot from fragments f join extents e on e.eid=f.eid join dirents d on d.ino=e.ino where d.name='fragile'")))`;
-    const names = execFileSync('python3', ['-c', py, path.join(p.pool, 'metadata.db')], { encoding: 'utf8' }).trim().split('\n');
+    const names = execFileSync('python3', ['-c', py, path.join(p.pool, 'metadata.db')], { encoding: 'utf8' })
+      .trim()
+      .split('\n');
     assert.ok(names.length >= 4);
     for (const disk of p.disks) {
       for (const name of names) {
@@ -339,7 +409,10 @@ describe('FUSE operations on a mounted pool', () => {
         fs.rmSync(path.join(disk, 'dynamicfs/fragments', (eid & 0xff).toString(16).padStart(2, '0'), name), { force: true });
       }
     }
-    assert.equal(errno(() => fs.readFileSync(f)), 'EIO');
+    assert.equal(
+      errno(() => fs.readFileSync(f)),
+      'EIO',
+    );
   });
 
   test('ENOSPC when the healthy disks cannot satisfy the policy: no silent downgrade', () => {
@@ -348,7 +421,10 @@ describe('FUSE operations on a mounted pool', () => {
     assert.equal(cli('set-policy', p.pool, '/wide', 'replication:4').code, 0);
     fs.writeFileSync(path.join(d, 'ok'), 'fits on 4 disks');
     assert.equal(cli('set-disk-health', p.pool, p.disks[0], 'failed', '--reason', 'test').code, 0);
-    assert.equal(errno(() => fs.writeFileSync(path.join(d, 'no'), 'needs 4 healthy disks')), 'ENOSPC');
+    assert.equal(
+      errno(() => fs.writeFileSync(path.join(d, 'no'), 'needs 4 healthy disks')),
+      'ENOSPC',
+    );
     assert.equal(fs.readFileSync(path.join(d, 'ok'), 'utf8'), 'fits on 4 disks');
     assert.match(cli('set-disk-health', p.pool, p.disks[0], 'healthy').stderr, /passing probe/);
     assert.equal(cli('probe-disks', p.pool).code, 0);
@@ -357,7 +433,10 @@ describe('FUSE operations on a mounted pool', () => {
 
   test('ENOSPC when the disks are full; the pool stays consistent', () => {
     const f = path.join(mnt, 'huge');
-    assert.equal(errno(() => fs.writeFileSync(f, Buffer.alloc(160 << 20, 1))), 'ENOSPC');
+    assert.equal(
+      errno(() => fs.writeFileSync(f, Buffer.alloc(160 << 20, 1))),
+      'ENOSPC',
+    );
     fs.rmSync(f, { force: true });
     fs.writeFileSync(path.join(mnt, 'after-full'), 'still works');
     assert.equal(fs.readFileSync(path.join(mnt, 'after-full'), 'utf8'), 'still works');

@@ -39,8 +39,13 @@ async function waitUntil(what: string, check: () => Promise<boolean>, ms: number
  */
 export class ControlPlane {
   private constructor(
-    readonly dir: string, readonly kubeconfig: string, readonly server: string, readonly token: string,
-    private readonly procs: ChildProcess[], private readonly bins: Record<string, string>, readonly logs: () => string,
+    readonly dir: string,
+    readonly kubeconfig: string,
+    readonly server: string,
+    readonly token: string,
+    private readonly procs: ChildProcess[],
+    private readonly bins: Record<string, string>,
+    readonly logs: () => string,
   ) {}
 
   /** With `controllerManager`, kube-controller-manager runs too (PV binding, garbage collection). */
@@ -49,10 +54,40 @@ export class ControlPlane {
     if (!bins) return null;
     const dir = tempDir('dfs-k8s-');
     const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=dynamicfs-test-ca', '-keyout', 'ca.key', '-out', 'ca.crt');
+    ssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=dynamicfs-test-ca',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.crt',
+    );
     fs.writeFileSync(path.join(dir, 'san.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
     ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=kube-apiserver', '-keyout', 'apiserver.key', '-out', 'apiserver.csr');
-    ssl('x509', '-req', '-in', 'apiserver.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'san.cnf', '-out', 'apiserver.crt');
+    ssl(
+      'x509',
+      '-req',
+      '-in',
+      'apiserver.csr',
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      'san.cnf',
+      '-out',
+      'apiserver.crt',
+    );
     ssl('genrsa', '-out', 'sa.key', '2048');
     ssl('rsa', '-in', 'sa.key', '-pubout', '-out', 'sa.pub');
     const token = `t${Math.random().toString(36).slice(2)}`;
@@ -68,38 +103,90 @@ export class ControlPlane {
       return p;
     };
     run(bins.etcd, [
-      '--name', 'default', '--data-dir', path.join(dir, 'etcd'), '--log-level', 'warn',
-      '--listen-client-urls', `http://127.0.0.1:${etcdClient}`, '--advertise-client-urls', `http://127.0.0.1:${etcdClient}`,
-      '--listen-peer-urls', `http://127.0.0.1:${etcdPeer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${etcdPeer}`,
-      '--initial-cluster', `default=http://127.0.0.1:${etcdPeer}`,
+      '--name',
+      'default',
+      '--data-dir',
+      path.join(dir, 'etcd'),
+      '--log-level',
+      'warn',
+      '--listen-client-urls',
+      `http://127.0.0.1:${etcdClient}`,
+      '--advertise-client-urls',
+      `http://127.0.0.1:${etcdClient}`,
+      '--listen-peer-urls',
+      `http://127.0.0.1:${etcdPeer}`,
+      '--initial-advertise-peer-urls',
+      `http://127.0.0.1:${etcdPeer}`,
+      '--initial-cluster',
+      `default=http://127.0.0.1:${etcdPeer}`,
     ]);
     run(bins['kube-apiserver'], [
-      `--etcd-servers=http://127.0.0.1:${etcdClient}`, '--bind-address=127.0.0.1', `--secure-port=${apiPort}`,
-      `--tls-cert-file=${dir}/apiserver.crt`, `--tls-private-key-file=${dir}/apiserver.key`, `--client-ca-file=${dir}/ca.crt`,
-      `--token-auth-file=${dir}/tokens.csv`, '--authorization-mode=RBAC',
-      '--service-account-issuer=https://kubernetes.default.svc', `--service-account-key-file=${dir}/sa.pub`,
-      `--service-account-signing-key-file=${dir}/sa.key`, '--service-cluster-ip-range=10.96.0.0/24',
-      `--cert-dir=${dir}/certs`, '--v=0', '--allow-privileged=true',
+      `--etcd-servers=http://127.0.0.1:${etcdClient}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${apiPort}`,
+      `--tls-cert-file=${dir}/apiserver.crt`,
+      `--tls-private-key-file=${dir}/apiserver.key`,
+      `--client-ca-file=${dir}/ca.crt`,
+      `--token-auth-file=${dir}/tokens.csv`,
+      '--authorization-mode=RBAC',
+      '--service-account-issuer=https://kubernetes.default.svc',
+      `--service-account-key-file=${dir}/sa.pub`,
+      `--service-account-signing-key-file=${dir}/sa.key`,
+      '--service-cluster-ip-range=10.96.0.0/24',
+      `--cert-dir=${dir}/certs`,
+      '--v=0',
+      '--allow-privileged=true',
     ]);
     const server = `https://127.0.0.1:${apiPort}`;
     const kubeconfig = path.join(dir, 'kubeconfig');
-    fs.writeFileSync(kubeconfig, [
-      'apiVersion: v1', 'kind: Config', 'clusters:', '- name: test', '  cluster:', `    server: ${server}`,
-      `    certificate-authority-data: ${fs.readFileSync(path.join(dir, 'ca.crt')).toString('base64')}`,
-      'users:', '- name: admin', '  user:', `    token: ${token}`,
-      'contexts:', '- name: test', '  context: {cluster: test, user: admin}', 'current-context: test', '',
-    ].join('\n'));
+    fs.writeFileSync(
+      kubeconfig,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'clusters:',
+        '- name: test',
+        '  cluster:',
+        `    server: ${server}`,
+        `    certificate-authority-data: ${fs.readFileSync(path.join(dir, 'ca.crt')).toString('base64')}`,
+        'users:',
+        '- name: admin',
+        '  user:',
+        `    token: ${token}`,
+        'contexts:',
+        '- name: test',
+        '  context: {cluster: test, user: admin}',
+        'current-context: test',
+        '',
+      ].join('\n'),
+    );
     const cp = new ControlPlane(dir, kubeconfig, server, token, procs, bins, () => log);
     try {
-      await waitUntil('kube-apiserver /readyz', async () => cp.kubectlOk('get', '--raw', '/readyz'), 90_000, () => log);
+      await waitUntil(
+        'kube-apiserver /readyz',
+        async () => cp.kubectlOk('get', '--raw', '/readyz'),
+        90_000,
+        () => log,
+      );
       if (options.controllerManager) {
         run(bins['kube-controller-manager'], [
-          `--kubeconfig=${kubeconfig}`, '--leader-elect=false', '--use-service-account-credentials=false',
-          `--service-account-private-key-file=${dir}/sa.key`, `--root-ca-file=${dir}/ca.crt`, '--secure-port=0', '--v=0',
+          `--kubeconfig=${kubeconfig}`,
+          '--leader-elect=false',
+          '--use-service-account-credentials=false',
+          `--service-account-private-key-file=${dir}/sa.key`,
+          `--root-ca-file=${dir}/ca.crt`,
+          '--secure-port=0',
+          '--v=0',
         ]);
       }
       cp.kubectl('apply', '-f', path.join(repo, 'crds'));
-      cp.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd/dynamicfspools.dynamicfs.io', 'crd/dynamicfsconfigs.dynamicfs.io');
+      cp.kubectl(
+        'wait',
+        '--for=condition=Established',
+        '--timeout=60s',
+        'crd/dynamicfspools.dynamicfs.io',
+        'crd/dynamicfsconfigs.dynamicfs.io',
+      );
     } catch (err) {
       await cp.stop();
       throw err;
@@ -108,13 +195,20 @@ export class ControlPlane {
   }
 
   kubectl(...args: string[]): string {
-    return execFileSync(this.bins.kubectl, ['--kubeconfig', this.kubeconfig, ...args], { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+    return execFileSync(this.bins.kubectl, ['--kubeconfig', this.kubeconfig, ...args], {
+      encoding: 'utf8',
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
   }
 
   /** kubectl with stdin; returns the exit code and both streams (for refusals). */
   kubectlRun(args: string[], input?: string): { code: number; out: string } {
     try {
-      const out = execFileSync(this.bins.kubectl, ['--kubeconfig', this.kubeconfig, ...args], { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
+      const out = execFileSync(this.bins.kubectl, ['--kubeconfig', this.kubeconfig, ...args], {
+        encoding: 'utf8',
+        input,
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
       return { code: 0, out };
     } catch (err) {
       const e = err as { status: number; stdout: string; stderr: string };

@@ -2,7 +2,12 @@ import { credentials, makeGenericClientConstructor, type Client, type ServiceErr
 import { loadCsi } from '../../csi-driver/src/proto.js';
 
 type Call = (req: object) => Promise<Record<string, unknown>>;
-export interface CsiClient { identity: Record<string, Call>; controller: Record<string, Call>; node: Record<string, Call>; close(): void }
+export interface CsiClient {
+  identity: Record<string, Call>;
+  controller: Record<string, Call>;
+  node: Record<string, Call>;
+  close(): void;
+}
 
 /** A plain gRPC client of a CSI socket, for tests: every method returns a promise; errors carry `code`. */
 export function csiClient(socket: string): CsiClient {
@@ -10,7 +15,11 @@ export function csiClient(socket: string): CsiClient {
   const clients: Client[] = [];
   const wrap = (def: typeof csi.Identity, name: string): Record<string, Call> => {
     const Ctor = makeGenericClientConstructor(def, name);
-    const c = new Ctor(`unix://${socket}`, credentials.createInsecure()) as unknown as Record<string, (req: object, cb: (err: ServiceError | null, res: Record<string, unknown>) => void) => void> & Client;
+    const c = new Ctor(`unix://${socket}`, credentials.createInsecure()) as unknown as Record<
+      string,
+      (req: object, cb: (err: ServiceError | null, res: Record<string, unknown>) => void) => void
+    > &
+      Client;
     clients.push(c);
     const out: Record<string, Call> = {};
     for (const method of Object.keys(def)) {
@@ -19,7 +28,9 @@ export function csiClient(socket: string): CsiClient {
     return out;
   };
   return {
-    identity: wrap(csi.Identity, 'Identity'), controller: wrap(csi.Controller, 'Controller'), node: wrap(csi.Node, 'Node'),
+    identity: wrap(csi.Identity, 'Identity'),
+    controller: wrap(csi.Controller, 'Controller'),
+    node: wrap(csi.Node, 'Node'),
     close: () => clients.forEach((c) => c.close()),
   };
 }

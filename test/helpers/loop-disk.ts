@@ -3,7 +3,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 /** A small real filesystem on a loop device, mounted under `root`; `release()` always undoes it. */
-export interface LoopDisk { path: string; device: string; release(): void }
+export interface LoopDisk {
+  path: string;
+  device: string;
+  release(): void;
+}
 
 /** Why loop disks cannot be made here, or null when they can. */
 export function loopDisksUnavailable(): string | null {

@@ -3,7 +3,10 @@ import fs from 'node:fs';
 
 /** Runs a command as the unprivileged user nobody (uid 65534, no supplementary groups), as a local user or a pod would. */
 export function asNobody(cmd: string[], options: { input?: string } = {}): { code: number | null; out: string } {
-  const r = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--', ...cmd], { encoding: 'utf8', input: options.input });
+  const r = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--', ...cmd], {
+    encoding: 'utf8',
+    input: options.input,
+  });
   return { code: r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
 }
 

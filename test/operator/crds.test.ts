@@ -18,8 +18,17 @@ test('crds/ is what the schemas generate (the config CRD spec is the engine conf
   for (const [name, text] of Object.entries(files)) {
     assert.equal(fs.readFileSync(path.join(repo, 'crds', name), 'utf8'), text, `crds/${name} is stale: run npm run gen:crds`);
   }
-  const config = parse(files['dynamicfs.io_dynamicfsconfigs.yaml']) as { spec: { versions: { schema: { openAPIV3Schema: { properties: { spec: { properties: Record<string, unknown> } } } } }[] } };
-  assert.deepEqual(Object.keys(config.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties), ['preset', 'storage', 'performance', 'reliability', 'monitoring', 'security']);
+  const config = parse(files['dynamicfs.io_dynamicfsconfigs.yaml']) as {
+    spec: { versions: { schema: { openAPIV3Schema: { properties: { spec: { properties: Record<string, unknown> } } } } }[] };
+  };
+  assert.deepEqual(Object.keys(config.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties), [
+    'preset',
+    'storage',
+    'performance',
+    'reliability',
+    'monitoring',
+    'security',
+  ]);
 });
 
 test('docs/CRDS.md is the reference generated from the CRDs', () => {
@@ -33,18 +42,33 @@ test('disk paths: the API server refuses /, system directories and unnormalized 
   if (!cp) return skipBecause(t, 'kube-apiserver, etcd or kubectl is not built (test/fixtures/build needs Go and the module proxy)');
   const c = cp;
   let n = 0;
-  const create = (disk: string) => c.kubectlRun(['create', '-f', '-'], stringify({
-    apiVersion: 'dynamicfs.io/v1alpha1', kind: 'DynamicFSPool', metadata: { name: `p${++n}` },
-    spec: { nodeName: 'n1', disks: [{ path: '/mnt/disks/ok' }, { path: disk }] },
-  }));
+  const create = (disk: string) =>
+    c.kubectlRun(
+      ['create', '-f', '-'],
+      stringify({
+        apiVersion: 'dynamicfs.io/v1alpha1',
+        kind: 'DynamicFSPool',
+        metadata: { name: `p${++n}` },
+        spec: { nodeName: 'n1', disks: [{ path: '/mnt/disks/ok' }, { path: disk }] },
+      }),
+    );
   const ROOT = /spec\.disks\[1\]\.path: Invalid value: "string": disk path must not be '\/'/;
-  const NORMAL = /spec\.disks\[1\]\.path: Invalid value: "string": disk path must be normalized: no '\.' or '\.\.' component, no '\/\/', no trailing '\/'/;
+  const NORMAL =
+    /spec\.disks\[1\]\.path: Invalid value: "string": disk path must be normalized: no '\.' or '\.\.' component, no '\/\/', no trailing '\/'/;
   const SYSTEM = /spec\.disks\[1\]\.path: Invalid value: "string": disk path must not be in or at a system directory \(\/proc, \/sys, /;
   const refused: [string, RegExp][] = [
     ['/', ROOT],
-    ['/mnt/disks/../etc', NORMAL], ['/mnt/disks/..', NORMAL], ['/mnt/./disks', NORMAL], ['/mnt//disks', NORMAL], ['/mnt/disks/d1/', NORMAL],
-    ['/var/lib/kubelet/pods', SYSTEM], ['/var/lib/dynamicfs/pools/p', SYSTEM],
-    ...SYSTEM_DIRS.flatMap((d): [string, RegExp][] => [[d, SYSTEM], [`${d}/x`, SYSTEM]]),
+    ['/mnt/disks/../etc', NORMAL],
+    ['/mnt/disks/..', NORMAL],
+    ['/mnt/./disks', NORMAL],
+    ['/mnt//disks', NORMAL],
+    ['/mnt/disks/d1/', NORMAL],
+    ['/var/lib/kubelet/pods', SYSTEM],
+    ['/var/lib/dynamicfs/pools/p', SYSTEM],
+    ...SYSTEM_DIRS.flatMap((d): [string, RegExp][] => [
+      [d, SYSTEM],
+      [`${d}/x`, SYSTEM],
+    ]),
     ...SHARED_PARENTS.map((d): [string, RegExp] => [d, SYSTEM]),
   ];
   const wrong: string[] = [];
@@ -54,7 +78,18 @@ test('disk paths: the API server refuses /, system directories and unnormalized 
   }
   assert.deepEqual(wrong, []);
   // Neighbours of the refused ones: a directory boundary is a '/', and dots inside a name are fine.
-  for (const disk of ['/mnt/disks/d1', '/tmp/dfs-test/disk1', '/var/tmp/d', '/var/lib/kubelet-disks', '/var/lib/dfs-disks/d1', '/library/d', '/srv/a..b', '/data/.d', '/mnt/disks/d1...', '/data']) {
+  for (const disk of [
+    '/mnt/disks/d1',
+    '/tmp/dfs-test/disk1',
+    '/var/tmp/d',
+    '/var/lib/kubelet-disks',
+    '/var/lib/dfs-disks/d1',
+    '/library/d',
+    '/srv/a..b',
+    '/data/.d',
+    '/mnt/disks/d1...',
+    '/data',
+  ]) {
     const r = create(disk);
     assert.equal(r.code, 0, `${disk}: ${r.out}`);
   }

@@ -9,11 +9,23 @@ test('conditions: lastTransitionTime moves only when the status flips; reason, m
   const t2 = new Date('2026-01-01T00:09:00Z');
   let c = setCondition([], { type: 'Ready', status: 'True', reason: 'PoolServing', message: 'a', observedGeneration: 1 }, t0);
   c = setCondition(c, { type: 'Ready', status: 'True', reason: 'RemovalNotConfirmed', message: 'b', observedGeneration: 2 }, t1);
-  assert.deepEqual(c, [{ type: 'Ready', status: 'True', reason: 'RemovalNotConfirmed', message: 'b', observedGeneration: 2, lastTransitionTime: '2026-01-01T00:00:00Z' }]);
+  assert.deepEqual(c, [
+    {
+      type: 'Ready',
+      status: 'True',
+      reason: 'RemovalNotConfirmed',
+      message: 'b',
+      observedGeneration: 2,
+      lastTransitionTime: '2026-01-01T00:00:00Z',
+    },
+  ]);
   c = setCondition(c, { type: 'Ready', status: 'False', reason: 'PoolCritical', message: 'c', observedGeneration: 2 }, t2);
   assert.equal(c[0].lastTransitionTime, '2026-01-01T00:09:00Z');
   c = setCondition(c, { type: 'Degraded', status: 'False', reason: 'AllHealthy', message: '', observedGeneration: 2 }, t2);
-  assert.deepEqual(c.map((x) => x.type), ['Ready', 'Degraded']);
+  assert.deepEqual(
+    c.map((x) => x.type),
+    ['Ready', 'Degraded'],
+  );
 });
 
 test('work queue: a key is queued once, never runs twice at once, is re-run when added while running, and backs off when it fails', async () => {
@@ -23,17 +35,21 @@ test('work queue: a key is queued once, never runs twice at once, is re-run when
   let maxActive = 0;
   let failures = 0;
   const retries: number[] = [];
-  const done = q.run(4, async (key) => {
-    active++;
-    maxActive = Math.max(maxActive, active);
-    runs.push(key);
-    await new Promise((r) => setTimeout(r, 30));
-    active--;
-    if (key === 'flaky' && failures < 3) {
-      failures++;
-      throw new Error('not yet');
-    }
-  }, (_key, _err, retryInMs) => retries.push(retryInMs));
+  const done = q.run(
+    4,
+    async (key) => {
+      active++;
+      maxActive = Math.max(maxActive, active);
+      runs.push(key);
+      await new Promise((r) => setTimeout(r, 30));
+      active--;
+      if (key === 'flaky' && failures < 3) {
+        failures++;
+        throw new Error('not yet');
+      }
+    },
+    (_key, _err, retryInMs) => retries.push(retryInMs),
+  );
   for (let i = 0; i < 5; i++) q.add('a'); // five adds, one run
   await new Promise((r) => setTimeout(r, 10));
   q.add('a'); // added while running: runs once more afterwards, not concurrently
@@ -50,9 +66,13 @@ test('work queue: a key is queued once, never runs twice at once, is re-run when
 test('work queue: the global token bucket caps the rate', async () => {
   const q = new WorkQueue({ ratePerSecond: 20, burst: 2 });
   let n = 0;
-  const done = q.run(4, async () => {
-    n++;
-  }, () => undefined);
+  const done = q.run(
+    4,
+    async () => {
+      n++;
+    },
+    () => undefined,
+  );
   for (let i = 0; i < 50; i++) q.add(`k${i}`);
   await new Promise((r) => setTimeout(r, 500));
   q.stop();

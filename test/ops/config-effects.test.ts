@@ -9,24 +9,39 @@ import { CLI, cleanup, cli, cliJson, eventually, freePort, httpGet, makePool, me
 test('configuration reaches the mounted engine: max file size, open-file cap, audit log lines', async () => {
   const p = await makePool({ redundancy: 'replication:2', disks: 2, extentSize: 64 * 1024 });
   const cfg = path.join(p.root, 'c.yaml');
-  fs.writeFileSync(cfg, 'storage:\n  max_file_size: 1MiB\nsecurity:\n  max_open_files: 3\n  audit_logging: true\nreliability:\n  auto_scrub: false\n');
+  fs.writeFileSync(
+    cfg,
+    'storage:\n  max_file_size: 1MiB\nsecurity:\n  max_open_files: 3\n  audit_logging: true\nreliability:\n  auto_scrub: false\n',
+  );
   let m: MountedPool | undefined;
   const fds: number[] = [];
   try {
     m = await MountedPool.start(p.pool, p.mnt, ['--config', cfg, '--log-format', 'json']);
     const big = path.join(p.mnt, 'big');
     fs.writeFileSync(big, Buffer.alloc(1 << 20, 1));
-    assert.throws(() => fs.appendFileSync(big, 'x'), (err: NodeJS.ErrnoException) => err.code === 'EFBIG');
-    assert.throws(() => fs.truncateSync(big, (1 << 20) + 1), (err: NodeJS.ErrnoException) => err.code === 'EFBIG');
+    assert.throws(
+      () => fs.appendFileSync(big, 'x'),
+      (err: NodeJS.ErrnoException) => err.code === 'EFBIG',
+    );
+    assert.throws(
+      () => fs.truncateSync(big, (1 << 20) + 1),
+      (err: NodeJS.ErrnoException) => err.code === 'EFBIG',
+    );
     assert.equal(fs.statSync(big).size, 1 << 20);
     for (let i = 0; i < 3; i++) fds.push(fs.openSync(path.join(p.mnt, `f${i}`), 'w'));
-    assert.throws(() => fs.openSync(path.join(p.mnt, 'f3'), 'w'), (err: NodeJS.ErrnoException) => err.code === 'EMFILE');
+    assert.throws(
+      () => fs.openSync(path.join(p.mnt, 'f3'), 'w'),
+      (err: NodeJS.ErrnoException) => err.code === 'EMFILE',
+    );
     fs.closeSync(fds.pop() as number);
     fds.push(fs.openSync(path.join(p.mnt, 'f3'), 'w'));
     fs.mkdirSync(path.join(p.mnt, 'dir'));
     fs.renameSync(path.join(p.mnt, 'big'), path.join(p.mnt, 'dir/big'));
     const audit = await eventually('audit lines', () => {
-      const lines = (m?.log() ?? '').split('\n').filter((l) => l.includes('"component":"audit"')).map((l) => JSON.parse(l) as { message: string; context: Record<string, unknown> });
+      const lines = (m?.log() ?? '')
+        .split('\n')
+        .filter((l) => l.includes('"component":"audit"'))
+        .map((l) => JSON.parse(l) as { message: string; context: Record<string, unknown> });
       return lines.some((l) => l.context.op === 'rename') ? lines : undefined;
     });
     assert.ok(audit.some((l) => l.context.op === 'mkdir' && l.context.path === '/dir'));

@@ -21,7 +21,10 @@ test('diagnostics: capacity past 80 and 95 percent, growth forecast, overdue scr
   let m: MountedPool | undefined;
   try {
     const cfg = path.join(p.root, 'c.yaml');
-    fs.writeFileSync(cfg, 'reliability:\n  auto_rebuild: false\n  auto_scrub: false\n  scrub_interval: 2s\nmonitoring:\n  history_interval: 1s\n  diagnostics:\n    scrub_overdue_factor: 1\n');
+    fs.writeFileSync(
+      cfg,
+      'reliability:\n  auto_rebuild: false\n  auto_scrub: false\n  scrub_interval: 2s\nmonitoring:\n  history_interval: 1s\n  diagnostics:\n    scrub_overdue_factor: 1\n',
+    );
     assert.equal(cli('config', 'apply', p.pool, cfg).code, 0);
     m = await MountedPool.start(p.pool, p.mnt);
     const file = path.join(p.mnt, 'fill');
@@ -66,8 +69,11 @@ test('diagnostics: capacity past 80 and 95 percent, growth forecast, overdue scr
     m = undefined;
 
     // Disk errors: rot in a fragment, found by a scrub, charged to its disk.
-    const py = "import sqlite3,sys; c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True); r=c.execute('select f.eid, f.slot, d.path, d.id from fragments f join disks d on d.id=f.disk order by f.eid limit 1').fetchone(); print(r[0], r[1], r[2], r[3])";
-    const [eid, slot, dir, diskId] = execFileSync('python3', ['-c', py, path.join(p.pool, 'metadata.db')], { encoding: 'utf8' }).trim().split(' ');
+    const py =
+      "import sqlite3,sys; c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True); r=c.execute('select f.eid, f.slot, d.path, d.id from fragments f join disks d on d.id=f.disk order by f.eid limit 1').fetchone(); print(r[0], r[1], r[2], r[3])";
+    const [eid, slot, dir, diskId] = execFileSync('python3', ['-c', py, path.join(p.pool, 'metadata.db')], { encoding: 'utf8' })
+      .trim()
+      .split(' ');
     const frag = path.join(dir, 'dynamicfs/fragments', (Number(eid) & 0xff).toString(16).padStart(2, '0'), `${eid}.${slot}`);
     const bytes = fs.readFileSync(frag);
     bytes[100] ^= 0xff;

@@ -6,21 +6,41 @@ import { withTrace } from '../../engine/observability/trace.js';
 
 function ev(i: number, over: Partial<EngineEvent> = {}): EngineEvent {
   return {
-    timestamp: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(), level: 'INFO', component: i % 2 ? 'scrub' : 'pool',
-    message: `event ${i}`, trace_id: i % 3 ? `t${i}` : null, context: { i }, ...over,
+    timestamp: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(),
+    level: 'INFO',
+    component: i % 2 ? 'scrub' : 'pool',
+    message: `event ${i}`,
+    trace_id: i % 3 ? `t${i}` : null,
+    context: { i },
+    ...over,
   };
 }
 
 test('the event log keeps the newest events up to its capacity and filters by level, component and time', () => {
   const log = new EventLog(5);
   for (let i = 0; i < 8; i++) log.push(ev(i, { level: i === 6 ? 'ERROR' : 'INFO' }));
-  assert.deepEqual(log.list().map((e) => e.message), ['event 3', 'event 4', 'event 5', 'event 6', 'event 7']);
+  assert.deepEqual(
+    log.list().map((e) => e.message),
+    ['event 3', 'event 4', 'event 5', 'event 6', 'event 7'],
+  );
   assert.equal(log.dropped, 3);
-  assert.deepEqual(log.list({ minLevel: 'warn' }).map((e) => e.message), ['event 6']);
-  assert.deepEqual(log.list({ component: 'scrub' }).map((e) => e.message), ['event 3', 'event 5', 'event 7']);
-  assert.deepEqual(log.list({ since: new Date(Date.UTC(2026, 0, 1, 0, 0, 6)) }).map((e) => e.message), ['event 6', 'event 7']);
+  assert.deepEqual(
+    log.list({ minLevel: 'warn' }).map((e) => e.message),
+    ['event 6'],
+  );
+  assert.deepEqual(
+    log.list({ component: 'scrub' }).map((e) => e.message),
+    ['event 3', 'event 5', 'event 7'],
+  );
+  assert.deepEqual(
+    log.list({ since: new Date(Date.UTC(2026, 0, 1, 0, 0, 6)) }).map((e) => e.message),
+    ['event 6', 'event 7'],
+  );
   log.resize(2);
-  assert.deepEqual(log.list().map((e) => e.message), ['event 6', 'event 7']);
+  assert.deepEqual(
+    log.list().map((e) => e.message),
+    ['event 6', 'event 7'],
+  );
 });
 
 test('events round-trip through JSON lines and CSV, awkward text included', () => {
@@ -60,7 +80,10 @@ test('log lines carry timestamp, upper-case level, component, message, trace_id 
     assert.equal(b.trace_id, null);
     // Warnings go to the event log as well; plain info lines do not.
     const kept = events.list({ component: 'test-component' });
-    assert.deepEqual(kept.map((e) => e.message), ['outside any trace']);
+    assert.deepEqual(
+      kept.map((e) => e.message),
+      ['outside any trace'],
+    );
   } finally {
     configureLogging({ level: 'warn', format: 'auto' });
   }

@@ -6,16 +6,35 @@ import { test } from 'node:test';
 import type { PoolStatus } from '../../engine/report/status.js';
 import type { Diagnosis } from '../../engine/report/diagnose.js';
 import { fromCsv, fromJsonLines } from '../../engine/observability/event-log.js';
-import { CLI, cleanup, cli, cliJson, eventually, freePort, httpGet, makePool, metricValue, MountedPool, patternBytes, type TestPool } from '../helpers/env.js';
+import {
+  CLI,
+  cleanup,
+  cli,
+  cliJson,
+  eventually,
+  freePort,
+  httpGet,
+  makePool,
+  metricValue,
+  MountedPool,
+  patternBytes,
+  type TestPool,
+} from '../helpers/env.js';
 
 function fragmentFiles(p: TestPool, eid: number): string[] {
-  const py = "import sqlite3,sys,json; c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True); print(json.dumps([[r[0], r[1], r[2]] for r in c.execute('select f.eid, f.slot, d.path from fragments f join disks d on d.id = f.disk where f.eid = ?', (int(sys.argv[2]),))]))";
-  const rows = JSON.parse(execFileSync('python3', ['-c', py, path.join(p.pool, 'metadata.db'), String(eid)], { encoding: 'utf8' })) as [number, number, string][];
+  const py =
+    "import sqlite3,sys,json; c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True); print(json.dumps([[r[0], r[1], r[2]] for r in c.execute('select f.eid, f.slot, d.path from fragments f join disks d on d.id = f.disk where f.eid = ?', (int(sys.argv[2]),))]))";
+  const rows = JSON.parse(execFileSync('python3', ['-c', py, path.join(p.pool, 'metadata.db'), String(eid)], { encoding: 'utf8' })) as [
+    number,
+    number,
+    string,
+  ][];
   return rows.map(([e, slot, dir]) => path.join(dir, 'dynamicfs/fragments', (e & 0xff).toString(16).padStart(2, '0'), `${e}.${slot}`));
 }
 
 function firstExtentOf(p: TestPool, name: string): number {
-  const py = "import sqlite3,sys; c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True); ino=c.execute('select ino from dirents where parent=1 and name=?', (sys.argv[2],)).fetchone()[0]; print(c.execute('select eid from extents where ino=? order by idx limit 1', (ino,)).fetchone()[0])";
+  const py =
+    "import sqlite3,sys; c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True); ino=c.execute('select ino from dirents where parent=1 and name=?', (sys.argv[2],)).fetchone()[0]; print(c.execute('select eid from extents where ino=? order by idx limit 1', (ino,)).fetchone()[0])";
   return Number(execFileSync('python3', ['-c', py, path.join(p.pool, 'metadata.db'), name], { encoding: 'utf8' }).trim());
 }
 
@@ -47,7 +66,10 @@ test('metrics, /health, events and logs come from the running daemon and move wh
     const diskBytes = ['1', '2', '3'].map(() => 0);
     const disks = cliJson<{ disks: { id: string }[] }>('list-disks', p.pool).disks.map((d) => d.id);
     disks.forEach((d, i) => (diskBytes[i] = metricValue(afterWrite, 'dynamicfs_disk_written_bytes_total', { pool: 'pool', disk: d }) ?? 0));
-    assert.equal(diskBytes.reduce((a, b) => a + b, 0), 2 * ((1 << 20) + 256 * 1024));
+    assert.equal(
+      diskBytes.reduce((a, b) => a + b, 0),
+      2 * ((1 << 20) + 256 * 1024),
+    );
     assert.ok((metricValue(afterWrite, 'dynamicfs_fuse_operations_total', { pool: 'pool', operation: 'write', result: 'ok' }) ?? 0) > 0);
     assert.equal(metricValue(afterWrite, 'dynamicfs_disk_health', { pool: 'pool', disk: disks[0], state: 'healthy' }), 1);
     const asJson = JSON.parse((await httpGet(`${base}/metrics/json`)).body) as { name: string }[];
@@ -84,7 +106,10 @@ test('metrics, /health, events and logs come from the running daemon and move wh
     // `serve` on a mounted pool answers from the daemon, not from counters of its own.
     const port2 = await freePort();
     serve = spawn(process.execPath, [CLI, 'serve', p.pool, '--listen', `127.0.0.1:${port2}`], { stdio: 'ignore' });
-    const proxied = await eventually('serve to answer', async () => (await httpGet(`http://127.0.0.1:${port2}/metrics`).catch(() => undefined))?.body);
+    const proxied = await eventually(
+      'serve to answer',
+      async () => (await httpGet(`http://127.0.0.1:${port2}/metrics`).catch(() => undefined))?.body,
+    );
     assert.equal(metricValue(proxied, 'dynamicfs_scrub_runs_total', { pool: 'pool' }), 1);
     assert.equal(metricValue(proxied, 'dynamicfs_rebuild_extents_succeeded_total', { pool: 'pool' }), rebuilt.extents.rebuilt);
 
@@ -100,15 +125,28 @@ test('metrics, /health, events and logs come from the running daemon and move wh
     const diag = JSON.parse((await httpGet(`${base}/diagnostics`)).body) as Diagnosis;
     assert.equal(diag.overall, 'critical');
     assert.ok(diag.issues.some((i) => i.check === 'extents.unrecoverable' && i.runbook === 'docs/runbooks/unrecoverable-extents.md'));
-    assert.ok(diag.performance.writeLatencyMs && diag.performance.writeLatencyMs.samples > 0, 'the daemon reports the latencies it measured');
+    assert.ok(
+      diag.performance.writeLatencyMs && diag.performance.writeLatencyMs.samples > 0,
+      'the daemon reports the latencies it measured',
+    );
 
     // The event log: disk transition, rebuild and scrub start and end, the failed read.
     const csv = cli('events', p.pool, '--format', 'csv');
     assert.equal(csv.code, 0, csv.stderr);
     const evs = fromCsv(csv.stdout);
-    assert.ok(evs.some((e) => e.component === 'pool' && e.context.to === 'failed' && e.context.disk === disks[0]), 'no disk transition event');
-    for (const msg of [/^rebuild started/, /^rebuild finished/, /^scrub started/, /^scrub finished/]) assert.ok(evs.some((e) => msg.test(e.message)), `no event ${msg}`);
-    assert.ok(evs.some((e) => e.level === 'ERROR' && /EIO/.test(e.message)), 'no EIO event');
+    assert.ok(
+      evs.some((e) => e.component === 'pool' && e.context.to === 'failed' && e.context.disk === disks[0]),
+      'no disk transition event',
+    );
+    for (const msg of [/^rebuild started/, /^rebuild finished/, /^scrub started/, /^scrub finished/])
+      assert.ok(
+        evs.some((e) => msg.test(e.message)),
+        `no event ${msg}`,
+      );
+    assert.ok(
+      evs.some((e) => e.level === 'ERROR' && /EIO/.test(e.message)),
+      'no EIO event',
+    );
     const scrubOnly = fromJsonLines(cli('events', p.pool, '--component', 'scrub').stdout);
     assert.ok(scrubOnly.length >= 2 && scrubOnly.every((e) => e.component === 'scrub'));
     assert.equal(cli('events', p.pool, '--since', new Date(Date.now() + 3_600_000).toISOString()).stdout, '');
@@ -117,9 +155,15 @@ test('metrics, /health, events and logs come from the running daemon and move wh
     assert.ok(fromJsonLines(httpEvents.body).every((e) => e.level === 'ERROR'));
 
     // Logs: JSON lines with the promised fields; one trace id from scrub start to scrub end.
-    const lines = m.log().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = m
+      .log()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.ok(lines.length > 5);
-    for (const l of lines) for (const k of ['timestamp', 'level', 'component', 'message', 'trace_id', 'context']) assert.ok(k in l, `log line without ${k}: ${JSON.stringify(l)}`);
+    for (const l of lines)
+      for (const k of ['timestamp', 'level', 'component', 'message', 'trace_id', 'context'])
+        assert.ok(k in l, `log line without ${k}: ${JSON.stringify(l)}`);
     const started = lines.find((l) => /^scrub started/.test(String(l.message)));
     const finished = lines.find((l) => /^scrub finished/.test(String(l.message)));
     assert.ok(started?.trace_id && started.trace_id === finished?.trace_id, 'scrub start and end do not share a trace id');
@@ -142,24 +186,49 @@ test('a daemon runs scheduled scrubs, applies live fields on SIGHUP, names those
     assert.equal(scrubbed.repair, true);
     assert.ok(fromJsonLines(cli('events', p.pool).stdout).some((e) => e.message === 'scheduled scrub starting'));
 
-    fs.writeFileSync(file, 'reliability:\n  auto_scrub: false\n  scrub_interval: 2s\nmonitoring:\n  log_level: debug\nperformance:\n  data_cache_size: 32MiB\nstorage:\n  extent_size: 512KiB\n');
+    fs.writeFileSync(
+      file,
+      'reliability:\n  auto_scrub: false\n  scrub_interval: 2s\nmonitoring:\n  log_level: debug\nperformance:\n  data_cache_size: 32MiB\nstorage:\n  extent_size: 512KiB\n',
+    );
     m.child.kill('SIGHUP');
-    const changed = await eventually('the reload', () => m?.log().split('\n').find((l) => l.includes('configuration changed')));
+    const changed = await eventually('the reload', () =>
+      m
+        ?.log()
+        .split('\n')
+        .find((l) => l.includes('configuration changed')),
+    );
     const entry = JSON.parse(changed) as { context: { applied: string[]; needRestart: string[]; creationOnly: string[] } };
     assert.deepEqual(entry.context.applied.sort(), ['monitoring.log_level', 'reliability.auto_scrub']);
     assert.deepEqual(entry.context.needRestart, ['performance.data_cache_size']);
     assert.deepEqual(entry.context.creationOnly, ['storage.extent_size']);
-    await eventually('the restart warning', () => m?.log().split('\n').find((l) => l.includes('take effect at the next mount: performance.data_cache_size')));
-    const shown = JSON.parse(cli('config', 'show', '--pool', p.pool, '--format', 'json').stdout) as { monitoring: { log_level: string }; reliability: { auto_scrub: boolean } };
+    await eventually('the restart warning', () =>
+      m
+        ?.log()
+        .split('\n')
+        .find((l) => l.includes('take effect at the next mount: performance.data_cache_size')),
+    );
+    const shown = JSON.parse(cli('config', 'show', '--pool', p.pool, '--format', 'json').stdout) as {
+      monitoring: { log_level: string };
+      reliability: { auto_scrub: boolean };
+    };
     assert.deepEqual([shown.monitoring.log_level, shown.reliability.auto_scrub], ['debug', false]);
     // Live: the scrub schedule stopped.
     const scrubsBefore = fromJsonLines(cli('events', p.pool).stdout).filter((e) => e.message === 'scheduled scrub starting').length;
     await new Promise((r) => setTimeout(r, 3000));
-    assert.equal(fromJsonLines(cli('events', p.pool).stdout).filter((e) => e.message === 'scheduled scrub starting').length, scrubsBefore, 'auto_scrub: false did not stop the schedule');
+    assert.equal(
+      fromJsonLines(cli('events', p.pool).stdout).filter((e) => e.message === 'scheduled scrub starting').length,
+      scrubsBefore,
+      'auto_scrub: false did not stop the schedule',
+    );
 
     fs.writeFileSync(file, 'reliability:\n  rebuild_concurrency: lots\n');
     m.child.kill('SIGHUP');
-    await eventually('the refusal', () => m?.log().split('\n').find((l) => l.includes('configuration refused, keeping the current one') && l.includes('reliability.rebuild_concurrency')));
+    await eventually('the refusal', () =>
+      m
+        ?.log()
+        .split('\n')
+        .find((l) => l.includes('configuration refused, keeping the current one') && l.includes('reliability.rebuild_concurrency')),
+    );
     const kept = JSON.parse(cli('config', 'show', '--pool', p.pool, '--format', 'json').stdout) as { monitoring: { log_level: string } };
     assert.equal(kept.monitoring.log_level, 'debug');
     assert.ok(fs.readFileSync(path.join(p.mnt, 'x')).equals(patternBytes(5, 300_000)));

@@ -15,7 +15,8 @@ test('every runbook diagnostics link to exists, has symptoms, commands and verif
   assert.deepEqual(new Set(fs.readdirSync(path.join(repo, 'docs/runbooks')).map((f) => `docs/runbooks/${f}`)), new Set(files));
   for (const rel of files) {
     const text = fs.readFileSync(path.join(repo, rel), 'utf8');
-    for (const heading of ['## Symptoms', '## Commands', '## Verify recovery']) assert.ok(text.includes(heading), `${rel} lacks '${heading}'`);
+    for (const heading of ['## Symptoms', '## Commands', '## Verify recovery'])
+      assert.ok(text.includes(heading), `${rel} lacks '${heading}'`);
     const used = [...text.matchAll(/dynamicfs ([a-z-]+)/g)].map((x) => x[1]).filter((w) => !['diagnostics', 'pool'].includes(w));
     assert.ok(used.length >= 3, `${rel} names too few commands`);
     for (const c of used) assert.ok(commands.has(c), `${rel} names 'dynamicfs ${c}', which is not a command`);

@@ -54,13 +54,21 @@ test('control socket: private, bounded lines, a closed command table, malformed 
     await eventually('the control socket', () => (fs.existsSync(socket) ? true : undefined));
     assert.equal(modeOf(p.pool), 0o700);
     assert.equal(modeOf(socket), 0o600);
-    const other = asNobody(['/usr/bin/python3', '-c', 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])', socket]);
+    const other = asNobody([
+      '/usr/bin/python3',
+      '-c',
+      'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])',
+      socket,
+    ]);
     assert.match(other.out, /Permission denied/, 'another user reached the control socket');
 
     // A 32 MiB line: refused after the first MiB, the connection closed; the mount answers meanwhile.
     const stats: Promise<number>[] = [];
     const poll = setInterval(() => stats.push(statMs(p.mnt)), 50);
-    const big = await rawExchange(socket, Buffer.concat([Buffer.from('{"command":"status","args":{"x":"'), Buffer.alloc(32 * 1024 * 1024, 'a'), Buffer.from('"}}\n')]));
+    const big = await rawExchange(
+      socket,
+      Buffer.concat([Buffer.from('{"command":"status","args":{"x":"'), Buffer.alloc(32 * 1024 * 1024, 'a'), Buffer.from('"}}\n')]),
+    );
     clearInterval(poll);
     assert.ok(big.closed, 'the daemon kept reading an endless line');
     assert.match(big.text, /longer than 1048576 bytes/);
@@ -83,18 +91,26 @@ test('control socket: private, bounded lines, a closed command table, malformed 
       assert.match(r.text, want, `${line}: ${r.text}`);
     }
     // Connections are capped: 100 held open, at most 64 are kept; the daemon's descriptors stay its own.
-    const held = await Promise.all(Array.from({ length: 100 }, () => new Promise<net.Socket>((resolve) => {
-      const c = net.connect(socket);
-      c.on('connect', () => resolve(c));
-      c.on('error', () => resolve(c));
-    })));
+    const held = await Promise.all(
+      Array.from(
+        { length: 100 },
+        () =>
+          new Promise<net.Socket>((resolve) => {
+            const c = net.connect(socket);
+            c.on('connect', () => resolve(c));
+            c.on('error', () => resolve(c));
+          }),
+      ),
+    );
     await new Promise((r) => setTimeout(r, 500));
     const open = held.filter((c) => !c.destroyed && c.readyState === 'open').length;
     assert.ok(open <= 64, `${open} connections held open`);
     const daemonFds = fs.readdirSync(`/proc/${m.child.pid}/fd`).length;
     for (const c of held) c.destroy();
     assert.ok(daemonFds < 200, `the daemon holds ${daemonFds} descriptors`);
-    await eventually('the daemon to close the held connections', () => (fs.readdirSync(`/proc/${m.child.pid}/fd`).length < daemonFds - 32 ? true : undefined));
+    await eventually('the daemon to close the held connections', () =>
+      fs.readdirSync(`/proc/${m.child.pid}/fd`).length < daemonFds - 32 ? true : undefined,
+    );
     await new Promise((r) => setTimeout(r, 300));
     // Out of descriptors (a flood, a low limit): writes fail, but no disk is blamed for it.
     const pid = m.child.pid as number;
@@ -104,10 +120,22 @@ test('control socket: private, bounded lines, a closed command table, malformed 
     const starved = spawnSync('sh', ['-c', `head -c 600000 /dev/urandom > ${p.mnt}/starved && sync ${p.mnt}/starved`]);
     execFileSync('prlimit', ['--pid', String(pid), `--nofile=${soft}:`]);
     assert.notEqual(starved.status, 0, 'a write succeeded without descriptors for its fragments');
-    const errors = cliJson<{ disks: { errors: { read: number; write: number; checksum: number }; health: string }[] }>('list-disks', p.pool).disks;
-    assert.deepEqual(errors.map((d) => [d.health, d.errors.write]), errors.map(() => ['healthy', 0]), 'EMFILE was counted against a disk');
+    const errors = cliJson<{ disks: { errors: { read: number; write: number; checksum: number }; health: string }[] }>(
+      'list-disks',
+      p.pool,
+    ).disks;
+    assert.deepEqual(
+      errors.map((d) => [d.health, d.errors.write]),
+      errors.map(() => ['healthy', 0]),
+      'EMFILE was counted against a disk',
+    );
     // And once descriptors are back, the daemon writes again (its I/O threads restart after a pause).
-    await eventually('writes to work again', () => (spawnSync('sh', ['-c', `head -c 600000 /dev/urandom > ${p.mnt}/again && sync ${p.mnt}/again`]).status === 0 ? true : undefined), 15_000);
+    await eventually(
+      'writes to work again',
+      () =>
+        spawnSync('sh', ['-c', `head -c 600000 /dev/urandom > ${p.mnt}/again && sync ${p.mnt}/again`]).status === 0 ? true : undefined,
+      15_000,
+    );
     // Still serving: the CLI goes through the same socket.
     assert.equal(cliJson<{ pool: { name: string } }>('status', p.pool).pool.name, 'pool');
   } finally {

@@ -5,8 +5,14 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { cleanup, cli, cliJson, makePool, MountedPool } from '../helpers/env.js';
 
-interface DiskView { id: string; path: string }
-const diskPaths = (pool: string) => cliJson<{ disks: DiskView[] }>('list-disks', pool).disks.map((d) => d.path).sort();
+interface DiskView {
+  id: string;
+  path: string;
+}
+const diskPaths = (pool: string) =>
+  cliJson<{ disks: DiskView[] }>('list-disks', pool)
+    .disks.map((d) => d.path)
+    .sort();
 
 test('add-disk refuses paths inside or above a pool, its mount, another pool, system directories and the allowed roots; changes nothing', async () => {
   const p = await makePool({ disks: 2 });

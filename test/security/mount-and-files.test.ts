@@ -17,7 +17,12 @@ const CAP_SETUID_BLOB = (() => {
 })();
 
 function setCapability(file: string): void {
-  execFileSync('python3', ['-c', 'import os,sys; os.setxattr(sys.argv[1], "security.capability", bytes.fromhex(sys.argv[2]))', file, CAP_SETUID_BLOB.toString('hex')]);
+  execFileSync('python3', [
+    '-c',
+    'import os,sys; os.setxattr(sys.argv[1], "security.capability", bytes.fromhex(sys.argv[2]))',
+    file,
+    CAP_SETUID_BLOB.toString('hex'),
+  ]);
 }
 
 const SETUID_PROBE = ['-c', 'import os; os.setuid(0); print("became root")'];
@@ -36,7 +41,8 @@ test('the pool mount is nosuid,nodev: a set-user-ID root file or a file capabili
   setCapability(path.join(control, 'py'));
   const controlSuid = asNobody([path.join(control, 'id'), '-u']).out.trim();
   const controlCap = asNobody([path.join(control, 'py'), ...SETUID_PROBE]);
-  if (controlSuid !== '0') return skipBecause(t, `set-user-ID files are not honoured even outside the pool here (id -u gave ${controlSuid}): nothing to show`);
+  if (controlSuid !== '0')
+    return skipBecause(t, `set-user-ID files are not honoured even outside the pool here (id -u gave ${controlSuid}): nothing to show`);
 
   const m = await MountedPool.start(p.pool, p.mnt);
   try {
@@ -44,7 +50,11 @@ test('the pool mount is nosuid,nodev: a set-user-ID root file or a file capabili
     assert.ok(mount?.options.includes('nosuid') && mount.options.includes('nodev'), `pool mount options: ${mount?.options.join(',')}`);
     fs.copyFileSync('/usr/bin/id', path.join(p.mnt, 'id'));
     fs.chmodSync(path.join(p.mnt, 'id'), 0o4755);
-    assert.equal(fs.statSync(path.join(p.mnt, 'id')).mode & 0o7777, 0o4755, 'the file keeps its set-user-ID bit (it is stored, not honoured)');
+    assert.equal(
+      fs.statSync(path.join(p.mnt, 'id')).mode & 0o7777,
+      0o4755,
+      'the file keeps its set-user-ID bit (it is stored, not honoured)',
+    );
     assert.equal(asNobody([path.join(p.mnt, 'id'), '-u']).out.trim(), '65534', 'a set-user-ID root file in the pool gave nobody uid 0');
 
     if (!/became root/.test(controlCap.out)) {
@@ -69,7 +79,11 @@ test('the pool mount is nosuid,nodev: a set-user-ID root file or a file capabili
     fs.mkdirSync(path.join(p.mnt, 'drop'));
     fs.chmodSync(path.join(p.mnt, 'drop'), 0o777);
     const planted = path.join(p.mnt, 'drop', 'id');
-    const plant = asNobody(['sh', '-c', `cp /usr/bin/id ${planted} && chown 0:0 ${planted} && chmod 4755 ${planted} && stat -c %u:%a ${planted}`]);
+    const plant = asNobody([
+      'sh',
+      '-c',
+      `cp /usr/bin/id ${planted} && chown 0:0 ${planted} && chmod 4755 ${planted} && stat -c %u:%a ${planted}`,
+    ]);
     assert.equal(plant.code, 0, plant.out);
     assert.match(plant.out, /^0:4755$/m, 'with access_control none nobody planted a root set-user-ID file');
     assert.equal(asNobody([planted, '-u']).out.trim(), '65534', 'the planted file gave nobody uid 0');
@@ -92,12 +106,17 @@ function modes(dir: string): Map<string, number> {
 
 /** Paths under `top` (itself included) that are not 0700 directories or 0600 files. */
 function loose(top: string): string[] {
-  return [...modes(top)].filter(([p, mode]) => mode !== (fs.lstatSync(p).isDirectory() ? 0o700 : 0o600)).map(([p, mode]) => `${p} ${mode.toString(8)}`);
+  return [...modes(top)]
+    .filter(([p, mode]) => mode !== (fs.lstatSync(p).isDirectory() ? 0o700 : 0o600))
+    .map(([p, mode]) => `${p} ${mode.toString(8)}`);
 }
 
 /** The pool directory and, on each disk, the identity file and DynamicFS's directory (the disk directory itself is the administrator's). */
 function assertPrivate(pool: string, disks: string[], label: string): void {
-  const found = [...loose(pool), ...disks.flatMap((d) => [...loose(path.join(d, '.dynamicfs-disk.json')), ...loose(path.join(d, 'dynamicfs'))])];
+  const found = [
+    ...loose(pool),
+    ...disks.flatMap((d) => [...loose(path.join(d, '.dynamicfs-disk.json')), ...loose(path.join(d, 'dynamicfs'))]),
+  ];
   assert.deepEqual(found, [], `${label}: files not 0600 or directories not 0700`);
 }
 
@@ -129,7 +148,12 @@ test('files on disk are private: 0600 and 0700 under any umask; a 0600 file in t
     // As another local user: no fragment, no metadata copy, no file name.
     const fragments = [...modes(disks[0]).keys()].filter((p) => /fragments\/[0-9a-f]{2}\/\d+\.\d+$/.test(p));
     assert.ok(fragments.length >= 2);
-    for (const f of [...fragments, path.join(disks[0], 'dynamicfs/metadata-mirror.db'), path.join(pool, 'metadata.db'), path.join(pool, 'mount.log')]) {
+    for (const f of [
+      ...fragments,
+      path.join(disks[0], 'dynamicfs/metadata-mirror.db'),
+      path.join(pool, 'metadata.db'),
+      path.join(pool, 'mount.log'),
+    ]) {
       const r = asNobody(['cat', f]);
       assert.notEqual(r.code, 0, `nobody read ${f}`);
       assert.match(r.out, /Permission denied/);
@@ -138,15 +162,22 @@ test('files on disk are private: 0600 and 0700 under any umask; a 0600 file in t
 
     // A pool made before files were private: everything loose again, and the marker that says so.
     for (const [p] of modes(pool)) fs.chmodSync(p, fs.lstatSync(p).isDirectory() ? 0o755 : 0o644);
-    for (const d of disks) for (const [p] of modes(path.join(d, 'dynamicfs'))) fs.chmodSync(p, fs.lstatSync(p).isDirectory() ? 0o755 : 0o644);
+    for (const d of disks)
+      for (const [p] of modes(path.join(d, 'dynamicfs'))) fs.chmodSync(p, fs.lstatSync(p).isDirectory() ? 0o755 : 0o644);
     for (const d of disks) fs.chmodSync(path.join(d, '.dynamicfs-disk.json'), 0o644);
-    execFileSync('python3', ['-c', "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"update meta set value='0' where key='private_files'\"); c.commit()", path.join(pool, 'metadata.db')]);
+    execFileSync('python3', [
+      '-c',
+      "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"update meta set value='0' where key='private_files'\"); c.commit()",
+      path.join(pool, 'metadata.db'),
+    ]);
     fs.chmodSync(path.join(pool, 'metadata.db'), 0o644);
     const m = await MountedPool.start(pool, mnt);
     try {
       // Directories and metadata at once; fragment files in the background of the daemon.
       // The fragment directories and files in the background of the daemon, once.
-      await eventually('every fragment directory and file to be private again', () => (disks.every((d) => loose(path.join(d, 'dynamicfs')).length === 0) ? true : undefined));
+      await eventually('every fragment directory and file to be private again', () =>
+        disks.every((d) => loose(path.join(d, 'dynamicfs')).length === 0) ? true : undefined,
+      );
       assertPrivate(pool, disks, 'an older pool after it was opened');
       assert.equal(fs.readFileSync(secret, 'utf8').length, 1800);
     } finally {

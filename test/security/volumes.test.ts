@@ -15,12 +15,26 @@ const POLICY = 'user.dynamicfs.policy';
 /** Node names no code for it: 'Unknown system error -122'. */
 const EDQUOT = 122;
 
-interface VolumeView { name: string; policy: string; capacity: number; inodeLimit: number; usage: { bytes: number; inodes: number } }
-const volume = (pool: string, name: string) => cliJson<{ volumes: VolumeView[] }>('volume', 'list', pool).volumes.find((v) => v.name === name) as VolumeView;
+interface VolumeView {
+  name: string;
+  policy: string;
+  capacity: number;
+  inodeLimit: number;
+  usage: { bytes: number; inodes: number };
+}
+const volume = (pool: string, name: string) =>
+  cliJson<{ volumes: VolumeView[] }>('volume', 'list', pool).volumes.find((v) => v.name === name) as VolumeView;
 
 /** Python as root (or as nobody with `nobody`): sets an xattr, prints OK or the errno name. */
 function setxattr(file: string, name: string, value: string, nobody = false): string {
-  const py = [SYSTEM_PYTHON, '-c', 'import os,sys,errno\ntry:\n os.setxattr(sys.argv[1], sys.argv[2], sys.argv[3].encode()); print("OK")\nexcept OSError as e: print(errno.errorcode[e.errno])', file, name, value];
+  const py = [
+    SYSTEM_PYTHON,
+    '-c',
+    'import os,sys,errno\ntry:\n os.setxattr(sys.argv[1], sys.argv[2], sys.argv[3].encode()); print("OK")\nexcept OSError as e: print(errno.errorcode[e.errno])',
+    file,
+    name,
+    value,
+  ];
   return (nobody ? asNobody(py).out : spawnSync(py[0], py.slice(1), { encoding: 'utf8' }).stdout).trim();
 }
 
@@ -60,10 +74,23 @@ test('extended attributes and inodes count against a volume: EDQUOT at its capac
     const root = path.join(p.mnt, 'small');
     fs.writeFileSync(path.join(root, 'f'), 'x');
     // 200 attributes of 64 KiB would be 12.5 MiB of metadata on the node's disk: the quota stops them.
-    const r = spawnSync('python3', ['-c', [
-      'import os,sys,errno', 'n=0', 'try:', ' for i in range(200):', '  os.setxattr(sys.argv[1], "user.a%d" % i, b"v" * 65536); n += 1',
-      'except OSError as e: print(n, errno.errorcode[e.errno])', 'else: print(n, "none")',
-    ].join('\n'), path.join(root, 'f')], { encoding: 'utf8' });
+    const r = spawnSync(
+      'python3',
+      [
+        '-c',
+        [
+          'import os,sys,errno',
+          'n=0',
+          'try:',
+          ' for i in range(200):',
+          '  os.setxattr(sys.argv[1], "user.a%d" % i, b"v" * 65536); n += 1',
+          'except OSError as e: print(n, errno.errorcode[e.errno])',
+          'else: print(n, "none")',
+        ].join('\n'),
+        path.join(root, 'f'),
+      ],
+      { encoding: 'utf8' },
+    );
     const [stored, error] = r.stdout.trim().split(' ');
     assert.equal(error, 'EDQUOT', `200 xattrs of 64 KiB on a 1 MiB volume: ${r.stdout}${r.stderr}`);
     assert.ok(Number(stored) >= 14 && Number(stored) <= 15, `${stored} attributes of 64 KiB fit in 1 MiB`);
@@ -90,13 +117,24 @@ test('extended attributes and inodes count against a volume: EDQUOT at its capac
     for (const make of [() => fs.mkdirSync(path.join(root, 'd')), () => fs.symlinkSync('f', path.join(root, 'l'))]) {
       assert.throws(make, (e: NodeJS.ErrnoException) => e.errno === -EDQUOT);
     }
-    const df = spawnSync('df', ['--output=itotal,iused,size', '-B1', root], { encoding: 'utf8' }).stdout.trim().split('\n')[1].trim().split(/\s+/).map(Number);
+    const df = spawnSync('df', ['--output=itotal,iused,size', '-B1', root], { encoding: 'utf8' })
+      .stdout.trim()
+      .split('\n')[1]
+      .trim()
+      .split(/\s+/)
+      .map(Number);
     assert.deepEqual(df, [40, 40, MiB], `df inside the volume: ${df}`);
     // Hard links are names the metadata keeps: they count too.
-    assert.throws(() => fs.linkSync(path.join(root, 'f'), path.join(root, 'f-link')), (e: NodeJS.ErrnoException) => e.errno === -EDQUOT);
+    assert.throws(
+      () => fs.linkSync(path.join(root, 'f'), path.join(root, 'f-link')),
+      (e: NodeJS.ErrnoException) => e.errno === -EDQUOT,
+    );
     fs.unlinkSync(path.join(root, 'n0'));
     fs.linkSync(path.join(root, 'f'), path.join(root, 'f-link'));
-    assert.throws(() => fs.linkSync(path.join(root, 'f'), path.join(root, 'f-link2')), (e: NodeJS.ErrnoException) => e.errno === -EDQUOT);
+    assert.throws(
+      () => fs.linkSync(path.join(root, 'f'), path.join(root, 'f-link2')),
+      (e: NodeJS.ErrnoException) => e.errno === -EDQUOT,
+    );
     fs.unlinkSync(path.join(root, 'n1'));
     fs.writeFileSync(path.join(root, 'again'), '');
     assert.equal(volume(p.pool, 'small').inodeLimit, 40);
@@ -142,23 +180,42 @@ test('a file unlinked while open still counts against its volume; one volume can
     cliJson('volume', 'create', p.pool, 'q', '--capacity', '1MiB');
     const root = path.join(p.mnt, 'q');
     // 600 KiB in a file that loses its name while open, then 600 KiB more in another: past 1 MiB.
-    const r = spawnSync('python3', ['-c', [
-      'import os,sys,errno', 'd=sys.argv[1]',
-      'a=os.open(d+"/a", os.O_CREAT|os.O_WRONLY); os.write(a, b"x"*614400); os.fsync(a); os.unlink(d+"/a")',
-      'b=os.open(d+"/b", os.O_CREAT|os.O_WRONLY)',
-      'try:\n os.write(b, b"y"*614400); os.fsync(b); print("accepted")\nexcept OSError as e: print(errno.errorcode[e.errno])',
-      'os.close(a); os.ftruncate(b, 0)',
-      'os.write(b, b"y"*614400); os.fsync(b); os.close(b); print("after close: accepted")',
-    ].join('\n'), root], { encoding: 'utf8' });
+    const r = spawnSync(
+      'python3',
+      [
+        '-c',
+        [
+          'import os,sys,errno',
+          'd=sys.argv[1]',
+          'a=os.open(d+"/a", os.O_CREAT|os.O_WRONLY); os.write(a, b"x"*614400); os.fsync(a); os.unlink(d+"/a")',
+          'b=os.open(d+"/b", os.O_CREAT|os.O_WRONLY)',
+          'try:\n os.write(b, b"y"*614400); os.fsync(b); print("accepted")\nexcept OSError as e: print(errno.errorcode[e.errno])',
+          'os.close(a); os.ftruncate(b, 0)',
+          'os.write(b, b"y"*614400); os.fsync(b); os.close(b); print("after close: accepted")',
+        ].join('\n'),
+        root,
+      ],
+      { encoding: 'utf8' },
+    );
     assert.equal(r.stdout.trim(), 'EDQUOT\nafter close: accepted', `${r.stdout}${r.stderr}`);
 
     // Five files of the volume open at once, no more; files elsewhere in the pool still open.
     fs.mkdirSync(path.join(p.mnt, 'other'));
-    const o = spawnSync('python3', ['-c', [
-      'import os,sys,errno', 'fds=[]',
-      'try:\n for i in range(8): fds.append(os.open(sys.argv[1]+"/f%d" % i, os.O_CREAT|os.O_RDWR))\nexcept OSError as e: print(len(fds), errno.errorcode[e.errno])',
-      'x=os.open(sys.argv[2]+"/elsewhere", os.O_CREAT|os.O_RDWR); print("elsewhere ok")',
-    ].join('\n'), root, path.join(p.mnt, 'other')], { encoding: 'utf8' });
+    const o = spawnSync(
+      'python3',
+      [
+        '-c',
+        [
+          'import os,sys,errno',
+          'fds=[]',
+          'try:\n for i in range(8): fds.append(os.open(sys.argv[1]+"/f%d" % i, os.O_CREAT|os.O_RDWR))\nexcept OSError as e: print(len(fds), errno.errorcode[e.errno])',
+          'x=os.open(sys.argv[2]+"/elsewhere", os.O_CREAT|os.O_RDWR); print("elsewhere ok")',
+        ].join('\n'),
+        root,
+        path.join(p.mnt, 'other'),
+      ],
+      { encoding: 'utf8' },
+    );
     assert.equal(o.stdout.trim(), '5 EMFILE\nelsewhere ok', `${o.stdout}${o.stderr}`);
   } finally {
     await m.stop();

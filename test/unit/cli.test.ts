@@ -9,7 +9,14 @@ after(() => cleanup(root));
 const at = (...p: string[]) => path.join(root, ...p);
 
 test('init, add-disk, list-disks and status with --json; exit codes 0, 1, 2', () => {
-  const init = cliJson<{ pool: { poolId: string }; extentSize: number }>('init', at('pool'), '--redundancy', 'erasure:2+1', '--extent-size', '256KiB');
+  const init = cliJson<{ pool: { poolId: string }; extentSize: number }>(
+    'init',
+    at('pool'),
+    '--redundancy',
+    'erasure:2+1',
+    '--extent-size',
+    '256KiB',
+  );
   assert.match(init.pool.poolId, /^[0-9a-f-]{36}$/);
   assert.equal(init.extentSize, 262144);
   for (const d of ['d1', 'd2', 'd3']) {
@@ -65,7 +72,10 @@ test('disk identity: a moved disk is recognised, a disk of another pool is refus
   assert.match(foreign.stderr, /belongs to another pool/);
   const transitions = cli('set-disk-health', at('pool'), at('d1'), 'suspect', '--reason', 'slow replies');
   assert.equal(transitions.code, 0);
-  const d1 = cliJson<{ disks: { path: string; health: string; healthReason: string; recentTransitions: { to: string }[] }[] }>('list-disks', at('pool')).disks.find((d) => d.path === at('d1'));
+  const d1 = cliJson<{ disks: { path: string; health: string; healthReason: string; recentTransitions: { to: string }[] }[] }>(
+    'list-disks',
+    at('pool'),
+  ).disks.find((d) => d.path === at('d1'));
   assert.equal(d1?.health, 'suspect');
   assert.equal(d1?.healthReason, 'slow replies');
   assert.equal(d1?.recentTransitions[0].to, 'suspect');
@@ -84,10 +94,15 @@ test('--config reads pool settings from YAML and rejects unknown fields', () => 
 test('tune shows and changes self-healing settings; bad values are refused and change nothing', () => {
   const before = cliJson<{ autoRebuild: boolean; thresholds: { slowIoMs: number } }>('tune', at('pool'));
   assert.equal(before.autoRebuild, true);
-  const after = cliJson<{ autoRebuild: boolean; rebuild: { concurrency: number; bandwidthBytes?: number }; thresholds: { slowIoMs: number; errorsSuspect: number } }>(
-    'tune', at('pool'), '--auto-rebuild', 'off', '--rebuild-concurrency', '3', '--rebuild-bandwidth', '64MiB', '--slow-io-ms', '750',
+  const after = cliJson<{
+    autoRebuild: boolean;
+    rebuild: { concurrency: number; bandwidthBytes?: number };
+    thresholds: { slowIoMs: number; errorsSuspect: number };
+  }>('tune', at('pool'), '--auto-rebuild', 'off', '--rebuild-concurrency', '3', '--rebuild-bandwidth', '64MiB', '--slow-io-ms', '750');
+  assert.deepEqual(
+    [after.autoRebuild, after.rebuild.concurrency, after.rebuild.bandwidthBytes, after.thresholds.slowIoMs, after.thresholds.errorsSuspect],
+    [false, 3, 64 << 20, 750, 3],
   );
-  assert.deepEqual([after.autoRebuild, after.rebuild.concurrency, after.rebuild.bandwidthBytes, after.thresholds.slowIoMs, after.thresholds.errorsSuspect], [false, 3, 64 << 20, 750, 3]);
   const bad = cli('tune', at('pool'), '--auto-rebuild', 'on', '--rebuild-concurrency', '500');
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--rebuild-concurrency must be a whole number from 1 to 64, got 500/);

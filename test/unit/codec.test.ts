@@ -49,7 +49,11 @@ test('replication: any surviving copy decodes; none surviving is EIO', async () 
   const frags = await encodeExtent(policy, data);
   assert.equal(frags.length, 3);
   for (const keep of [0, 1, 2]) {
-    const back = await decodeExtent(policy, frags.map((f, i) => (i === keep ? f : null)), data.length);
+    const back = await decodeExtent(
+      policy,
+      frags.map((f, i) => (i === keep ? f : null)),
+      data.length,
+    );
     assert.ok(back.subarray(0, data.length).equals(data));
   }
   await assert.rejects(decodeExtent(policy, [null, null, null], data.length), /every replica/);

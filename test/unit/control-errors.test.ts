@@ -51,11 +51,21 @@ test('every control code maps to its gRPC status, whatever the message says', ()
 
 test('codes of older daemons are understood: their volume codes, errno names, usage errors without a code', () => {
   const legacy: [unknown, boolean, ControlCode][] = [
-    ['INVALID', false, 'INVALID_ARGUMENT'], ['NOT_FOUND', false, 'NOT_FOUND'], ['EXISTS', false, 'ALREADY_EXISTS'],
-    ['EXHAUSTED', false, 'RESOURCE_EXHAUSTED'], ['BUSY', false, 'FAILED_PRECONDITION'], ['ENOSPC', false, 'RESOURCE_EXHAUSTED'],
-    ['EDQUOT', false, 'RESOURCE_EXHAUSTED'], ['ENOENT', false, 'NOT_FOUND'], ['EIO', false, 'INTERNAL'],
-    [undefined, true, 'INVALID_ARGUMENT'], [undefined, false, 'INTERNAL'], ['SOMETHING_NEW', false, 'INTERNAL'], [42, false, 'INTERNAL'],
-    ['constructor', false, 'INTERNAL'], ['__proto__', false, 'INTERNAL'],
+    ['INVALID', false, 'INVALID_ARGUMENT'],
+    ['NOT_FOUND', false, 'NOT_FOUND'],
+    ['EXISTS', false, 'ALREADY_EXISTS'],
+    ['EXHAUSTED', false, 'RESOURCE_EXHAUSTED'],
+    ['BUSY', false, 'FAILED_PRECONDITION'],
+    ['ENOSPC', false, 'RESOURCE_EXHAUSTED'],
+    ['EDQUOT', false, 'RESOURCE_EXHAUSTED'],
+    ['ENOENT', false, 'NOT_FOUND'],
+    ['EIO', false, 'INTERNAL'],
+    [undefined, true, 'INVALID_ARGUMENT'],
+    [undefined, false, 'INTERNAL'],
+    ['SOMETHING_NEW', false, 'INTERNAL'],
+    [42, false, 'INTERNAL'],
+    ['constructor', false, 'INTERNAL'],
+    ['__proto__', false, 'INTERNAL'],
   ];
   for (const [wire, usage, want] of legacy) assert.equal(controlCode(wire, usage), want, `${String(wire)} usage=${usage}`);
   for (const code of CONTROL_CODES) assert.equal(controlCode(code), code);
@@ -187,7 +197,11 @@ test('the protocol and the client load nothing of the engine: the CSI plugin and
   const here = path.dirname(fileURLToPath(import.meta.url));
   const control = path.resolve(here, '../../engine/control');
   const protocol = loadedModules(path.join(control, 'protocol.js'));
-  assert.deepEqual([...protocol].map((f) => path.basename(f)), ['protocol.js'], 'protocol.js imports at run time');
+  assert.deepEqual(
+    [...protocol].map((f) => path.basename(f)),
+    ['protocol.js'],
+    'protocol.js imports at run time',
+  );
   const client = [...loadedModules(path.join(control, 'client.js'))].map((f) => path.relative(path.resolve(here, '../..'), f)).sort();
   for (const heavy of ['engine/pool/pool.js', 'engine/fs/filesystem.js', 'engine/control/commands.js', 'engine/volumes/volumes.js']) {
     assert.ok(!client.includes(heavy), `client.js loads ${heavy} (${client.join(', ')})`);

@@ -27,7 +27,11 @@ function tree(dir: string, rel = ''): Map<string, string> {
   return out;
 }
 
-interface Generator { generate(outDir: string): string; DEFAULT_OUT: string; LOADER_OPTIONS: Record<string, unknown> }
+interface Generator {
+  generate(outDir: string): string;
+  DEFAULT_OUT: string;
+  LOADER_OPTIONS: Record<string, unknown>;
+}
 
 test('the generated CSI types are what csi.proto gives now (run npm run gen:csi when this fails)', async (t) => {
   const root = repository();

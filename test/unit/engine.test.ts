@@ -66,7 +66,7 @@ for (const redundancy of ['replication:1', 'replication:2', 'erasure:2+1']) {
       const b = patternBytes(2, 70_000);
       await writeAll(fs, '/f', b, 100_000); // overwrite across an extent boundary
       b.copy(model, 100_000);
-      assert.ok((await readAll(fs, "/f")).equals(model.subarray(0, 170_000)));
+      assert.ok((await readAll(fs, '/f')).equals(model.subarray(0, 170_000)));
       await fs.truncate('/f', 50_000); // shrink mid-extent
       model.fill(0, 50_000);
       await fs.truncate('/f', 300_000); // grow: the tail must read as zeros, not old bytes
@@ -94,7 +94,10 @@ test('overwritten and deleted extents free their fragments: no leaks', async () 
     await fs.release(held);
     await pool.reapGarbage();
     assert.equal(fragmentFiles(p), 0);
-    assert.deepEqual(pool.disks.all().map((d) => d.used), [0, 0, 0]);
+    assert.deepEqual(
+      pool.disks.all().map((d) => d.used),
+      [0, 0, 0],
+    );
   });
 });
 
@@ -248,7 +251,10 @@ test('a rebuilt fragment whose bytes do not match its recorded checksum is refus
     pool.setDiskHealth(frag.disk, 'failed', 'test');
     const before = fragmentFiles(p);
     const wrong = Buffer.from(patternBytes(4, 300_000).subarray(0, ext.length));
-    await assert.rejects(fs.data.extents.writeRepair(ext, frag, wrong, [other.disk], { readBack: false }), /does not match its recorded checksum/);
+    await assert.rejects(
+      fs.data.extents.writeRepair(ext, frag, wrong, [other.disk], { readBack: false }),
+      /does not match its recorded checksum/,
+    );
     assert.equal(fragmentFiles(p), before, 'nothing written');
     assert.equal(pool.store.fragment(ext.eid, frag.slot)?.disk, frag.disk, 'metadata unchanged');
     const right = Buffer.from(patternBytes(3, 300_000).subarray(0, ext.length));
@@ -267,7 +273,10 @@ test('the read path sees fragment rows as they change: relocated, replaced, load
     const ino = fs.getattr('/f').ino;
     const store = pool.store;
     const exts = [0, 1, 2].map((i) => store.extent(ino, i));
-    assert.ok(exts.every((e) => e), 'three extents');
+    assert.ok(
+      exts.every((e) => e),
+      'three extents',
+    );
     for (const e of exts) if (e) assert.deepEqual(store.fragmentsForRead(e), store.fragments(e.eid));
     const first = exts[0] as NonNullable<(typeof exts)[0]>;
     const [frag] = store.fragments(first.eid);

@@ -33,7 +33,10 @@ test('fragment I/O threads run at their niceness, the rest of the process does n
   await Promise.all(Array.from({ length: io.threads }, () => io.hash('xxh3', Buffer.alloc(1 << 20, 1))));
   const after = threadNiceness();
   assert.equal(after.filter((n) => n === IO_THREAD_NICE).length - before, io.threads, `niceness of the threads: ${after.join(' ')}`);
-  assert.ok(after.some((n) => n === 0), 'the main thread keeps its priority');
+  assert.ok(
+    after.some((n) => n === 0),
+    'the main thread keeps its priority',
+  );
 });
 
 test('slab memory is registered once and reads and hashes land in the right ranges', async (t) => {
@@ -71,20 +74,31 @@ test('a fragment write lands byte for byte, returns its checksum once asked, and
   const unasked = await io.write(path.join(dir, 'b'), dir, odd, null);
   assert.equal(unasked, null);
   assert.ok(fs.readFileSync(path.join(dir, 'b')).equals(odd), 'an existing file is truncated to the new bytes');
-  await assert.rejects(io.write(path.join(dir, 'no-such-dir', 'c'), dir, buf, 'xxh3'), (err: NodeJS.ErrnoException) => err.code === 'ENOENT');
+  await assert.rejects(
+    io.write(path.join(dir, 'no-such-dir', 'c'), dir, buf, 'xxh3'),
+    (err: NodeJS.ErrnoException) => err.code === 'ENOENT',
+  );
 });
 
-test('a fragment I/O thread that dies fails the jobs it held and is replaced; later jobs still complete', { timeout: 30_000 }, async (t) => {
-  const io = new FragmentWorkers();
-  t.after(() => io.close());
-  const pool = new BufferPool(1 << 20, 2 * io.threads + 2);
-  const buf = pool.take();
-  buf.fill(5);
-  // The first job starts the threads and goes to thread 0; ending that thread before it has started
-  // means the job can only be answered by the death notice.
-  const held = io.hash('xxh3', buf);
-  await io.killThreadForTest(0);
-  await assert.rejects(held, /fragment I\/O thread died/);
-  const sums = await Promise.all(Array.from({ length: 2 * io.threads }, () => io.hash('xxh3', buf)));
-  assert.deepEqual(new Set(sums), new Set([checksum('xxh3', buf)]), 'every thread, the replacement included, answers with slab memory it was sent before');
-});
+test(
+  'a fragment I/O thread that dies fails the jobs it held and is replaced; later jobs still complete',
+  { timeout: 30_000 },
+  async (t) => {
+    const io = new FragmentWorkers();
+    t.after(() => io.close());
+    const pool = new BufferPool(1 << 20, 2 * io.threads + 2);
+    const buf = pool.take();
+    buf.fill(5);
+    // The first job starts the threads and goes to thread 0; ending that thread before it has started
+    // means the job can only be answered by the death notice.
+    const held = io.hash('xxh3', buf);
+    await io.killThreadForTest(0);
+    await assert.rejects(held, /fragment I\/O thread died/);
+    const sums = await Promise.all(Array.from({ length: 2 * io.threads }, () => io.hash('xxh3', buf)));
+    assert.deepEqual(
+      new Set(sums),
+      new Set([checksum('xxh3', buf)]),
+      'every thread, the replacement included, answers with slab memory it was sent before',
+    );
+  },
+);

@@ -11,9 +11,20 @@ test('hot histogram and counter render exactly as prom-client renders the same o
   const ours = new Registry();
   const theirs = new Registry();
   const hot = new HotHistogram('op_seconds', 'Latency.', ['pool', 'operation'], BUCKETS, ours);
-  const ref = new Histogram({ name: 'op_seconds', help: 'Latency.', labelNames: ['pool', 'operation'], buckets: BUCKETS, registers: [theirs] });
+  const ref = new Histogram({
+    name: 'op_seconds',
+    help: 'Latency.',
+    labelNames: ['pool', 'operation'],
+    buckets: BUCKETS,
+    registers: [theirs],
+  });
   const hotCount = new HotCounter('ops_total', 'Operations.', ['pool', 'operation', 'result'], ours);
-  const refCount = new Counter({ name: 'ops_total', help: 'Operations.', labelNames: ['pool', 'operation', 'result'], registers: [theirs] });
+  const refCount = new Counter({
+    name: 'ops_total',
+    help: 'Operations.',
+    labelNames: ['pool', 'operation', 'result'],
+    registers: [theirs],
+  });
   const values = [0, 0.0005, 0.001, 0.0011, 0.05, 0.1, 0.7, 1, 3, 42];
   for (const [i, v] of values.entries()) {
     const labels = { pool: 'p', operation: i % 3 === 0 ? 'write' : 'read' };
@@ -26,13 +37,20 @@ test('hot histogram and counter render exactly as prom-client renders the same o
   const sortLines = (s: string) => s.split('\n').filter(Boolean).sort();
   assert.deepEqual(sortLines(await ours.metrics()), sortLines(await theirs.metrics()));
   const json = (await ours.getMetricsAsJSON()).find((m) => m.name === 'ops_total');
-  assert.equal(json?.values.reduce((a, v) => a + v.value, 0), values.length);
+  assert.equal(
+    json?.values.reduce((a, v) => a + v.value, 0),
+    values.length,
+  );
   const kept = hot.with({ pool: 'p', operation: 'read' });
   ours.resetMetrics();
   assert.match(await ours.metrics(), /op_seconds_count\{pool="p",operation="read"\} 0\n/);
   assert.match(await ours.metrics(), /ops_total\{pool="p",operation="read",result="ok"\} 0\n/);
   kept.observe(0.002);
-  assert.match(await ours.metrics(), /op_seconds_count\{pool="p",operation="read"\} 1\n/, 'a series resolved before the reset still records');
+  assert.match(
+    await ours.metrics(),
+    /op_seconds_count\{pool="p",operation="read"\} 1\n/,
+    'a series resolved before the reset still records',
+  );
 });
 
 test('copyBytes copies the asked range between shared and ordinary memory, and nothing more', () => {

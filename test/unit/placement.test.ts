@@ -9,8 +9,26 @@ import { rng } from '../helpers/env.js';
 
 function disk(id: string, cap: number, used = 0, health: Disk['health'] = 'healthy', domain = `block:${id}`, fs = `dev:${id}`): Disk {
   return {
-    id, path: `/d/${id}`, tier: 'warm', cap, health, healthReason: '', healthChangedAt: 0, used, fsFree: 1e15, fsTotal: 1e15,
-    reserved: 0, readErrors: 0, writeErrors: 0, checksumErrors: 0, addedAt: 0, domain, domainOverride: null, device: id, fs, deviceWarning: null,
+    id,
+    path: `/d/${id}`,
+    tier: 'warm',
+    cap,
+    health,
+    healthReason: '',
+    healthChangedAt: 0,
+    used,
+    fsFree: 1e15,
+    fsTotal: 1e15,
+    reserved: 0,
+    readErrors: 0,
+    writeErrors: 0,
+    checksumErrors: 0,
+    addedAt: 0,
+    domain,
+    domainOverride: null,
+    device: id,
+    fs,
+    deviceWarning: null,
   };
 }
 
@@ -39,7 +57,11 @@ test('mixed sizes fill in proportion to free space', () => {
 
 test('a policy wider than the disks with room fails with ENOSPC naming the policy', () => {
   const disks = [disk('a', 1e9), disk('b', 1e9), disk('full', 1000, 1000)];
-  assert.throws(() => chooseDisks(disks, 3, 100, 'replication:3'), (e: Error & { code?: string }) => e.code === 'ENOSPC' && /replication:3 needs 3 distinct disks but only 2 healthy disks have room/.test(e.message));
+  assert.throws(
+    () => chooseDisks(disks, 3, 100, 'replication:3'),
+    (e: Error & { code?: string }) =>
+      e.code === 'ENOSPC' && /replication:3 needs 3 distinct disks but only 2 healthy disks have room/.test(e.message),
+  );
   assert.throws(() => chooseDisks(disks.slice(0, 2), 3, 100, 'replication:3'), /pool has 2 healthy disks/);
   // A full disk is skipped rather than overfilled.
   const chosen = chooseDisks(disks, 2, 100, 'replication:2');
@@ -48,24 +70,42 @@ test('a policy wider than the disks with room fails with ENOSPC naming the polic
 
 test('fragments of one extent land in distinct failure domains; too few domains is ENOSPC naming them, unless shared domains are allowed', () => {
   // Three disks on vda (one filesystem), one on vdb.
-  const disks = [disk('a', 1e9, 0, 'healthy', 'block:vda', 'dev:254:0'), disk('b', 1e9, 0, 'healthy', 'block:vda', 'dev:254:0'), disk('c', 1e9, 0, 'healthy', 'block:vda', 'dev:254:0'), disk('d', 1e9, 0, 'healthy', 'block:vdb', 'dev:254:16')];
+  const disks = [
+    disk('a', 1e9, 0, 'healthy', 'block:vda', 'dev:254:0'),
+    disk('b', 1e9, 0, 'healthy', 'block:vda', 'dev:254:0'),
+    disk('c', 1e9, 0, 'healthy', 'block:vda', 'dev:254:0'),
+    disk('d', 1e9, 0, 'healthy', 'block:vdb', 'dev:254:16'),
+  ];
   const random = rng(3);
   for (let i = 0; i < 300; i++) {
     const chosen = chooseDisks(disks, 2, 1000, 'replication:2', { random });
     assert.equal(new Set(chosen.map((x) => x.domain)).size, 2, `two copies in one domain: ${chosen.map((x) => x.id)}`);
   }
-  assert.throws(() => chooseDisks(disks, 3, 1000, 'replication:3'), (e: Error & { code?: string }) => e.code === 'ENOSPC' && /replication:3 needs 3 failure domains but the healthy disks with room are in 2: vda \(a, b, c\), vdb \(d\)/.test(e.message));
+  assert.throws(
+    () => chooseDisks(disks, 3, 1000, 'replication:3'),
+    (e: Error & { code?: string }) =>
+      e.code === 'ENOSPC' &&
+      /replication:3 needs 3 failure domains but the healthy disks with room are in 2: vda \(a, b, c\), vdb \(d\)/.test(e.message),
+  );
   // Allowed: distinct domains first, then the other disks.
   for (let i = 0; i < 100; i++) {
     const chosen = chooseDisks(disks, 3, 1000, 'replication:3', { random, sharedDomains: true });
     assert.equal(new Set(chosen.map((x) => x.id)).size, 3);
-    assert.ok(chosen.some((x) => x.id === 'd'), 'the other domain was not used first');
+    assert.ok(
+      chosen.some((x) => x.id === 'd'),
+      'the other domain was not used first',
+    );
   }
 });
 
 test('capacity: one filesystem counted once, caps still apply; usable space follows the domains', () => {
   const GB = 1e9;
-  const onVda = (id: string, cap: number | null) => ({ ...disk(id, 0, 0, 'healthy', 'block:vda', 'dev:254:0'), cap, fsTotal: 100 * GB, fsFree: 60 * GB });
+  const onVda = (id: string, cap: number | null) => ({
+    ...disk(id, 0, 0, 'healthy', 'block:vda', 'dev:254:0'),
+    cap,
+    fsTotal: 100 * GB,
+    fsFree: 60 * GB,
+  });
   // Three directories of one 100 GB filesystem: 100 GB, not 300; 60 GB free, not 180.
   assert.deepEqual(rawSpace([onVda('a', null), onVda('b', null), onVda('c', null)]), { capacity: 100 * GB, free: 60 * GB });
   // Caps below the filesystem: their sum.

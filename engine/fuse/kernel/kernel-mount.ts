@@ -19,18 +19,35 @@ const READERS = 2;
 export class KernelMount {
   private session: KernelSession | null = null;
 
-  constructor(readonly mountpoint: string, private readonly fs: FileSystem, private readonly observe: OpObserver, private readonly options: MountOptions) {}
+  constructor(
+    readonly mountpoint: string,
+    private readonly fs: FileSystem,
+    private readonly observe: OpObserver,
+    private readonly options: MountOptions,
+  ) {}
 
   async mount(): Promise<void> {
     let initialised: () => void = () => undefined;
     const ready = new Promise<void>((resolve) => (initialised = resolve));
-    const dispatch = kernelOperations(this.fs, this.observe, { maxPages: MAX_PAGES, maxBackground: MAX_BACKGROUND, onInit: () => initialised() });
+    const dispatch = kernelOperations(this.fs, this.observe, {
+      maxPages: MAX_PAGES,
+      maxBackground: MAX_BACKGROUND,
+      onInit: () => initialised(),
+    });
     const mnt = path.resolve(this.mountpoint);
     await mkdir(mnt, { recursive: true });
-    const session: KernelSession = new KernelSession(mnt, {
-      fsname: this.options.fsname, subtype: 'dynamicfs', allowOther: this.options.allowOther ?? false,
-      defaultPermissions: this.options.defaultPermissions ?? true, maxPages: MAX_PAGES, readers: READERS,
-    }, (req) => handler(req));
+    const session: KernelSession = new KernelSession(
+      mnt,
+      {
+        fsname: this.options.fsname,
+        subtype: 'dynamicfs',
+        allowOther: this.options.allowOther ?? false,
+        defaultPermissions: this.options.defaultPermissions ?? true,
+        maxPages: MAX_PAGES,
+        readers: READERS,
+      },
+      (req) => handler(req),
+    );
     const handler = dispatch(session);
     await session.mount();
     this.session = session;

@@ -3,7 +3,19 @@ import { fsError, toErrno, ERRNO } from '../../util/errors.js';
 import type { OpObserver } from '../operations.js';
 import { NodeTable } from './node-table.js';
 import {
-  attrOut, cstring, dirent, entryOut, FATTR, initOut, INIT_WANTED, OP, openOut, parseInit, statfsOut, u32Out, type Request,
+  attrOut,
+  cstring,
+  dirent,
+  entryOut,
+  FATTR,
+  initOut,
+  INIT_WANTED,
+  OP,
+  openOut,
+  parseInit,
+  statfsOut,
+  u32Out,
+  type Request,
 } from './protocol.js';
 import type { Dispatch, KernelSession } from './session.js';
 
@@ -86,13 +98,18 @@ export function kernelOperations(fs: FileSystem, observe: OpObserver, opts: Kern
       const byHandle = (valid & FATTR.FH) !== 0;
       const p = byHandle && nodes.path(req.nodeid) === null ? null : pathOf(req.nodeid);
       if (p && valid & FATTR.MODE) fs.chmod(p, b.readUInt32LE(68));
-      if (p && valid & (FATTR.UID | FATTR.GID)) fs.chown(p, valid & FATTR.UID ? b.readUInt32LE(76) : -1, valid & FATTR.GID ? b.readUInt32LE(80) : -1);
+      if (p && valid & (FATTR.UID | FATTR.GID))
+        fs.chown(p, valid & FATTR.UID ? b.readUInt32LE(76) : -1, valid & FATTR.GID ? b.readUInt32LE(80) : -1);
       if (p && valid & (FATTR.ATIME | FATTR.MTIME)) {
         // Each time is set only when asked (utimensat's UTIME_OMIT leaves the other as it is).
         const cur = fs.getattr(p);
         const now = Date.now();
         const time = (set: number, isNow: number, secAt: number, nsecAt: number, current: number): number =>
-          !(valid & set) ? current : valid & isNow ? now : Number(b.readBigInt64LE(secAt)) * 1000 + Math.floor(b.readUInt32LE(nsecAt) / 1e6);
+          !(valid & set)
+            ? current
+            : valid & isNow
+              ? now
+              : Number(b.readBigInt64LE(secAt)) * 1000 + Math.floor(b.readUInt32LE(nsecAt) / 1e6);
         fs.utimens(p, time(FATTR.ATIME, FATTR.ATIME_NOW, 32, 56, cur.atime), time(FATTR.MTIME, FATTR.MTIME_NOW, 40, 60, cur.mtime));
       }
       const done = (): void => ok(req, attrOut(byHandle ? fs.fgetattr(fh) : fs.getattr(p as string), ATTR_VALID));
@@ -134,10 +151,15 @@ export function kernelOperations(fs: FileSystem, observe: OpObserver, opts: Kern
       switch (req.opcode) {
         case OP.INIT: {
           const init = parseInit(b);
-          ok(req, initOut(init, {
-            flags: INIT_WANTED,
-            maxWrite: opts.maxPages * 4096, maxPages: opts.maxPages, maxBackground: opts.maxBackground,
-          }));
+          ok(
+            req,
+            initOut(init, {
+              flags: INIT_WANTED,
+              maxWrite: opts.maxPages * 4096,
+              maxPages: opts.maxPages,
+              maxBackground: opts.maxBackground,
+            }),
+          );
           opts.onInit();
           return;
         }

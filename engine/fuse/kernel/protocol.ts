@@ -4,11 +4,40 @@
  */
 
 export const OP = {
-  LOOKUP: 1, FORGET: 2, GETATTR: 3, SETATTR: 4, READLINK: 5, SYMLINK: 6, MKNOD: 8, MKDIR: 9, UNLINK: 10,
-  RMDIR: 11, RENAME: 12, LINK: 13, OPEN: 14, READ: 15, WRITE: 16, STATFS: 17, RELEASE: 18, FSYNC: 20,
-  SETXATTR: 21, GETXATTR: 22, LISTXATTR: 23, REMOVEXATTR: 24, FLUSH: 25, INIT: 26, OPENDIR: 27,
-  READDIR: 28, RELEASEDIR: 29, FSYNCDIR: 30, ACCESS: 34, CREATE: 35, INTERRUPT: 36, DESTROY: 38,
-  BATCH_FORGET: 42, RENAME2: 45,
+  LOOKUP: 1,
+  FORGET: 2,
+  GETATTR: 3,
+  SETATTR: 4,
+  READLINK: 5,
+  SYMLINK: 6,
+  MKNOD: 8,
+  MKDIR: 9,
+  UNLINK: 10,
+  RMDIR: 11,
+  RENAME: 12,
+  LINK: 13,
+  OPEN: 14,
+  READ: 15,
+  WRITE: 16,
+  STATFS: 17,
+  RELEASE: 18,
+  FSYNC: 20,
+  SETXATTR: 21,
+  GETXATTR: 22,
+  LISTXATTR: 23,
+  REMOVEXATTR: 24,
+  FLUSH: 25,
+  INIT: 26,
+  OPENDIR: 27,
+  READDIR: 28,
+  RELEASEDIR: 29,
+  FSYNCDIR: 30,
+  ACCESS: 34,
+  CREATE: 35,
+  INTERRUPT: 36,
+  DESTROY: 38,
+  BATCH_FORGET: 42,
+  RENAME2: 45,
 } as const;
 
 export const IN_HEADER = 40;
@@ -28,8 +57,15 @@ export const INIT_WANTED = INIT.ASYNC_READ | INIT.BIG_WRITES | INIT.MAX_PAGES;
 
 /** fuse_setattr_in.valid */
 export const FATTR = {
-  MODE: 1 << 0, UID: 1 << 1, GID: 1 << 2, SIZE: 1 << 3, ATIME: 1 << 4, MTIME: 1 << 5, FH: 1 << 6,
-  ATIME_NOW: 1 << 7, MTIME_NOW: 1 << 8,
+  MODE: 1 << 0,
+  UID: 1 << 1,
+  GID: 1 << 2,
+  SIZE: 1 << 3,
+  ATIME: 1 << 4,
+  MTIME: 1 << 5,
+  FH: 1 << 6,
+  ATIME_NOW: 1 << 7,
+  MTIME_NOW: 1 << 8,
 } as const;
 
 /** The highest minor version whose structures this file knows (7.31: max_pages, killpriv_v2). */
@@ -66,8 +102,17 @@ export function cstring(b: Buffer, at = 0): [string, number] {
 }
 
 export interface Attributes {
-  ino: number; size: number; blocks: number; atime: number; mtime: number; ctime: number;
-  mode: number; nlink: number; uid: number; gid: number; blksize: number;
+  ino: number;
+  size: number;
+  blocks: number;
+  atime: number;
+  mtime: number;
+  ctime: number;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  blksize: number;
 }
 
 function putTime(b: Buffer, secAt: number, nsecAt: number, ms: number): void {
@@ -129,7 +174,16 @@ export function u32Out(v: number): Buffer {
   return b;
 }
 
-export interface StatFs { blocks: number; bfree: number; bavail: number; files: number; ffree: number; bsize: number; namemax: number; frsize: number }
+export interface StatFs {
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  bsize: number;
+  namemax: number;
+  frsize: number;
+}
 
 /** struct fuse_statfs_out (80 bytes). */
 export function statfsOut(s: StatFs): Buffer {
@@ -158,7 +212,12 @@ export function dirent(ino: number, off: number, type: number, name: string): Bu
   return b;
 }
 
-export interface InitIn { major: number; minor: number; maxReadahead: number; flags: number }
+export interface InitIn {
+  major: number;
+  minor: number;
+  maxReadahead: number;
+  flags: number;
+}
 
 export function parseInit(body: Buffer): InitIn {
   return { major: body.readUInt32LE(0), minor: body.readUInt32LE(4), maxReadahead: body.readUInt32LE(8), flags: body.readUInt32LE(12) };

@@ -43,7 +43,11 @@ export class KernelSession {
   private readonly readers: Worker[] = [];
   private readonly bufferSize: number;
 
-  constructor(readonly mountpoint: string, private readonly opts: SessionOptions, private readonly dispatch: Dispatch) {
+  constructor(
+    readonly mountpoint: string,
+    private readonly opts: SessionOptions,
+    private readonly dispatch: Dispatch,
+  ) {
     this.bufferSize = opts.maxPages * 4096 + 4096;
   }
 
@@ -54,17 +58,28 @@ export class KernelSession {
     // nosuid,nodev: a set-user-ID file or a device node stored by one tenant is never honoured by the
     // kernel on this mount (volumes are bind mounts of it and carry their own flags as well).
     const options = [
-      'fd=3', 'rootmode=40000', 'nosuid', 'nodev', `user_id=${process.getuid?.() ?? 0}`, `group_id=${process.getgid?.() ?? 0}`,
-      `max_read=${o.maxPages * 4096}`, ...(o.allowOther ? ['allow_other'] : []), ...(o.defaultPermissions ? ['default_permissions'] : []),
+      'fd=3',
+      'rootmode=40000',
+      'nosuid',
+      'nodev',
+      `user_id=${process.getuid?.() ?? 0}`,
+      `group_id=${process.getgid?.() ?? 0}`,
+      `max_read=${o.maxPages * 4096}`,
+      ...(o.allowOther ? ['allow_other'] : []),
+      ...(o.defaultPermissions ? ['default_permissions'] : []),
     ];
     try {
       await new Promise<void>((resolve, reject) => {
         // -i: no mount.fuse helper; the type and options go to mount(2) as they are.
-        const child = spawn('mount', ['-i', '-t', `fuse.${o.subtype}`, '-o', options.join(','), o.fsname, this.mountpoint], { stdio: ['ignore', 'ignore', 'pipe', this.fd] });
+        const child = spawn('mount', ['-i', '-t', `fuse.${o.subtype}`, '-o', options.join(','), o.fsname, this.mountpoint], {
+          stdio: ['ignore', 'ignore', 'pipe', this.fd],
+        });
         let err = '';
         child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
         child.on('error', reject);
-        child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`mount ${this.mountpoint}: ${err.trim() || `mount(8) exited with ${code}`}`))));
+        child.on('exit', (code) =>
+          code === 0 ? resolve() : reject(new Error(`mount ${this.mountpoint}: ${err.trim() || `mount(8) exited with ${code}`}`)),
+        );
       });
     } catch (err) {
       fs.closeSync(this.fd);
@@ -98,7 +113,11 @@ export class KernelSession {
           pending = undefined;
         }
         // A handler that still reads the request keeps its slot until it settles.
-        if (pending) pending.then(() => free(m.slot), () => free(m.slot));
+        if (pending)
+          pending.then(
+            () => free(m.slot),
+            () => free(m.slot),
+          );
         else free(m.slot);
       });
       w.on('error', () => this.end());

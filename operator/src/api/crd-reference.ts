@@ -1,8 +1,26 @@
 import { parse } from 'yaml';
 import { crdFiles } from './crds.js';
 
-type Schema = { type?: string; description?: string; properties?: Record<string, Schema>; items?: Schema; enum?: string[]; pattern?: string; minimum?: number; maximum?: number; maxItems?: number; 'x-kubernetes-int-or-string'?: boolean; 'x-kubernetes-validations'?: { rule: string; message: string }[] };
-interface Crd { spec: { names: { kind: string; shortNames: string[]; plural: string }; group: string; versions: { name: string; schema: { openAPIV3Schema: Schema }; additionalPrinterColumns: { name: string; jsonPath: string }[] }[] } }
+type Schema = {
+  type?: string;
+  description?: string;
+  properties?: Record<string, Schema>;
+  items?: Schema;
+  enum?: string[];
+  pattern?: string;
+  minimum?: number;
+  maximum?: number;
+  maxItems?: number;
+  'x-kubernetes-int-or-string'?: boolean;
+  'x-kubernetes-validations'?: { rule: string; message: string }[];
+};
+interface Crd {
+  spec: {
+    names: { kind: string; shortNames: string[]; plural: string };
+    group: string;
+    versions: { name: string; schema: { openAPIV3Schema: Schema }; additionalPrinterColumns: { name: string; jsonPath: string }[] }[];
+  };
+}
 
 function typeOf(s: Schema): string {
   if (s['x-kubernetes-int-or-string']) return 'integer or string';
@@ -35,7 +53,10 @@ export function crdReference(): string {
     const crd = parse(text) as Crd;
     const v = crd.spec.versions[0];
     const root = v.schema.openAPIV3Schema;
-    out.push(`## ${crd.spec.names.kind} (\`${crd.spec.group}/${v.name}\`, short name \`${crd.spec.names.shortNames.join(', ')}\`, cluster-scoped)`, '');
+    out.push(
+      `## ${crd.spec.names.kind} (\`${crd.spec.group}/${v.name}\`, short name \`${crd.spec.names.shortNames.join(', ')}\`, cluster-scoped)`,
+      '',
+    );
     out.push(`\`kubectl get ${crd.spec.names.shortNames[0]}\` columns: ${v.additionalPrinterColumns.map((c) => c.name).join(', ')}.`, '');
     const rules = root.properties?.spec?.['x-kubernetes-validations'] ?? [];
     if (rules.length) {

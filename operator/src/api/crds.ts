@@ -38,21 +38,38 @@ function poolCrd(): JsonSchema {
     spec: {
       group: GROUP,
       scope: 'Cluster',
-      names: { plural: POOL_PLURAL, singular: 'dynamicfspool', kind: 'DynamicFSPool', listKind: 'DynamicFSPoolList', shortNames: ['dfp'], categories: ['dynamicfs'] },
-      versions: [{
-        name: VERSION, served: true, storage: true,
-        subresources: { status: {} },
-        additionalPrinterColumns: [
-          { name: 'Node', type: 'string', jsonPath: '.spec.nodeName' },
-          { name: 'Ready', type: 'string', jsonPath: ".status.conditions[?(@.type=='Ready')].status" },
-          { name: 'Health', type: 'string', jsonPath: '.status.health' },
-          { name: 'Disks', type: 'string', jsonPath: '.status.diskCount' },
-          { name: 'Capacity', type: 'string', jsonPath: '.status.capacity.rawText' },
-          { name: 'Used', type: 'string', jsonPath: '.status.capacity.usedText' },
-          { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
-        ],
-        schema: { openAPIV3Schema: { type: 'object', required: ['spec'], properties: { apiVersion: { type: 'string' }, kind: { type: 'string' }, metadata: { type: 'object' }, spec: spec, status } } },
-      }],
+      names: {
+        plural: POOL_PLURAL,
+        singular: 'dynamicfspool',
+        kind: 'DynamicFSPool',
+        listKind: 'DynamicFSPoolList',
+        shortNames: ['dfp'],
+        categories: ['dynamicfs'],
+      },
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: [
+            { name: 'Node', type: 'string', jsonPath: '.spec.nodeName' },
+            { name: 'Ready', type: 'string', jsonPath: ".status.conditions[?(@.type=='Ready')].status" },
+            { name: 'Health', type: 'string', jsonPath: '.status.health' },
+            { name: 'Disks', type: 'string', jsonPath: '.status.diskCount' },
+            { name: 'Capacity', type: 'string', jsonPath: '.status.capacity.rawText' },
+            { name: 'Used', type: 'string', jsonPath: '.status.capacity.usedText' },
+            { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+          ],
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              required: ['spec'],
+              properties: { apiVersion: { type: 'string' }, kind: { type: 'string' }, metadata: { type: 'object' }, spec: spec, status },
+            },
+          },
+        },
+      ],
     },
   };
 }
@@ -67,34 +84,53 @@ function configCrd(): JsonSchema {
     spec: {
       group: GROUP,
       scope: 'Cluster',
-      names: { plural: CONFIG_PLURAL, singular: 'dynamicfsconfig', kind: 'DynamicFSConfig', listKind: 'DynamicFSConfigList', shortNames: ['dfc'], categories: ['dynamicfs'] },
-      versions: [{
-        name: VERSION, served: true, storage: true,
-        subresources: { status: {} },
-        additionalPrinterColumns: [
-          { name: 'Preset', type: 'string', jsonPath: '.spec.preset' },
-          { name: 'Valid', type: 'string', jsonPath: ".status.conditions[?(@.type=='Valid')].status" },
-          { name: 'Pools', type: 'integer', jsonPath: '.status.poolCount' },
-          { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
-        ],
-        schema: {
-          openAPIV3Schema: {
-            type: 'object',
-            properties: {
-              apiVersion: { type: 'string' }, kind: { type: 'string' }, metadata: { type: 'object' }, spec,
-              status: {
-                type: 'object',
-                properties: {
-                  observedGeneration: { type: 'integer' },
-                  conditions: { type: 'array', items: condition, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] },
-                  pools: { type: 'array', items: { type: 'string' } },
-                  poolCount: { type: 'integer' },
+      names: {
+        plural: CONFIG_PLURAL,
+        singular: 'dynamicfsconfig',
+        kind: 'DynamicFSConfig',
+        listKind: 'DynamicFSConfigList',
+        shortNames: ['dfc'],
+        categories: ['dynamicfs'],
+      },
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: [
+            { name: 'Preset', type: 'string', jsonPath: '.spec.preset' },
+            { name: 'Valid', type: 'string', jsonPath: ".status.conditions[?(@.type=='Valid')].status" },
+            { name: 'Pools', type: 'integer', jsonPath: '.status.poolCount' },
+            { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+          ],
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              properties: {
+                apiVersion: { type: 'string' },
+                kind: { type: 'string' },
+                metadata: { type: 'object' },
+                spec,
+                status: {
+                  type: 'object',
+                  properties: {
+                    observedGeneration: { type: 'integer' },
+                    conditions: {
+                      type: 'array',
+                      items: condition,
+                      'x-kubernetes-list-type': 'map',
+                      'x-kubernetes-list-map-keys': ['type'],
+                    },
+                    pools: { type: 'array', items: { type: 'string' } },
+                    poolCount: { type: 'integer' },
+                  },
                 },
               },
             },
           },
         },
-      }],
+      ],
     },
   };
 }

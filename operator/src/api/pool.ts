@@ -47,36 +47,91 @@ const DISK_PATH_RULES = [
   },
 ];
 
-export const DiskSpecSchema = Type.Object({
-  path: Type.String({
-    pattern: '^/[^\\x00]*$', maxLength: 1024, 'x-kubernetes-validations': DISK_PATH_RULES,
-    description: `Directory (or mounted device) on the node that holds fragments. Absolute and normalized (no '.', '..', '//' or trailing '/'); not '/', not in or at ${SYSTEM_DIRS.join(', ')}, not ${SHARED_PARENTS.join(', ')} itself. The installation's admission policy may narrow it to its disk roots.`,
-  }),
-  tier: Type.Optional(Type.Unsafe<Tier>({ type: 'string', enum: [...TIERS], description: `Storage tier (default ${DEFAULT_TIER}).` })),
-  capacity: Type.Optional(Quantity('Cap on the bytes this disk may hold (several disks can share one filesystem).')),
-  failureDomain: Type.Optional(Type.String({
-    pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$', maxLength: 63,
-    'x-kubernetes-validations': [{ rule: "self != 'auto'", message: "failure domain 'auto' is reserved (leave the field out to have it found from the devices)" }],
-    description: 'The failure domain this disk is in (an enclosure, a controller), when the node cannot tell from its devices; fragments of one extent never share a domain. Default: found from the device under the path.',
-  })),
-}, { additionalProperties: false });
+export const DiskSpecSchema = Type.Object(
+  {
+    path: Type.String({
+      pattern: '^/[^\\x00]*$',
+      maxLength: 1024,
+      'x-kubernetes-validations': DISK_PATH_RULES,
+      description: `Directory (or mounted device) on the node that holds fragments. Absolute and normalized (no '.', '..', '//' or trailing '/'); not '/', not in or at ${SYSTEM_DIRS.join(', ')}, not ${SHARED_PARENTS.join(', ')} itself. The installation's admission policy may narrow it to its disk roots.`,
+    }),
+    tier: Type.Optional(Type.Unsafe<Tier>({ type: 'string', enum: [...TIERS], description: `Storage tier (default ${DEFAULT_TIER}).` })),
+    capacity: Type.Optional(Quantity('Cap on the bytes this disk may hold (several disks can share one filesystem).')),
+    failureDomain: Type.Optional(
+      Type.String({
+        pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$',
+        maxLength: 63,
+        'x-kubernetes-validations': [
+          { rule: "self != 'auto'", message: "failure domain 'auto' is reserved (leave the field out to have it found from the devices)" },
+        ],
+        description:
+          'The failure domain this disk is in (an enclosure, a controller), when the node cannot tell from its devices; fragments of one extent never share a domain. Default: found from the device under the path.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
 
-export const PoolSpecSchema = Type.Object({
-  nodeName: Type.String({ minLength: 1, maxLength: 253, pattern: DNS_NAME, description: 'Node that holds the disks. Immutable.' }),
-  disks: Type.Array(DiskSpecSchema, { minItems: 1, maxItems: 64, description: 'Disks of the pool. Removing one drains it first (confirm it in confirmDiskRemoval).' }),
-  redundancy: Type.Optional(Type.String({ pattern: POLICY_PATTERN, maxLength: 16, description: "Default policy: 'replication:N' or 'erasure:K+M' (default replication:2)." })),
-  extentSize: Type.Optional(Quantity('Extent size (default 1Mi). Immutable.')),
-  configRef: Type.Optional(Type.String({ maxLength: 253, pattern: DNS_NAME, description: 'Name of a DynamicFSConfig.' })),
-  scrub: Type.Optional(Type.Object({
-    schedule: Type.Optional(Type.String({ pattern: CRON, maxLength: 64, description: "Cron schedule of scrubs: five fields ('0 3 * * 0'), six with seconds first, or '@weekly'; empty: none." })),
-    repair: Type.Optional(Type.Boolean({ description: 'Scheduled and requested scrubs repair what they find (default true).' })),
-  }, { additionalProperties: false })),
-  requests: Type.Optional(Type.Object({
-    scrub: Type.Optional(Type.String({ maxLength: 64, description: 'Set to a new value to ask for a scrub now; status.acknowledged.scrub answers with the same value once it ran.' })),
-    rebuild: Type.Optional(Type.String({ maxLength: 64, description: 'Set to a new value to ask for a rebuild now; acknowledged in status.acknowledged.rebuild.' })),
-  }, { additionalProperties: false })),
-  confirmDiskRemoval: Type.Optional(Type.Array(Type.String({ maxLength: 1024 }), { maxItems: 64, description: 'Disk paths that may be drained and removed: a disk dropped from spec.disks stays until listed here.' })),
-}, { additionalProperties: false });
+export const PoolSpecSchema = Type.Object(
+  {
+    nodeName: Type.String({ minLength: 1, maxLength: 253, pattern: DNS_NAME, description: 'Node that holds the disks. Immutable.' }),
+    disks: Type.Array(DiskSpecSchema, {
+      minItems: 1,
+      maxItems: 64,
+      description: 'Disks of the pool. Removing one drains it first (confirm it in confirmDiskRemoval).',
+    }),
+    redundancy: Type.Optional(
+      Type.String({
+        pattern: POLICY_PATTERN,
+        maxLength: 16,
+        description: "Default policy: 'replication:N' or 'erasure:K+M' (default replication:2).",
+      }),
+    ),
+    extentSize: Type.Optional(Quantity('Extent size (default 1Mi). Immutable.')),
+    configRef: Type.Optional(Type.String({ maxLength: 253, pattern: DNS_NAME, description: 'Name of a DynamicFSConfig.' })),
+    scrub: Type.Optional(
+      Type.Object(
+        {
+          schedule: Type.Optional(
+            Type.String({
+              pattern: CRON,
+              maxLength: 64,
+              description: "Cron schedule of scrubs: five fields ('0 3 * * 0'), six with seconds first, or '@weekly'; empty: none.",
+            }),
+          ),
+          repair: Type.Optional(Type.Boolean({ description: 'Scheduled and requested scrubs repair what they find (default true).' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    requests: Type.Optional(
+      Type.Object(
+        {
+          scrub: Type.Optional(
+            Type.String({
+              maxLength: 64,
+              description: 'Set to a new value to ask for a scrub now; status.acknowledged.scrub answers with the same value once it ran.',
+            }),
+          ),
+          rebuild: Type.Optional(
+            Type.String({
+              maxLength: 64,
+              description: 'Set to a new value to ask for a rebuild now; acknowledged in status.acknowledged.rebuild.',
+            }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    confirmDiskRemoval: Type.Optional(
+      Type.Array(Type.String({ maxLength: 1024 }), {
+        maxItems: 64,
+        description: 'Disk paths that may be drained and removed: a disk dropped from spec.disks stays until listed here.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
 export type PoolSpec = Static<typeof PoolSpecSchema>;
 
 export const ConditionSchema = Type.Object({
@@ -92,14 +147,19 @@ export type Condition = Static<typeof ConditionSchema>;
 const Int = (description?: string) => Type.Integer({ minimum: 0, ...(description ? { description } : {}) });
 
 export const DiskStatusSchema = Type.Object({
-  path: Type.String(), id: Type.Optional(Type.String()), tier: Type.Optional(Type.String()),
+  path: Type.String(),
+  id: Type.Optional(Type.String()),
+  tier: Type.Optional(Type.String()),
   health: Type.String({ description: 'healthy, degraded, suspect, draining, failed, or pending (not added yet) / removed.' }),
   reason: Type.Optional(Type.String()),
-  capacity: Type.Optional(Int()), used: Type.Optional(Int()),
+  capacity: Type.Optional(Int()),
+  used: Type.Optional(Int()),
   errors: Type.Optional(Type.Object({ read: Int(), write: Int(), checksum: Int() })),
   lastProbe: Type.Optional(Type.String()),
   identity: Type.Optional(Type.String({ description: 'Pool and disk id recorded in the disk identity file.' })),
-  failureDomain: Type.Optional(Type.String({ description: 'The failure domain of the disk (named in the spec, or found from its devices).' })),
+  failureDomain: Type.Optional(
+    Type.String({ description: 'The failure domain of the disk (named in the spec, or found from its devices).' }),
+  ),
   device: Type.Optional(Type.String({ description: 'The device the node found under the disk path.' })),
 });
 
@@ -112,25 +172,50 @@ export const PoolStatusSchema = Type.Object({
   diskCount: Type.Optional(Type.String({ description: 'Healthy disks out of all, for kubectl get.' })),
   extents: Type.Optional(Type.Object({ healthy: Int(), degraded: Int(), unrecoverable: Int() })),
   bytesAtRisk: Type.Optional(Int()),
-  failureDomains: Type.Optional(Type.Object({
-    count: Int('Failure domains of the disks that take new data.'),
-    short: Type.Array(Type.String(), { description: 'Policies in use that need more failure domains than that.' }),
-    sharedExtents: Int('Extents with fragments together in one failure domain.'),
-    allowShared: Type.Boolean({ description: 'The pool lets fragments share a domain (tests and demos): their redundancy is illusory.' }),
-  })),
-  capacity: Type.Optional(Type.Object({ raw: Int(), used: Int(), free: Int(), usable: Int(), rawText: Type.Optional(Type.String()), usedText: Type.Optional(Type.String()) })),
-  lastScrub: Type.Optional(Type.Object({ time: Type.String(), result: Type.String(), issues: Int(), repaired: Int(), unrecoverable: Int() })),
-  operation: Type.Optional(Type.Object({ kind: Type.String(), startedAt: Type.String(), progress: Type.Number({ minimum: 0, maximum: 1 }), extentsDone: Int(), extentsTotal: Int() })),
-  acknowledged: Type.Optional(Type.Object({
-    scrub: Type.Optional(Type.String({ description: 'The last spec.requests.scrub the node ran.' })),
-    rebuild: Type.Optional(Type.String({ description: 'The last spec.requests.rebuild the node ran.' })),
-    scheduledScrub: Type.Optional(Type.String({ description: 'The last status.scrubDue the node ran.' })),
-    rebuildWanted: Type.Optional(Type.String({ description: 'The last status.rebuildWanted the node ran.' })),
-  })),
+  failureDomains: Type.Optional(
+    Type.Object({
+      count: Int('Failure domains of the disks that take new data.'),
+      short: Type.Array(Type.String(), { description: 'Policies in use that need more failure domains than that.' }),
+      sharedExtents: Int('Extents with fragments together in one failure domain.'),
+      allowShared: Type.Boolean({ description: 'The pool lets fragments share a domain (tests and demos): their redundancy is illusory.' }),
+    }),
+  ),
+  capacity: Type.Optional(
+    Type.Object({
+      raw: Int(),
+      used: Int(),
+      free: Int(),
+      usable: Int(),
+      rawText: Type.Optional(Type.String()),
+      usedText: Type.Optional(Type.String()),
+    }),
+  ),
+  lastScrub: Type.Optional(
+    Type.Object({ time: Type.String(), result: Type.String(), issues: Int(), repaired: Int(), unrecoverable: Int() }),
+  ),
+  operation: Type.Optional(
+    Type.Object({
+      kind: Type.String(),
+      startedAt: Type.String(),
+      progress: Type.Number({ minimum: 0, maximum: 1 }),
+      extentsDone: Int(),
+      extentsTotal: Int(),
+    }),
+  ),
+  acknowledged: Type.Optional(
+    Type.Object({
+      scrub: Type.Optional(Type.String({ description: 'The last spec.requests.scrub the node ran.' })),
+      rebuild: Type.Optional(Type.String({ description: 'The last spec.requests.rebuild the node ran.' })),
+      scheduledScrub: Type.Optional(Type.String({ description: 'The last status.scrubDue the node ran.' })),
+      rebuildWanted: Type.Optional(Type.String({ description: 'The last status.rebuildWanted the node ran.' })),
+    }),
+  ),
   reasons: Type.Optional(Type.Array(Type.String(), { description: 'Why the node sees the pool as less than healthy.' })),
   removalsApproved: Type.Optional(Type.Array(Type.String(), { description: 'Disk paths the operator approved for draining and removal.' })),
   nextScrub: Type.Optional(Type.String({ description: 'When the operator will ask for the next scheduled scrub.' })),
-  scrubDue: Type.Optional(Type.String({ description: 'Set by the operator when a scheduled scrub is due: the node runs it and acknowledges it.' })),
+  scrubDue: Type.Optional(
+    Type.String({ description: 'Set by the operator when a scheduled scrub is due: the node runs it and acknowledges it.' }),
+  ),
   rebuildWanted: Type.Optional(Type.String({ description: 'Set by the operator when a disk failed and auto-rebuild is on.' })),
   nodeReportTime: Type.Optional(Type.String({ description: 'When the node side last reported.' })),
   volumes: Type.Optional(Int()),
@@ -138,8 +223,17 @@ export const PoolStatusSchema = Type.Object({
 export type PoolStatus = Static<typeof PoolStatusSchema>;
 
 export interface DynamicFSPool {
-  apiVersion: string; kind: 'DynamicFSPool';
-  metadata: { name: string; generation?: number; uid?: string; resourceVersion?: string; finalizers?: string[]; deletionTimestamp?: string; creationTimestamp?: string };
+  apiVersion: string;
+  kind: 'DynamicFSPool';
+  metadata: {
+    name: string;
+    generation?: number;
+    uid?: string;
+    resourceVersion?: string;
+    finalizers?: string[];
+    deletionTimestamp?: string;
+    creationTimestamp?: string;
+  };
   spec: PoolSpec;
   status?: PoolStatus;
 }

@@ -38,10 +38,12 @@ function clean(s: JsonSchema): JsonSchema {
     const min = typeof int.minimum === 'number' ? int.minimum : 0;
     const pattern = typeof str.pattern === 'string' ? str.pattern : '.*';
     const maxLength = typeof str.maxLength === 'number' ? str.maxLength : 64;
-    out['x-kubernetes-validations'] = [{
-      rule: `type(self) == int ? self >= ${min} : (size(self) <= ${maxLength} && self.matches(${JSON.stringify(pattern)}))`,
-      message: `must be a whole number of at least ${min}, or text matching ${pattern}`,
-    }];
+    out['x-kubernetes-validations'] = [
+      {
+        rule: `type(self) == int ? self >= ${min} : (size(self) <= ${maxLength} && self.matches(${JSON.stringify(pattern)}))`,
+        message: `must be a whole number of at least ${min}, or text matching ${pattern}`,
+      },
+    ];
   }
   return out;
 }

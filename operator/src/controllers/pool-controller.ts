@@ -12,7 +12,15 @@ const log = logger('pool-controller');
 export const poolPath = (name = '') => `/apis/${GROUP}/${VERSION}/${POOL_PLURAL}${name ? `/${name}` : ''}`;
 export const configPath = (name = '') => `/apis/${GROUP}/${VERSION}/${CONFIG_PLURAL}${name ? `/${name}` : ''}`;
 
-interface Seen { diskHealth: Map<string, string>; operation: string | null; lastScrub: string | null; scrubAck: string; rebuildAck: string; scrubAsk: string; rebuildAsk: string }
+interface Seen {
+  diskHealth: Map<string, string>;
+  operation: string | null;
+  lastScrub: string | null;
+  scrubAck: string;
+  rebuildAck: string;
+  scrubAsk: string;
+  rebuildAsk: string;
+}
 
 /**
  * Decides for each DynamicFSPool: finalizer and deletion, configuration validity, when a scheduled
@@ -22,7 +30,11 @@ interface Seen { diskHealth: Map<string, string>; operation: string | null; last
 export class PoolController {
   private readonly seen = new Map<string, Seen>();
 
-  constructor(private readonly client: KubeClient, private readonly events: EventRecorder, private readonly nodeStaleMs = 30_000) {}
+  constructor(
+    private readonly client: KubeClient,
+    private readonly events: EventRecorder,
+    private readonly nodeStaleMs = 30_000,
+  ) {}
 
   async reconcile(name: string): Promise<number | null> {
     let pool: DynamicFSPool;
@@ -38,7 +50,9 @@ export class PoolController {
     const finalizers = pool.metadata.finalizers ?? [];
     if (pool.metadata.deletionTimestamp) return this.finalize(pool, finalizers);
     if (!finalizers.includes(FINALIZER)) {
-      await this.client.mergePatch(poolPath(name), { metadata: { finalizers: [...finalizers, FINALIZER], resourceVersion: pool.metadata.resourceVersion } });
+      await this.client.mergePatch(poolPath(name), {
+        metadata: { finalizers: [...finalizers, FINALIZER], resourceVersion: pool.metadata.resourceVersion },
+      });
       return 0; // the update comes back through the informer
     }
     const now = new Date();
@@ -54,7 +68,9 @@ export class PoolController {
     if (pool.spec.configRef) {
       try {
         const dfc = await this.client.get<{ spec?: unknown }>(configPath(pool.spec.configRef));
-        config = resolveConfig(checkConfigFile(dfc.spec ?? {}, `DynamicFSConfig ${pool.spec.configRef}`) as ConfigFile, { source: `DynamicFSConfig ${pool.spec.configRef}` });
+        config = resolveConfig(checkConfigFile(dfc.spec ?? {}, `DynamicFSConfig ${pool.spec.configRef}`) as ConfigFile, {
+          source: `DynamicFSConfig ${pool.spec.configRef}`,
+        });
         set('ConfigValid', 'True', 'ConfigResolved', `DynamicFSConfig ${pool.spec.configRef} resolves`);
       } catch (err) {
         if (isStatus(err, 404)) set('ConfigValid', 'False', 'ConfigNotFound', `DynamicFSConfig ${pool.spec.configRef} does not exist`);
@@ -75,7 +91,9 @@ export class PoolController {
     if (schedule) {
       try {
         const from = new Date(st.lastScrub?.time ?? pool.metadata.creationTimestamp ?? now.toISOString());
-        const next = CronExpressionParser.parse(schedule.startsWith('@') ? schedule : schedule, { currentDate: from }).next().toDate();
+        const next = CronExpressionParser.parse(schedule.startsWith('@') ? schedule : schedule, { currentDate: from })
+          .next()
+          .toDate();
         patch.nextScrub = next.toISOString();
         const pending = st.scrubDue && st.scrubDue !== st.acknowledged?.scheduledScrub;
         if (next.getTime() <= now.getTime() && !pending && fresh) patch.scrubDue = next.toISOString();
@@ -86,7 +104,10 @@ export class PoolController {
     }
 
     // Rebuild decision: a failed disk with auto-rebuild on.
-    const failed = (st.disks ?? []).filter((d) => d.health === 'failed').map((d) => d.id ?? d.path).sort();
+    const failed = (st.disks ?? [])
+      .filter((d) => d.health === 'failed')
+      .map((d) => d.id ?? d.path)
+      .sort();
     if (failed.length && config?.reliability.auto_rebuild && fresh) {
       const token = `failed:${failed.join(',')}`;
       if (st.rebuildWanted !== token) patch.rebuildWanted = token;
@@ -105,14 +126,28 @@ export class PoolController {
     // Conditions from the node's report.
     const op = st.operation;
     if (!fresh) {
-      const why = st.nodeReportTime ? `the node side last reported ${Math.round(reportAge / 1000)} s ago` : 'the node side has not reported yet';
+      const why = st.nodeReportTime
+        ? `the node side last reported ${Math.round(reportAge / 1000)} s ago`
+        : 'the node side has not reported yet';
       set('Ready', 'Unknown', 'NodeNotReporting', `${why} (node ${pool.spec.nodeName})`);
       set('Degraded', 'Unknown', 'NodeNotReporting', why);
     } else {
       const reasons = st.reasons ?? [];
       if (st.health === 'critical') set('Ready', 'False', 'PoolCritical', reasons.join('; ') || 'the pool is critical');
-      else if (refused.length) set('Ready', 'True', 'DiskRefused', `the node refused ${refused.map((d) => `${d.path} (${d.reason ?? 'no reason given'})`).join('; ')}`);
-      else if (unconfirmed.length) set('Ready', 'True', 'RemovalNotConfirmed', `disks ${unconfirmed.join(', ')} left spec.disks but are not in spec.confirmDiskRemoval: they stay until confirmed`);
+      else if (refused.length)
+        set(
+          'Ready',
+          'True',
+          'DiskRefused',
+          `the node refused ${refused.map((d) => `${d.path} (${d.reason ?? 'no reason given'})`).join('; ')}`,
+        );
+      else if (unconfirmed.length)
+        set(
+          'Ready',
+          'True',
+          'RemovalNotConfirmed',
+          `disks ${unconfirmed.join(', ')} left spec.disks but are not in spec.confirmDiskRemoval: they stay until confirmed`,
+        );
       else set('Ready', 'True', 'PoolServing', `pool open on node ${pool.spec.nodeName}`);
       const failedDisks = (st.disks ?? []).filter((d) => d.health === 'failed');
       if (st.health === 'healthy') set('Degraded', 'False', 'AllHealthy', 'every disk healthy, every extent fully protected');
@@ -121,15 +156,32 @@ export class PoolController {
         const fd = st.failureDomains;
         const shared = fd !== undefined && (fd.short.length > 0 || fd.sharedExtents > 0);
         const sickDisk = (st.disks ?? []).some((d) => !['healthy', 'pending', 'refused', 'removed'].includes(d.health));
-        const reason = failedDisks.length ? 'DiskFailed' : (st.extents?.unrecoverable ?? 0) > 0 ? 'ExtentsUnrecoverable' : (st.extents?.degraded ?? 0) > 0 ? 'ExtentsDegraded'
-          : sickDisk || !shared ? 'DiskUnhealthy' : 'SharedFailureDomains';
+        const reason = failedDisks.length
+          ? 'DiskFailed'
+          : (st.extents?.unrecoverable ?? 0) > 0
+            ? 'ExtentsUnrecoverable'
+            : (st.extents?.degraded ?? 0) > 0
+              ? 'ExtentsDegraded'
+              : sickDisk || !shared
+                ? 'DiskUnhealthy'
+                : 'SharedFailureDomains';
         set('Degraded', 'True', reason, reasons.join('; ') || `health ${st.health}`);
       }
     }
     const rebuilding = op?.kind.startsWith('rebuild') ?? false;
     const scrubbing = op?.kind.startsWith('scrub') ?? false;
-    set('Rebuilding', rebuilding ? 'True' : 'False', rebuilding ? 'RebuildRunning' : 'Idle', rebuilding ? `${op?.extentsDone}/${op?.extentsTotal} extents` : 'no rebuild running');
-    set('Scrubbing', scrubbing ? 'True' : 'False', scrubbing ? 'ScrubRunning' : 'Idle', scrubbing ? `${op?.extentsDone}/${op?.extentsTotal} extents` : 'no scrub running');
+    set(
+      'Rebuilding',
+      rebuilding ? 'True' : 'False',
+      rebuilding ? 'RebuildRunning' : 'Idle',
+      rebuilding ? `${op?.extentsDone}/${op?.extentsTotal} extents` : 'no rebuild running',
+    );
+    set(
+      'Scrubbing',
+      scrubbing ? 'True' : 'False',
+      scrubbing ? 'ScrubRunning' : 'Idle',
+      scrubbing ? `${op?.extentsDone}/${op?.extentsTotal} extents` : 'no scrub running',
+    );
 
     await this.emitTransitions(pool, st, patch);
     patch.observedGeneration = gen;
@@ -145,16 +197,27 @@ export class PoolController {
     const volumes = pool.status?.volumes ?? 0;
     if (volumes > 0) {
       const conditions = setCondition(pool.status?.conditions, {
-        type: 'Ready', status: 'False', reason: 'DeletionBlocked', message: `the pool still holds ${volumes} volume(s); delete their PersistentVolumeClaims first`,
+        type: 'Ready',
+        status: 'False',
+        reason: 'DeletionBlocked',
+        message: `the pool still holds ${volumes} volume(s); delete their PersistentVolumeClaims first`,
         observedGeneration: pool.metadata.generation ?? 0,
       });
       await this.client.mergePatch(`${poolPath(pool.metadata.name)}/status`, { status: { conditions } });
       if (conditionOf(pool.status?.conditions, 'Ready')?.reason !== 'DeletionBlocked') {
-        await this.events.emit(this.regarding(pool), 'Warning', 'DeletionBlocked', 'Delete', `pool ${pool.metadata.name} holds ${volumes} volume(s); deletion waits`);
+        await this.events.emit(
+          this.regarding(pool),
+          'Warning',
+          'DeletionBlocked',
+          'Delete',
+          `pool ${pool.metadata.name} holds ${volumes} volume(s); deletion waits`,
+        );
       }
       return 10_000;
     }
-    await this.client.mergePatch(poolPath(pool.metadata.name), { metadata: { finalizers: finalizers.filter((f) => f !== FINALIZER), resourceVersion: pool.metadata.resourceVersion } });
+    await this.client.mergePatch(poolPath(pool.metadata.name), {
+      metadata: { finalizers: finalizers.filter((f) => f !== FINALIZER), resourceVersion: pool.metadata.resourceVersion },
+    });
     log.info(`pool ${pool.metadata.name} released for deletion`);
     return null;
   }
@@ -181,19 +244,46 @@ export class PoolController {
     if (!prev) return; // first look after a start: nothing to compare with
     const r = this.regarding(pool);
     for (const [path, health] of now.diskHealth) {
-      if (health === 'failed' && prev.diskHealth.get(path) !== 'failed') await this.events.emit(r, 'Warning', 'DiskFailed', 'Health', `disk ${path} failed`);
+      if (health === 'failed' && prev.diskHealth.get(path) !== 'failed')
+        await this.events.emit(r, 'Warning', 'DiskFailed', 'Health', `disk ${path} failed`);
     }
     if (now.rebuildAsk !== prev.rebuildAsk && now.rebuildAsk !== now.rebuildAck) {
-      await this.events.emit(r, 'Normal', 'RebuildStarted', 'Rebuild', patch.rebuildWanted ? `rebuild asked of node ${pool.spec.nodeName}: ${patch.rebuildWanted}` : 'rebuild requested in spec.requests.rebuild');
+      await this.events.emit(
+        r,
+        'Normal',
+        'RebuildStarted',
+        'Rebuild',
+        patch.rebuildWanted
+          ? `rebuild asked of node ${pool.spec.nodeName}: ${patch.rebuildWanted}`
+          : 'rebuild requested in spec.requests.rebuild',
+      );
     }
     if (now.rebuildAck !== prev.rebuildAck) {
-      await this.events.emit(r, 'Normal', 'RebuildFinished', 'Rebuild', `rebuild finished: ${st.extents?.degraded ?? 0} extents still degraded, ${st.extents?.unrecoverable ?? 0} unrecoverable`);
+      await this.events.emit(
+        r,
+        'Normal',
+        'RebuildFinished',
+        'Rebuild',
+        `rebuild finished: ${st.extents?.degraded ?? 0} extents still degraded, ${st.extents?.unrecoverable ?? 0} unrecoverable`,
+      );
     }
     if (now.scrubAsk !== prev.scrubAsk && now.scrubAsk !== now.scrubAck) {
-      await this.events.emit(r, 'Normal', 'ScrubStarted', 'Scrub', patch.scrubDue ? `scheduled scrub due at ${patch.scrubDue}` : 'scrub requested in spec.requests.scrub');
+      await this.events.emit(
+        r,
+        'Normal',
+        'ScrubStarted',
+        'Scrub',
+        patch.scrubDue ? `scheduled scrub due at ${patch.scrubDue}` : 'scrub requested in spec.requests.scrub',
+      );
     }
     if (now.scrubAck !== prev.scrubAck) {
-      await this.events.emit(r, st.lastScrub?.issues ? 'Warning' : 'Normal', 'ScrubFinished', 'Scrub', `scrub finished: ${st.lastScrub?.issues ?? 0} issues, ${st.lastScrub?.repaired ?? 0} repaired, ${st.lastScrub?.unrecoverable ?? 0} unrecoverable`);
+      await this.events.emit(
+        r,
+        st.lastScrub?.issues ? 'Warning' : 'Normal',
+        'ScrubFinished',
+        'Scrub',
+        `scrub finished: ${st.lastScrub?.issues ?? 0} issues, ${st.lastScrub?.repaired ?? 0} repaired, ${st.lastScrub?.unrecoverable ?? 0} unrecoverable`,
+      );
     }
   }
 }

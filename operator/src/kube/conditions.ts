@@ -8,7 +8,10 @@ export function setCondition(list: Condition[] | undefined, next: Omit<Condition
   const out = [...(list ?? [])];
   const i = out.findIndex((c) => c.type === next.type);
   const prev = i >= 0 ? out[i] : undefined;
-  const c: Condition = { ...next, lastTransitionTime: prev && prev.status === next.status ? prev.lastTransitionTime : now.toISOString().replace(/\.\d+Z$/, 'Z') };
+  const c: Condition = {
+    ...next,
+    lastTransitionTime: prev && prev.status === next.status ? prev.lastTransitionTime : now.toISOString().replace(/\.\d+Z$/, 'Z'),
+  };
   if (i >= 0) out[i] = c;
   else out.push(c);
   return out;

@@ -15,8 +15,12 @@ export class ResilientInformer<T extends KubernetesObject> {
   private resyncTimer: NodeJS.Timeout | null = null;
 
   constructor(
-    private readonly kc: KubeConfig, private readonly path: string, private readonly lister: ListPromise<T>,
-    private readonly onKey: (obj: T, deleted: boolean) => void, private readonly onError: () => void = () => undefined, private readonly resyncMs = 30_000,
+    private readonly kc: KubeConfig,
+    private readonly path: string,
+    private readonly lister: ListPromise<T>,
+    private readonly onKey: (obj: T, deleted: boolean) => void,
+    private readonly onError: () => void = () => undefined,
+    private readonly resyncMs = 30_000,
   ) {}
 
   async start(): Promise<void> {
@@ -32,7 +36,11 @@ export class ResilientInformer<T extends KubernetesObject> {
       this.backoffMs = Math.min(30_000, this.backoffMs * 2);
       log.warn(`watch of ${this.path} failed (${String(err)}); restarting in ${delay} ms`);
       setTimeout(() => {
-        if (!this.stopped) void inf.start().then(() => (this.backoffMs = 500), () => undefined);
+        if (!this.stopped)
+          void inf.start().then(
+            () => (this.backoffMs = 500),
+            () => undefined,
+          );
       }, delay).unref();
     });
     inf.on('connect', () => {

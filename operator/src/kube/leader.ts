@@ -23,8 +23,12 @@ export class LeaderElector {
   private stopped = false;
 
   constructor(
-    private readonly client: KubeClient, private readonly namespace: string, private readonly name: string, readonly identity: string,
-    private readonly leaseSeconds = 15, private readonly renewMs = 3000,
+    private readonly client: KubeClient,
+    private readonly namespace: string,
+    private readonly name: string,
+    readonly identity: string,
+    private readonly leaseSeconds = 15,
+    private readonly renewMs = 3000,
   ) {}
 
   private get path(): string {
@@ -41,8 +45,16 @@ export class LeaderElector {
       if (!isStatus(err, 404)) throw err;
       try {
         await this.client.request('POST', this.path, {
-          apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: this.name, namespace: this.namespace },
-          spec: { holderIdentity: this.identity, leaseDurationSeconds: this.leaseSeconds, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0 },
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          metadata: { name: this.name, namespace: this.namespace },
+          spec: {
+            holderIdentity: this.identity,
+            leaseDurationSeconds: this.leaseSeconds,
+            acquireTime: microTime(now),
+            renewTime: microTime(now),
+            leaseTransitions: 0,
+          },
         });
         return true;
       } catch (e) {
@@ -56,7 +68,10 @@ export class LeaderElector {
     if (holder && holder !== this.identity && !expired) return false;
     const taking = holder !== this.identity;
     lease.spec = {
-      ...lease.spec, holderIdentity: this.identity, leaseDurationSeconds: this.leaseSeconds, renewTime: microTime(now),
+      ...lease.spec,
+      holderIdentity: this.identity,
+      leaseDurationSeconds: this.leaseSeconds,
+      renewTime: microTime(now),
       ...(taking ? { acquireTime: microTime(now), leaseTransitions: (lease.spec.leaseTransitions ?? 0) + 1 } : {}),
     };
     try {

@@ -3,7 +3,12 @@
  * added, is never processed by two workers at once (an add while it runs queues it again afterwards),
  * failures come back after a per-key exponential backoff, and a global token bucket caps the rate.
  */
-export interface QueueOptions { baseDelayMs?: number; maxDelayMs?: number; ratePerSecond?: number; burst?: number }
+export interface QueueOptions {
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  ratePerSecond?: number;
+  burst?: number;
+}
 
 export class WorkQueue {
   private readonly queued = new Set<string>();
@@ -76,7 +81,11 @@ export class WorkQueue {
   }
 
   /** Runs `workers` loops calling `fn(key)` until stop(); a throw means retry with backoff. */
-  async run(workers: number, fn: (key: string) => Promise<void>, onError: (key: string, err: unknown, retryInMs: number) => void): Promise<void> {
+  async run(
+    workers: number,
+    fn: (key: string) => Promise<void>,
+    onError: (key: string, err: unknown, retryInMs: number) => void,
+  ): Promise<void> {
     const loop = async (): Promise<void> => {
       while (!this.stopped) {
         const key = this.order.shift();

@@ -2,14 +2,20 @@ import https from 'node:https';
 import { KubeConfig } from '@kubernetes/client-node';
 
 export class ApiError extends Error {
-  constructor(readonly status: number, readonly body: string, what: string) {
-    super(`${what}: HTTP ${status}: ${(() => {
-      try {
-        return (JSON.parse(body) as { message?: string }).message ?? body;
-      } catch {
-        return body;
-      }
-    })()}`);
+  constructor(
+    readonly status: number,
+    readonly body: string,
+    what: string,
+  ) {
+    super(
+      `${what}: HTTP ${status}: ${(() => {
+        try {
+          return (JSON.parse(body) as { message?: string }).message ?? body;
+        } catch {
+          return body;
+        }
+      })()}`,
+    );
     this.name = 'ApiError';
   }
 }
@@ -36,7 +42,11 @@ export class KubeClient {
     const opts: https.RequestOptions = { method, hostname: url.hostname, port: url.port, path: url.pathname + url.search, headers: {} };
     await this.kc.applyToHTTPSOptions(opts);
     const data = body === undefined ? undefined : JSON.stringify(body);
-    opts.headers = { ...opts.headers, accept: 'application/json', ...(data ? { 'content-type': contentType, 'content-length': Buffer.byteLength(data) } : {}) };
+    opts.headers = {
+      ...opts.headers,
+      accept: 'application/json',
+      ...(data ? { 'content-type': contentType, 'content-length': Buffer.byteLength(data) } : {}),
+    };
     return new Promise<T>((resolve, reject) => {
       const req = https.request(opts, (res) => {
         let text = '';

@@ -10,7 +10,9 @@ const json = (status: number, v: unknown): HttpReply => ({ status, type: 'applic
 function poolDirs(stateDir: string): string[] {
   const root = path.join(stateDir, 'pools');
   if (!existsSync(root)) return [];
-  return readdirSync(root).map((d) => path.join(root, d)).filter((d) => existsSync(path.join(d, 'pool.json')));
+  return readdirSync(root)
+    .map((d) => path.join(root, d))
+    .filter((d) => existsSync(path.join(d, 'pool.json')));
 }
 
 /**
@@ -22,11 +24,15 @@ export async function agentHttp(target: string, stateDir: string): Promise<HttpR
   const p = new URL(target, 'http://x').pathname;
   const dirs = poolDirs(stateDir);
   if (p === '/healthz') return json(200, { alive: true, pools: dirs.length });
-  const ask = async (dir: string, route: string) => (readLockOwner(dir) ? await callControl(dir, 'http', { path: route }, undefined, 10_000) : null);
+  const ask = async (dir: string, route: string) =>
+    readLockOwner(dir) ? await callControl(dir, 'http', { path: route }, undefined, 10_000) : null;
   if (p === '/readyz') {
     const down = [];
     for (const d of dirs) if (!(await ask(d, '/readyz').catch(() => null))) down.push(path.basename(d));
-    return json(down.length ? 503 : 200, down.length ? { ready: false, reason: `engine daemon not answering for ${down.join(', ')}` } : { ready: true, pools: dirs.length });
+    return json(
+      down.length ? 503 : 200,
+      down.length ? { ready: false, reason: `engine daemon not answering for ${down.join(', ')}` } : { ready: true, pools: dirs.length },
+    );
   }
   if (p === '/metrics') {
     const all: object[] = [];
@@ -40,7 +46,13 @@ export async function agentHttp(target: string, stateDir: string): Promise<HttpR
   if (p === '/health') {
     const replies = await Promise.all(dirs.map(async (d) => ({ pool: path.basename(d), r: await ask(d, '/health').catch(() => null) })));
     const worst = Math.max(200, ...replies.map((x) => x.r?.status ?? 503));
-    return json(worst, { pools: replies.map((x) => ({ pool: x.pool, status: x.r?.status ?? 503, body: x.r ? (JSON.parse(x.r.body) as unknown) : 'engine daemon not answering' })) });
+    return json(worst, {
+      pools: replies.map((x) => ({
+        pool: x.pool,
+        status: x.r?.status ?? 503,
+        body: x.r ? (JSON.parse(x.r.body) as unknown) : 'engine daemon not answering',
+      })),
+    });
   }
   return json(404, { error: `no endpoint ${p}`, endpoints: ['/healthz', '/readyz', '/metrics', '/health'] });
 }

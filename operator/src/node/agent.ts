@@ -21,7 +21,9 @@ const log = logger('node-agent');
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../engine/cli/main.js');
 
 export interface AgentOptions {
-  nodeName: string; stateDir: string; reportMs?: number;
+  nodeName: string;
+  stateDir: string;
+  reportMs?: number;
   /** Disks must be at or below one of these (the chart's diskPaths); empty: anywhere but the system's directories. */
   diskRoots?: string[];
 }
@@ -32,7 +34,10 @@ const quantity = (v: string | undefined): number | undefined => {
 };
 
 async function exists(p: string): Promise<boolean> {
-  return fsp.stat(p).then(() => true, () => false);
+  return fsp.stat(p).then(
+    () => true,
+    () => false,
+  );
 }
 
 function run(args: string[]): Promise<{ code: number; out: string }> {
@@ -58,10 +63,17 @@ export class NodeAgent {
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
 
-  constructor(private readonly client: KubeClient, private readonly o: AgentOptions) {}
+  constructor(
+    private readonly client: KubeClient,
+    private readonly o: AgentOptions,
+  ) {}
 
   private dirs(name: string) {
-    return { pool: path.join(this.o.stateDir, 'pools', name), mnt: path.join(this.o.stateDir, 'mnt', name), config: path.join(this.o.stateDir, 'config', `${name}.yaml`) };
+    return {
+      pool: path.join(this.o.stateDir, 'pools', name),
+      mnt: path.join(this.o.stateDir, 'mnt', name),
+      config: path.join(this.o.stateDir, 'config', `${name}.yaml`),
+    };
   }
 
   start(): void {
@@ -125,13 +137,19 @@ export class NodeAgent {
       await mkdirPrivate(path.dirname(d.mnt));
       await fsp.mkdir(d.mnt, { recursive: true });
       const out = openSync(path.join(d.pool, 'mount.log'), 'a', PRIVATE_FILE);
-      const child = spawn(process.execPath, [CLI, 'mount', d.pool, d.mnt, '--foreground', '--config', d.config, '--log-format', 'json'], { detached: true, stdio: ['ignore', out, out] });
+      const child = spawn(process.execPath, [CLI, 'mount', d.pool, d.mnt, '--foreground', '--config', d.config, '--log-format', 'json'], {
+        detached: true,
+        stdio: ['ignore', out, out],
+      });
       child.unref();
       for (let i = 0; i < 100 && !readLockOwner(d.pool); i++) await new Promise((r) => setTimeout(r, 100));
       log.event('info', `engine daemon for pool ${name} started (pid ${child.pid})`, { pool: name });
     } else if (oldConfig !== configText) {
       await fsp.writeFile(d.config, configText, { mode: PRIVATE_FILE });
-      await callControl(d.pool, 'config-apply', { file: JSON.stringify(configSpec ?? {}), source: `DynamicFSConfig ${pool.spec.configRef ?? '(none)'}` });
+      await callControl(d.pool, 'config-apply', {
+        file: JSON.stringify(configSpec ?? {}),
+        source: `DynamicFSConfig ${pool.spec.configRef ?? '(none)'}`,
+      });
       log.event('info', `configuration of pool ${name} updated from DynamicFSConfig ${pool.spec.configRef}`, { pool: name });
     }
     const engine = await callControl(d.pool, 'status', {}, undefined, 30_000);
@@ -143,9 +161,21 @@ export class NodeAgent {
       const abs = path.resolve(disk.path);
       if (engine.disks.some((x) => x.path === abs)) continue;
       // Judged by name and by what a mkdir -p of it would really create (links on the way followed).
-      const rules = { poolDir: d.pool, mountpoint: d.mnt, disks: engine.disks.map((x) => x.path), allowedRoots: roots, protectedDirs: [this.o.stateDir], mounts: await readMounts() };
+      const rules = {
+        poolDir: d.pool,
+        mountpoint: d.mnt,
+        disks: engine.disks.map((x) => x.path),
+        allowedRoots: roots,
+        protectedDirs: [this.o.stateDir],
+        mounts: await readMounts(),
+      };
       const real = await resolveExisting(abs);
-      const byName = [...diskPathProblemsByName(abs, rules), ...(real === abs ? [] : diskPathProblemsByName(real, rules).map((x) => ({ ...x, problem: `${abs} leads to ${real}: ${x.problem}` })))];
+      const byName = [
+        ...diskPathProblemsByName(abs, rules),
+        ...(real === abs
+          ? []
+          : diskPathProblemsByName(real, rules).map((x) => ({ ...x, problem: `${abs} leads to ${real}: ${x.problem}` }))),
+      ];
       if (byName.length) {
         refused.set(abs, byName.map((x) => x.problem).join('; '));
         continue;
@@ -154,7 +184,12 @@ export class NodeAgent {
       try {
         await fsp.mkdir(abs, { recursive: true });
         await callControl(d.pool, 'add-disk', {
-          disk: abs, tier: disk.tier ?? DEFAULT_TIER, capacity: cap ?? null, diskRoots: JSON.stringify(roots), protectedDirs: JSON.stringify([this.o.stateDir]), failureDomain: disk.failureDomain ?? null,
+          disk: abs,
+          tier: disk.tier ?? DEFAULT_TIER,
+          capacity: cap ?? null,
+          diskRoots: JSON.stringify(roots),
+          protectedDirs: JSON.stringify([this.o.stateDir]),
+          failureDomain: disk.failureDomain ?? null,
         });
       } catch (err) {
         refused.set(abs, (err as Error).message);
@@ -171,7 +206,10 @@ export class NodeAgent {
       if (wanted === (have.domainNamed ? have.failureDomain : null)) continue;
       try {
         await callControl(d.pool, 'set-failure-domain', { disk: have.id, domain: wanted ?? 'auto' });
-        log.event('info', `disk ${disk.path} of pool ${name}: failure domain ${wanted ?? 'found from its devices'}`, { pool: name, disk: disk.path });
+        log.event('info', `disk ${disk.path} of pool ${name}: failure domain ${wanted ?? 'found from its devices'}`, {
+          pool: name,
+          disk: disk.path,
+        });
       } catch (err) {
         log.warn(`disk ${disk.path} of pool ${name}: failure domain not set: ${(err as Error).message}`, { pool: name, disk: disk.path });
       }
@@ -181,7 +219,9 @@ export class NodeAgent {
     const ack = { ...(st.acknowledged ?? {}) };
     const background = (what: string, fn: () => Promise<void>) => {
       if (this.busy.has(name)) return;
-      const p = fn().catch((err: unknown) => log.warn(`${what} of pool ${name} failed: ${(err as Error).message}`, { pool: name })).finally(() => this.busy.delete(name));
+      const p = fn()
+        .catch((err: unknown) => log.warn(`${what} of pool ${name} failed: ${(err as Error).message}`, { pool: name }))
+        .finally(() => this.busy.delete(name));
       this.busy.set(name, p);
     };
     for (const p of st.removalsApproved ?? []) {
@@ -235,33 +275,74 @@ export class NodeAgent {
     const wanted = new Set(pool.spec.disks.map((x) => path.resolve(x.path)));
     const disks = [
       ...engine.disks.map((x) => ({
-        path: x.path, id: x.id, tier: x.tier, health: x.health, reason: x.healthReason || undefined, capacity: x.capacity, used: x.used,
-        errors: x.errors, lastProbe: x.lastProbe ? JSON.stringify(x.lastProbe) : undefined, identity: `${engine.pool.id}/${x.id}`,
-        failureDomain: x.failureDomain, device: x.device,
+        path: x.path,
+        id: x.id,
+        tier: x.tier,
+        health: x.health,
+        reason: x.healthReason || undefined,
+        capacity: x.capacity,
+        used: x.used,
+        errors: x.errors,
+        lastProbe: x.lastProbe ? JSON.stringify(x.lastProbe) : undefined,
+        identity: `${engine.pool.id}/${x.id}`,
+        failureDomain: x.failureDomain,
+        device: x.device,
       })),
-      ...[...wanted].filter((p) => !engine.disks.some((x) => x.path === p)).map((p) => {
-        const why = this.refused.get(name)?.get(p);
-        return why ? { path: p, health: 'refused', reason: why } : { path: p, health: 'pending' };
-      }),
+      ...[...wanted]
+        .filter((p) => !engine.disks.some((x) => x.path === p))
+        .map((p) => {
+          const why = this.refused.get(name)?.get(p);
+          return why ? { path: p, health: 'refused', reason: why } : { path: p, health: 'pending' };
+        }),
     ];
     const healthy = engine.disks.filter((x) => x.health === 'healthy').length;
     const op = engine.operation;
     const status: PoolStatus = {
-      health: engine.health, reasons: engine.reasons, poolId: engine.pool.id, disks,
+      health: engine.health,
+      reasons: engine.reasons,
+      poolId: engine.pool.id,
+      disks,
       diskCount: `${healthy}/${engine.disks.length}`,
       extents: { healthy: engine.extents.healthy, degraded: engine.extents.degraded, unrecoverable: engine.extents.unrecoverable },
       bytesAtRisk: engine.bytesAtRisk,
-      failureDomains: { count: engine.failureDomains.count, short: engine.failureDomains.short.map((x) => x.policy), sharedExtents: engine.failureDomains.sharedExtents, allowShared: engine.failureDomains.allowShared },
-      capacity: { raw: engine.capacity.raw, used: engine.capacity.used, free: engine.capacity.free, usable: engine.capacity.usableFree, rawText: formatBytes(engine.capacity.raw), usedText: formatBytes(engine.capacity.used) },
-      lastScrub: engine.lastScrub ? {
-        time: engine.lastScrub.finishedAt, result: engine.lastScrub.extents.unrecoverable ? 'unrecoverable' : engine.lastScrub.issues ? 'issues' : 'clean',
-        issues: engine.lastScrub.issues, repaired: engine.lastScrub.repaired, unrecoverable: engine.lastScrub.extents.unrecoverable,
-      } : undefined,
-      operation: op ? { kind: op.kind, startedAt: op.startedAt, progress: op.extentsTotal ? op.extentsDone / op.extentsTotal : 0, extentsDone: op.extentsDone, extentsTotal: op.extentsTotal } : undefined,
+      failureDomains: {
+        count: engine.failureDomains.count,
+        short: engine.failureDomains.short.map((x) => x.policy),
+        sharedExtents: engine.failureDomains.sharedExtents,
+        allowShared: engine.failureDomains.allowShared,
+      },
+      capacity: {
+        raw: engine.capacity.raw,
+        used: engine.capacity.used,
+        free: engine.capacity.free,
+        usable: engine.capacity.usableFree,
+        rawText: formatBytes(engine.capacity.raw),
+        usedText: formatBytes(engine.capacity.used),
+      },
+      lastScrub: engine.lastScrub
+        ? {
+            time: engine.lastScrub.finishedAt,
+            result: engine.lastScrub.extents.unrecoverable ? 'unrecoverable' : engine.lastScrub.issues ? 'issues' : 'clean',
+            issues: engine.lastScrub.issues,
+            repaired: engine.lastScrub.repaired,
+            unrecoverable: engine.lastScrub.extents.unrecoverable,
+          }
+        : undefined,
+      operation: op
+        ? {
+            kind: op.kind,
+            startedAt: op.startedAt,
+            progress: op.extentsTotal ? op.extentsDone / op.extentsTotal : 0,
+            extentsDone: op.extentsDone,
+            extentsTotal: op.extentsTotal,
+          }
+        : undefined,
       nodeReportTime: new Date().toISOString(),
       volumes,
     };
     // A merge patch with null removes a field: an operation that ended disappears from the status.
-    await this.client.mergePatch(`${poolPath(name)}/status`, { status: { ...status, operation: status.operation ?? null, lastScrub: status.lastScrub ?? null } });
+    await this.client.mergePatch(`${poolPath(name)}/status`, {
+      status: { ...status, operation: status.operation ?? null, lastScrub: status.lastScrub ?? null },
+    });
   }
 }
