@@ -1,4 +1,4 @@
-import { EXTENT_SIZE_RULE, isExtentSize } from './rules.js';
+import { EXTENT_SIZE_ALIGN, isExtentSize, MAX_EXTENT_SIZE, MIN_EXTENT_SIZE } from './rules.js';
 import { listenProblem } from '../util/listen.js';
 import { readFile } from 'node:fs/promises';
 import type { TSchema } from '@sinclair/typebox';
@@ -170,7 +170,12 @@ function normalise(schema: TSchema, value: unknown, field: string): unknown {
 function crossFieldProblems(c: EngineConfig): ConfigProblem[] {
   const out: ConfigProblem[] = [];
   const E = c.storage.extent_size;
-  if (!isExtentSize(E)) out.push({ field: 'storage.extent_size', value: E, expected: EXTENT_SIZE_RULE });
+  if (!isExtentSize(E))
+    out.push({
+      field: 'storage.extent_size',
+      value: E,
+      expected: `a multiple of ${EXTENT_SIZE_ALIGN} bytes from ${MIN_EXTENT_SIZE} to ${MAX_EXTENT_SIZE} bytes`,
+    });
   try {
     parsePolicy(c.storage.redundancy);
   } catch (err) {

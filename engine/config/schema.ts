@@ -1,3 +1,4 @@
+import { LOG_LEVELS } from '../observability/log-levels.js';
 import { POLICY_PATTERN } from '../redundancy/policy.js';
 import { EXTENT_SIZE_RULE, MIN_EXTENT_SIZE } from './rules.js';
 import { CHECKSUM_ALGORITHMS } from '../integrity/algorithms.js';
@@ -39,8 +40,6 @@ const Section = <T extends TProperties>(properties: T, description: string): TOb
 
 export const PRESET_NAMES = ['production', 'development', 'testing', 'high-performance'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
-export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export const StorageSchema = Section(
   {

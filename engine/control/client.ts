@@ -6,6 +6,7 @@ import { readLockOwner } from '../pool/lock.js';
 import {
   ControlError,
   controlCode,
+  isControlCode,
   type ArgsOf,
   type CommandName,
   type OperationProgress,
@@ -146,7 +147,11 @@ function callControlOnce<C extends CommandName>(
         sock.end();
         // The one place a result takes its command's type: the daemon answers with what the table says.
         if (msg.ok) resolve(msg.result as ResultOf<C>);
-        else reject(new ControlError(msg.error, controlCode(msg.code, msg.usage), { usage: msg.usage }));
+        // A daemon of this version sends `status`; an older one only `code` (its own values).
+        else
+          reject(
+            new ControlError(msg.error, isControlCode(msg.status) ? msg.status : controlCode(msg.code, msg.usage), { usage: msg.usage }),
+          );
         return;
       }
     });

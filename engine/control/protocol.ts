@@ -3,7 +3,7 @@
  * codes its failures carry. The daemon, the CLI, the CSI plugin and the node agent share this table.
  *
  * Imports are type-only (erased when compiled): importing this module loads nothing of the engine,
- * so the CSI plugin and the node agent can use it without opening pools (test/unit/control-protocol).
+ * so the CSI plugin and the node agent can use it without opening pools (test/unit/control-errors.test.ts).
  */
 import type { DiskReport, PoolStatus } from '../report/status.js';
 import type { FsckReport } from '../check/fsck.js';
@@ -287,7 +287,12 @@ export class ControlError extends Error {
  * A reply line: a result, or a failure with its code (`usage` kept for clients of older versions).
  * A code is one of CONTROL_CODES from a daemon of this version; older daemons sent others (see controlCode).
  */
-export type Reply = { ok: true; result: unknown } | { ok: false; error: string; usage: boolean; code?: string };
+/**
+ * A reply. A failure carries `status`, its ControlCode, and `code`, what daemons before the control
+ * codes sent (a volume error's own code or an errno name, else nothing): a CSI plugin of that
+ * version reads only `code`, so a daemon keeps sending it.
+ */
+export type Reply = { ok: true; result: unknown } | { ok: false; error: string; usage: boolean; code?: string; status?: ControlCode };
 /** Sent before the reply while a long operation runs. */
 export interface ProgressLine {
   progress: OperationProgress;

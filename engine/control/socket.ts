@@ -26,6 +26,11 @@ export { ControlError } from './protocol.js';
 /** Commands only a daemon serves (shutdown, http, events), beside the pool commands. */
 export type ExtraCommands = { [C in DaemonCommandName]?: (args: CommandArgs) => Promise<ResultOf<C>> };
 
+/** What daemons before the control codes sent as `code`: a volume error's code or an errno name. */
+export function legacyCode(err: unknown): string | undefined {
+  return err instanceof VolumeError || err instanceof FsError ? err.code : undefined;
+}
+
 /** The code a failure is reported with, from the class of what was thrown (and its own code, when it has one). */
 export function errorCode(err: unknown): ControlCode {
   if (err instanceof UsageError) return 'INVALID_ARGUMENT';
@@ -97,7 +102,7 @@ export async function serveControl(
       try {
         lines = reader.push(chunk);
       } catch (err) {
-        const reply: Reply = { ok: false, error: `request refused: ${(err as Error).message}`, usage: true, code: 'INVALID_ARGUMENT' };
+        const reply: Reply = { ok: false, error: `request refused: ${(err as Error).message}`, usage: true, status: 'INVALID_ARGUMENT' };
         sock.end(JSON.stringify(reply) + '\n');
         sock.destroySoon();
         return;
@@ -125,7 +130,7 @@ export async function serveControl(
           const special = extras.get(req.command);
           if (special) return { ok: true, result: await special(req.args) };
           if (!isPoolCommand(req.command)) {
-            return { ok: false, error: `unknown command '${req.command}'`, usage: true, code: 'UNIMPLEMENTED' };
+            return { ok: false, error: `unknown command '${req.command}'`, usage: true, status: 'UNIMPLEMENTED' };
           }
           const fn = poolCommands[req.command];
           try {
@@ -137,7 +142,13 @@ export async function serveControl(
         req.traceId ?? newTraceId(),
       );
     } catch (err) {
-      return { ok: false, error: err instanceof Error ? err.message : String(err), usage: err instanceof UsageError, code: errorCode(err) };
+      return {
+        ok: false,
+        error: err instanceof Error ? err.message : String(err),
+        usage: err instanceof UsageError,
+        code: legacyCode(err),
+        status: errorCode(err),
+      };
     }
   }
   // Beyond it a new connection is closed at once (its caller retries or reports it), so a flood of

@@ -6,8 +6,8 @@ import type { MetadataStore } from '../metadata/store.js';
 import { fsError } from '../util/errors.js';
 import { FileData, fileDataOptionsFrom, type FileDataHost, type FileDataOptions, type OpenFile } from './file-data.js';
 import { isDir, isReg, O_APPEND } from './modes.js';
-import { Namespace, POLICY_XATTR } from './namespace.js';
-import { Quotas } from './quota.js';
+import { Namespace, POLICY_XATTR, type NamespaceMetadata } from './namespace.js';
+import { Quotas, type QuotaMetadata } from './quota.js';
 
 export interface Attr {
   ino: number;
@@ -55,7 +55,7 @@ interface Handle {
  * attributes are the filesystem's own tables), the configuration, and the data path's needs.
  */
 export interface FileSystemHost extends FileDataHost {
-  readonly store: MetadataStore;
+  readonly store: FileDataHost['store'] & NamespaceMetadata & QuotaMetadata & Pick<MetadataStore, 'xattrBytes'>;
   readonly config: EngineConfig;
   /** The metadata changed: copy it to the disks' mirrors soon. */
   scheduleMirror(): void;

@@ -38,11 +38,37 @@ function refuseAcl(name: string): void {
  * Directory tree, inodes and xattrs, all in metadata. Every method is one SQLite transaction, so
  * a crash never leaves an operation half applied (rename included).
  */
+/** The namespace tables the namespace reads and writes. */
+export type NamespaceMetadata = Pick<
+  MetadataStore,
+  | 'anyXattrNamed'
+  | 'childCount'
+  | 'children'
+  | 'deleteDirent'
+  | 'freeInode'
+  | 'getXattr'
+  | 'inode'
+  | 'insertDirent'
+  | 'insertInode'
+  | 'listXattrs'
+  | 'lookup'
+  | 'parentsOf'
+  | 'removeXattr'
+  | 'setMode'
+  | 'setNlink'
+  | 'setOwner'
+  | 'setPolicy'
+  | 'setTimes'
+  | 'setXattr'
+  | 'touchDir'
+  | 'tx'
+>;
+
 export class Namespace {
   private readonly cache = new Map<string, number>();
 
   constructor(
-    private readonly store: MetadataStore,
+    private readonly store: NamespaceMetadata,
     /** Called for inodes whose last link went away; returns true if data was freed now. */
     private readonly isOpen: (ino: number) => boolean,
   ) {}

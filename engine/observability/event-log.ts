@@ -1,6 +1,6 @@
 import { parse as parseCsv } from 'csv-parse/sync';
 import { stringify as stringifyCsv } from 'csv-stringify/sync';
-import type { LogLevel } from '../config/schema.js';
+import type { LogLevel } from './log-levels.js';
 
 /** A notable event: disk state changes, rebuild and scrub start and end, repairs, errors, slow operations. */
 export interface EngineEvent {

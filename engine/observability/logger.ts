@@ -1,5 +1,5 @@
 import { pino, type Logger as Pino, type DestinationStream } from 'pino';
-import type { LogLevel } from '../config/schema.js';
+import type { LogLevel } from './log-levels.js';
 import { EventLog, type EngineEvent } from './event-log.js';
 import { currentTrace } from './trace.js';
 

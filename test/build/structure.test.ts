@@ -5,6 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { TIERS } from '../../engine/config/rules.js';
+import { POLICY_PATTERN } from '../../engine/redundancy/policy.js';
 
 /**
  * The engine's structure, checked: its layers only point down, no SQL outside metadata/, no untyped
@@ -53,13 +55,16 @@ test('the engine, the CSI driver and the operator pass the layer rules: no cycle
   assert.match(r.out, /no dependency violations found/);
 });
 
-test('the layer check fails on an upward import, a cycle, and a folder without a layer', () => {
+test('the layer check fails on an upward import, a cycle, a sideways import, and a folder without a layer', () => {
   const dir = plant({
     'engine/util/low.ts': "import { high } from '../pool/high.js';\nexport const low = high + 1;\n",
-    'engine/pool/high.ts': 'export const high = 1;\n',
+    'engine/pool/high.ts': "import { loose } from '../loose/loose.js';\nexport const high = loose;\n",
     'engine/fs/a.ts': "import { b } from './b.js';\nexport const a = () => b;\n",
     'engine/fs/b.ts': "import { a } from './a.js';\nexport const b = () => a;\n",
     'engine/newfolder/x.ts': "import { high } from '../pool/high.js';\nexport const x = high;\n",
+    'engine/loose/loose.ts': 'export const loose = 1;\n',
+    'engine/integrity/sum.ts': "import { policy } from '../redundancy/policy.js';\nexport const sum = policy;\n",
+    'engine/redundancy/policy.ts': 'export const policy = 1;\n',
   });
   try {
     const r = cruise(dir, 'engine');
@@ -67,6 +72,8 @@ test('the layer check fails on an upward import, a cycle, and a folder without a
     assert.match(r.out, /no-upward-from-util: engine\/util\/low\.ts → engine\/pool\/high\.ts/);
     assert.match(r.out, /no-circular: engine\/fs\/a\.ts/);
     assert.match(r.out, /every-folder-has-a-layer: engine\/newfolder\/x\.ts/);
+    assert.match(r.out, /every-imported-folder-has-a-layer: engine\/pool\/high\.ts → engine\/loose\/loose\.ts/);
+    assert.match(r.out, /no-sideways-from-integrity: engine\/integrity\/sum\.ts → engine\/redundancy\/policy\.ts/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -92,4 +99,23 @@ test('control calls are typed: no Promise<unknown> command tables or callers', (
     s.text.split('\n').flatMap((line, i) => (/Promise<unknown>/.test(line) ? [`${s.file}:${i + 1}: ${line.trim()}`] : [])),
   );
   assert.deepEqual(offenders, []);
+});
+
+test("rules said once: the chart's values schema states the policy pattern and the tiers as the engine exports them", () => {
+  const schema = fs.readFileSync(path.join(repo, 'charts/dynamicfs/values.schema.json'), 'utf8');
+  const patterns: string[] = [];
+  const tierLists: string[][] = [];
+  const walk = (v: unknown) => {
+    if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') {
+      const o = v as Record<string, unknown>;
+      if (typeof o.pattern === 'string' && /replication|erasure/.test(o.pattern)) patterns.push(o.pattern);
+      if (Array.isArray(o.enum) && o.enum.includes('hot')) tierLists.push(o.enum as string[]);
+      Object.values(o).forEach(walk);
+    }
+  };
+  walk(JSON.parse(schema));
+  assert.ok(patterns.length >= 2 && tierLists.length >= 2, `found ${patterns.length} policy patterns and ${tierLists.length} tier lists`);
+  for (const p of patterns) assert.equal(p, POLICY_PATTERN);
+  for (const t of tierLists) assert.deepEqual(t, [...TIERS]);
 });

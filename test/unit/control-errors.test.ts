@@ -8,7 +8,7 @@ import { after, test } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import { callControl, socketPath } from '../../engine/control/client.js';
 import { CONTROL_CODES, ControlError, controlCode, type ControlCode } from '../../engine/control/protocol.js';
-import { errorCode } from '../../engine/control/socket.js';
+import { errorCode, legacyCode } from '../../engine/control/socket.js';
 import { ConfigError } from '../../engine/config/load.js';
 import { PoolError } from '../../engine/pool/pool.js';
 import { FsError, UsageError } from '../../engine/util/errors.js';
@@ -41,7 +41,11 @@ test('every control code maps to its gRPC status, whatever the message says', ()
     const misleading = new ControlError('cannot reach the daemon of /p: did not answer', code);
     assert.equal(grpc(misleading), EXPECTED[code], `${code} with a misleading message`);
   }
-  assert.equal(grpc(new Error('cannot reach the daemon of /p: connect ENOENT')), status.INTERNAL, 'a plain error is read by its message');
+  assert.equal(
+    grpc(new Error('cannot reach the daemon of /p: connect ENOENT')),
+    status.INTERNAL,
+    'a plain error is not read by its message',
+  );
   assert.equal(grpc(new Error('the daemon of /p did not answer')), status.INTERNAL);
   assert.equal(grpc('a string'), status.INTERNAL);
   assert.equal(grpc(new CsiError(status.ABORTED, 'busy')), status.ABORTED);
@@ -96,6 +100,31 @@ test('the daemon codes a failure from the class of what was thrown', () => {
   for (const [err, want] of cases) assert.equal(errorCode(err), want, String(err));
 });
 
+test('a daemon keeps sending the codes older CSI plugins read, beside the new status', () => {
+  // What a CSI plugin before the control codes mapped (csi-driver/src/errors.ts of that version).
+  const OLDER_PLUGIN: Record<string, status> = {
+    INVALID: status.INVALID_ARGUMENT,
+    NOT_FOUND: status.NOT_FOUND,
+    EXISTS: status.ALREADY_EXISTS,
+    EXHAUSTED: status.RESOURCE_EXHAUSTED,
+    BUSY: status.FAILED_PRECONDITION,
+    ENOSPC: status.RESOURCE_EXHAUSTED,
+  };
+  const cases: [unknown, status][] = [
+    [new VolumeError('INVALID', 'x'), status.INVALID_ARGUMENT],
+    [new VolumeError('NOT_FOUND', 'x'), status.NOT_FOUND],
+    [new VolumeError('EXISTS', 'x'), status.ALREADY_EXISTS],
+    [new VolumeError('EXHAUSTED', 'x'), status.RESOURCE_EXHAUSTED],
+    [new VolumeError('BUSY', 'x'), status.FAILED_PRECONDITION],
+    [new FsError('ENOSPC', 'x'), status.RESOURCE_EXHAUSTED],
+  ];
+  for (const [err, want] of cases) {
+    const code = legacyCode(err);
+    assert.equal(code === undefined ? undefined : OLDER_PLUGIN[code], want, String(err));
+  }
+  assert.equal(legacyCode(new UsageError('x')), undefined);
+});
+
 /** A stand-in daemon on `dir`'s control socket: answers each request line with `answer(request)`. */
 async function fakeDaemon(dir: string, answer: (req: { command: string }, sock: net.Socket) => void): Promise<net.Server> {
   const server = net.createServer((sock) => {
@@ -137,6 +166,8 @@ test('replies of a daemon: codes old and new, usage, results typed by the comman
     'volume-expand': { ok: false, error: 'pool p cannot grow v', usage: false, code: 'RESOURCE_EXHAUSTED' },
     'volume-delete': { ok: false, error: 'missing argument: name', usage: true },
     'volume-get': { ok: false, error: 'no volume v', usage: false, code: 'NOT_FOUND' },
+    // A daemon of this version: the new status wins over the legacy code.
+    'volume-stats': { ok: false, error: 'volume v is busy', usage: false, code: 'ENOSPC', status: 'FAILED_PRECONDITION' },
     'volume-capacity': { ok: true, result: { available: 12345 } },
   };
   const server = await fakeDaemon(dir, (req, sock) => {
@@ -153,6 +184,8 @@ test('replies of a daemon: codes old and new, usage, results typed by the comman
     const usage = await rejection(callControl(dir, 'volume-delete', { name: '' }));
     assert.deepEqual([usage.code, usage.usage, grpc(usage)], ['INVALID_ARGUMENT', true, status.INVALID_ARGUMENT]);
     assert.equal(grpc(await rejection(callControl(dir, 'volume-get', { name: 'v' }))), status.NOT_FOUND);
+    const busy = await rejection(callControl(dir, 'volume-stats', { name: 'v' }));
+    assert.deepEqual([busy.code, grpc(busy)], ['FAILED_PRECONDITION', status.FAILED_PRECONDITION]);
     const progress: number[] = [];
     const r = await callControl(dir, 'volume-capacity', {}, (p) => progress.push(p.extentsTotal));
     // Typed by the table: `available` is a number without a cast.

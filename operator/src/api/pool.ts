@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { SHARED_PARENTS as SHARED_PARENT_DIRS, SYSTEM_TREES } from '../../../engine/pool/disk-path.js';
-import { DEFAULT_TIER, TIERS, type Tier } from '../../../engine/config/rules.js';
+import { DEFAULT_TIER, EXTENT_SIZE_RULE, TIERS, type Tier } from '../../../engine/config/rules.js';
 import { POLICY_PATTERN } from '../../../engine/redundancy/policy.js';
 
 /**
@@ -87,7 +87,7 @@ export const PoolSpecSchema = Type.Object(
         description: "Default policy: 'replication:N' or 'erasure:K+M' (default replication:2).",
       }),
     ),
-    extentSize: Type.Optional(Quantity('Extent size (default 1Mi). Immutable.')),
+    extentSize: Type.Optional(Quantity(`Extent size, ${EXTENT_SIZE_RULE} (default 1Mi). Immutable.`)),
     configRef: Type.Optional(Type.String({ maxLength: 253, pattern: DNS_NAME, description: 'Name of a DynamicFSConfig.' })),
     scrub: Type.Optional(
       Type.Object(
