@@ -5,5 +5,6 @@ cd "$(dirname "$0")/.."
 source scripts/lib/ensure-deps.sh
 ensure_debian_packages fuse libfuse2 mergerfs
 ensure_node_modules
+use_node "$NODE_LTS"
 npm run --silent build
-exec node dist/bench/bench.js "$@"
+node dist/bench/bench.js "$@"

@@ -6,5 +6,6 @@ source scripts/lib/ensure-deps.sh
 ensure_debian_packages fuse libfuse2
 ensure_fuse_device
 ensure_node_modules
+use_node "$NODE_LTS"
 npm run --silent build
-exec node dist/engine/demo/demo.js
+node dist/engine/demo/demo.js

@@ -7,6 +7,7 @@ source scripts/lib/ensure-deps.sh
 ensure_debian_packages fuse libfuse2 python3 openssl
 ensure_fuse_device
 ensure_node_modules
+use_node "$NODE_LTS"
 npm run --silent build
 test/fixtures/build >/dev/null
-exec node dist/test/e2e/local-cluster-main.js
+node dist/test/e2e/local-cluster-main.js

@@ -50,9 +50,15 @@ export class PoolLock {
     const me: LockOwner = { pid: process.pid, mountpoint, since: new Date().toISOString() };
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
-        const fd = fs.openSync(file, 'wx', 0o600);
-        fs.writeSync(fd, JSON.stringify(me));
-        fs.closeSync(fd);
+        // Written aside and linked into place, so the lock appears with its owner in it: a reader never
+        // finds it empty (and takes it for a stale lock, or a daemon that is starting for none).
+        const aside = `${file}.${process.pid}`;
+        fs.writeFileSync(aside, JSON.stringify(me), { mode: 0o600 });
+        try {
+          fs.linkSync(aside, file);
+        } finally {
+          fs.rmSync(aside, { force: true });
+        }
         return new PoolLock(file);
       } catch (err) {
         if (!isNodeError(err, 'EEXIST')) throw err;

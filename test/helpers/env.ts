@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { fstatSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,18 +83,25 @@ export class MountedPool {
   ) {}
 
   static async start(pool: string, mnt: string, extraArgs: string[] = []): Promise<MountedPool> {
-    let log = '';
-    const child = spawn(process.execPath, [CLI, 'mount', pool, mnt, '--foreground', ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-    const m = new MountedPool(child, mnt, () => log);
+    // The daemon's output goes to a file, not a pipe: a test blocked in a system call on the mount drains
+    // no pipe, and a daemon whose log write waits for room in one cannot answer that call. (The file is
+    // unlinked at once; the two descriptors keep it.)
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'dfs-daemon-log-'));
+    const out = openSync(path.join(dir, 'log'), 'a+');
+    rmSync(dir, { recursive: true });
+    const log = (): string => {
+      const buf = Buffer.alloc(fstatSync(out).size);
+      return buf.subarray(0, readSync(out, buf, 0, buf.length, 0)).toString();
+    };
+    const child = spawn(process.execPath, [CLI, 'mount', pool, mnt, '--foreground', ...extraArgs], { stdio: ['ignore', out, out] });
+    const m = new MountedPool(child, mnt, log);
     for (let i = 0; i < 300; i++) {
       if (await isMounted(mnt)) return m;
-      if (child.exitCode !== null) throw new Error(`mount daemon exited with ${child.exitCode}: ${log}`);
+      if (child.exitCode !== null) throw new Error(`mount daemon exited with ${child.exitCode}: ${log()}`);
       await new Promise((r) => setTimeout(r, 50));
     }
     await m.kill();
-    throw new Error(`mount of ${mnt} timed out: ${log}`);
+    throw new Error(`mount of ${mnt} timed out: ${log()}`);
   }
 
   /** Clean stop: SIGTERM, then wait for the daemon to flush and exit. */

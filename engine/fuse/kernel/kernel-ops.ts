@@ -73,8 +73,12 @@ export function kernelOperations(fs: FileSystem, observe: OpObserver, opts: Kern
       const start = performance.now();
       const fail = (err: unknown): void => {
         const errno = toErrno(err);
-        observe(op, performance.now() - start, errno, err);
-        session.reply(req.unique, errno);
+        try {
+          observe(op, performance.now() - start, errno, err);
+        } finally {
+          // The caller waits in the kernel for this answer: it goes out even if logging the failure throws.
+          session.reply(req.unique, errno);
+        }
       };
       let result: void | Promise<void>;
       try {
