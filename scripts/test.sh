@@ -11,6 +11,9 @@ ensure_fuse_device
 ensure_node_modules
 use_node "$NODE_LTS"
 npm run --silent build
+# ESLint, Prettier and the layer rules (.dependency-cruiser.cjs): a finding fails the run, after the tests.
+lint=0
+npm run --silent lint || lint=$?
 # Upstream fixtures (csi-sanity) built from the Go module proxy into a cache outside the repo.
 if command -v go >/dev/null; then
   test/fixtures/build >/dev/null
@@ -30,4 +33,5 @@ main=0
 use_node "$NODE_LTS"
 run_tests "the whole suite on the Node LTS the images ship" dist/test || main=$?
 if [ "$oldest" -ne 0 ]; then echo "the unit tests failed on Node $NODE_OLDEST, the oldest supported (see above)" >&2; fi
-exit $(( main != 0 ? main : oldest ))
+if [ "$lint" -ne 0 ]; then echo "npm run lint found problems (see above)" >&2; fi
+exit $(( main != 0 ? main : oldest != 0 ? oldest : lint ))
