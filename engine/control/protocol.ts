@@ -17,20 +17,13 @@ import type { EngineEvent } from '../observability/event-log.js';
 import type { HttpReply } from '../observability/http-server.js';
 import type { HealthThresholds } from '../pool/health-policy.js';
 import type { OperationProgress } from '../pool/pool.js';
+import type { VolumeRecord } from '../metadata/volume-table.js';
 import type { CommandArgs } from './args.js';
 
 export type { CommandArgs, HttpReply, OperationProgress };
 
-/** A volume as the daemon describes it. */
-export interface VolumeInfo {
-  name: string;
-  ino: number;
-  capacity: number;
-  policy: string;
-  tier: string | null;
-  ephemeral: boolean;
-  createdAt: string;
-  context: Record<string, string>;
+/** A volume as the daemon describes it: its row, its usage and where it is published. */
+export interface VolumeInfo extends VolumeRecord {
   inodeLimit: number;
   usage: { bytes: number; inodes: number };
   /** Targets it is published at. */
