@@ -19,9 +19,7 @@ import {
 } from './protocol.js';
 import { PRIVATE_DIR, tighten } from '../util/private-files.js';
 
-// The daemon's side of the control socket. Callers use client.ts (re-exported here for older imports).
-export { callControl, LineReader, socketPath } from './client.js';
-export { ControlError } from './protocol.js';
+// The daemon's side of the control socket; callers use client.ts.
 
 /** Commands only a daemon serves (shutdown, http, events), beside the pool commands. */
 export type ExtraCommands = { [C in DaemonCommandName]?: (args: CommandArgs) => Promise<ResultOf<C>> };

@@ -188,7 +188,8 @@ export class Pool {
       await pool.disks.refreshSpace();
       await pool.disks.refreshDomains();
       pool.reportSharedDomains();
-      await pool.recover();
+      // Finishes what a crash interrupted: uncommitted versions and repairs, unlinked inodes.
+      await pool.versions.recover();
       return pool;
     } catch (err) {
       lock.release();
@@ -209,11 +210,6 @@ export class Pool {
       else if (id.poolId !== this.id || id.diskId !== d.id)
         this.setDiskHealth(d.id, 'failed', `identity file at ${d.path} names another disk or pool`);
     }
-  }
-
-  /** Finishes what a crash interrupted (see ExtentVersions.recover). */
-  private async recover(): Promise<void> {
-    await this.versions.recover();
   }
 
   /**

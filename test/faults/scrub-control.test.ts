@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import type { PoolStatus } from '../../engine/report/status.js';
-import { callControl } from '../../engine/control/socket.js';
+import { callControl } from '../../engine/control/client.js';
 import type { ScrubReport } from '../../engine/heal/scrub.js';
 import type { OperationProgress } from '../../engine/pool/pool.js';
 import { cleanup, CLI, cli, cliJson, makePool, MountedPool, writeSamples } from '../helpers/env.js';

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { PoolStatus } from '../../engine/report/status.js';
-import { callControl } from '../../engine/control/socket.js';
+import { callControl } from '../../engine/control/client.js';
 import { isMounted, lazyUnmount } from '../../engine/fuse/mount.js';
 import { POOL_LOCK, POOL_SOCKET } from '../../engine/pool/layout.js';
 import { cleanup, CLI, cli, makePool } from '../helpers/env.js';

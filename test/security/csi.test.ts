@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { status } from '@grpc/grpc-js';
-import { callControl } from '../../engine/control/socket.js';
+import { callControl } from '../../engine/control/client.js';
 import { readMounts, topMountAt } from '../../engine/util/mountinfo.js';
 import { cleanup, cliJson, MountedPool } from '../helpers/env.js';
 import { helm } from '../helpers/helm.js';
