@@ -36,7 +36,20 @@ const ENOSYS = 38;
 const now = Date.now();
 const attr = (node: number): Attributes =>
   node === ROOT
-    ? { ino: ROOT, size: 4096, blocks: 8, atime: now, mtime: now, ctime: now, mode: 0o040755, nlink: 2, uid: 0, gid: 0, blksize: 4096 }
+    ? {
+        ino: ROOT,
+        size: 4096,
+        blocks: 8,
+        atime: now,
+        mtime: now,
+        ctime: now,
+        mode: 0o040755,
+        nlink: 2,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        blksize: 4096,
+      }
     : {
         ino: FILE,
         size: FILE_SIZE,
@@ -48,6 +61,7 @@ const attr = (node: number): Attributes =>
         nlink: 1,
         uid: 0,
         gid: 0,
+        rdev: 0,
         blksize: 4096,
       };
 const zeros = Buffer.alloc(MAX_PAGES * 4096);

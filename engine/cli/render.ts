@@ -1,6 +1,7 @@
 import type { DiskReport, PoolStatus } from '../report/status.js';
 import type { FsckReport } from '../check/fsck.js';
 import { formatBytes } from '../util/units.js';
+import { printableName } from '../util/byte-names.js';
 import type { DrainReport } from '../heal/drain.js';
 import type { RebuildReport } from '../heal/rebuild.js';
 import type { ScrubReport } from '../heal/scrub.js';
@@ -63,11 +64,11 @@ export function renderStatus(s: PoolStatus): string {
   }
   if (s.unrecoverable.length) {
     lines.push('unrecoverable ranges:');
-    for (const u of s.unrecoverable) lines.push(`  ${u.path} bytes ${u.start}-${u.end - 1}`);
+    for (const u of s.unrecoverable) lines.push(`  ${printableName(u.path)} bytes ${u.start}-${u.end - 1}`);
   }
   if (s.degradedFiles.length)
     lines.push(
-      `files with reduced redundancy: ${s.degradedFiles.length} (${s.degradedFiles.slice(0, 5).join(', ')}${s.degradedFiles.length > 5 ? ', ...' : ''})`,
+      `files with reduced redundancy: ${s.degradedFiles.length} (${s.degradedFiles.slice(0, 5).map(printableName).join(', ')}${s.degradedFiles.length > 5 ? ', ...' : ''})`,
     );
   lines.push('', renderDisks(s.disks));
   return lines.join('\n');
@@ -91,11 +92,11 @@ export function renderScrub(r: ScrubReport): string {
   ];
   for (const i of r.issues.slice(0, 100)) {
     lines.push(
-      `  ${i.repaired ? 'repaired' : 'BAD     '} ${i.paths.join(',') || `inode ${i.ino}`} extent ${i.extent} (bytes ${i.offset}-) fragment ${i.eid}.${i.slot} on ${i.disk}: ${i.problem}`,
+      `  ${i.repaired ? 'repaired' : 'BAD     '} ${i.paths.map(printableName).join(',') || `inode ${i.ino}`} extent ${i.extent} (bytes ${i.offset}-) fragment ${i.eid}.${i.slot} on ${i.disk}: ${i.problem}`,
     );
   }
   if (r.issues.length > 100) lines.push(`  ... and ${r.issues.length - 100} more (--json lists all)`);
-  for (const u of r.unrecoverable) lines.push(`  UNRECOVERABLE ${u.path} bytes ${u.start}-${u.end - 1}`);
+  for (const u of r.unrecoverable) lines.push(`  UNRECOVERABLE ${printableName(u.path)} bytes ${u.start}-${u.end - 1}`);
   return lines.join('\n');
 }
 

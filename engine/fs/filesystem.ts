@@ -1,13 +1,14 @@
-import { xattrCharge, type InodeRow } from '../metadata/store.js';
+import { ROOT_INO, xattrCharge, type InodeRow } from '../metadata/store.js';
 import { usableSpace } from '../pool/capacity.js';
 import { policyOf } from '../data/extent-store.js';
 import type { EngineConfig } from '../config/schema.js';
 import type { MetadataStore } from '../metadata/store.js';
 import { fsError } from '../util/errors.js';
 import { FileData, fileDataOptionsFrom, type FileDataHost, type FileDataOptions, type OpenFile } from './file-data.js';
-import { isDir, isReg, O_APPEND } from './modes.js';
-import { Namespace, POLICY_XATTR, type NamespaceMetadata } from './namespace.js';
-import { Quotas, type QuotaMetadata } from './quota.js';
+import { isDir, isReg, O_APPEND, S_IFDIR, S_IFREG } from './modes.js';
+import { Namespace, POLICY_XATTR, type DirEntry, type NamespaceMetadata } from './namespace.js';
+import { parentAndName } from './paths.js';
+import { Quotas, type Quota, type QuotaMetadata } from './quota.js';
 
 export interface Attr {
   ino: number;
@@ -19,6 +20,8 @@ export interface Attr {
   atime: number;
   mtime: number;
   ctime: number;
+  /** Device number of a device node (0 otherwise). */
+  rdev: number;
   blocks: number;
   blksize: number;
 }
@@ -61,7 +64,29 @@ export interface FileSystemHost extends FileDataHost {
   scheduleMirror(): void;
 }
 
-/** The filesystem as FUSE (and tests) see it: path operations over the namespace and file data. */
+/** A new entry: its attributes; with an open handle when it was created open. */
+export interface Made {
+  attr: Attr;
+  fh?: number;
+}
+
+/** What setattr may change at once (what the kernel's SETATTR carries). */
+export interface AttrChange {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  size?: number;
+  atime?: number;
+  mtime?: number;
+}
+
+/**
+ * The filesystem as FUSE (and tests) see it. The /dev/fuse path works on inodes: the kernel's node
+ * id is the engine's inode number, every entry the kernel is given counts one reference (forget
+ * drops them), and an inode whose last name goes lives on until its last reference and handle go
+ * (then its extents are reclaimed; after a crash, at the next open). Path methods are a facade over
+ * the same operations for fuse-native, the CLI and tests.
+ */
 export class FileSystem {
   readonly ns: Namespace;
   readonly data: FileData;
@@ -69,6 +94,8 @@ export class FileSystem {
   readonly quotas: Quotas;
   private readonly handles = new Map<number, Handle>();
   private nextHandle = 1;
+  /** The kernel's references to each inode (entries it was given minus what it forgot). */
+  private readonly kernelRefs = new Map<number, number>();
   /** The owner of new entries when the caller is not known (fuse-native does not say who asks). */
   private readonly self: Owner = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
 
@@ -88,8 +115,13 @@ export class FileSystem {
     this.maxFileSize = config.storage.max_file_size;
     this.maxOpenFiles = config.security.max_open_files;
     this.maxOpenPerVolume = config.security.max_open_files_per_volume;
-    this.ns = new Namespace(pool.store, (ino) => this.data.isOpen(ino));
+    this.ns = new Namespace(pool.store, (ino) => this.data.isOpen(ino) || this.kernelRefs.has(ino) || this.hasHandle(ino));
     this.quotas = new Quotas(pool.store, (volume) => this.openOrphans(volume));
+  }
+
+  private hasHandle(ino: number): boolean {
+    for (const h of this.handles.values()) if (h.ino === ino) return true;
+    return false;
   }
 
   private attr(row: InodeRow): Attr {
@@ -105,9 +137,258 @@ export class FileSystem {
       atime: row.atime,
       mtime: of ? Math.max(of.mtime, row.mtime) : row.mtime,
       ctime: row.ctime,
+      rdev: row.rdev,
       blocks: Math.ceil(size / 512),
       blksize: 4096,
     };
+  }
+
+  // ---- kernel references ----
+
+  /** The kernel was given an entry for `ino` (LOOKUP, CREATE, MKNOD, ...): one more reference. */
+  remember(ino: number): void {
+    this.kernelRefs.set(ino, (this.kernelRefs.get(ino) ?? 0) + 1);
+  }
+
+  /** The kernel dropped `count` references (FORGET); an unlinked inode nothing holds is freed. */
+  forget(ino: number, count: number): void {
+    const left = (this.kernelRefs.get(ino) ?? 0) - count;
+    if (left > 0) {
+      this.kernelRefs.set(ino, left);
+      return;
+    }
+    this.kernelRefs.delete(ino);
+    if (this.ns.released(ino)) void this.pool.reapGarbage();
+  }
+
+  /** Inodes the kernel holds references to (tests and status). */
+  get kernelReferences(): number {
+    return this.kernelRefs.size;
+  }
+
+  // ---- inode operations (the /dev/fuse path) ----
+
+  getattrIno(ino: number): Attr {
+    return this.attr(this.ns.inode(ino));
+  }
+
+  lookup(parent: number, name: string): Attr {
+    return this.getattrIno(this.ns.lookup(parent, name));
+  }
+
+  entries(dir: number): DirEntry[] {
+    return this.ns.entries(dir);
+  }
+
+  /** The volume that directory `dir` lies in, if any. */
+  private volumeIn(dir: number): Quota | undefined {
+    const top = this.ns.topOf(dir);
+    return top === null ? undefined : this.quotas.ofRoot(top);
+  }
+
+  private volumeOfInode(ino: number): Quota | undefined {
+    const top = this.ns.topOfInode(ino);
+    if (top !== null) return this.quotas.ofRoot(top);
+    // No name left (unlinked, O_TMPFILE): the volume its open handles were charged to.
+    for (const h of this.handles.values()) if (h.ino === ino && h.volume !== null) return this.quotas.get(h.volume);
+    return undefined;
+  }
+
+  /** The path of entry `name` in `dir`, for the audit log (only computed when it is on). */
+  private where(dir: number, name: string): () => string {
+    return () => {
+      const up = dir === ROOT_INO ? '' : (this.ns.pathsOf(dir)[0] ?? `<inode ${dir}>`);
+      return `${up}/${name}`;
+    };
+  }
+
+  /** A new inode in directory `dir` counts against its volume's inode limit first (EDQUOT past it); a failed `make` gives it back. */
+  private newInodeIn<T>(dir: number, make: () => T): T {
+    const v = this.volumeIn(dir);
+    if (v) this.quotas.chargeInode(v.name);
+    try {
+      return make();
+    } catch (err) {
+      if (v) this.quotas.recount(v.name);
+      throw err;
+    }
+  }
+
+  private recountIn(dir: number): void {
+    const v = this.volumeIn(dir);
+    if (v) this.quotas.recount(v.name);
+  }
+
+  mkdirAt(parent: number, name: string, mode: number, owner: Owner = this.self): Attr {
+    const ino = this.newInodeIn(parent, () => this.ns.makeAt(parent, name, S_IFDIR | (mode & 0o7777), owner.uid, owner.gid));
+    this.changed('mkdir', this.where(parent, name), { mode });
+    return this.getattrIno(ino);
+  }
+
+  mknodAt(parent: number, name: string, mode: number, rdev: number, owner: Owner = this.self): Attr {
+    const ino = this.newInodeIn(parent, () => this.ns.mknodAt(parent, name, mode, rdev, owner.uid, owner.gid));
+    this.changed('mknod', this.where(parent, name), { mode, rdev });
+    return this.getattrIno(ino);
+  }
+
+  symlinkAt(parent: number, name: string, target: string, owner: Owner = this.self): Attr {
+    const ino = this.newInodeIn(parent, () => this.ns.symlinkAt(parent, name, target, owner.uid, owner.gid));
+    this.changed('symlink', this.where(parent, name), { target });
+    return this.getattrIno(ino);
+  }
+
+  /** A new name for inode `ino` (a hard link, or the first name of an O_TMPFILE file). */
+  linkAt(ino: number, parent: number, name: string): Attr {
+    const from = this.volumeOfInode(ino)?.name ?? null;
+    const to = this.volumeIn(parent)?.name ?? null;
+    if (from !== to) throw fsError('EXDEV', `inode ${ino} and '${name}' are in different volumes`);
+    // A hard link is a name the metadata keeps: it counts against the inode limit like a new file.
+    this.newInodeIn(parent, () => this.ns.linkAt(ino, parent, name));
+    this.changed('link', this.where(parent, name), { ino });
+    return this.getattrIno(ino);
+  }
+
+  createAt(parent: number, name: string, mode: number, flags: number, owner: Owner = this.self): Made {
+    const ino = this.newInodeIn(parent, () => this.ns.makeAt(parent, name, S_IFREG | (mode & 0o7777), owner.uid, owner.gid));
+    this.changed('create', this.where(parent, name), { mode });
+    const fh = this.openHandle(ino, flags, this.volumeIn(parent), this.ns.policyIn(parent));
+    return { attr: this.getattrIno(ino), fh };
+  }
+
+  /** O_TMPFILE: an open regular file with no name in directory `parent` (linkat can name it). */
+  tmpfileAt(parent: number, mode: number, flags: number, owner: Owner = this.self): Made {
+    const ino = this.newInodeIn(parent, () => this.ns.makeUnnamed(parent, mode, owner.uid, owner.gid));
+    this.changed('tmpfile', this.where(parent, ''), { mode });
+    const fh = this.openHandle(ino, flags, this.volumeIn(parent), this.ns.policyIn(parent));
+    return { attr: this.getattrIno(ino), fh };
+  }
+
+  openIno(ino: number, flags: number): number {
+    const row = this.ns.inode(ino);
+    if (isDir(row.mode) && (flags & 3) !== 0) throw fsError('EISDIR', `inode ${ino} is a directory`);
+    const top = this.ns.topOfInode(ino);
+    const policy = top === null ? null : (this.ns.inode(top).policy ?? null);
+    return this.openHandle(ino, flags, this.volumeOfInode(ino), policy);
+  }
+
+  unlinkAt(parent: number, name: string): void {
+    this.ns.unlinkAt(parent, name);
+    this.recountIn(parent);
+    this.changed('unlink', this.where(parent, name));
+    void this.pool.reapGarbage();
+  }
+
+  rmdirAt(parent: number, name: string): void {
+    this.ns.rmdirAt(parent, name);
+    this.recountIn(parent);
+    this.changed('rmdir', this.where(parent, name));
+  }
+
+  renameAt(srcParent: number, srcName: string, dstParent: number, dstName: string, noReplace = false): void {
+    const a = this.volumeIn(srcParent)?.name ?? null;
+    const b = this.volumeIn(dstParent)?.name ?? null;
+    if (a !== b) throw fsError('EXDEV', `'${srcName}' and '${dstName}' are in different volumes`);
+    if ((srcParent === ROOT_INO && this.quotas.get(srcName)) || (dstParent === ROOT_INO && this.quotas.get(dstName)))
+      throw fsError(
+        'EBUSY',
+        `'${srcParent === ROOT_INO && this.quotas.get(srcName) ? srcName : dstName}' is a volume; volumes are not renamed`,
+      );
+    this.ns.renameAt(srcParent, srcName, dstParent, dstName, noReplace);
+    this.recountIn(dstParent);
+    this.changed('rename', this.where(srcParent, srcName), { to: this.where(dstParent, dstName)() });
+    void this.pool.reapGarbage();
+  }
+
+  readlinkIno(ino: number): string {
+    return this.ns.readlinkIno(ino);
+  }
+
+  /** SETATTR: what `change` holds, in the order chmod, chown, times, size; the new attributes. */
+  async setattrIno(ino: number, change: AttrChange, fh?: number): Promise<Attr> {
+    this.changeAttrs(ino, change);
+    if (change.size !== undefined) {
+      if (fh !== undefined && this.handles.has(fh)) await this.ftruncate(fh, change.size);
+      else await this.truncateIno(ino, change.size);
+    }
+    return fh !== undefined && this.handles.has(fh) ? this.fgetattr(fh) : this.getattrIno(ino);
+  }
+
+  /** Mode, owner and times (what changes at once, without waiting for data). */
+  private changeAttrs(ino: number, change: AttrChange): void {
+    if (change.mode !== undefined) {
+      this.ns.chmodIno(ino, change.mode);
+      this.changed('chmod', () => this.ns.describe(ino), { mode: change.mode });
+    }
+    if (change.uid !== undefined || change.gid !== undefined) {
+      this.ns.chownIno(ino, change.uid ?? -1, change.gid ?? -1);
+      this.changed('chown', () => this.ns.describe(ino), { uid: change.uid, gid: change.gid });
+    }
+    if (change.atime !== undefined || change.mtime !== undefined) {
+      const cur = this.getattrIno(ino);
+      this.utimensIno(ino, change.atime ?? cur.atime, change.mtime ?? cur.mtime);
+    }
+  }
+
+  async truncateIno(ino: number, size: number): Promise<void> {
+    const row = this.ns.inode(ino);
+    if (isDir(row.mode)) throw fsError('EISDIR', `inode ${ino} is a directory`);
+    if (!isReg(row.mode)) throw fsError('EINVAL', `inode ${ino} is not a regular file`);
+    this.checkSize(size);
+    this.chargeResize(this.volumeOfInode(ino)?.name ?? null, ino, size);
+    await this.data.truncate(ino, size);
+    this.changed('truncate', () => this.ns.describe(ino), { size });
+  }
+
+  utimensIno(ino: number, atime: number, mtime: number): void {
+    const of = this.data.get(ino);
+    if (of) of.mtime = mtime;
+    this.ns.utimens(ino, atime, mtime);
+    this.pool.scheduleMirror();
+  }
+
+  setxattrIno(ino: number, name: string, value: Buffer, flags: number, caller?: Owner): void {
+    if (name === POLICY_XATTR) this.mayChangePolicy(ino, caller);
+    const v = this.volumeOfInode(ino);
+    if (v && name !== POLICY_XATTR) {
+      const before = this.pool.store.xattrBytes(ino, name);
+      const after = xattrCharge(name, value.length);
+      if (after > before) this.quotas.charge(v.name, after - before);
+      else this.quotas.recount(v.name);
+    }
+    try {
+      this.ns.setxattrIno(ino, name, value, flags);
+    } catch (err) {
+      if (v) this.quotas.recount(v.name);
+      throw err;
+    }
+    this.changed('setxattr', () => this.ns.describe(ino), { name });
+  }
+
+  getxattrIno(ino: number, name: string): Buffer {
+    return this.ns.getxattrIno(ino, name);
+  }
+
+  listxattrIno(ino: number): string[] {
+    return this.ns.listxattrIno(ino);
+  }
+
+  removexattrIno(ino: number, name: string, caller?: Owner): void {
+    if (name === POLICY_XATTR) this.mayChangePolicy(ino, caller);
+    this.ns.removexattrIno(ino, name);
+    const v = this.volumeOfInode(ino);
+    if (v) this.quotas.recount(v.name);
+    this.changed('removexattr', () => this.ns.describe(ino), { name });
+  }
+
+  statfsIno(ino: number): FsStats {
+    return this.statfsOf(this.volumeOfInode(ino));
+  }
+
+  // ---- path facade (fuse-native, the CLI, volumes/, tests) ----
+
+  private parentOf(p: string): { dir: number; name: string } {
+    const { parentPath, name } = parentAndName(p);
+    return { dir: this.ns.resolve(parentPath), name };
   }
 
   getattr(p: string): Attr {
@@ -123,37 +404,99 @@ export class FileSystem {
   }
 
   mkdir(p: string, mode: number, owner: Owner = this.self): void {
-    this.newInode(p, () => this.ns.mkdir(p, mode, owner.uid, owner.gid));
-    this.changed('mkdir', p, { mode });
+    const { dir, name } = this.parentOf(p);
+    this.mkdirAt(dir, name, mode, owner);
   }
 
   rmdir(p: string): void {
-    this.ns.rmdir(p);
-    this.recount(p);
-    this.changed('rmdir', p);
+    const { dir, name } = this.parentOf(p);
+    this.rmdirAt(dir, name);
   }
 
-  /** A new inode at `p` counts against its volume's inode limit first (EDQUOT past it); a failed `make` gives it back. */
-  private newInode<T>(p: string, make: () => T): T {
-    const v = this.quotas.of(p);
-    if (v) this.quotas.chargeInode(v.name);
-    try {
-      return make();
-    } catch (err) {
-      if (v) this.quotas.recount(v.name);
-      throw err;
-    }
+  create(p: string, mode: number, flags = 2, owner: Owner = this.self): number {
+    const { dir, name } = this.parentOf(p);
+    return this.createAt(dir, name, mode, flags, owner).fh as number;
   }
 
-  private recount(p: string): void {
-    const v = this.quotas.of(p);
-    if (v) this.quotas.recount(v.name);
+  open(p: string, flags: number): number {
+    return this.openIno(this.ns.resolve(p), flags);
   }
+
+  unlink(p: string): void {
+    const { dir, name } = this.parentOf(p);
+    this.unlinkAt(dir, name);
+  }
+
+  rename(src: string, dst: string): void {
+    const s = this.parentOf(src);
+    const d = this.parentOf(dst);
+    this.renameAt(s.dir, s.name, d.dir, d.name);
+  }
+
+  link(src: string, dst: string): void {
+    const ino = this.ns.resolve(src);
+    const { dir, name } = this.parentOf(dst);
+    this.linkAt(ino, dir, name);
+  }
+
+  mknod(p: string, mode: number, owner: Owner = this.self, rdev = 0): void {
+    const { dir, name } = this.parentOf(p);
+    this.mknodAt(dir, name, mode, rdev, owner);
+  }
+
+  symlink(target: string, p: string, owner: Owner = this.self): void {
+    const { dir, name } = this.parentOf(p);
+    this.symlinkAt(dir, name, target, owner);
+  }
+
+  readlink(p: string): string {
+    return this.ns.readlink(p);
+  }
+
+  chmod(p: string, mode: number): void {
+    this.changeAttrs(this.ns.resolve(p), { mode });
+  }
+
+  chown(p: string, uid: number, gid: number): void {
+    this.changeAttrs(this.ns.resolve(p), { uid, gid });
+  }
+
+  utimens(p: string, atime: number, mtime: number): void {
+    this.utimensIno(this.ns.resolve(p), atime, mtime);
+  }
+
+  async truncate(p: string, size: number): Promise<void> {
+    await this.truncateIno(this.ns.resolve(p), size);
+  }
+
+  /**
+   * `caller`: who asks through the mount (unknown through fuse-native). Extended attributes are
+   * charged to their volume, and the policy attribute is the volume's, never a process's inside it.
+   */
+  setxattr(p: string, name: string, value: Buffer, flags: number, caller?: Owner): void {
+    this.setxattrIno(this.ns.resolve(p), name, value, flags, caller);
+  }
+  getxattr(p: string, name: string): Buffer {
+    return this.ns.getxattr(p, name);
+  }
+  listxattr(p: string): string[] {
+    return this.ns.listxattr(p);
+  }
+  removexattr(p: string, name: string, caller?: Owner): void {
+    this.removexattrIno(this.ns.resolve(p), name, caller);
+  }
+
+  /** Inside a volume (`p` given), its capacity and inode limit, as `df` in a pod should show them. */
+  statfs(p?: string): FsStats {
+    return this.statfsOf(p === undefined ? undefined : this.quotas.of(p));
+  }
+
+  // ---- handles and data ----
 
   /** After a namespace change: the audit log (when it is on) and, once changes settle, the metadata mirrors. */
-  private changed(op: string, target: string, detail?: Record<string, unknown>): void {
+  private changed(op: string, target: () => string, detail?: Record<string, unknown>): void {
     this.pool.scheduleMirror();
-    this.onAudit?.(op, target, detail);
+    if (this.onAudit) this.onAudit(op, target(), detail);
   }
 
   private handle(fh: number): Handle {
@@ -162,11 +505,10 @@ export class FileSystem {
     return h;
   }
 
-  private openIno(p: string, ino: number, flags: number): number {
+  private openHandle(ino: number, flags: number, volume: Quota | undefined, policy: string | null): number {
     if (this.handles.size >= this.maxOpenFiles)
       throw fsError('EMFILE', `${this.handles.size} files open (security.max_open_files is ${this.maxOpenFiles})`);
     const row = this.ns.inode(ino);
-    const volume = this.quotas.of(p) ?? null;
     // One volume cannot take every handle of the pool from the others.
     const held = volume ? (this.openPerVolume.get(volume.name) ?? 0) : 0;
     if (volume && held >= this.maxOpenPerVolume)
@@ -175,22 +517,10 @@ export class FileSystem {
         `volume ${volume.name} has ${held} files open (security.max_open_files_per_volume is ${this.maxOpenPerVolume})`,
       );
     if (volume) this.openPerVolume.set(volume.name, held + 1);
-    const file = isReg(row.mode) ? this.data.acquire(ino, row.size, row.mtime, this.ns.policyFor(p), volume?.tier ?? null) : null;
+    const file = isReg(row.mode) ? this.data.acquire(ino, row.size, row.mtime, policy, volume?.tier ?? null) : null;
     const fh = this.nextHandle++;
     this.handles.set(fh, { ino, flags, file, volume: volume?.name ?? null });
     return fh;
-  }
-
-  create(p: string, mode: number, flags = 2, owner: Owner = this.self): number {
-    const ino = this.newInode(p, () => this.ns.createFile(p, mode, owner.uid, owner.gid));
-    this.changed('create', p, { mode });
-    return this.openIno(p, ino, flags);
-  }
-
-  open(p: string, flags: number): number {
-    const ino = this.ns.resolve(p);
-    if (isDir(this.ns.inode(ino).mode) && (flags & 3) !== 0) throw fsError('EISDIR', `'${p}' is a directory`);
-    return this.openIno(p, ino, flags);
   }
 
   private fileOf(fh: number): OpenFile {
@@ -233,25 +563,8 @@ export class FileSystem {
     const h = this.handle(fh);
     this.handles.delete(fh);
     if (h.volume !== null) this.openPerVolume.set(h.volume, Math.max(0, (this.openPerVolume.get(h.volume) ?? 1) - 1));
-    if (!h.file) return;
-    const last = await this.data.release(h.file);
-    if (last) {
-      const row = this.pool.store.inode(h.ino);
-      if (row && row.nlink <= 0) {
-        this.pool.store.tx(() => this.pool.store.freeInode(h.ino));
-        void this.pool.reapGarbage();
-      }
-    }
-  }
-
-  async truncate(p: string, size: number): Promise<void> {
-    const row = this.ns.stat(p);
-    if (isDir(row.mode)) throw fsError('EISDIR', `'${p}' is a directory`);
-    if (!isReg(row.mode)) throw fsError('EINVAL', `'${p}' is not a regular file`);
-    this.checkSize(size);
-    this.chargeResize(this.quotas.of(p)?.name ?? null, row.ino, size);
-    await this.data.truncate(row.ino, size);
-    this.changed('truncate', p, { size });
+    if (h.file) await this.data.release(h.file);
+    if (this.ns.released(h.ino)) void this.pool.reapGarbage();
   }
 
   async ftruncate(fh: number, size: number): Promise<void> {
@@ -288,106 +601,8 @@ export class FileSystem {
     return { bytes, inodes: seen.size };
   }
 
-  /** Hard links and renames between volumes (or in and out of one) would move data past a quota. */
-  private sameVolume(src: string, dst: string): void {
-    const a = this.quotas.of(src)?.name ?? null;
-    const b = this.quotas.of(dst)?.name ?? null;
-    if (a !== b) throw fsError('EXDEV', `'${src}' and '${dst}' are in different volumes`);
-  }
-
   private checkSize(size: number): void {
     if (size > this.maxFileSize) throw fsError('EFBIG', `size ${size} passes storage.max_file_size (${this.maxFileSize})`);
-  }
-
-  unlink(p: string): void {
-    this.ns.unlink(p);
-    const v = this.quotas.of(p);
-    if (v) this.quotas.recount(v.name);
-    this.changed('unlink', p);
-    void this.pool.reapGarbage();
-  }
-
-  rename(src: string, dst: string): void {
-    this.sameVolume(src, dst);
-    if (this.quotas.get(src.replace(/^\/+|\/+$/g, ''))) throw fsError('EBUSY', `'${src}' is a volume; volumes are not renamed`);
-    this.ns.rename(src, dst);
-    const v = this.quotas.of(dst);
-    if (v) this.quotas.recount(v.name);
-    this.changed('rename', src, { to: dst });
-    void this.pool.reapGarbage();
-  }
-
-  link(src: string, dst: string): void {
-    this.sameVolume(src, dst);
-    // A hard link is a name the metadata keeps: it counts against the inode limit like a new file.
-    this.newInode(dst, () => this.ns.link(src, dst));
-    this.changed('link', src, { to: dst });
-  }
-
-  mknod(p: string, mode: number, owner: Owner = this.self): void {
-    this.newInode(p, () => this.ns.mknod(p, mode, owner.uid, owner.gid));
-    this.changed('mknod', p, { mode });
-  }
-
-  symlink(target: string, p: string, owner: Owner = this.self): void {
-    this.newInode(p, () => this.ns.symlink(target, p, owner.uid, owner.gid));
-    this.changed('symlink', p, { target });
-  }
-
-  readlink(p: string): string {
-    return this.ns.readlink(p);
-  }
-
-  chmod(p: string, mode: number): void {
-    this.ns.chmod(p, mode);
-    this.changed('chmod', p, { mode });
-  }
-
-  chown(p: string, uid: number, gid: number): void {
-    this.ns.chown(p, uid, gid);
-    this.changed('chown', p, { uid, gid });
-  }
-
-  utimens(p: string, atime: number, mtime: number): void {
-    const ino = this.ns.resolve(p);
-    const of = this.data.get(ino);
-    if (of) of.mtime = mtime;
-    this.ns.utimens(ino, atime, mtime);
-    this.pool.scheduleMirror();
-  }
-
-  /**
-   * `caller`: who asks through the mount (unknown through fuse-native). Extended attributes are
-   * charged to their volume, and the policy attribute is the volume's, never a process's inside it.
-   */
-  setxattr(p: string, name: string, value: Buffer, flags: number, caller?: Owner): void {
-    if (name === POLICY_XATTR) this.mayChangePolicy(p, caller);
-    const v = this.quotas.of(p);
-    if (v && name !== POLICY_XATTR) {
-      const before = this.pool.store.xattrBytes(this.ns.resolve(p), name);
-      const after = xattrCharge(name, value.length);
-      if (after > before) this.quotas.charge(v.name, after - before);
-      else this.quotas.recount(v.name);
-    }
-    try {
-      this.ns.setxattr(p, name, value, flags);
-    } catch (err) {
-      if (v) this.quotas.recount(v.name);
-      throw err;
-    }
-    this.changed('setxattr', p, { name });
-  }
-  getxattr(p: string, name: string): Buffer {
-    return this.ns.getxattr(p, name);
-  }
-  listxattr(p: string): string[] {
-    return this.ns.listxattr(p);
-  }
-  removexattr(p: string, name: string, caller?: Owner): void {
-    if (name === POLICY_XATTR) this.mayChangePolicy(p, caller);
-    this.ns.removexattr(p, name);
-    this.recount(p);
-    this.changed('removexattr', p, { name });
   }
 
   /**
@@ -395,24 +610,23 @@ export class FileSystem {
    * must not raise it past what was reserved, or lower it. A plain top-level directory's policy may
    * be set through the mount by its owner or root.
    */
-  private mayChangePolicy(p: string, caller: Owner | undefined): void {
-    const v = this.quotas.of(p);
+  private mayChangePolicy(ino: number, caller: Owner | undefined): void {
+    const v = this.volumeOfInode(ino);
     if (v)
       throw fsError(
         'EPERM',
         `the redundancy policy of volume ${v.name} is the volume's: change it with the CLI or through CSI, not through ${POLICY_XATTR}`,
       );
-    if (caller && caller.uid !== 0 && caller.uid !== this.ns.stat(p).uid)
-      throw fsError('EPERM', `only the owner of '${p}' or root may set its redundancy policy`);
+    if (caller && caller.uid !== 0 && caller.uid !== this.ns.inode(ino).uid)
+      throw fsError('EPERM', `only the owner of ${this.ns.describe(ino)} or root may set its redundancy policy`);
   }
 
   /**
    * Capacity as a user can fill it: raw bytes of usable disks scaled by the default policy's overhead.
-   * Inside a volume (`p` given), its capacity and inode limit, as `df` in a pod should show them.
+   * Inside a volume (`v` given), its capacity and inode limit.
    */
-  statfs(p?: string): FsStats {
+  private statfsOf(v: Quota | undefined): FsStats {
     // Inside a volume: its own policy and tier decide what the disks can still take.
-    const v = p === undefined ? undefined : this.quotas.of(p);
     const disks = this.pool.disks.all().filter((d) => d.health !== 'failed' && (!v?.tier || d.tier === v.tier));
     const policy = v ? policyOf(v.policy) : this.pool.settings.defaultPolicy;
     const shared = this.pool.sharedDomainsAllowed();

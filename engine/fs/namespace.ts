@@ -16,7 +16,8 @@ import {
   XATTR_CREATE,
   XATTR_REPLACE,
 } from './modes.js';
-import { parentAndName, splitPath } from './paths.js';
+import { checkName, parentAndName, splitPath } from './paths.js';
+import { nameByteLength, printableName } from '../util/byte-names.js';
 
 export const POLICY_XATTR = 'user.dynamicfs.policy';
 const CAPABILITY_XATTR = 'security.capability';
@@ -43,6 +44,7 @@ export type NamespaceMetadata = Pick<
   MetadataStore,
   | 'anyXattrNamed'
   | 'childCount'
+  | 'childEntries'
   | 'children'
   | 'deleteDirent'
   | 'freeInode'
@@ -64,13 +66,25 @@ export type NamespaceMetadata = Pick<
   | 'tx'
 >;
 
+/** One directory entry as readdir reports it. */
+export interface DirEntry {
+  name: string;
+  ino: number;
+  mode: number;
+}
+
 export class Namespace {
   private readonly cache = new Map<string, number>();
+  /** Directory inode -> the top-level directory it lies in (policy and volume); dropped when directories move. */
+  private readonly tops = new Map<number, number>();
 
   constructor(
     private readonly store: NamespaceMetadata,
-    /** Called for inodes whose last link went away; returns true if data was freed now. */
-    private readonly isOpen: (ino: number) => boolean,
+    /**
+     * True while something still holds inode `ino` (an open handle, or the kernel's references):
+     * an inode whose last name goes then lives on, unlinked, until released.
+     */
+    private readonly inUse: (ino: number) => boolean,
   ) {}
 
   resolve(p: string): number {
@@ -103,9 +117,24 @@ export class Namespace {
     return this.inode(this.resolve(p));
   }
 
+  /** The inode named `name` in directory `parent`. */
+  lookup(parent: number, name: string): number {
+    this.dir(parent);
+    checkName(name);
+    const ino = this.store.lookup(parent, name);
+    if (ino === undefined) throw fsError('ENOENT', `no entry '${name}' in directory inode ${parent}`);
+    return ino;
+  }
+
+  private dir(ino: number): InodeRow {
+    const row = this.inode(ino);
+    if (!isDir(row.mode)) throw fsError('ENOTDIR', `inode ${ino} is not a directory`);
+    return row;
+  }
+
   private dirIno(p: string): number {
     const ino = this.resolve(p);
-    if (!isDir(this.inode(ino).mode)) throw fsError('ENOTDIR', `'${p}' is not a directory`);
+    this.dir(ino);
     return ino;
   }
 
@@ -118,6 +147,43 @@ export class Namespace {
     return ['.', '..', ...this.store.children(ino).map((c) => c.name)];
   }
 
+  /** The entries of directory `ino` with their inodes and types ('.' and '..' included). */
+  entries(ino: number): DirEntry[] {
+    const dir = this.dir(ino);
+    const up = ino === ROOT_INO ? ROOT_INO : (this.store.parentsOf(ino)[0]?.parent ?? ino);
+    return [{ name: '.', ino, mode: dir.mode }, { name: '..', ino: up, mode: S_IFDIR }, ...this.store.childEntries(ino)];
+  }
+
+  /**
+   * The top-level directory that directory `dir` lies in (itself when it is one), or null for the
+   * root. A volume is a top-level directory; a redundancy policy is set on one.
+   */
+  topOf(dir: number): number | null {
+    if (dir === ROOT_INO) return null;
+    const hit = this.tops.get(dir);
+    if (hit !== undefined) return hit;
+    let cur = dir;
+    for (let depth = 0; depth < 4096; depth++) {
+      const up = this.store.parentsOf(cur)[0];
+      if (!up) return null; // an unlinked directory
+      if (up.parent === ROOT_INO) {
+        this.tops.set(dir, cur);
+        return cur;
+      }
+      cur = up.parent;
+    }
+    return null;
+  }
+
+  /** The top-level directory a file or directory `ino` lies in (by its first name), or null. */
+  topOfInode(ino: number): number | null {
+    const row = this.store.inode(ino);
+    if (!row) return null;
+    if (isDir(row.mode)) return this.topOf(ino);
+    const up = this.store.parentsOf(ino)[0];
+    return up ? this.topOf(up.parent) : null;
+  }
+
   /** The redundancy policy for new data under `p`: its top-level directory's, else null (pool default). */
   policyFor(p: string): string | null {
     const parts = splitPath(p);
@@ -126,81 +192,134 @@ export class Namespace {
     return top === undefined ? null : (this.store.inode(top)?.policy ?? null);
   }
 
-  private create(p: string, mode: number, uid: number, gid: number, extra: Partial<InodeRow> = {}): number {
-    const { parentPath, name } = parentAndName(p);
-    const parent = this.dirIno(parentPath);
+  /** The redundancy policy for new data in directory `dir`: its top-level directory's, else null. */
+  policyIn(dir: number): string | null {
+    const top = this.topOf(dir);
+    return top === null ? null : (this.store.inode(top)?.policy ?? null);
+  }
+
+  private newInodeRow(parent: number, mode: number, uid: number, gid: number, nlink: number, extra: Partial<InodeRow>) {
+    // In a set-group-ID directory new entries take its group, and new directories its bit (POSIX).
+    const dir = this.inode(parent);
+    if (dir.mode & S_ISGID) {
+      gid = dir.gid;
+      if (isDir(mode)) mode |= S_ISGID;
+    }
+    const now = Date.now();
+    return {
+      mode,
+      uid,
+      gid,
+      size: 0,
+      nlink,
+      atime: now,
+      mtime: now,
+      ctime: now,
+      target: null,
+      policy: null,
+      rdev: 0,
+      ...extra,
+    };
+  }
+
+  /** A new entry `name` in directory `parent`: its inode. */
+  makeAt(parent: number, name: string, mode: number, uid: number, gid: number, extra: Partial<InodeRow> = {}): number {
+    this.dir(parent);
+    checkName(name);
     return this.store.tx(() => {
-      if (this.store.lookup(parent, name) !== undefined) throw fsError('EEXIST', `'${p}' already exists`);
-      // In a set-group-ID directory new entries take its group, and new directories its bit (POSIX).
-      const dir = this.inode(parent);
-      if (dir.mode & S_ISGID) {
-        gid = dir.gid;
-        if (isDir(mode)) mode |= S_ISGID;
-      }
-      const now = Date.now();
-      const ino = this.store.insertInode({
-        mode,
-        uid,
-        gid,
-        size: 0,
-        nlink: isDir(mode) ? 2 : 1,
-        atime: now,
-        mtime: now,
-        ctime: now,
-        target: null,
-        policy: null,
-        ...extra,
-      });
+      if (this.store.lookup(parent, name) !== undefined) throw fsError('EEXIST', `'${name}' already exists in directory inode ${parent}`);
+      const row = this.newInodeRow(parent, mode, uid, gid, isDir(mode) ? 2 : 1, extra);
+      const ino = this.store.insertInode(row);
       this.store.insertDirent(parent, name, ino);
-      if (isDir(mode)) this.store.setNlink(parent, this.inode(parent).nlink + 1, now);
-      this.store.touchDir(parent, now);
+      if (isDir(mode)) this.store.setNlink(parent, this.inode(parent).nlink + 1, row.ctime);
+      this.store.touchDir(parent, row.ctime);
       return ino;
     });
   }
 
+  /**
+   * O_TMPFILE: a regular file with no name (nlink 0) in directory `parent`. It lives while it is
+   * open; a hard link (linkat) can give it a name. A crash before that reclaims it at the next open.
+   */
+  makeUnnamed(parent: number, mode: number, uid: number, gid: number): number {
+    this.dir(parent);
+    return this.store.insertInode(this.newInodeRow(parent, S_IFREG | (mode & 0o7777), uid, gid, 0, {}));
+  }
+
+  private makePath(p: string, mode: number, uid: number, gid: number, extra: Partial<InodeRow> = {}): number {
+    const { parentPath, name } = parentAndName(p);
+    return this.makeAt(this.dirIno(parentPath), name, mode, uid, gid, extra);
+  }
+
   mkdir(p: string, mode: number, uid: number, gid: number): number {
-    return this.create(p, S_IFDIR | (mode & 0o7777), uid, gid);
+    return this.makePath(p, S_IFDIR | (mode & 0o7777), uid, gid);
   }
 
   createFile(p: string, mode: number, uid: number, gid: number): number {
-    return this.create(p, S_IFREG | (mode & 0o7777), uid, gid);
+    return this.makePath(p, S_IFREG | (mode & 0o7777), uid, gid);
   }
 
   /**
    * mknod(2): a FIFO, a Unix socket (what bind(2) creates; MySQL keeps its socket in its data
-   * directory) or an empty regular file. The kernel serves FIFOs and sockets itself; we keep their
-   * names. Device nodes are refused, as on a nodev mount: nothing here could keep their numbers.
+   * directory), a device node with its number, or an empty regular file. The kernel serves FIFOs,
+   * sockets and devices itself; we keep their names and numbers. The pool is mounted nodev, so a
+   * stored device node is never opened as a device through it (backups and container layers hold them).
    */
-  mknod(p: string, mode: number, uid: number, gid: number): number {
+  mknodAt(parent: number, name: string, mode: number, rdev: number, uid: number, gid: number): number {
     const type = mode & S_IFMT || S_IFREG;
-    if (type === S_IFIFO || type === S_IFSOCK || type === S_IFREG) return this.create(p, type | (mode & 0o7777), uid, gid);
-    if (type === S_IFCHR || type === S_IFBLK) throw fsError('EPERM', `device nodes are not supported on a DynamicFS pool: '${p}'`);
-    throw fsError('EINVAL', `mknod with file type 0${type.toString(8)}: '${p}'`);
+    const perms = mode & 0o7777;
+    if (type === S_IFIFO || type === S_IFSOCK || type === S_IFREG) return this.makeAt(parent, name, type | perms, uid, gid);
+    if (type === S_IFCHR || type === S_IFBLK) return this.makeAt(parent, name, type | perms, uid, gid, { rdev });
+    throw fsError('EINVAL', `mknod with file type 0${type.toString(8)}: '${name}'`);
+  }
+
+  mknod(p: string, mode: number, uid: number, gid: number, rdev = 0): number {
+    const { parentPath, name } = parentAndName(p);
+    return this.mknodAt(this.dirIno(parentPath), name, mode, rdev, uid, gid);
+  }
+
+  symlinkAt(parent: number, name: string, target: string, uid: number, gid: number): number {
+    return this.makeAt(parent, name, S_IFLNK | 0o777, uid, gid, { target, size: nameByteLength(target) });
   }
 
   symlink(target: string, p: string, uid: number, gid: number): number {
-    return this.create(p, S_IFLNK | 0o777, uid, gid, { target, size: Buffer.byteLength(target) });
+    return this.makePath(p, S_IFLNK | 0o777, uid, gid, { target, size: nameByteLength(target) });
   }
 
-  readlink(p: string): string {
-    const row = this.stat(p);
-    if (!isLink(row.mode) || row.target === null) throw fsError('EINVAL', `'${p}' is not a symbolic link`);
+  readlinkIno(ino: number): string {
+    const row = this.inode(ino);
+    if (!isLink(row.mode) || row.target === null) throw fsError('EINVAL', `inode ${ino} is not a symbolic link`);
     return row.target;
   }
 
-  /** Drops one link of `ino`; frees it if that was the last and nobody has it open. Call inside tx. */
-  private dropLink(ino: number, now: number): void {
-    const row = this.inode(ino);
-    const nlink = row.nlink - 1;
-    if (nlink <= 0 && !this.isOpen(ino)) this.store.freeInode(ino);
-    else this.store.setNlink(ino, Math.max(0, nlink), now);
+  readlink(p: string): string {
+    return this.readlinkIno(this.resolve(p));
   }
 
-  unlink(p: string): void {
-    const { parentPath, name } = parentAndName(p);
-    const parent = this.dirIno(parentPath);
-    const ino = this.resolve(p);
-    if (isDir(this.inode(ino).mode)) throw fsError('EISDIR', `'${p}' is a directory`);
+  /** Frees inode `ino` now if it has no name left and nothing holds it. Call inside tx. */
+  private freeIfUnused(ino: number): void {
+    const row = this.store.inode(ino);
+    if (row && row.nlink <= 0 && !this.inUse(ino)) this.store.freeInode(ino);
+  }
+
+  /** Drops one link of `ino`; frees it if that was the last and nothing holds it. Call inside tx. */
+  private dropLink(ino: number, now: number): void {
+    const row = this.inode(ino);
+    this.store.setNlink(ino, Math.max(0, row.nlink - 1), now);
+    this.freeIfUnused(ino);
+  }
+
+  /** Something that held `ino` let go: an unlinked inode nothing holds any more is freed. */
+  released(ino: number): boolean {
+    const row = this.store.inode(ino);
+    if (!row || row.nlink > 0 || this.inUse(ino)) return false;
+    this.store.tx(() => this.store.freeInode(ino));
+    return true;
+  }
+
+  unlinkAt(parent: number, name: string): number {
+    const ino = this.lookup(parent, name);
+    if (isDir(this.inode(ino).mode)) throw fsError('EISDIR', `'${name}' is a directory`);
     this.store.tx(() => {
       const now = Date.now();
       this.store.deleteDirent(parent, name);
@@ -208,37 +327,52 @@ export class Namespace {
       this.store.touchDir(parent, now);
     });
     this.invalidate();
+    return ino;
   }
 
-  rmdir(p: string): void {
+  unlink(p: string): number {
     const { parentPath, name } = parentAndName(p);
-    const parent = this.dirIno(parentPath);
-    const ino = this.dirIno(p);
-    if (this.store.childCount(ino) > 0) throw fsError('ENOTEMPTY', `directory '${p}' is not empty`);
+    return this.unlinkAt(this.dirIno(parentPath), name);
+  }
+
+  rmdirAt(parent: number, name: string): number {
+    const ino = this.lookup(parent, name);
+    this.dir(ino);
+    if (this.store.childCount(ino) > 0) throw fsError('ENOTEMPTY', `directory '${name}' is not empty`);
     this.store.tx(() => {
       const now = Date.now();
       this.store.deleteDirent(parent, name);
-      this.store.freeInode(ino);
+      // A removed directory someone still holds (a shell's working directory) stays, empty, until let go.
+      this.store.setNlink(ino, 0, now);
+      this.freeIfUnused(ino);
       this.store.setNlink(parent, this.inode(parent).nlink - 1, now);
       this.store.touchDir(parent, now);
     });
     this.invalidate();
+    this.tops.delete(ino);
+    return ino;
   }
 
-  rename(src: string, dst: string): void {
-    const s = parentAndName(src);
-    const d = parentAndName(dst);
-    const srcParent = this.dirIno(s.parentPath);
-    const dstParent = this.dirIno(d.parentPath);
-    const ino = this.resolve(src);
+  rmdir(p: string): number {
+    const { parentPath, name } = parentAndName(p);
+    return this.rmdirAt(this.dirIno(parentPath), name);
+  }
+
+  /** Renames; returns the inode a replaced destination name had, if any. */
+  renameAt(srcParent: number, srcName: string, dstParent: number, dstName: string, noReplace = false): number | undefined {
+    this.dir(dstParent);
+    checkName(dstName);
+    const ino = this.lookup(srcParent, srcName);
     const srcRow = this.inode(ino);
     const srcIsDir = isDir(srcRow.mode);
-    const existing = this.store.lookup(dstParent, d.name);
-    if (existing === ino) return;
+    const existing = this.store.lookup(dstParent, dstName);
+    if (existing !== undefined && noReplace) throw fsError('EEXIST', `'${dstName}' already exists`);
+    // Two names of one file: POSIX says rename does nothing.
+    if (existing === ino) return undefined;
     if (srcIsDir) {
       // A directory cannot move below itself.
       for (let cur = dstParent; cur !== ROOT_INO;) {
-        if (cur === ino) throw fsError('EINVAL', `cannot move '${src}' into its own subtree '${dst}'`);
+        if (cur === ino) throw fsError('EINVAL', `cannot move '${srcName}' into its own subtree ('${dstName}')`);
         const up = this.store.parentsOf(cur)[0];
         if (!up) break;
         cur = up.parent;
@@ -247,23 +381,24 @@ export class Namespace {
     let existingIsDir = false;
     if (existing !== undefined) {
       existingIsDir = isDir(this.inode(existing).mode);
-      if (existingIsDir && !srcIsDir) throw fsError('EISDIR', `'${dst}' is a directory`);
-      if (!existingIsDir && srcIsDir) throw fsError('ENOTDIR', `'${dst}' is not a directory`);
-      if (existingIsDir && this.store.childCount(existing) > 0) throw fsError('ENOTEMPTY', `directory '${dst}' is not empty`);
+      if (existingIsDir && !srcIsDir) throw fsError('EISDIR', `'${dstName}' is a directory`);
+      if (!existingIsDir && srcIsDir) throw fsError('ENOTDIR', `'${dstName}' is not a directory`);
+      if (existingIsDir && this.store.childCount(existing) > 0) throw fsError('ENOTEMPTY', `directory '${dstName}' is not empty`);
     }
     this.store.tx(() => {
       const now = Date.now();
       if (existing !== undefined) {
-        this.store.deleteDirent(dstParent, d.name);
+        this.store.deleteDirent(dstParent, dstName);
         if (existingIsDir) {
-          this.store.freeInode(existing);
+          this.store.setNlink(existing, 0, now);
+          this.freeIfUnused(existing);
           this.store.setNlink(dstParent, this.inode(dstParent).nlink - 1, now);
         } else {
           this.dropLink(existing, now);
         }
       }
-      this.store.deleteDirent(srcParent, s.name);
-      this.store.insertDirent(dstParent, d.name, ino);
+      this.store.deleteDirent(srcParent, srcName);
+      this.store.insertDirent(dstParent, dstName, ino);
       if (srcIsDir && srcParent !== dstParent) {
         this.store.setNlink(srcParent, this.inode(srcParent).nlink - 1, now);
         this.store.setNlink(dstParent, this.inode(dstParent).nlink + 1, now);
@@ -273,15 +408,24 @@ export class Namespace {
       this.store.touchDir(dstParent, now);
     });
     this.invalidate();
+    if (srcIsDir) this.tops.clear();
+    return existing;
   }
 
-  link(src: string, dst: string): void {
-    const ino = this.resolve(src);
-    if (isDir(this.inode(ino).mode)) throw fsError('EPERM', `'${src}' is a directory; directories cannot be hard-linked`);
-    const { parentPath, name } = parentAndName(dst);
-    const parent = this.dirIno(parentPath);
+  rename(src: string, dst: string): number | undefined {
+    const s = parentAndName(src);
+    const d = parentAndName(dst);
+    return this.renameAt(this.dirIno(s.parentPath), s.name, this.dirIno(d.parentPath), d.name);
+  }
+
+  /** A new name `name` in `parent` for inode `ino` (also for an unnamed O_TMPFILE inode). */
+  linkAt(ino: number, parent: number, name: string): void {
+    const row = this.inode(ino);
+    if (isDir(row.mode)) throw fsError('EPERM', `inode ${ino} is a directory; directories cannot be hard-linked`);
+    this.dir(parent);
+    checkName(name);
     this.store.tx(() => {
-      if (this.store.lookup(parent, name) !== undefined) throw fsError('EEXIST', `'${dst}' already exists`);
+      if (this.store.lookup(parent, name) !== undefined) throw fsError('EEXIST', `'${name}' already exists`);
       const now = Date.now();
       this.store.insertDirent(parent, name, ino);
       this.store.setNlink(ino, this.inode(ino).nlink + 1, now);
@@ -289,43 +433,62 @@ export class Namespace {
     });
   }
 
+  link(src: string, dst: string): void {
+    const ino = this.resolve(src);
+    const { parentPath, name } = parentAndName(dst);
+    this.linkAt(ino, this.dirIno(parentPath), name);
+  }
+
+  chmodIno(ino: number, mode: number): void {
+    const row = this.inode(ino);
+    this.store.setMode(ino, (row.mode & ~0o7777) | (mode & 0o7777), Date.now());
+  }
+
   chmod(p: string, mode: number): void {
-    const row = this.stat(p);
-    this.store.setMode(row.ino, (row.mode & ~0o7777) | (mode & 0o7777), Date.now());
+    this.chmodIno(this.resolve(p), mode);
+  }
+
+  chownIno(ino: number, uid: number, gid: number): void {
+    const row = this.inode(ino);
+    // -1 (as unsigned 32-bit) leaves that id unchanged.
+    const keep = (v: number, cur: number) => (v === -1 || v === 0xffffffff ? cur : v);
+    this.store.setOwner(ino, keep(uid, row.uid), keep(gid, row.gid), Date.now());
   }
 
   chown(p: string, uid: number, gid: number): void {
-    const row = this.stat(p);
-    // -1 (as unsigned 32-bit) leaves that id unchanged.
-    const keep = (v: number, cur: number) => (v === -1 || v === 0xffffffff ? cur : v);
-    this.store.setOwner(row.ino, keep(uid, row.uid), keep(gid, row.gid), Date.now());
+    this.chownIno(this.resolve(p), uid, gid);
   }
 
   utimens(ino: number, atime: number, mtime: number): void {
     this.store.setTimes(ino, atime, mtime, Date.now());
   }
 
-  setxattr(p: string, name: string, value: Buffer, flags: number): void {
+  setxattrIno(ino: number, name: string, value: Buffer, flags: number): void {
     refuseAcl(name);
-    const ino = this.resolve(p);
     const exists = this.store.getXattr(ino, name) !== undefined;
-    if (flags & XATTR_CREATE && exists) throw fsError('EEXIST', `xattr ${name} already exists on '${p}'`);
-    if (flags & XATTR_REPLACE && !exists) throw fsError('ENODATA', `xattr ${name} does not exist on '${p}'`);
+    if (flags & XATTR_CREATE && exists) throw fsError('EEXIST', `xattr ${name} already exists on inode ${ino}`);
+    if (flags & XATTR_REPLACE && !exists) throw fsError('ENODATA', `xattr ${name} does not exist on inode ${ino}`);
     if (name === POLICY_XATTR) {
       const text = value.toString('utf8').replace(/\0+$/, '').trim();
-      this.setPolicy(p, text);
+      this.setPolicyIno(ino, text);
       return;
     }
     this.store.setXattr(ino, name, value);
     if (name === CAPABILITY_XATTR) this.capabilitiesSet = true;
   }
 
+  setxattr(p: string, name: string, value: Buffer, flags: number): void {
+    this.setxattrIno(this.resolve(p), name, value, flags);
+  }
+
   /** Sets the redundancy policy of a top-level directory (null: back to the pool default). */
   setPolicy(p: string, text: string | null): void {
-    const parts = splitPath(p);
-    const ino = this.resolve(p);
-    if (parts.length !== 1 || !isDir(this.inode(ino).mode)) {
-      throw fsError('EINVAL', `a redundancy policy can only be set on a top-level directory, not '${p}'`);
+    this.setPolicyIno(this.resolve(p), text);
+  }
+
+  setPolicyIno(ino: number, text: string | null): void {
+    if (!isDir(this.inode(ino).mode) || this.topOf(ino) !== ino) {
+      throw fsError('EINVAL', `a redundancy policy can only be set on a top-level directory, not on ${this.describe(ino)}`);
     }
     if (text !== null) {
       try {
@@ -341,36 +504,55 @@ export class Namespace {
     });
   }
 
+  /** How a message names inode `ino`: its first path, else its number. */
+  describe(ino: number): string {
+    const p = ino === ROOT_INO ? '/' : this.pathsOf(ino)[0];
+    return p === undefined ? `inode ${ino}` : `'${printableName(p)}'`;
+  }
+
   /**
    * The kernel asks for security.capability before every write(2) to a FUSE file. Until some file
-   * has one, answer without a path walk or a query.
+   * has one, answer without a query.
    */
   private capabilitiesSet: boolean | null = null;
 
-  getxattr(p: string, name: string): Buffer {
+  getxattrIno(ino: number, name: string): Buffer {
     refuseAcl(name);
     if (name === CAPABILITY_XATTR) {
       this.capabilitiesSet ??= this.store.anyXattrNamed(CAPABILITY_XATTR);
-      if (!this.capabilitiesSet) throw fsError('ENODATA', `no xattr ${name} on '${p}'`);
+      if (!this.capabilitiesSet) throw fsError('ENODATA', `no xattr ${name} on inode ${ino}`);
     }
-    const v = this.store.getXattr(this.resolve(p), name);
-    if (v === undefined) throw fsError('ENODATA', `no xattr ${name} on '${p}'`);
+    const v = this.store.getXattr(ino, name);
+    if (v === undefined) throw fsError('ENODATA', `no xattr ${name} on inode ${ino}`);
     return v;
   }
 
-  listxattr(p: string): string[] {
+  getxattr(p: string, name: string): Buffer {
+    if (name === CAPABILITY_XATTR && this.capabilitiesSet === false) throw fsError('ENODATA', `no xattr ${name} on '${p}'`);
+    return this.getxattrIno(this.resolve(p), name);
+  }
+
+  listxattrIno(ino: number): string[] {
+    this.inode(ino);
     // An ACL stored as a plain xattr by an older version is left in place, unlisted.
-    return this.store.listXattrs(this.resolve(p)).filter((n) => !n.startsWith(ACL_PREFIX));
+    return this.store.listXattrs(ino).filter((n) => !n.startsWith(ACL_PREFIX));
+  }
+
+  listxattr(p: string): string[] {
+    return this.listxattrIno(this.resolve(p));
+  }
+
+  removexattrIno(ino: number, name: string): void {
+    refuseAcl(name);
+    if (name === POLICY_XATTR) {
+      this.setPolicyIno(ino, null);
+      return;
+    }
+    if (!this.store.removeXattr(ino, name)) throw fsError('ENODATA', `no xattr ${name} on inode ${ino}`);
   }
 
   removexattr(p: string, name: string): void {
-    refuseAcl(name);
-    if (name === POLICY_XATTR) {
-      this.resolve(p);
-      this.setPolicy(p, null);
-      return;
-    }
-    if (!this.store.removeXattr(this.resolve(p), name)) throw fsError('ENODATA', `no xattr ${name} on '${p}'`);
+    this.removexattrIno(this.resolve(p), name);
   }
 
   /** Paths that lead to `ino` (for reports naming files). */

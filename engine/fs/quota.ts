@@ -35,6 +35,7 @@ interface Usage {
 export class Quotas {
   private readonly usage = new Map<string, Usage>();
   private rows = new Map<string, Quota>();
+  private byRoot = new Map<number, Quota>();
 
   /** `openOrphans(volume)`: unlinked files still open in it, which hold space until closed. */
   constructor(
@@ -64,6 +65,7 @@ export class Quotas {
   /** Reads the volume rows again after volume lifecycle changed them; a removed volume's count goes. */
   reload(): void {
     this.rows = new Map(this.meta.volumes.all().map((r) => [r.name, { ...r, inodeLimit: r.inodeLimit ?? defaultInodeLimit(r.capacity) }]));
+    this.byRoot = new Map([...this.rows.values()].map((q) => [q.ino, q]));
     for (const name of this.usage.keys()) if (!this.rows.has(name)) this.usage.delete(name);
   }
 
@@ -79,6 +81,11 @@ export class Quotas {
   of(path: string): Quota | undefined {
     const first = path.split('/').find((c) => c !== '');
     return first === undefined ? undefined : this.rows.get(first);
+  }
+
+  /** The volume whose root directory is inode `ino`, if that is one. */
+  ofRoot(ino: number): Quota | undefined {
+    return this.byRoot.get(ino);
   }
 
   /** A new volume starts empty; it is counted from the metadata when first needed (its root's policy attribute too). */

@@ -17,6 +17,7 @@ function toStat(a: Attr): Stat {
     atime: a.atime,
     mtime: a.mtime,
     ctime: a.ctime,
+    rdev: a.rdev,
     blocks: a.blocks,
     blksize: a.blksize,
   };
@@ -157,10 +158,10 @@ export function fuseOperations(fs: FileSystem, observe: OpObserver = () => undef
         () => fs.link(src, dst),
         (e) => cb(e),
       ),
-    mknod: (p, mode, _dev, cb) =>
+    mknod: (p, mode, dev, cb) =>
       run(
         'mknod',
-        () => fs.mknod(p, mode),
+        () => fs.mknod(p, mode, undefined, dev),
         (e) => cb(e),
       ),
     symlink: (target, p, cb) =>

@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { decodeName, encodeName, hasEscapedBytes } from '../util/byte-names.js';
 import { ADDED_COLUMNS, SCHEMA, SCHEMA_VERSION } from './schema.js';
 import { PublicationTable } from './publication-table.js';
 import { VolumeTable } from './volume-table.js';
@@ -13,8 +14,11 @@ export interface InodeRow {
   atime: number;
   mtime: number;
   ctime: number;
+  /** A symbolic link's target (engine name string: see util/byte-names.ts). */
   target: string | null;
   policy: string | null;
+  /** A device node's device number (st_rdev); 0 for every other file. */
+  rdev: number;
 }
 export interface DiskRow {
   id: string;
@@ -58,6 +62,33 @@ export interface DirentRow {
   parent: number;
   name: string;
   ino: number;
+}
+/** A directory entry with its inode's mode (what readdir reports as the entry's type). */
+export interface ChildRow {
+  name: string;
+  ino: number;
+  mode: number;
+}
+
+/**
+ * Names and symlink targets are bytes. A name whose bytes are valid UTF-8 (nearly all, and every row
+ * an older version wrote) is stored as TEXT; any other as a BLOB of its bytes. The storage type is a
+ * function of the bytes, so a lookup binds the same type the insert did and finds the row.
+ */
+type StoredName = string | Buffer;
+function storedName(name: string): StoredName {
+  return hasEscapedBytes(name) ? encodeName(name) : name;
+}
+function loadedName(v: StoredName): string {
+  return typeof v === 'string' ? v : decodeName(v);
+}
+type RawInode = Omit<InodeRow, 'target' | 'rdev'> & { target: StoredName | null; rdev: number | null };
+function loadedInode(r: RawInode | undefined): InodeRow | undefined {
+  if (!r) return undefined;
+  return { ...r, target: r.target === null ? null : loadedName(r.target), rdev: r.rdev ?? 0 };
+}
+function loadedDirent(r: { parent: number; name: StoredName; ino: number }): DirentRow {
+  return { parent: r.parent, name: loadedName(r.name), ino: r.ino };
 }
 export interface DiskEventRow {
   id: number;
@@ -115,16 +146,21 @@ export class MetadataStore {
     this.s = {
       getMeta: d.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
       setMeta: d.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
-      inode: d.prepare<[number], InodeRow>('SELECT * FROM inodes WHERE ino = ?'),
-      lookup: d.prepare<[number, string], { ino: number }>('SELECT ino FROM dirents WHERE parent = ? AND name = ?'),
-      children: d.prepare<[number], DirentRow>('SELECT * FROM dirents WHERE parent = ? ORDER BY name'),
+      inode: d.prepare<[number], RawInode>('SELECT * FROM inodes WHERE ino = ?'),
+      lookup: d.prepare<[number, StoredName], { ino: number }>('SELECT ino FROM dirents WHERE parent = ? AND name = ?'),
+      children: d.prepare<[number], { parent: number; name: StoredName; ino: number }>(
+        'SELECT * FROM dirents WHERE parent = ? ORDER BY name',
+      ),
+      childEntries: d.prepare<[number], { name: StoredName; ino: number; mode: number }>(
+        'SELECT d.name AS name, d.ino AS ino, i.mode AS mode FROM dirents d JOIN inodes i ON i.ino = d.ino WHERE d.parent = ? ORDER BY d.name',
+      ),
       childCount: d.prepare<[number], { n: number }>('SELECT count(*) AS n FROM dirents WHERE parent = ?'),
-      parentsOf: d.prepare<[number], DirentRow>('SELECT * FROM dirents WHERE ino = ?'),
+      parentsOf: d.prepare<[number], { parent: number; name: StoredName; ino: number }>('SELECT * FROM dirents WHERE ino = ?'),
       insertInode: d.prepare(
-        'INSERT INTO inodes (mode, uid, gid, size, nlink, atime, mtime, ctime, target, policy) VALUES (@mode, @uid, @gid, @size, @nlink, @atime, @mtime, @ctime, @target, @policy)',
+        'INSERT INTO inodes (mode, uid, gid, size, nlink, atime, mtime, ctime, target, policy, rdev) VALUES (@mode, @uid, @gid, @size, @nlink, @atime, @mtime, @ctime, @target, @policy, @rdev)',
       ),
       insertInodeWithIno: d.prepare(
-        'INSERT INTO inodes (ino, mode, uid, gid, size, nlink, atime, mtime, ctime, target, policy) VALUES (@ino, @mode, @uid, @gid, @size, @nlink, @atime, @mtime, @ctime, @target, @policy)',
+        'INSERT INTO inodes (ino, mode, uid, gid, size, nlink, atime, mtime, ctime, target, policy, rdev) VALUES (@ino, @mode, @uid, @gid, @size, @nlink, @atime, @mtime, @ctime, @target, @policy, @rdev)',
       ),
       insertDirent: d.prepare('INSERT INTO dirents (parent, name, ino) VALUES (?, ?, ?)'),
       deleteDirent: d.prepare('DELETE FROM dirents WHERE parent = ? AND name = ?'),
@@ -203,6 +239,7 @@ export class MetadataStore {
         ctime: now,
         target: null,
         policy: null,
+        rdev: 0,
       });
     });
   }
@@ -225,28 +262,32 @@ export class MetadataStore {
   }
 
   inode(ino: number): InodeRow | undefined {
-    return this.s.inode.get(ino);
+    return loadedInode(this.s.inode.get(ino));
   }
   lookup(parent: number, name: string): number | undefined {
-    return this.s.lookup.get(parent, name)?.ino;
+    return this.s.lookup.get(parent, storedName(name))?.ino;
   }
   children(parent: number): DirentRow[] {
-    return this.s.children.all(parent);
+    return this.s.children.all(parent).map(loadedDirent);
+  }
+  /** The entries of directory `parent` with their inodes' modes, in one query. */
+  childEntries(parent: number): ChildRow[] {
+    return this.s.childEntries.all(parent).map((r) => ({ name: loadedName(r.name), ino: r.ino, mode: r.mode }));
   }
   childCount(parent: number): number {
     return this.s.childCount.get(parent)?.n ?? 0;
   }
   parentsOf(ino: number): DirentRow[] {
-    return this.s.parentsOf.all(ino);
+    return this.s.parentsOf.all(ino).map(loadedDirent);
   }
   insertInode(row: Omit<InodeRow, 'ino'>): number {
-    return Number(this.s.insertInode.run(row).lastInsertRowid);
+    return Number(this.s.insertInode.run({ ...row, target: row.target === null ? null : storedName(row.target) }).lastInsertRowid);
   }
   insertDirent(parent: number, name: string, ino: number): void {
-    this.s.insertDirent.run(parent, name, ino);
+    this.s.insertDirent.run(parent, storedName(name), ino);
   }
   deleteDirent(parent: number, name: string): void {
-    this.s.deleteDirent.run(parent, name);
+    this.s.deleteDirent.run(parent, storedName(name));
   }
   deleteInode(ino: number): void {
     this.s.deleteInode.run(ino);
@@ -670,7 +711,12 @@ export class MetadataStore {
     const db = this.db;
     return {
       inodes: (db.prepare('SELECT count(*) AS n FROM inodes').get() as { n: number }).n,
-      danglingDirents: db.prepare<[], DirentRow>('SELECT d.* FROM dirents d LEFT JOIN inodes i ON i.ino = d.ino WHERE i.ino IS NULL').all(),
+      danglingDirents: db
+        .prepare<[], { parent: number; name: StoredName; ino: number }>(
+          'SELECT d.* FROM dirents d LEFT JOIN inodes i ON i.ino = d.ino WHERE i.ino IS NULL',
+        )
+        .all()
+        .map(loadedDirent),
       unreachableInodes: db
         .prepare<[number], { ino: number }>(
           'SELECT i.ino FROM inodes i WHERE i.ino != ? AND NOT EXISTS (SELECT 1 FROM dirents d WHERE d.ino = i.ino) AND i.nlink > 0',

@@ -1,4 +1,5 @@
 import { readLockOwner } from '../pool/lock.js';
+import { printableName } from '../util/byte-names.js';
 import { diskCapacity, diskFree, type Disk } from '../pool/disk-set.js';
 import type { Pool } from '../pool/pool.js';
 import { formatPolicy, fragmentCount, parsePolicy } from '../redundancy/policy.js';
@@ -172,7 +173,7 @@ export async function poolStatus(
   if (extents.unrecoverable) {
     const files = [...new Set(unrecoverable.map((u) => u.path))];
     reasons.push(
-      `${extents.unrecoverable} extent(s) unrecoverable in ${files.length} file(s): ${files.slice(0, 5).join(', ')}${files.length > 5 ? ', ...' : ''}`,
+      `${extents.unrecoverable} extent(s) unrecoverable in ${files.length} file(s): ${files.slice(0, 5).map(printableName).join(', ')}${files.length > 5 ? ', ...' : ''}`,
     );
   }
   const failureDomains = failureDomainReport(pool, sharedExtents);

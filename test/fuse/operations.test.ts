@@ -315,7 +315,7 @@ describe('FUSE operations on a mounted pool', () => {
     assert.match(xattr('remove', f, 'user.color').out, /No data available|ENODATA/);
   });
 
-  test('mknod: FIFOs and Unix sockets work, device nodes are refused with EPERM', () => {
+  test('mknod: FIFOs and Unix sockets work, device nodes are stored (the mount is nodev)', () => {
     const py = [
       'import os, socket, stat, sys, threading',
       'os.chdir(sys.argv[1])',
@@ -328,6 +328,7 @@ describe('FUSE operations on a mounted pool', () => {
       'print(stat.S_ISFIFO(os.stat("fifo").st_mode), oct(os.stat("fifo").st_mode & 0o7777), stat.S_ISSOCK(os.stat("sock").st_mode))',
       'try: os.mknod("dev", 0o600 | stat.S_IFCHR, os.makedev(1, 3)); print("device made")',
       'except PermissionError as e: print("EPERM")',
+      'print(stat.S_ISCHR(os.stat("dev").st_mode), os.major(os.stat("dev").st_rdev), os.minor(os.stat("dev").st_rdev))',
       'print(sorted(n for n in os.listdir(".") if n in ("fifo", "sock", "dev")))',
     ].join('\n');
     const dir = path.join(mnt, 'special');
@@ -338,9 +339,11 @@ describe('FUSE operations on a mounted pool', () => {
       'through the fifo',
       'through the socket',
       'True 0o640 True',
-      'EPERM',
-      "['fifo', 'sock']",
+      'device made',
+      'True 1 3',
+      "['dev', 'fifo', 'sock']",
     ]);
+    fs.unlinkSync(path.join(dir, 'dev'));
     fs.unlinkSync(path.join(dir, 'fifo'));
     fs.unlinkSync(path.join(dir, 'sock'));
     fs.rmdirSync(dir);

@@ -1,7 +1,8 @@
-import type { Attr, FileSystem, Owner } from '../../fs/filesystem.js';
+import type { Attr, AttrChange, FileSystem, Made, Owner } from '../../fs/filesystem.js';
+import type { DirEntry } from '../../fs/namespace.js';
+import { encodeName } from '../../util/byte-names.js';
 import { fsError, toErrno, ERRNO } from '../../util/errors.js';
 import type { OpObserver } from '../operations.js';
-import { NodeTable } from './node-table.js';
 import {
   attrOut,
   cstring,
@@ -23,7 +24,11 @@ import type { Dispatch, KernelSession } from './session.js';
 const ENTRY_VALID = 1;
 const ATTR_VALID = 0;
 const FUSE_GETATTR_FH = 1;
+const NUL = Buffer.of(0);
+
 const RENAME_NOREPLACE = 1;
+const RENAME_EXCHANGE = 2;
+const S_IFMT = 0o170000;
 
 const OP_NAMES = new Map<number, string>(Object.entries(OP).map(([name, code]) => [code, name.toLowerCase()]));
 
@@ -35,37 +40,25 @@ export interface KernelOpsOptions {
 }
 
 /**
- * Answers the kernel's requests with a FileSystem: node ids to paths (NodeTable), request bodies
- * to arguments, results and errors to replies. New entries belong to the caller the kernel names
- * in each request; the kernel checks permissions itself (default_permissions).
+ * Answers the kernel's requests with a FileSystem's inode operations: the kernel's node id is the
+ * engine's inode number (the root is 1 in both), so nothing maps ids to paths and a file keeps its
+ * identity through renames and unlinks. Every entry handed to the kernel counts a reference in the
+ * FileSystem; FORGET gives them back. New entries belong to the caller the kernel names in each
+ * request; the kernel checks permissions itself (default_permissions).
  */
 export function kernelOperations(fs: FileSystem, observe: OpObserver, opts: KernelOpsOptions): (session: KernelSession) => Dispatch {
-  const nodes = new NodeTable();
-  const dirs = new Map<number, string[]>();
+  const dirs = new Map<number, DirEntry[]>();
   let nextDir = 1;
   const readBuffers: Buffer[] = [];
 
   return (session) => {
     const ok = (req: Request, ...body: Buffer[]): void => session.reply(req.unique, 0, ...body);
-
-    const pathOf = (node: number): string => {
-      const p = nodes.path(node);
-      if (p === null) throw fsError('ENOENT', `node ${node} is gone`);
-      return p;
+    /** An entry handed to the kernel: it now holds one more reference to the inode. */
+    const entry = (a: Attr): Buffer => {
+      fs.remember(a.ino);
+      return entryOut(a.ino, a, ENTRY_VALID, ATTR_VALID);
     };
-    const child = (parent: number, name: string): string => {
-      const dir = pathOf(parent);
-      return dir === '/' ? `/${name}` : `${dir}/${name}`;
-    };
-    const entry = (parent: number, name: string, a: Attr): Buffer => entryOut(nodes.lookup(parent, name), a, ENTRY_VALID, ATTR_VALID);
     const owner = (req: Request): Owner => ({ uid: req.uid, gid: req.gid });
-    /** A new name in directory req.nodeid (its name at byte `nameAt` of the body), made by `make`, answered with its entry. */
-    const made = (req: Request, nameAt: number, make: (p: string, who: Owner) => void): void => {
-      const [name] = cstring(req.body, nameAt);
-      const p = child(req.nodeid, name);
-      make(p, owner(req));
-      ok(req, entry(req.nodeid, name, fs.getattr(p)));
-    };
 
     /** Runs one operation: its errors become the reply's errno, and every outcome is observed. */
     const run = (req: Request, fn: () => void | Promise<void>): void | Promise<void> => {
@@ -95,52 +88,30 @@ export function kernelOperations(fs: FileSystem, observe: OpObserver, opts: Kern
       return b && b.length >= size ? b : Buffer.allocUnsafeSlow(Math.max(size, opts.maxPages * 4096));
     };
 
-    function setattr(req: Request): void | Promise<void> {
+    function setattr(req: Request): Promise<void> {
       const b = req.body;
       const valid = b.readUInt32LE(0);
-      const fh = Number(b.readBigUInt64LE(8));
-      const byHandle = (valid & FATTR.FH) !== 0;
-      const p = byHandle && nodes.path(req.nodeid) === null ? null : pathOf(req.nodeid);
-      if (p && valid & FATTR.MODE) fs.chmod(p, b.readUInt32LE(68));
-      if (p && valid & (FATTR.UID | FATTR.GID))
-        fs.chown(p, valid & FATTR.UID ? b.readUInt32LE(76) : -1, valid & FATTR.GID ? b.readUInt32LE(80) : -1);
-      if (p && valid & (FATTR.ATIME | FATTR.MTIME)) {
-        // Each time is set only when asked (utimensat's UTIME_OMIT leaves the other as it is).
-        const cur = fs.getattr(p);
-        const now = Date.now();
-        const time = (set: number, isNow: number, secAt: number, nsecAt: number, current: number): number =>
-          !(valid & set)
-            ? current
-            : valid & isNow
-              ? now
-              : Number(b.readBigInt64LE(secAt)) * 1000 + Math.floor(b.readUInt32LE(nsecAt) / 1e6);
-        fs.utimens(p, time(FATTR.ATIME, FATTR.ATIME_NOW, 32, 56, cur.atime), time(FATTR.MTIME, FATTR.MTIME_NOW, 40, 60, cur.mtime));
-      }
-      const done = (): void => ok(req, attrOut(byHandle ? fs.fgetattr(fh) : fs.getattr(p as string), ATTR_VALID));
-      if (valid & FATTR.SIZE) {
-        const size = Number(b.readBigUInt64LE(16));
-        return (byHandle ? fs.ftruncate(fh, size) : fs.truncate(p as string, size)).then(done);
-      }
-      done();
+      const change: AttrChange = {};
+      if (valid & FATTR.MODE) change.mode = b.readUInt32LE(68);
+      if (valid & FATTR.UID) change.uid = b.readUInt32LE(76);
+      if (valid & FATTR.GID) change.gid = b.readUInt32LE(80);
+      // Each time is set only when asked (utimensat's UTIME_OMIT leaves the other as it is).
+      const now = Date.now();
+      const time = (isNow: number, secAt: number, nsecAt: number): number =>
+        valid & isNow ? now : Number(b.readBigInt64LE(secAt)) * 1000 + b.readUInt32LE(nsecAt) / 1e6;
+      if (valid & FATTR.ATIME) change.atime = time(FATTR.ATIME_NOW, 32, 56);
+      if (valid & FATTR.MTIME) change.mtime = time(FATTR.MTIME_NOW, 40, 60);
+      if (valid & FATTR.SIZE) change.size = Number(b.readBigUInt64LE(16));
+      const fh = valid & FATTR.FH ? Number(b.readBigUInt64LE(8)) : undefined;
+      return fs.setattrIno(req.nodeid, change, fh).then((a) => ok(req, attrOut(a, ATTR_VALID)));
     }
 
     function rename(req: Request, newParent: number, flags: number, names: Buffer): void {
       const [from, at] = cstring(names);
       const [to] = cstring(names, at);
+      if (flags & RENAME_EXCHANGE) throw fsError('EINVAL', 'rename with RENAME_EXCHANGE is not supported');
       if (flags & ~RENAME_NOREPLACE) throw fsError('EINVAL', `rename flags ${flags} are not supported`);
-      const src = child(req.nodeid, from);
-      const dst = child(newParent, to);
-      if (flags & RENAME_NOREPLACE) {
-        let exists = true;
-        try {
-          fs.getattr(dst);
-        } catch {
-          exists = false;
-        }
-        if (exists) throw fsError('EEXIST', `'${dst}' already exists`);
-      }
-      fs.rename(src, dst);
-      nodes.rename(req.nodeid, from, newParent, to);
+      fs.renameAt(req.nodeid, from, newParent, to, (flags & RENAME_NOREPLACE) !== 0);
       ok(req);
     }
 
@@ -148,6 +119,20 @@ export function kernelOperations(fs: FileSystem, observe: OpObserver, opts: Kern
       if (size === 0) return ok(req, u32Out(value.length));
       if (value.length > size) throw fsError('ERANGE', `the value needs ${value.length} bytes, the buffer has ${size}`);
       ok(req, value);
+    }
+
+    /** CREATE and TMPFILE: fuse_create_in (flags, mode, umask, open_flags), then the name. */
+    function createOrTmpfile(req: Request, tmp: boolean): void {
+      const b = req.body;
+      const flags = b.readUInt32LE(0);
+      const mode = b.readUInt32LE(4);
+      let made: Made;
+      if (tmp) {
+        made = fs.tmpfileAt(req.nodeid, mode, flags, owner(req));
+        // The kernel counts the link d_tmpfile() drops: it is given nlink 1 and makes it 0 itself.
+        made.attr.nlink = 1;
+      } else made = fs.createAt(req.nodeid, cstring(b, 16)[0], mode, flags, owner(req));
+      ok(req, entry(made.attr), openOut(made.fh as number));
     }
 
     return (req) => {
@@ -168,43 +153,47 @@ export function kernelOperations(fs: FileSystem, observe: OpObserver, opts: Kern
           return;
         }
         case OP.FORGET:
-          nodes.forget(req.nodeid, Number(b.readBigUInt64LE(0)));
+          fs.forget(req.nodeid, Number(b.readBigUInt64LE(0)));
           return;
         case OP.BATCH_FORGET: {
           const count = b.readUInt32LE(0);
-          for (let i = 0; i < count; i++) nodes.forget(Number(b.readBigUInt64LE(8 + i * 16)), Number(b.readBigUInt64LE(16 + i * 16)));
+          for (let i = 0; i < count; i++) fs.forget(Number(b.readBigUInt64LE(8 + i * 16)), Number(b.readBigUInt64LE(16 + i * 16)));
           return;
         }
         case OP.INTERRUPT:
           return;
         case OP.LOOKUP:
-          return run(req, () => {
-            const [name] = cstring(b);
-            ok(req, entry(req.nodeid, name, fs.getattr(child(req.nodeid, name))));
-          });
+          return run(req, () => ok(req, entry(fs.lookup(req.nodeid, cstring(b)[0]))));
         case OP.GETATTR:
           return run(req, () => {
+            const fh = Number(b.readBigUInt64LE(8));
             const byHandle = (b.readUInt32LE(0) & FUSE_GETATTR_FH) !== 0;
-            ok(req, attrOut(byHandle ? fs.fgetattr(Number(b.readBigUInt64LE(8))) : fs.getattr(pathOf(req.nodeid)), ATTR_VALID));
+            ok(req, attrOut(byHandle ? fs.fgetattr(fh) : fs.getattrIno(req.nodeid), ATTR_VALID));
           });
         case OP.SETATTR:
           return run(req, () => setattr(req));
         case OP.READLINK:
-          return run(req, () => ok(req, Buffer.from(fs.readlink(pathOf(req.nodeid)))));
+          return run(req, () => ok(req, encodeName(fs.readlinkIno(req.nodeid))));
         case OP.SYMLINK:
-          return run(req, () => made(req, 0, (p, who) => fs.symlink(cstring(b, cstring(b)[1])[0], p, who)));
+          return run(req, () => {
+            const [name, at] = cstring(b);
+            ok(req, entry(fs.symlinkAt(req.nodeid, name, cstring(b, at)[0], owner(req))));
+          });
         case OP.MKNOD:
-          return run(req, () => made(req, 16, (p, who) => fs.mknod(p, b.readUInt32LE(0), who)));
+          // fuse_mknod_in: mode, rdev, umask, padding; then the name.
+          return run(req, () =>
+            ok(req, entry(fs.mknodAt(req.nodeid, cstring(b, 16)[0], b.readUInt32LE(0), b.readUInt32LE(4), owner(req)))),
+          );
         case OP.MKDIR:
-          return run(req, () => made(req, 8, (p, who) => fs.mkdir(p, b.readUInt32LE(0), who)));
+          return run(req, () => ok(req, entry(fs.mkdirAt(req.nodeid, cstring(b, 8)[0], b.readUInt32LE(0), owner(req)))));
         case OP.UNLINK:
+          return run(req, () => {
+            fs.unlinkAt(req.nodeid, cstring(b)[0]);
+            ok(req);
+          });
         case OP.RMDIR:
           return run(req, () => {
-            const [name] = cstring(b);
-            const p = child(req.nodeid, name);
-            if (req.opcode === OP.UNLINK) fs.unlink(p);
-            else fs.rmdir(p);
-            nodes.remove(req.nodeid, name);
+            fs.rmdirAt(req.nodeid, cstring(b)[0]);
             ok(req);
           });
         case OP.RENAME:
@@ -212,16 +201,13 @@ export function kernelOperations(fs: FileSystem, observe: OpObserver, opts: Kern
         case OP.RENAME2:
           return run(req, () => rename(req, Number(b.readBigUInt64LE(0)), b.readUInt32LE(8), b.subarray(16)));
         case OP.LINK:
-          return run(req, () => made(req, 8, (p) => fs.link(pathOf(Number(b.readBigUInt64LE(0))), p)));
+          return run(req, () => ok(req, entry(fs.linkAt(Number(b.readBigUInt64LE(0)), req.nodeid, cstring(b, 8)[0]))));
         case OP.OPEN:
-          return run(req, () => ok(req, openOut(fs.open(pathOf(req.nodeid), b.readUInt32LE(0)))));
+          return run(req, () => ok(req, openOut(fs.openIno(req.nodeid, b.readUInt32LE(0)))));
         case OP.CREATE:
-          return run(req, () => {
-            const [name] = cstring(b, 16);
-            const p = child(req.nodeid, name);
-            const fh = fs.create(p, b.readUInt32LE(4), b.readUInt32LE(0), owner(req));
-            ok(req, entry(req.nodeid, name, fs.fgetattr(fh)), openOut(fh));
-          });
+          return run(req, () => createOrTmpfile(req, false));
+        case OP.TMPFILE:
+          return run(req, () => createOrTmpfile(req, true));
         case OP.READ:
           return run(req, () => {
             const fh = Number(b.readBigUInt64LE(0));
@@ -249,7 +235,7 @@ export function kernelOperations(fs: FileSystem, observe: OpObserver, opts: Kern
             return n.then((written) => ok(req, u32Out(written)));
           });
         case OP.STATFS:
-          return run(req, () => ok(req, statfsOut(fs.statfs(nodes.path(req.nodeid) ?? undefined))));
+          return run(req, () => ok(req, statfsOut(fs.statfsIno(req.nodeid))));
         case OP.FLUSH:
           return run(req, () => fs.flush(Number(b.readBigUInt64LE(0))).then(() => ok(req)));
         case OP.RELEASE:
@@ -265,41 +251,39 @@ export function kernelOperations(fs: FileSystem, observe: OpObserver, opts: Kern
           return run(req, () => {
             const size = b.readUInt32LE(0);
             const [name, at] = cstring(b, 8);
-            fs.setxattr(pathOf(req.nodeid), name, Buffer.from(b.subarray(at, at + size)), b.readUInt32LE(4), owner(req));
+            fs.setxattrIno(req.nodeid, name, Buffer.from(b.subarray(at, at + size)), b.readUInt32LE(4), owner(req));
             ok(req);
           });
         case OP.GETXATTR:
-          return run(req, () => {
-            const [name] = cstring(b, 8);
-            xattrReply(req, b.readUInt32LE(0), fs.getxattr(pathOf(req.nodeid), name));
-          });
+          return run(req, () => xattrReply(req, b.readUInt32LE(0), fs.getxattrIno(req.nodeid, cstring(b, 8)[0])));
         case OP.LISTXATTR:
           return run(req, () => {
-            const names = fs.listxattr(pathOf(req.nodeid));
-            xattrReply(req, b.readUInt32LE(0), Buffer.from(names.map((n) => `${n}\0`).join('')));
+            const names = fs.listxattrIno(req.nodeid);
+            xattrReply(req, b.readUInt32LE(0), Buffer.concat(names.map((n) => Buffer.concat([encodeName(n), NUL]))));
           });
         case OP.REMOVEXATTR:
           return run(req, () => {
-            const [name] = cstring(b);
-            fs.removexattr(pathOf(req.nodeid), name, owner(req));
+            fs.removexattrIno(req.nodeid, cstring(b)[0], owner(req));
             ok(req);
           });
         case OP.OPENDIR:
           return run(req, () => {
             // A listing taken at open: offsets into it stay valid while entries come and go.
+            const listing = fs.entries(req.nodeid);
             const fh = nextDir++;
-            dirs.set(fh, fs.readdir(pathOf(req.nodeid)));
+            dirs.set(fh, listing);
             ok(req, openOut(fh));
           });
         case OP.READDIR:
           return run(req, () => {
-            const names = dirs.get(Number(b.readBigUInt64LE(0))) ?? [];
+            const list = dirs.get(Number(b.readBigUInt64LE(0))) ?? [];
             const size = b.readUInt32LE(16);
             const out: Buffer[] = [];
             let used = 0;
-            for (let i = Number(b.readBigUInt64LE(8)); i < names.length; i++) {
-              // Inode number unknown (stat tells), type unknown (DT_UNKNOWN): what libfuse sends without stats.
-              const d = dirent(0xffffffff, i + 1, 0, names[i]);
+            for (let i = Number(b.readBigUInt64LE(8)); i < list.length; i++) {
+              const e = list[i];
+              // d_type is the file type's bits of the mode, shifted (DT_DIR 4, DT_REG 8, DT_CHR 2, ...).
+              const d = dirent(e.ino, i + 1, (e.mode & S_IFMT) >>> 12, encodeName(e.name));
               if (used + d.length > size) break;
               out.push(d);
               used += d.length;

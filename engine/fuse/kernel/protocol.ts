@@ -2,6 +2,7 @@
  * The FUSE kernel protocol (include/uapi/linux/fuse.h), the parts DynamicFS speaks: request
  * header, opcodes, flags and the reply structures. Little-endian, as on every Linux FUSE host.
  */
+import { decodeName } from '../../util/byte-names.js';
 
 export const OP = {
   LOOKUP: 1,
@@ -38,6 +39,8 @@ export const OP = {
   DESTROY: 38,
   BATCH_FORGET: 42,
   RENAME2: 45,
+  /** open(O_TMPFILE) (protocol 7.37): a CREATE without a name. */
+  TMPFILE: 51,
 } as const;
 
 export const IN_HEADER = 40;
@@ -94,11 +97,14 @@ export function parseRequest(buf: Buffer, n: number): Request {
   };
 }
 
-/** A NUL-terminated name at `at` of `b`, and where the next field starts. */
+/**
+ * A NUL-terminated name at `at` of `b` (as the engine's name string: its bytes kept exactly, see
+ * util/byte-names.ts), and where the next field starts.
+ */
 export function cstring(b: Buffer, at = 0): [string, number] {
   const end = b.indexOf(0, at);
   const stop = end < 0 ? b.length : end;
-  return [b.toString('utf8', at, stop), stop + 1];
+  return [decodeName(b, at, stop), stop + 1];
 }
 
 export interface Attributes {
@@ -112,6 +118,7 @@ export interface Attributes {
   nlink: number;
   uid: number;
   gid: number;
+  rdev: number;
   blksize: number;
 }
 
@@ -133,7 +140,7 @@ export function putAttr(b: Buffer, at: number, a: Attributes): void {
   b.writeUInt32LE(a.nlink, at + 64);
   b.writeUInt32LE(a.uid, at + 68);
   b.writeUInt32LE(a.gid, at + 72);
-  b.writeUInt32LE(0, at + 76); // rdev
+  b.writeUInt32LE(a.rdev >>> 0, at + 76);
   b.writeUInt32LE(a.blksize, at + 80);
   b.writeUInt32LE(0, at + 84);
 }
@@ -200,15 +207,14 @@ export function statfsOut(s: StatFs): Buffer {
 }
 
 /** One struct fuse_dirent (8-byte aligned) for READDIR; `off` is where the next read resumes. */
-export function dirent(ino: number, off: number, type: number, name: string): Buffer {
-  const nameLen = Buffer.byteLength(name);
-  const size = (24 + nameLen + 7) & ~7;
+export function dirent(ino: number, off: number, type: number, name: Buffer): Buffer {
+  const size = (24 + name.length + 7) & ~7;
   const b = Buffer.alloc(size);
   b.writeBigUInt64LE(BigInt(ino), 0);
   b.writeBigUInt64LE(BigInt(off), 8);
-  b.writeUInt32LE(nameLen, 16);
+  b.writeUInt32LE(name.length, 16);
   b.writeUInt32LE(type, 20);
-  b.write(name, 24);
+  name.copy(b, 24);
   return b;
 }
 
