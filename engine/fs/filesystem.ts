@@ -22,6 +22,9 @@ export interface Attr {
   ctime: number;
   /** Device number of a device node (0 otherwise). */
   rdev: number;
+  /** Nanoseconds below the millisecond of atime and mtime (times set with utimensat come back exact). */
+  atimeNs: number;
+  mtimeNs: number;
   blocks: number;
   blksize: number;
 }
@@ -76,8 +79,11 @@ export interface AttrChange {
   uid?: number;
   gid?: number;
   size?: number;
+  /** Times in whole milliseconds, with the nanoseconds below each (0 when not given). */
   atime?: number;
+  atimeNs?: number;
   mtime?: number;
+  mtimeNs?: number;
 }
 
 /**
@@ -127,6 +133,7 @@ export class FileSystem {
   private attr(row: InodeRow): Attr {
     const of = this.data.get(row.ino);
     const size = of ? of.size : row.size;
+    const mtime = of ? Math.max(of.mtime, row.mtime) : row.mtime;
     return {
       ino: row.ino,
       mode: row.mode,
@@ -135,9 +142,11 @@ export class FileSystem {
       size,
       nlink: row.nlink,
       atime: row.atime,
-      mtime: of ? Math.max(of.mtime, row.mtime) : row.mtime,
+      mtime,
       ctime: row.ctime,
       rdev: row.rdev,
+      atimeNs: row.atime_ns,
+      mtimeNs: mtime === row.mtime ? row.mtime_ns : 0,
       blocks: Math.ceil(size / 512),
       blksize: 4096,
     };
@@ -325,7 +334,13 @@ export class FileSystem {
     }
     if (change.atime !== undefined || change.mtime !== undefined) {
       const cur = this.getattrIno(ino);
-      this.utimensIno(ino, change.atime ?? cur.atime, change.mtime ?? cur.mtime);
+      this.utimensIno(
+        ino,
+        change.atime ?? cur.atime,
+        change.mtime ?? cur.mtime,
+        change.atime !== undefined ? (change.atimeNs ?? 0) : cur.atimeNs,
+        change.mtime !== undefined ? (change.mtimeNs ?? 0) : cur.mtimeNs,
+      );
     }
   }
 
@@ -339,10 +354,10 @@ export class FileSystem {
     this.changed('truncate', () => this.ns.describe(ino), { size });
   }
 
-  utimensIno(ino: number, atime: number, mtime: number): void {
+  utimensIno(ino: number, atime: number, mtime: number, atimeNs = 0, mtimeNs = 0): void {
     const of = this.data.get(ino);
     if (of) of.mtime = mtime;
-    this.ns.utimens(ino, atime, mtime);
+    this.ns.utimens(ino, atime, mtime, atimeNs, mtimeNs);
     this.pool.scheduleMirror();
   }
 

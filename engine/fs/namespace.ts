@@ -60,6 +60,7 @@ export type NamespaceMetadata = Pick<
   | 'setNlink'
   | 'setOwner'
   | 'setPolicy'
+  | 'setCtime'
   | 'setTimes'
   | 'setXattr'
   | 'touchDir'
@@ -119,11 +120,12 @@ export class Namespace {
 
   /** The inode named `name` in directory `parent`. */
   lookup(parent: number, name: string): number {
+    const ino = this.store.lookup(parent, name);
+    if (ino !== undefined) return ino;
+    // A miss: say why (the parent is no directory, the name is malformed, or it is just not there).
     this.dir(parent);
     checkName(name);
-    const ino = this.store.lookup(parent, name);
-    if (ino === undefined) throw fsError('ENOENT', `no entry '${name}' in directory inode ${parent}`);
-    return ino;
+    throw fsError('ENOENT', `no entry '${printableName(name)}' in directory inode ${parent}`);
   }
 
   private dir(ino: number): InodeRow {
@@ -218,6 +220,8 @@ export class Namespace {
       target: null,
       policy: null,
       rdev: 0,
+      atime_ns: 0,
+      mtime_ns: 0,
       ...extra,
     };
   }
@@ -403,7 +407,7 @@ export class Namespace {
         this.store.setNlink(srcParent, this.inode(srcParent).nlink - 1, now);
         this.store.setNlink(dstParent, this.inode(dstParent).nlink + 1, now);
       }
-      this.store.setTimes(ino, srcRow.atime, srcRow.mtime, now);
+      this.store.setCtime(ino, now);
       this.store.touchDir(srcParent, now);
       this.store.touchDir(dstParent, now);
     });
@@ -459,8 +463,9 @@ export class Namespace {
     this.chownIno(this.resolve(p), uid, gid);
   }
 
-  utimens(ino: number, atime: number, mtime: number): void {
-    this.store.setTimes(ino, atime, mtime, Date.now());
+  /** Times in whole milliseconds, with the nanoseconds below each. */
+  utimens(ino: number, atime: number, mtime: number, atimeNs = 0, mtimeNs = 0): void {
+    this.store.setTimes(ino, atime, mtime, Date.now(), atimeNs, mtimeNs);
   }
 
   setxattrIno(ino: number, name: string, value: Buffer, flags: number): void {

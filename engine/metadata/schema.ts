@@ -17,7 +17,7 @@ CREATE TABLE IF NOT EXISTS disk_events (
 CREATE TABLE IF NOT EXISTS inodes (
   ino INTEGER PRIMARY KEY AUTOINCREMENT, mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,
   size INTEGER NOT NULL DEFAULT 0, nlink INTEGER NOT NULL, atime REAL NOT NULL, mtime REAL NOT NULL,
-  ctime REAL NOT NULL, target TEXT, policy TEXT, rdev INTEGER
+  ctime REAL NOT NULL, target TEXT, policy TEXT, rdev INTEGER, atime_ns INTEGER, mtime_ns INTEGER
 );
 CREATE TABLE IF NOT EXISTS dirents (
   parent INTEGER NOT NULL, name TEXT NOT NULL, ino INTEGER NOT NULL, PRIMARY KEY (parent, name)
@@ -76,4 +76,6 @@ export const ADDED_COLUMNS: { table: string; column: string; type: string }[] = 
   { table: 'publications', column: 'root', type: 'TEXT' },
   { table: 'disks', column: 'failure_domain', type: 'TEXT' },
   { table: 'inodes', column: 'rdev', type: 'INTEGER' },
+  { table: 'inodes', column: 'atime_ns', type: 'INTEGER' },
+  { table: 'inodes', column: 'mtime_ns', type: 'INTEGER' },
 ];

@@ -19,6 +19,12 @@ export interface InodeRow {
   policy: string | null;
   /** A device node's device number (st_rdev); 0 for every other file. */
   rdev: number;
+  /**
+   * Nanoseconds below the millisecond of atime and mtime (0-999999), so times set with utimensat
+   * come back exact (rsync and tar compare them); `atime` and `mtime` are whole milliseconds then.
+   */
+  atime_ns: number;
+  mtime_ns: number;
 }
 export interface DiskRow {
   id: string;
@@ -82,10 +88,21 @@ function storedName(name: string): StoredName {
 function loadedName(v: StoredName): string {
   return typeof v === 'string' ? v : decodeName(v);
 }
-type RawInode = Omit<InodeRow, 'target' | 'rdev'> & { target: StoredName | null; rdev: number | null };
+type RawInode = Omit<InodeRow, 'target' | 'rdev' | 'atime_ns' | 'mtime_ns'> & {
+  target: StoredName | null;
+  rdev: number | null;
+  atime_ns: number | null;
+  mtime_ns: number | null;
+};
 function loadedInode(r: RawInode | undefined): InodeRow | undefined {
   if (!r) return undefined;
-  return { ...r, target: r.target === null ? null : loadedName(r.target), rdev: r.rdev ?? 0 };
+  return {
+    ...r,
+    target: r.target === null ? null : loadedName(r.target),
+    rdev: r.rdev ?? 0,
+    atime_ns: r.atime_ns ?? 0,
+    mtime_ns: r.mtime_ns ?? 0,
+  };
 }
 function loadedDirent(r: { parent: number; name: StoredName; ino: number }): DirentRow {
   return { parent: r.parent, name: loadedName(r.name), ino: r.ino };
@@ -157,10 +174,10 @@ export class MetadataStore {
       childCount: d.prepare<[number], { n: number }>('SELECT count(*) AS n FROM dirents WHERE parent = ?'),
       parentsOf: d.prepare<[number], { parent: number; name: StoredName; ino: number }>('SELECT * FROM dirents WHERE ino = ?'),
       insertInode: d.prepare(
-        'INSERT INTO inodes (mode, uid, gid, size, nlink, atime, mtime, ctime, target, policy, rdev) VALUES (@mode, @uid, @gid, @size, @nlink, @atime, @mtime, @ctime, @target, @policy, @rdev)',
+        'INSERT INTO inodes (mode, uid, gid, size, nlink, atime, mtime, ctime, target, policy, rdev, atime_ns, mtime_ns) VALUES (@mode, @uid, @gid, @size, @nlink, @atime, @mtime, @ctime, @target, @policy, @rdev, @atime_ns, @mtime_ns)',
       ),
       insertInodeWithIno: d.prepare(
-        'INSERT INTO inodes (ino, mode, uid, gid, size, nlink, atime, mtime, ctime, target, policy, rdev) VALUES (@ino, @mode, @uid, @gid, @size, @nlink, @atime, @mtime, @ctime, @target, @policy, @rdev)',
+        'INSERT INTO inodes (ino, mode, uid, gid, size, nlink, atime, mtime, ctime, target, policy, rdev, atime_ns, mtime_ns) VALUES (@ino, @mode, @uid, @gid, @size, @nlink, @atime, @mtime, @ctime, @target, @policy, @rdev, 0, 0)',
       ),
       insertDirent: d.prepare('INSERT INTO dirents (parent, name, ino) VALUES (?, ?, ?)'),
       deleteDirent: d.prepare('DELETE FROM dirents WHERE parent = ? AND name = ?'),
@@ -169,10 +186,17 @@ export class MetadataStore {
       setNlink: d.prepare('UPDATE inodes SET nlink = ?, ctime = ? WHERE ino = ?'),
       setMode: d.prepare('UPDATE inodes SET mode = ?, ctime = ? WHERE ino = ?'),
       setOwner: d.prepare('UPDATE inodes SET uid = ?, gid = ?, ctime = ? WHERE ino = ?'),
-      setTimes: d.prepare('UPDATE inodes SET atime = ?, mtime = ?, ctime = ? WHERE ino = ?'),
-      setSize: d.prepare('UPDATE inodes SET size = ?, mtime = ?, ctime = ? WHERE ino = ?'),
-      growSize: d.prepare('UPDATE inodes SET size = max(size, ?), mtime = ?, ctime = ? WHERE ino = ?'),
-      touchDir: d.prepare('UPDATE inodes SET mtime = ?, ctime = ? WHERE ino = ?'),
+      setTimes: d.prepare('UPDATE inodes SET atime = ?, mtime = ?, ctime = ?, atime_ns = ?, mtime_ns = ? WHERE ino = ?'),
+      setCtime: d.prepare('UPDATE inodes SET ctime = ? WHERE ino = ?'),
+      // A new modification time drops the old one's nanoseconds; the same millisecond again (an extent
+      // committed with the time utimensat set) keeps them.
+      setSize: d.prepare(
+        'UPDATE inodes SET size = @size, mtime = @mtime, ctime = @ctime, mtime_ns = CASE WHEN mtime = @mtime THEN mtime_ns ELSE 0 END WHERE ino = @ino',
+      ),
+      growSize: d.prepare(
+        'UPDATE inodes SET size = max(size, @size), mtime = @mtime, ctime = @ctime, mtime_ns = CASE WHEN mtime = @mtime THEN mtime_ns ELSE 0 END WHERE ino = @ino',
+      ),
+      touchDir: d.prepare('UPDATE inodes SET mtime = ?, ctime = ?, mtime_ns = 0 WHERE ino = ?'),
       setPolicy: d.prepare('UPDATE inodes SET policy = ? WHERE ino = ?'),
       extent: d.prepare<[number, number], ExtentRow>('SELECT * FROM extents WHERE ino = ? AND idx = ?'),
       extentsOf: d.prepare<[number], ExtentRow>('SELECT * FROM extents WHERE ino = ? ORDER BY idx'),
@@ -302,14 +326,18 @@ export class MetadataStore {
   setOwner(ino: number, uid: number, gid: number, now: number): void {
     this.s.setOwner.run(uid, gid, now, ino);
   }
-  setTimes(ino: number, atime: number, mtime: number, now: number): void {
-    this.s.setTimes.run(atime, mtime, now, ino);
+  /** Access and modification times in milliseconds, with the nanoseconds below each millisecond. */
+  setTimes(ino: number, atime: number, mtime: number, now: number, atimeNs = 0, mtimeNs = 0): void {
+    this.s.setTimes.run(atime, mtime, now, atimeNs, mtimeNs, ino);
+  }
+  setCtime(ino: number, now: number): void {
+    this.s.setCtime.run(now, ino);
   }
   setSize(ino: number, size: number, now: number): void {
-    this.s.setSize.run(size, now, now, ino);
+    this.s.setSize.run({ size, mtime: now, ctime: now, ino });
   }
   growSize(ino: number, size: number, now: number): void {
-    this.s.growSize.run(size, now, now, ino);
+    this.s.growSize.run({ size, mtime: now, ctime: now, ino });
   }
   touchDir(ino: number, now: number): void {
     this.s.touchDir.run(now, now, ino);
@@ -446,7 +474,7 @@ export class MetadataStore {
         this.s.insertFragment.run(f);
         this.s.addUsed.run(f.size, f.disk);
       }
-      this.s.growSize.run(fileSize, mtime, ctime, extent.ino);
+      this.s.growSize.run({ size: fileSize, mtime, ctime, ino: extent.ino });
       return true;
     });
   }

@@ -43,4 +43,17 @@ describe('the fuse-native path (mounts without root)', () => {
     assert.equal(r.status, 0, r.stderr?.toString());
     assert.ok(fs.statSync(path.join(p.mnt, 'fifo')).isFIFO());
   });
+
+  test('O_TMPFILE is refused with EOPNOTSUPP on this path only (libfuse 2 has no tmpfile operation)', () => {
+    const r = spawnSync(
+      'python3',
+      [
+        '-c',
+        'import os, sys\ntry:\n    os.open(sys.argv[1], os.O_TMPFILE | os.O_RDWR, 0o600); print("opened")\nexcept OSError as e: print(e.errno)',
+        p.mnt,
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(r.stdout.trim(), '95', r.stderr); // EOPNOTSUPP; test/posix/conformance.test.ts shows /dev/fuse serving it
+  });
 });

@@ -214,6 +214,31 @@ print(json.dumps(out))
     assert.deepEqual(py(p.mnt, program(false)), expected);
   });
 
+  test('times set with utimensat come back to the nanosecond, through writes after them and a restart', async () => {
+    // Nanoseconds since the epoch pass 2^53: python prints them as strings, compared as strings.
+    const program = (set: boolean): string => `
+if ${set ? 'True' : 'False'}:
+    os.mkdir(p('times'))
+    fd = os.open(p('times/f'), os.O_CREAT | os.O_WRONLY, 0o644)
+    os.write(fd, b'a' * 300000)
+    os.utime(fd, ns=(1234567890123456789, 1600000000987654321))
+    os.close(fd)
+    os.mknod(p('times/dev'), 0o600 | stat.S_IFCHR, os.makedev(1, 5))
+    os.utime(p('times/dev'), ns=(42, 1700000000000000007), follow_symlinks=False)
+    os.utime(p('times'), ns=(1000000000000000001, 999999999999999999))
+print(json.dumps([[str(os.lstat(p(n)).st_atime_ns), str(os.lstat(p(n)).st_mtime_ns)] for n in ['times/f', 'times', 'times/dev']]))
+`;
+    const expected = [
+      ['1234567890123456789', '1600000000987654321'],
+      ['1000000000000000001', '999999999999999999'],
+      ['42', '1700000000000000007'],
+    ];
+    assert.deepEqual(py(p.mnt, program(true)), expected);
+    await m.stop();
+    m = await MountedPool.start(p.pool, p.mnt);
+    assert.deepEqual(py(p.mnt, program(false)), expected);
+  });
+
   test('O_TMPFILE: an unnamed file that linkat can name; one never named is reclaimed at close', async () => {
     const r = py<{ nlink: number; listedBefore: string[]; named: string; nlinkAfter: number; mode: number; lostIno: number }>(
       p.mnt,

@@ -97,10 +97,14 @@ export function kernelOperations(fs: FileSystem, observe: OpObserver, opts: Kern
       if (valid & FATTR.GID) change.gid = b.readUInt32LE(80);
       // Each time is set only when asked (utimensat's UTIME_OMIT leaves the other as it is).
       const now = Date.now();
-      const time = (isNow: number, secAt: number, nsecAt: number): number =>
-        valid & isNow ? now : Number(b.readBigInt64LE(secAt)) * 1000 + b.readUInt32LE(nsecAt) / 1e6;
-      if (valid & FATTR.ATIME) change.atime = time(FATTR.ATIME_NOW, 32, 56);
-      if (valid & FATTR.MTIME) change.mtime = time(FATTR.MTIME_NOW, 40, 60);
+      // Whole milliseconds, and the nanoseconds below: kept exact (a double of milliseconds is not).
+      const time = (isNow: number, secAt: number, nsecAt: number): [number, number] => {
+        if (valid & isNow) return [now, 0];
+        const nsec = b.readUInt32LE(nsecAt);
+        return [Number(b.readBigInt64LE(secAt)) * 1000 + Math.floor(nsec / 1e6), nsec % 1e6];
+      };
+      if (valid & FATTR.ATIME) [change.atime, change.atimeNs] = time(FATTR.ATIME_NOW, 32, 56);
+      if (valid & FATTR.MTIME) [change.mtime, change.mtimeNs] = time(FATTR.MTIME_NOW, 40, 60);
       if (valid & FATTR.SIZE) change.size = Number(b.readBigUInt64LE(16));
       const fh = valid & FATTR.FH ? Number(b.readBigUInt64LE(8)) : undefined;
       return fs.setattrIno(req.nodeid, change, fh).then((a) => ok(req, attrOut(a, ATTR_VALID)));

@@ -120,12 +120,15 @@ export interface Attributes {
   gid: number;
   rdev: number;
   blksize: number;
+  /** Nanoseconds below the millisecond of atime and mtime. */
+  atimeNs?: number;
+  mtimeNs?: number;
 }
 
-function putTime(b: Buffer, secAt: number, nsecAt: number, ms: number): void {
+function putTime(b: Buffer, secAt: number, nsecAt: number, ms: number, subNs = 0): void {
   const sec = Math.floor(ms / 1000);
   b.writeBigInt64LE(BigInt(sec), secAt);
-  b.writeUInt32LE(Math.round((ms - sec * 1000) * 1e6), nsecAt);
+  b.writeUInt32LE(Math.min(999_999_999, Math.round((ms - sec * 1000) * 1e6) + subNs), nsecAt);
 }
 
 /** struct fuse_attr (88 bytes) at `at`. Times are milliseconds since the epoch. */
@@ -133,8 +136,8 @@ export function putAttr(b: Buffer, at: number, a: Attributes): void {
   b.writeBigUInt64LE(BigInt(a.ino), at);
   b.writeBigUInt64LE(BigInt(a.size), at + 8);
   b.writeBigUInt64LE(BigInt(a.blocks), at + 16);
-  putTime(b, at + 24, at + 48, a.atime);
-  putTime(b, at + 32, at + 52, a.mtime);
+  putTime(b, at + 24, at + 48, a.atime, a.atimeNs);
+  putTime(b, at + 32, at + 52, a.mtime, a.mtimeNs);
   putTime(b, at + 40, at + 56, a.ctime);
   b.writeUInt32LE(a.mode, at + 60);
   b.writeUInt32LE(a.nlink, at + 64);
