@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { decodeName, encodeName, hasEscapedBytes } from '../util/byte-names.js';
+import { decodeName, encodeName, hasEscapedBytes, nameByteLength } from '../util/byte-names.js';
 import { ADDED_COLUMNS, SCHEMA, SCHEMA_VERSION } from './schema.js';
 import { PublicationTable } from './publication-table.js';
 import { VolumeTable } from './volume-table.js';
@@ -123,7 +123,7 @@ export const ROOT_INO = 1;
  */
 export const XATTR_ROW_BYTES = 64;
 export function xattrCharge(name: string, valueLength: number): number {
-  return Buffer.byteLength(name) + valueLength + XATTR_ROW_BYTES;
+  return nameByteLength(name) + valueLength + XATTR_ROW_BYTES;
 }
 /**
  * Extents whose rows (and fragment rows) a sequential reader's cache miss loads at once: measured
@@ -223,11 +223,11 @@ export class MetadataStore {
       insertIntent: d.prepare('INSERT INTO write_intents (created_at, placement) VALUES (?, ?)'),
       deleteIntent: d.prepare('DELETE FROM write_intents WHERE eid = ?'),
       intents: d.prepare<[], { eid: number; created_at: number; placement: string }>('SELECT * FROM write_intents'),
-      getXattr: d.prepare<[number, string], { value: Buffer }>('SELECT value FROM xattrs WHERE ino = ? AND name = ?'),
+      getXattr: d.prepare<[number, StoredName], { value: Buffer }>('SELECT value FROM xattrs WHERE ino = ? AND name = ?'),
       setXattr: d.prepare(
         'INSERT INTO xattrs (ino, name, value) VALUES (?, ?, ?) ON CONFLICT(ino, name) DO UPDATE SET value = excluded.value',
       ),
-      listXattrs: d.prepare<[number], { name: string }>('SELECT name FROM xattrs WHERE ino = ? ORDER BY name'),
+      listXattrs: d.prepare<[number], { name: StoredName }>('SELECT name FROM xattrs WHERE ino = ? ORDER BY name'),
       removeXattr: d.prepare('DELETE FROM xattrs WHERE ino = ? AND name = ?'),
       disks: d.prepare<[], DiskRow>('SELECT * FROM disks ORDER BY added_at, id'),
       insertDisk: d.prepare(
@@ -567,19 +567,19 @@ export class MetadataStore {
   }
 
   getXattr(ino: number, name: string): Buffer | undefined {
-    return this.s.getXattr.get(ino, name)?.value;
+    return this.s.getXattr.get(ino, storedName(name))?.value;
   }
   setXattr(ino: number, name: string, value: Buffer): void {
-    this.s.setXattr.run(ino, name, value);
+    this.s.setXattr.run(ino, storedName(name), value);
   }
   anyXattrNamed(name: string): boolean {
     return this.db.prepare('SELECT 1 FROM xattrs WHERE name = ? LIMIT 1').get(name) !== undefined;
   }
   listXattrs(ino: number): string[] {
-    return this.s.listXattrs.all(ino).map((r) => r.name);
+    return this.s.listXattrs.all(ino).map((r) => loadedName(r.name));
   }
   removeXattr(ino: number, name: string): boolean {
-    return this.s.removeXattr.run(ino, name).changes > 0;
+    return this.s.removeXattr.run(ino, storedName(name)).changes > 0;
   }
 
   fragmentsOnDisk(disk: string): FragmentRow[] {
@@ -761,7 +761,7 @@ export class MetadataStore {
 
   /** Bytes an extended attribute is charged (name, value and a row's overhead), 0 when it is not set. */
   xattrBytes(ino: number, name: string): number {
-    const v = this.s.getXattr.get(ino, name);
+    const v = this.s.getXattr.get(ino, storedName(name));
     return v ? xattrCharge(name, v.value.length) : 0;
   }
 }

@@ -153,10 +153,13 @@ if ${phase === 'write' ? 'True' : 'False'}:
     os.mkdir(p('bytes'))
     for i, n in enumerate(names): open(p('bytes', n), 'wb').write(b'%d' % i)
     os.symlink(b'caf\\xe8.txt', p('bytes', b'link\\xe8'))
+    os.setxattr(p('bytes', names[0]), b'user.\\xe8', b'e-grave')
+    os.setxattr(p('bytes', names[0]), b'user.\\xe9', b'e-acute')
 listed = sorted(os.listdir(p('bytes')))
 contents = [open(p('bytes', n), 'rb').read().decode() for n in names]
 print(json.dumps(dict(listed=[x.hex() for x in listed], contents=contents, target=os.readlink(p('bytes', b'link\\xe8')).hex(),
-  tooLong=err(lambda: open(p('bytes', b'\\xe8' * 256), 'wb')))))
+  tooLong=err(lambda: open(p('bytes', b'\\xe8' * 256), 'wb')),
+  xattrs=sorted([os.fsencode(n).hex() + '=' + os.getxattr(p('bytes', names[0]), os.fsencode(n)).decode() for n in os.listxattr(p('bytes', names[0]))]))))
 `;
     const expected = {
       listed: [
@@ -174,6 +177,7 @@ print(json.dumps(dict(listed=[x.hex() for x in listed], contents=contents, targe
       contents: ['0', '1', '2', '3', '4', '5', '6'],
       target: Buffer.from('caf\xe8.txt', 'latin1').toString('hex'),
       tooLong: 'ENAMETOOLONG',
+      xattrs: ['757365722ee8=e-grave', '757365722ee9=e-acute'],
     };
     const first = py<typeof expected>(p.mnt, program('write'));
     first.listed.sort();
