@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/ensure-deps.sh
-ensure_debian_packages fuse libfuse2 python3 mount bsdutils openssl
+ensure_debian_packages fuse libfuse2 python3 mount bsdutils openssl rsync git e2fsprogs
 ensure_fuse_device
 ensure_node_modules
 use_node "$NODE_LTS"

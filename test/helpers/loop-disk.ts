@@ -16,7 +16,8 @@ export function loopDisksUnavailable(): string | null {
   return null;
 }
 
-export function makeLoopDisk(root: string, name: string, sizeMiB: number): LoopDisk {
+/** `mkfsArgs` go to mkfs.ext4 before the device (e.g. `-b 4096`: below 512 MiB it picks 1 KiB blocks). */
+export function makeLoopDisk(root: string, name: string, sizeMiB: number, mkfsArgs: string[] = []): LoopDisk {
   const img = path.join(root, `${name}.img`);
   const mnt = path.join(root, name);
   execFileSync('truncate', ['-s', `${sizeMiB}M`, img]);
@@ -26,7 +27,7 @@ export function makeLoopDisk(root: string, name: string, sizeMiB: number): LoopD
     spawnSync('losetup', ['-d', device]);
   };
   try {
-    execFileSync('mkfs.ext4', ['-q', '-m', '0', device]);
+    execFileSync('mkfs.ext4', ['-q', '-m', '0', ...mkfsArgs, device]);
     fs.mkdirSync(mnt);
     execFileSync('mount', [device, mnt]);
   } catch (err) {
