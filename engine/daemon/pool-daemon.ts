@@ -118,7 +118,11 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
   const stop = (why: string, fromOutside = false): Promise<void> => {
     stopping ??= (async () => {
       ready = false;
-      log.event('info', `stopping (${why})${mnt ? `: flushing${fromOutside ? '' : ` and unmounting ${mnt}`}` : ''}`, { pool: pool.name });
+      log.event(
+        'info',
+        `stopping (${why})${mnt ? `: flushing${fromOutside || mountGone ? ` (the mount at ${mnt} is gone)` : ` and unmounting ${mnt}`}` : ''}`,
+        { pool: pool.name },
+      );
       mountWatch?.stop();
       for (const s of schedules) s.stop();
       control?.close();
@@ -128,7 +132,13 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
       watch.close();
       if (mnt) {
         try {
-          recordUnmount(pool.store, { at: new Date().toISOString(), mountpoint: mnt, pid: process.pid, reason: why, fromOutside });
+          recordUnmount(pool.store, {
+            at: new Date().toISOString(),
+            mountpoint: mnt,
+            pid: process.pid,
+            reason: mountGone && !fromOutside ? `${mountGone}; then ${why}` : why,
+            fromOutside: fromOutside || mountGone !== null,
+          });
         } catch (err) {
           log.warn(`could not record how the mount ended: ${(err as Error).message}`, { pool: pool.name });
         }

@@ -2,6 +2,7 @@ import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import { logger } from '../../observability/logger.js';
+import { abortConnection } from './fusectl.js';
 import { findOwnMount, lazyUnmount, mayUnmountByPath } from '../mount.js';
 import type { MountEntry } from '../../util/mountinfo.js';
 import { Worker } from 'node:worker_threads';
@@ -174,15 +175,30 @@ export class KernelSession {
     }
   }
 
+  private endedWithin(ms: number): Promise<unknown> {
+    return Promise.race([this.ended, new Promise((r) => setTimeout(r, ms).unref())]);
+  }
+
   /** Unmounts (lazily when busy) and waits until the kernel has closed the connection. */
   async unmount(): Promise<void> {
     if (!this.ended) return;
     this.unmounting = true;
     // Only our own mount is unmounted by name: once removed from outside, the name is not ours.
-    if (await mayUnmountByPath(this.own)) await exec('umount', [this.mountpoint]).catch(() => lazyUnmount(this.mountpoint));
-    // Bind mounts of volumes or files open through a lazily detached mount keep the connection: it is
-    // closed here, and they fail with ENOTCONN (a new daemon binds published volumes again).
-    await Promise.race([this.ended, new Promise((r) => setTimeout(r, 2000).unref())]);
+    if (await mayUnmountByPath(this.own)) {
+      await exec('umount', [this.mountpoint]).catch(() => lazyUnmount(this.mountpoint));
+      await this.endedWithin(2000);
+    }
+    // Bind mounts of volumes or files open through a lazily detached mount keep the connection, and our
+    // readers wait in read(2) on it (the process could not even exit): it is aborted. What held it
+    // fails with ENOTCONN from then on; a new daemon binds published volumes again.
+    if (this.fd >= 0 && this.own) {
+      try {
+        await abortConnection(this.own.dev);
+        await this.endedWithin(2000);
+      } catch (err) {
+        log.warn(`${this.mountpoint}: ${(err as Error).message}; the daemon may not exit until nothing holds the mount`);
+      }
+    }
     this.end('unmounted');
   }
 }
