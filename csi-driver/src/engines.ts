@@ -81,7 +81,8 @@ export class Engines {
       const r = await this.call(pool, 'ping', {}, 5000);
       if (!r.mountpoint) return `pool ${pool} is served without a mount`;
       // The daemon's own mountinfo (a daemon before this field sent none: taken as mounted).
-      if (r.mounted === false) return `the mount of pool ${pool} at ${r.mountpoint} is gone (removed from outside); its daemon (pid ${r.pid}) is to be restarted`;
+      if (r.mounted === false)
+        return `the mount of pool ${pool} at ${r.mountpoint} is gone (removed from outside); its daemon (pid ${r.pid}) is to be restarted`;
       return null;
     } catch (err) {
       return `pool ${pool}: ${(err as Error).message}`;
