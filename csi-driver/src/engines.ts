@@ -6,6 +6,11 @@ import type { ArgsOf, CommandName, ResultOf } from '../../engine/control/protoco
 import { readLockOwner } from '../../engine/pool/lock.js';
 import { CsiError, invalid } from './errors.js';
 import { status } from '@grpc/grpc-js';
+import { logger } from '../../engine/observability/logger.js';
+
+const log = logger('csi');
+/** See Engines.waitMounted: the node agent notices a missing mount within its pass (2 s) and restarts the daemon. */
+export const DEFAULT_MOUNT_WAIT_MS = 30_000;
 
 /**
  * The engine daemons of this node's pools, reached over their control sockets. The CSI plugin keeps
@@ -16,6 +21,8 @@ export class Engines {
   constructor(
     private readonly fixed: Map<string, string>,
     private readonly poolsDir: string | null = null,
+    /** How long a publish waits for a pool's mount that is missing (its daemon starting, or being restarted by the node agent). */
+    private readonly mountWaitMs = DEFAULT_MOUNT_WAIT_MS,
   ) {}
 
   /** The pools now: fixed ones plus what the node agent has created since the last call. */
@@ -68,16 +75,44 @@ export class Engines {
     return callControl(dir, command, args, undefined, timeoutMs);
   }
 
+  /** Why the pool's mount cannot be used now (no daemon, served without a mount, its mount gone), or null when it can. */
+  async mountProblem(pool: string): Promise<string | null> {
+    try {
+      const r = await this.call(pool, 'ping', {}, 5000);
+      if (!r.mountpoint) return `pool ${pool} is served without a mount`;
+      // The daemon's own mountinfo (a daemon before this field sent none: taken as mounted).
+      if (r.mounted === false)
+        return `the mount of pool ${pool} at ${r.mountpoint} is gone (removed from outside); its daemon (pid ${r.pid}) is to be restarted`;
+      return null;
+    } catch (err) {
+      return `pool ${pool}: ${(err as Error).message}`;
+    }
+  }
+
+  /**
+   * Waits until the pool's daemon serves its mount: a publish that arrives while the mount is missing
+   * (removed from outside, the daemon ending or being started again by the node agent) goes on once it
+   * is back, and fails UNAVAILABLE (kubelet retries) if it is not back within the wait.
+   */
+  async waitMounted(pool: string): Promise<void> {
+    const deadline = Date.now() + this.mountWaitMs;
+    let problem = await this.mountProblem(pool);
+    if (problem === null) return;
+    log.warn(`waiting up to ${this.mountWaitMs / 1000}s for the mount of pool ${pool}: ${problem}`, { pool });
+    while (problem !== null && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 250));
+      problem = await this.mountProblem(pool);
+    }
+    if (problem !== null) throw new CsiError(status.UNAVAILABLE, `${problem} (waited ${this.mountWaitMs / 1000}s)`);
+    log.info(`the mount of pool ${pool} is back`, { pool });
+  }
+
   /** Ready when every pool's daemon answers and has the pool mounted. */
   async ready(): Promise<{ ready: boolean; reason: string }> {
     const pools = this.pools;
     for (const pool of pools.keys()) {
-      try {
-        const r = await this.call(pool, 'ping', {}, 5000);
-        if (!r.mountpoint) return { ready: false, reason: `pool ${pool} is served without a mount` };
-      } catch (err) {
-        return { ready: false, reason: `pool ${pool}: ${(err as Error).message}` };
-      }
+      const problem = await this.mountProblem(pool);
+      if (problem) return { ready: false, reason: problem };
     }
     return { ready: pools.size > 0, reason: pools.size ? 'all pools mounted' : 'no pools configured' };
   }

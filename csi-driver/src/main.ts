@@ -8,7 +8,7 @@ import { isTier, TIERS } from '../../engine/config/rules.js';
 import { formatPolicy, parsePolicy } from '../../engine/redundancy/policy.js';
 import { parseSize } from '../../engine/util/units.js';
 import { PRIVILEGED_MOUNT_FLAGS } from '../../engine/volumes/publish.js';
-import { Engines } from './engines.js';
+import { DEFAULT_MOUNT_WAIT_MS, Engines } from './engines.js';
 import { serveCsi } from './server.js';
 import { restrictUmask } from '../../engine/util/private-files.js';
 
@@ -39,6 +39,11 @@ export async function main(argv: string[]): Promise<void> {
       collect,
       [],
     )
+    .option(
+      '--mount-wait-seconds <seconds>',
+      "how long a publish waits for a pool's mount that is missing (removed from outside, its daemon being restarted)",
+      String(DEFAULT_MOUNT_WAIT_MS / 1000),
+    )
     .addOption(new Option('--log-format <format>').choices(['auto', 'json', 'pretty']).default('auto'))
     .option('--log-level <level>', 'log level', 'info')
     .parse(argv);
@@ -57,6 +62,7 @@ export async function main(argv: string[]): Promise<void> {
     ephemeralPool: string[];
     ephemeralTier: string[];
     allowMountOption: string[];
+    mountWaitSeconds: string;
   }>();
   configureLogging({ format: o.logFormat, level: o.logLevel as 'info' });
   const pools = new Map<string, string>();
@@ -81,11 +87,14 @@ export async function main(argv: string[]): Promise<void> {
   };
   if (ephemeral.defaultBytes > ephemeral.maxBytes)
     throw new Error(`--ephemeral-default-size ${o.ephemeralDefaultSize} is more than --ephemeral-max-size ${o.ephemeralMaxSize}`);
+  const mountWait = Number(o.mountWaitSeconds);
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(o.mountWaitSeconds) || !Number.isFinite(mountWait) || mountWait > 600)
+    throw new Error(`--mount-wait-seconds '${o.mountWaitSeconds}' must be a number of seconds from 0 to 600`);
   const roots = (o.targetRoot.length ? o.targetRoot : ['/var/lib/kubelet']).map((r) => path.resolve(r));
   if (roots.includes('/')) throw new Error("--target-root '/' would let a target be any directory of the node");
   const ctx: PluginContext = {
     nodeId: o.nodeId,
-    engines: new Engines(pools, o.poolsDir ? path.resolve(o.poolsDir) : null),
+    engines: new Engines(pools, o.poolsDir ? path.resolve(o.poolsDir) : null, mountWait * 1000),
     locks: new VolumeLocks(),
     version: '0.1.0',
     targetRoots: roots,

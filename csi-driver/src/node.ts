@@ -97,6 +97,9 @@ export function nodeService(ctx: PluginContext): NodeService {
       if (link)
         throw invalid(`target_path '${target}' passes through the symbolic link ${link}; targets are resolved without following links`);
       return ctx.locks.with(volumeId(ref), async () => {
+        // The pool's mount must be there to bind from: one removed from outside comes back with a new
+        // daemon (the node agent starts it), and the publish goes on then.
+        await ctx.engines.waitMounted(ref.pool);
         if (inline) {
           await ctx.engines.call(ref.pool, 'volume-create', {
             name: ref.name,

@@ -38,11 +38,20 @@ export function renderDisks(disks: DiskReport[]): string {
   return table(rows);
 }
 
+function renderMounted(s: PoolStatus): string {
+  if (s.mounted) return `${s.mounted.mountpoint ?? '(daemon)'} by pid ${s.mounted.pid}`;
+  if (s.mountGone)
+    return `no: the mount at ${s.mountGone.mountpoint} was removed from outside; pid ${s.mountGone.pid} still owns the pool: it serves files still open through the mount and bind mounts of volumes, and exits once none is left (dynamicfs unmount ${s.pool.dir} ends it now)`;
+  const last = s.lastUnmount;
+  if (!last) return 'no';
+  return `no (the last mount, at ${last.mountpoint} by pid ${last.pid}, ended ${last.at}: ${last.fromOutside ? 'removed from outside' : last.reason})`;
+}
+
 export function renderStatus(s: PoolStatus): string {
   const lines = [
     `pool     ${s.pool.name} (${s.pool.id})`,
     `dir      ${s.pool.dir}`,
-    `mounted  ${s.mounted ? `${s.mounted.mountpoint ?? '(daemon)'} by pid ${s.mounted.pid}` : 'no'}`,
+    `mounted  ${renderMounted(s)}`,
     `policy   ${s.pool.defaultPolicy}, extent ${formatBytes(s.pool.extentSize)}, checksum ${s.pool.checksum}`,
     `health   ${s.health.toUpperCase()}`,
     ...s.reasons.map((r) => `         - ${r}`),

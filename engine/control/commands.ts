@@ -15,6 +15,7 @@ import { describeDomains } from '../pool/placement.js';
 import { type DiskGuard, type Pool, PoolError } from '../pool/pool.js';
 import { fragmentCount, formatPolicy, parsePolicy } from '../redundancy/policy.js';
 import { UsageError } from '../util/errors.js';
+import { poolMountAt, readMounts } from '../util/mountinfo.js';
 import { volumesOf } from '../volumes/volumes.js';
 
 import { jsonStrings, type CommandArgs } from './args.js';
@@ -57,7 +58,8 @@ function diskGuard(args: CommandArgs, mountpoint: string | null): DiskGuard {
 /** Commands that act on an open pool. The CLI runs them in-process or forwards them to the mount daemon. */
 export const poolCommands: PoolCommandTable = {
   async ping({ pool, mountpoint, daemon }) {
-    return { pool: pool.name, id: pool.id, mountpoint, daemon: daemon === true, pid: process.pid };
+    const mounted = mountpoint ? poolMountAt(await readMounts(), mountpoint, `dynamicfs:${pool.name}`) !== undefined : null;
+    return { pool: pool.name, id: pool.id, mountpoint, daemon: daemon === true, pid: process.pid, mounted };
   },
 
   async status({ pool, fs, mountpoint, daemon }) {

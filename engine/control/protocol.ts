@@ -62,7 +62,11 @@ interface Command<A extends CommandArgs, R> {
 
 /** Commands that act on an open pool: served by its daemon, or run in-process by the CLI when none is. */
 export interface PoolCommands {
-  ping: Command<NoArgs, { pool: string; id: string; mountpoint: string | null; daemon: boolean; pid: number }>;
+  /**
+   * `mounted`: whether the daemon's mount is in its /proc/self/mountinfo (false once removed from
+   * outside: the daemon is ending); null without a mount. Daemons before it sent none.
+   */
+  ping: Command<NoArgs, { pool: string; id: string; mountpoint: string | null; daemon: boolean; pid: number; mounted?: boolean | null }>;
   status: Command<NoArgs, PoolStatus>;
   'list-disks': Command<NoArgs, { disks: DiskReport[] }>;
   'add-disk': Command<

@@ -13,7 +13,7 @@ import {
   unbindTarget,
   type VolumeMountIdentity,
 } from '../volumes/publish.js';
-import { readMounts } from '../util/mountinfo.js';
+import { poolMountAt, readMounts } from '../util/mountinfo.js';
 import { VolumeError, volumesOf, type VolumeRow } from '../volumes/volumes.js';
 import { jsonStrings, type CommandArgs } from './args.js';
 import type { CommandContext, PoolCommandTable } from './context.js';
@@ -68,9 +68,18 @@ function describe(ctx: CommandContext, v: VolumeRow): VolumeInfo {
   return { ...v, usage: volumesOf(ctx.pool, ctx.fs).usageOf(v.name), published: publications(ctx, v.name).map((p) => p.target) };
 }
 
-function source(ctx: CommandContext, volume: string): string {
+/**
+ * The volume's directory in the pool's mount, which must be there: once the mount was removed from
+ * outside (umount), the name leads to the directory under it.
+ */
+async function source(ctx: CommandContext, volume: string): Promise<string> {
   if (!ctx.mountpoint)
     throw new VolumeError('BUSY', `pool ${ctx.pool.name} is served without a mount; volumes can be published only from a mounted pool`);
+  if (!poolMountAt(await readMounts(), ctx.mountpoint, `dynamicfs:${ctx.pool.name}`))
+    throw new VolumeError(
+      'BUSY',
+      `the mount of pool ${ctx.pool.name} at ${ctx.mountpoint} is gone (removed from outside); publish again once the pool is mounted anew (the node agent restarts its daemon; by hand: dynamicfs unmount ${ctx.pool.dir}, then dynamicfs mount)`,
+    );
   return path.join(ctx.mountpoint, volume);
 }
 
@@ -115,7 +124,7 @@ export async function restorePublications(ctx: CommandContext): Promise<number> 
       if ((await unbindTarget(p.target, identity(ctx, p.volume), true)) === 'foreign')
         throw new Error(`something else is mounted at ${p.target} now`);
       await bindVolume({
-        source: source(ctx, p.volume),
+        source: await source(ctx, p.volume),
         target: p.target,
         root: p.root,
         readonly: p.readonly,
@@ -225,7 +234,15 @@ export const volumeCommands: PoolCommandTable<Extract<PoolCommandName, `volume-$
       if (state === 'dead' && (await unbindTarget(target, identity(ctx, name), true)) === 'foreign')
         throw new VolumeError('BUSY', `${target} holds a mount this driver did not make`);
     }
-    await bindVolume({ source: source(ctx, name), target, root, readonly, flags, identity: identity(ctx, name), staging: staging(ctx) });
+    await bindVolume({
+      source: await source(ctx, name),
+      target,
+      root,
+      readonly,
+      flags,
+      identity: identity(ctx, name),
+      staging: staging(ctx),
+    });
     ctx.pool.store.publications.put({ target, volume: name, readonly, flags, root }, Date.now());
     log.info(`volume ${name} published at ${target}${readonly ? ' (read-only)' : ''}`, { pool: ctx.pool.name, volume: name, target });
     return { target, published: true };

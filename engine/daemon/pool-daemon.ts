@@ -23,6 +23,9 @@ import { restorePublications } from '../control/volume-commands.js';
 import { clearStaging, mountState } from '../volumes/publish.js';
 import { POOL_STAGING } from '../pool/layout.js';
 import { nextScrubDue, Schedule } from './schedules.js';
+import { MOUNT_WATCH_MS, MountWatch } from '../fuse/mount-watch.js';
+import { recordUnmount } from '../pool/unmount-record.js';
+import { isAttached, readMounts } from '../util/mountinfo.js';
 
 export interface PoolDaemonOptions {
   /** Where to FUSE-mount the pool; null serves it (control socket, HTTP endpoints) without a mount. */
@@ -109,16 +112,37 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
   let stopping: Promise<void> | null = null;
   const schedules: Schedule[] = [];
 
-  const stop = (why: string): Promise<void> => {
+  // Set once the mount was found gone from mountinfo while the daemon still runs (see watchMount).
+  let mountGone: string | null = null;
+  let mountWatch: MountWatch | null = null;
+  const stop = (why: string, fromOutside = false): Promise<void> => {
     stopping ??= (async () => {
       ready = false;
-      log.event('info', `stopping (${why})${mnt ? `: flushing and unmounting ${mnt}` : ''}`, { pool: pool.name });
+      log.event(
+        'info',
+        `stopping (${why})${mnt ? `: flushing${fromOutside || mountGone ? ` (the mount at ${mnt} is gone)` : ` and unmounting ${mnt}`}` : ''}`,
+        { pool: pool.name },
+      );
+      mountWatch?.stop();
       for (const s of schedules) s.stop();
       control?.close();
       httpServer?.close();
       await fuse?.unmount();
       await fs.close();
       watch.close();
+      if (mnt) {
+        try {
+          recordUnmount(pool.store, {
+            at: new Date().toISOString(),
+            mountpoint: mnt,
+            pid: process.pid,
+            reason: mountGone && !fromOutside ? `${mountGone}; then ${why}` : why,
+            fromOutside: fromOutside || mountGone !== null,
+          });
+        } catch (err) {
+          log.warn(`could not record how the mount ended: ${(err as Error).message}`, { pool: pool.name });
+        }
+      }
       await pool.close();
       log.info('stopped cleanly', { pool: pool.name });
     })();
@@ -126,40 +150,108 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
   };
 
   // Signal handlers go in before the mount: a SIGTERM that arrives while the daemon is still starting
-  // must stop it cleanly, not kill it with the mount still attached.
-  const stopped = new Promise<void>((resolve) => {
-    const onSignal = (sig: NodeJS.Signals) =>
-      void stop(sig).then(resolve, (err: unknown) => {
+  // must stop it cleanly, not kill it with the mount still attached. `finish` ends the daemon: with an
+  // error message, runPoolDaemon throws it once everything is flushed and released (exit code 1).
+  let finish: (error: string | null) => void = () => undefined;
+  const stopped = new Promise<string | null>((resolve) => (finish = resolve));
+  const stopAndFinish = (why: string, opts: { fromOutside?: boolean; error?: string } = {}): void =>
+    void stop(why, opts.fromOutside).then(
+      () => finish(opts.error ?? null),
+      (err: unknown) => {
         log.error(`shutdown error: ${String(err)}`);
-        resolve();
-      });
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
-    process.on(
-      'SIGHUP',
-      () =>
-        void withTrace(
-          'reload',
-          async () => {
-            try {
-              const file = opts.configFile ? await readConfigFile(opts.configFile) : pool.configFile;
-              const changed = pool.applyConfig(file, opts.configFile ?? 'pool configuration');
-              if (!changed.length) log.info('SIGHUP: configuration unchanged', { pool: pool.name });
-            } catch (err) {
-              log.error(`SIGHUP: configuration refused, keeping the current one: ${(err as Error).message}`, { pool: pool.name });
-            }
-          },
-          newTraceId(),
-        ),
+        finish(opts.error ?? null);
+      },
     );
-  });
+  const onSignal = (sig: NodeJS.Signals) => stopAndFinish(sig);
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  process.on(
+    'SIGHUP',
+    () =>
+      void withTrace(
+        'reload',
+        async () => {
+          try {
+            const file = opts.configFile ? await readConfigFile(opts.configFile) : pool.configFile;
+            const changed = pool.applyConfig(file, opts.configFile ?? 'pool configuration');
+            if (!changed.length) log.info('SIGHUP: configuration unchanged', { pool: pool.name });
+          } catch (err) {
+            log.error(`SIGHUP: configuration refused, keeping the current one: ${(err as Error).message}`, { pool: pool.name });
+          }
+        },
+        newTraceId(),
+      ),
+  );
+
+  /**
+   * The mount taken away from outside (an administrator's umount or fusermount -u, kubelet, umount -l):
+   * the daemon flushes what is open, records it, releases the pool and exits 0, so the pool can be
+   * mounted again. Served on /dev/fuse, the kernel tells us: the readers get ENODEV once it closes the
+   * connection, which it does when nothing holds the mount any more. Files still open through a lazily
+   * detached mount, or bind mounts of published volumes, hold it: the daemon serves them until then
+   * (status and /readyz say the mount is gone). Through fuse-native nothing tells us: the daemon reads
+   * mountinfo every second and ends as soon as its mount is no longer there.
+   */
+  const removedFromOutside = (how: string): void => {
+    if (stopping) return;
+    log.event('warn', `the mount at ${mnt} was removed from outside (${how}): flushing, releasing pool ${pool.name} and exiting`, {
+      pool: pool.name,
+      mountpoint: mnt,
+    });
+    stopAndFinish('the mount was removed from outside', { fromOutside: true });
+  };
+  const watchMount = (): void => {
+    const own = fuse?.own;
+    if (!own) return;
+    if (fuse instanceof KernelMount) {
+      fuse.onEnd = (cause) => {
+        if (stopping) return;
+        // The kernel closed the connection: ENODEV after a umount; ECONNABORTED when the last file open
+        // through a lazily detached mount closed. With our mount still attached it was aborted
+        // (fusectl): the dead mount is detached on the way out.
+        if (cause === 'ENODEV' || cause === 'ECONNABORTED') {
+          void readMounts().then(
+            (ms) =>
+              isAttached(ms, own)
+                ? removedFromOutside('its FUSE connection was aborted')
+                : removedFromOutside('the kernel closed its connection'),
+            () => removedFromOutside('the kernel closed its connection'),
+          );
+          return;
+        }
+        log.error(`the FUSE connection of ${mnt} failed (${cause}): flushing, releasing pool ${pool.name} and exiting`, {
+          pool: pool.name,
+        });
+        stopAndFinish(`the FUSE connection failed: ${cause}`, { error: `the FUSE connection of ${mnt} failed: ${cause}` });
+      };
+    }
+    mountWatch = new MountWatch(own, () => {
+      if (stopping) return;
+      if (!(fuse instanceof KernelMount)) return removedFromOutside('it is no longer in /proc/self/mountinfo');
+      // Served on /dev/fuse: ENODEV follows at once unless something still holds the connection. Give
+      // it a moment, so that a plain umount is not reported as a lazy one.
+      setTimeout(() => {
+        if (stopping) return;
+        if (!fuse.connected) return removedFromOutside('the kernel closed its connection');
+        mountGone = `the mount at ${mnt} was removed from outside`;
+        log.event(
+          'warn',
+          `the mount at ${mnt} was removed from outside (lazily): files still open through it or bind mounts of volumes keep its connection, and pool ${pool.name} is served to them until the last goes, then the daemon exits (to end it now: dynamicfs unmount ${pool.dir})`,
+          { pool: pool.name, mountpoint: mnt },
+        );
+      }, MOUNT_WATCH_MS).unref();
+    });
+    mountWatch.start();
+  };
 
   const host: Host = {
     pools: () => [watch],
     ready: () =>
-      ready
-        ? { ready: true, reason: mnt ? `pool ${pool.name} mounted at ${mnt}` : `pool ${pool.name} open` }
-        : { ready: false, reason: stopping ? 'stopping' : 'starting' },
+      mountGone
+        ? { ready: false, reason: mountGone }
+        : ready
+          ? { ready: true, reason: mnt ? `pool ${pool.name} mounted at ${mnt}` : `pool ${pool.name} open` }
+          : { ready: false, reason: stopping ? 'stopping' : 'starting' },
   };
   // The HTTP address is taken before the mount: an address in use fails the start with nothing mounted.
   try {
@@ -208,6 +300,8 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
     await pool.close();
     throw err;
   }
+
+  watchMount();
 
   // Auto-rebuild: when a disk turns failed, re-protect what it held (one run at a time, re-run if
   // another disk fails meanwhile).
@@ -335,5 +429,6 @@ export async function runPoolDaemon(poolDir: string, opts: PoolDaemonOptions): P
       metrics: httpServer ? (opts.metricsListen ?? pool.config.monitoring.metrics_listen) : null,
     },
   );
-  await stopped;
+  const error = await stopped;
+  if (error) throw new Error(error);
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import Fuse, { type Operations } from 'fuse-native';
 import { logger } from '../observability/logger.js';
-import { readMounts, topMountAt } from '../util/mountinfo.js';
+import { isAttached, isOnTop, poolMountAt, readMounts, topMountAt, type MountEntry } from '../util/mountinfo.js';
 import { utimensOpcode, withTrueMtime, type NativeHandler } from './utimens-mtime.js';
 
 const exec = promisify(execFile);
@@ -97,6 +97,8 @@ class DynamicFsFuse extends Fuse {
 
 export class FuseMount {
   private fuse: DynamicFsFuse | null = null;
+  /** The mount as mountinfo showed it once made (null before, or if it could not be found). */
+  own: MountEntry | null = null;
 
   constructor(
     readonly mountpoint: string,
@@ -114,6 +116,7 @@ export class FuseMount {
     });
     await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
     this.fuse = fuse;
+    this.own = (await findOwnMount(mnt, this.options.fsname)) ?? null;
     const ra = this.options.readAheadKb ?? DEFAULT_READ_AHEAD_KB;
     if (ra > 0) await setReadAhead(mnt, ra);
   }
@@ -122,6 +125,9 @@ export class FuseMount {
     const fuse = this.fuse;
     if (!fuse) return;
     this.fuse = null;
+    // Removed from outside (umount, fusermount -u): nothing of ours is there to unmount, and whatever
+    // is mounted there now is someone else's. The process exits soon after, closing the connection.
+    if (!(await mayUnmountByPath(this.own))) return;
     await new Promise<void>((resolve) =>
       fuse.unmount((err) => {
         if (err) void lazyUnmount(this.mountpoint).finally(resolve);
@@ -144,6 +150,28 @@ export async function setReadAhead(mnt: string, kb: number): Promise<void> {
   await fsp.writeFile(`/sys/class/bdi/${dev}/read_ahead_kb`, `${kb}\n`).catch(() => {
     /* not permitted (not root) or no sysfs: the kernel default stays */
   });
+}
+
+/** The pool mount just made at `mnt` (fsname `dynamicfs:<pool>`), from mountinfo. */
+export async function findOwnMount(mnt: string, fsname: string): Promise<MountEntry | undefined> {
+  return poolMountAt(await readMounts(), path.resolve(mnt), fsname);
+}
+
+/**
+ * Whether a daemon may unmount its mount point by name: only while its own mount (`own`) is what is
+ * visible there. Once it was removed from outside, the name may hold a mount someone made since. A
+ * mount never found in mountinfo (null) is unmounted by name, as before.
+ */
+export async function mayUnmountByPath(own: MountEntry | null): Promise<boolean> {
+  if (!own) return true;
+  const mounts = await readMounts().catch(() => null);
+  if (!mounts) return true;
+  if (isOnTop(mounts, own)) return true;
+  if (isAttached(mounts, own))
+    logger('fuse').warn(
+      `${own.mountPoint}: another mount now covers ours; leaving both (unmount them by hand: umount -l ${own.mountPoint})`,
+    );
+  return false;
 }
 
 /** Detaches a mount even if its server is gone (ENOTCONN); never throws. */

@@ -9,6 +9,8 @@ import type { Namespace } from '../fs/namespace.js';
 import { assessAll, type ExtentHealth } from '../check/extent-health.js';
 import { lastScrub } from '../heal/scrub.js';
 import { lastProbe } from '../heal/probe.js';
+import { lastUnmount, type UnmountRecord } from '../pool/unmount-record.js';
+import { poolMountAt, readMounts } from '../util/mountinfo.js';
 
 export interface DiskReport {
   id: string;
@@ -41,7 +43,19 @@ export interface DamagedRange {
 
 export interface PoolStatus {
   pool: { id: string; name: string; dir: string; extentSize: number; defaultPolicy: string; checksum: string };
+  /**
+   * The process serving the pool and where its mount is (mountpoint null: served without a mount).
+   * Null when no process serves it, and when the mount is no longer in /proc/self/mountinfo.
+   */
   mounted: { pid: number; mountpoint: string | null } | null;
+  /**
+   * Set while the process that owns the pool has lost its mount: removed from outside (umount,
+   * fusermount -u). It serves what still holds the mount's connection (open files, bind mounts of
+   * volumes) and exits once nothing does.
+   */
+  mountGone: { pid: number; mountpoint: string } | null;
+  /** How the last mount of the pool ended (null when none has, or the pool's version did not record it). */
+  lastUnmount: UnmountRecord | null;
   health: 'healthy' | 'degraded' | 'critical';
   reasons: string[];
   disks: DiskReport[];
@@ -187,6 +201,11 @@ export async function poolStatus(
   const free = rawSpace(usable.filter((d) => d.health === 'healthy')).free;
   const usableFree = usableSpace(pool.disks.writable(), pool.settings.defaultPolicy, failureDomains.allowShared).free;
   const owner = mountedBy ?? readLockOwner(pool.dir) ?? null;
+  // The mount as the kernel shows it (never looked up: this may be the process serving it).
+  const gone =
+    owner?.mountpoint && !poolMountAt(await readMounts(), owner.mountpoint, `dynamicfs:${pool.name}`)
+      ? { pid: owner.pid, mountpoint: owner.mountpoint }
+      : null;
   return {
     pool: {
       id: pool.id,
@@ -196,7 +215,9 @@ export async function poolStatus(
       defaultPolicy: formatPolicy(pool.settings.defaultPolicy),
       checksum: pool.settings.checksum,
     },
-    mounted: owner ? { pid: owner.pid, mountpoint: owner.mountpoint } : null,
+    mounted: owner && !gone ? { pid: owner.pid, mountpoint: owner.mountpoint } : null,
+    mountGone: gone,
+    lastUnmount: lastUnmount(pool.store),
     health,
     reasons,
     disks,

@@ -58,3 +58,30 @@ export function topMountAt(mounts: MountEntry[], mountPoint: string): MountEntry
 export function isAtOrUnder(p: string, dir: string): boolean {
   return p === dir || p.startsWith(dir === '/' ? '/' : `${dir}/`);
 }
+
+/** The type a DynamicFS mount (the pool's and its volumes' bind mounts) shows in mountinfo. */
+export const FUSE_TYPE = 'fuse.dynamicfs';
+
+/**
+ * The whole-pool mount of `fsname` (`dynamicfs:<pool>`) when it is what is visible at `mountPoint`:
+ * known from mountinfo alone, so nobody, the daemon serving it least of all, has to look the mount up.
+ */
+export function poolMountAt(mounts: MountEntry[], mountPoint: string, fsname: string): MountEntry | undefined {
+  const top = topMountAt(mounts, mountPoint);
+  return top && top.fstype === FUSE_TYPE && top.source === fsname && top.root === '/' ? top : undefined;
+}
+
+/**
+ * Whether the mount `own` (as mountinfo showed it when it was made) is still attached somewhere. A
+ * mount id is reused once its mount is gone, so the device must match too (a FUSE mount's anonymous
+ * device stays taken while its connection lives).
+ */
+export function isAttached(mounts: MountEntry[], own: MountEntry): boolean {
+  return mounts.some((m) => m.id === own.id && m.dev === own.dev);
+}
+
+/** Whether `own` is the mount visible at its mount point (not gone, nor covered by a later mount there). */
+export function isOnTop(mounts: MountEntry[], own: MountEntry): boolean {
+  const top = topMountAt(mounts, own.mountPoint);
+  return top !== undefined && top.id === own.id && top.dev === own.dev;
+}

@@ -5,6 +5,7 @@ import { DEFAULT_READ_AHEAD_KB, MAX_BACKGROUND, setReadAhead, type MountOptions 
 import type { OpObserver } from '../operations.js';
 import { kernelOperations } from './kernel-ops.js';
 import { KernelSession } from './session.js';
+import type { MountEntry } from '../../util/mountinfo.js';
 
 /** 1 MiB requests: one extent per read or write (the kernel's default cap, fuse_max_pages_limit, is 256). */
 const MAX_PAGES = 256;
@@ -18,6 +19,8 @@ const READERS = 2;
  */
 export class KernelMount {
   private session: KernelSession | null = null;
+  /** Called once if the kernel ends the connection without unmount() (see KernelSession.onEnd). */
+  onEnd: ((cause: string) => void) | null = null;
 
   constructor(
     readonly mountpoint: string,
@@ -49,12 +52,23 @@ export class KernelMount {
       (req) => handler(req),
     );
     const handler = dispatch(session);
+    session.onEnd = (cause) => this.onEnd?.(cause);
     await session.mount();
     this.session = session;
     await ready;
     // After INIT: the kernel sets the mount's read-ahead from its answer.
     const kb = this.options.readAheadKb ?? DEFAULT_READ_AHEAD_KB;
     if (kb > 0) await setReadAhead(mnt, kb);
+  }
+
+  /** The mount as mountinfo showed it once made. */
+  get own(): MountEntry | null {
+    return this.session?.own ?? null;
+  }
+
+  /** Whether the kernel still has the connection open: files open through a lazily detached mount, or bind mounts of volumes, keep it. */
+  get connected(): boolean {
+    return this.session?.connected ?? false;
   }
 
   async unmount(): Promise<void> {

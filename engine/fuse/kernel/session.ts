@@ -2,7 +2,9 @@ import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import { logger } from '../../observability/logger.js';
-import { lazyUnmount } from '../mount.js';
+import { abortConnection } from './fusectl.js';
+import { findOwnMount, lazyUnmount, mayUnmountByPath } from '../mount.js';
+import type { MountEntry } from '../../util/mountinfo.js';
 import { Worker } from 'node:worker_threads';
 import { IN_HEADER, OUT_HEADER, parseRequest, type Request } from './protocol.js';
 import { FREE, type ReaderData, type ReaderMessage } from './reader-slots.js';
@@ -42,6 +44,15 @@ export class KernelSession {
   private endNow: (() => void) | null = null;
   private readonly readers: Worker[] = [];
   private readonly bufferSize: number;
+  private unmounting = false;
+  /** The mount as mountinfo showed it once made (null before, or if it could not be found). */
+  own: MountEntry | null = null;
+  /**
+   * Called once when the connection ends without unmount() having been asked: `cause` is what the
+   * readers got (ENODEV: the kernel closed it, because the mount was removed from outside or the
+   * connection was aborted) or why a reader thread failed.
+   */
+  onEnd: ((cause: string) => void) | null = null;
 
   constructor(
     readonly mountpoint: string,
@@ -88,6 +99,7 @@ export class KernelSession {
     }
     this.ended = new Promise<void>((resolve) => (this.endNow = resolve));
     this.startReaders();
+    this.own = (await findOwnMount(this.mountpoint, o.fsname).catch(() => undefined)) ?? null;
   }
 
   /** Starts the reader threads; each owns SLOTS request buffers. */
@@ -104,7 +116,7 @@ export class KernelSession {
         Atomics.notify(state, slot);
       };
       w.on('message', (m: ReaderMessage) => {
-        if ('end' in m) return this.end();
+        if ('end' in m) return this.end(m.end);
         if (m.length < IN_HEADER) return free(m.slot);
         let pending: void | Promise<void>;
         try {
@@ -120,12 +132,12 @@ export class KernelSession {
           );
         else free(m.slot);
       });
-      w.on('error', () => this.end());
+      w.on('error', (err) => this.end(`a reader thread failed: ${err.message}`));
       this.readers.push(w);
     }
   }
 
-  private end(): void {
+  private end(cause: string): void {
     if (this.fd < 0) return;
     const fd = this.fd;
     this.fd = -1;
@@ -134,6 +146,12 @@ export class KernelSession {
     this.readers.length = 0;
     fs.close(fd, () => undefined);
     this.endNow?.();
+    if (!this.unmounting) this.onEnd?.(cause);
+  }
+
+  /** Whether the kernel still has the connection open (false once it ended or was unmounted). */
+  get connected(): boolean {
+    return this.fd >= 0;
   }
 
   /** Answers request `unique` with `error` (0 or a negative errno) and the reply's bytes. */
@@ -157,11 +175,30 @@ export class KernelSession {
     }
   }
 
+  private endedWithin(ms: number): Promise<unknown> {
+    return Promise.race([this.ended, new Promise((r) => setTimeout(r, ms).unref())]);
+  }
+
   /** Unmounts (lazily when busy) and waits until the kernel has closed the connection. */
   async unmount(): Promise<void> {
     if (!this.ended) return;
-    await exec('umount', [this.mountpoint]).catch(() => lazyUnmount(this.mountpoint));
-    await Promise.race([this.ended, new Promise((r) => setTimeout(r, 2000).unref())]);
-    this.end();
+    this.unmounting = true;
+    // Only our own mount is unmounted by name: once removed from outside, the name is not ours.
+    if (await mayUnmountByPath(this.own)) {
+      await exec('umount', [this.mountpoint]).catch(() => lazyUnmount(this.mountpoint));
+      await this.endedWithin(2000);
+    }
+    // Bind mounts of volumes or files open through a lazily detached mount keep the connection, and our
+    // readers wait in read(2) on it (the process could not even exit): it is aborted. What held it
+    // fails with ENOTCONN from then on; a new daemon binds published volumes again.
+    if (this.fd >= 0 && this.own) {
+      try {
+        await abortConnection(this.own.dev);
+        await this.endedWithin(2000);
+      } catch (err) {
+        log.warn(`${this.mountpoint}: ${(err as Error).message}; the daemon may not exit until nothing holds the mount`);
+      }
+    }
+    this.end('unmounted');
   }
 }

@@ -8,9 +8,10 @@ import type { PoolStatus as EngineStatus } from '../../../engine/report/status.j
 import { callControl } from '../../../engine/control/client.js';
 import { logger } from '../../../engine/observability/logger.js';
 import { withTrace } from '../../../engine/observability/trace.js';
-import { readLockOwner } from '../../../engine/pool/lock.js';
+import { readLockOwner, type LockOwner } from '../../../engine/pool/lock.js';
+import { POOL_IDENTITY } from '../../../engine/pool/layout.js';
 import { diskPathProblemsByName, resolveExisting } from '../../../engine/pool/disk-path.js';
-import { readMounts } from '../../../engine/util/mountinfo.js';
+import { poolMountAt, readMounts } from '../../../engine/util/mountinfo.js';
 import { mkdirPrivate, PRIVATE_FILE } from '../../../engine/util/private-files.js';
 import { formatBytes, parseSize } from '../../../engine/util/units.js';
 import type { DynamicFSPool, PoolStatus } from '../api/pool.js';
@@ -130,7 +131,9 @@ export class NodeAgent {
       if (r.code !== 0) throw new Error(`init failed: ${r.out.trim()}`);
       log.event('info', `pool ${name} created in ${d.pool}`, { pool: name });
     }
-    if (!readLockOwner(d.pool)) {
+    let owner = readLockOwner(d.pool);
+    if (owner && !(await this.mounted(d))) owner = await this.stopIfMountGone(name, d, owner);
+    if (!owner) {
       await fsp.writeFile(d.config, configText, { mode: PRIVATE_FILE });
       // The mount's parent is private: other local users cannot walk into the pool (pods reach
       // their volumes through bind mounts, which need no path through here).
@@ -257,6 +260,40 @@ export class NodeAgent {
       });
     }
     await this.report(pool, d.pool, engine);
+  }
+
+  /** Whether mountinfo shows the pool's mount at its mount point (never looked up: a dead or lost mount would hang or lie). */
+  private async mounted(d: { pool: string; mnt: string }): Promise<boolean> {
+    let name = path.basename(d.pool);
+    try {
+      name = (JSON.parse(await fsp.readFile(path.join(d.pool, POOL_IDENTITY), 'utf8')) as { name: string }).name;
+    } catch {
+      /* unreadable: the directory's name, which is the pool's for pools this agent made */
+    }
+    return poolMountAt(await readMounts(), d.mnt, `dynamicfs:${name}`) !== undefined;
+  }
+
+  /**
+   * The pool's daemon runs but mountinfo shows no mount of it: it is still starting (it takes the lock
+   * before it mounts, and opens its control socket after), or its mount was removed from outside
+   * (umount, fusermount -u). A daemon that answers has mounted, and says whether its mount is still
+   * there. One that lost it serves only what still holds the old mount (open files, bind mounts of
+   * volumes; it would serve them until they go): it is asked to stop, flushing what is open, so that a
+   * new daemon mounts the pool again and binds its published volumes anew. Returns the owner left.
+   */
+  private async stopIfMountGone(name: string, d: { pool: string; mnt: string }, owner: LockOwner): Promise<LockOwner | undefined> {
+    const r = await callControl(d.pool, 'ping', {}, undefined, 10_000).catch(() => null);
+    if (r?.mounted !== false) return readLockOwner(d.pool);
+    log.event(
+      'warn',
+      `the mount of pool ${name} at ${d.mnt} is gone (removed from outside) while its daemon (pid ${owner.pid}) runs: stopping it to mount the pool again`,
+      { pool: name, mountpoint: d.mnt, pid: owner.pid },
+    );
+    await callControl(d.pool, 'shutdown', {}, undefined, 10_000).catch(() => undefined);
+    for (let i = 0; i < 600 && readLockOwner(d.pool); i++) await new Promise((res) => setTimeout(res, 100));
+    const left = readLockOwner(d.pool);
+    if (left) throw new Error(`the daemon of pool ${name} (pid ${left.pid}) lost its mount at ${d.mnt} and did not stop within 60s`);
+    return undefined;
   }
 
   private async ack(name: string, fields: NonNullable<PoolStatus['acknowledged']>): Promise<void> {
