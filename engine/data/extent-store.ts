@@ -46,7 +46,7 @@ export interface ExtentStoreHost {
   readonly name: string;
   readonly settings: Pick<PoolSettings, 'extentSize' | 'checksum'>;
   readonly disks: DiskSet;
-  readonly store: Pick<MetadataStore, 'fragmentsForRead' | 'recordFragmentError' | 'fragment' | 'clearFragmentError'>;
+  readonly store: Pick<MetadataStore, 'fragmentsForRead' | 'recordFragmentError' | 'fragment' | 'clearFragmentError' | 'fragmentErrors'>;
   readonly versions: Pick<ExtentVersions, 'begin' | 'abandon' | 'beginRepair' | 'commitRepair'>;
   readonly thresholds: Pick<HealthThresholds, 'slowIoMs'>;
   sharedDomainsAllowed(): boolean;
@@ -266,14 +266,33 @@ export class ExtentStore {
     if (!res.ok && PROCESS_LIMITS.has(res.code)) return { data: null, problem: `${res.code}: ${res.message}` };
     const kind = res.ok ? 'checksum' : res.code === 'ENOENT' ? 'missing' : res.code === 'SHORT' ? 'short' : 'io';
     this.counters.fragmentErrors++;
+    let first = true;
     try {
+      first = this.firstError(f);
       this.pool.store.recordFragmentError(f.eid, f.slot, f.disk, kind, Date.now());
     } catch {
       /* metadata closed under us (shutdown): the read result stands */
     }
-    // A missing file is a lost fragment, not a misbehaving disk; anything else counts against the disk.
-    if (kind !== 'missing') this.pool.recordDiskError(f.disk, kind === 'checksum' ? 'checksum' : 'read');
+    // A missing file is a lost fragment, not a misbehaving disk; anything else counts against the
+    // disk that holds the fragment, once: every reader of an extent whose copies are all bad reads
+    // each of them again, and counting each time would turn disks suspect for one bad extent.
+    if (kind !== 'missing' && first) this.pool.recordDiskError(f.disk, kind === 'checksum' ? 'checksum' : 'read');
     return { data: null, problem: kind };
+  }
+
+  /**
+   * Fragments already found bad (and counted against their disk), by `eid.slot@disk`: those on
+   * record when this process started, and those found since. A repair takes its fragment off.
+   */
+  private knownBad: Set<string> | null = null;
+
+  /** Whether this is the first time fragment `f` is found bad; notes that it has been. */
+  private firstError(f: FragmentRow): boolean {
+    this.knownBad ??= new Set(this.pool.store.fragmentErrors().map((e) => `${e.eid}.${e.slot}@${e.disk}`));
+    const key = `${f.eid}.${f.slot}@${f.disk}`;
+    if (this.knownBad.has(key)) return false;
+    this.knownBad.add(key);
+    return true;
   }
 
   /** Counts a fragment operation; one slower than the pool's threshold counts against its disk. */
@@ -337,6 +356,7 @@ export class ExtentStore {
       return false;
     }
     this.pool.store.clearFragmentError(frag.eid, frag.slot);
+    this.knownBad?.delete(`${frag.eid}.${frag.slot}@${frag.disk}`);
     return true;
   }
 
