@@ -46,7 +46,13 @@ export async function fsck(pool: Pool, options: { repair?: boolean; graceMs?: nu
     checked.extents++;
     const policy = policyOf(ext.policy);
     const frags = store.fragments(ext.eid);
-    if (frags.length !== fragmentCount(policy)) {
+    if (frags.length === 0) {
+      // What a flush that failed after its write was acknowledged leaves (fs/file-data.ts): reads EIO.
+      problems.push({
+        kind: 'lost-extent',
+        detail: `extent ${ext.eid} (inode ${ext.ino}, bytes ${ext.idx * pool.settings.extentSize}-${ext.idx * pool.settings.extentSize + ext.length}) was lost: the flush of its last write failed; it reads EIO until rewritten`,
+      });
+    } else if (frags.length !== fragmentCount(policy)) {
       problems.push({
         kind: 'fragment-count',
         detail: `extent ${ext.eid} (inode ${ext.ino}) has ${frags.length} fragments, ${ext.policy} needs ${fragmentCount(policy)}`,

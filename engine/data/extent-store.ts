@@ -9,13 +9,15 @@ import type { ExtentRow, FragmentRow, MetadataStore } from '../metadata/store.js
 import { chooseDisks, type PlacementOptions } from '../pool/placement.js';
 import { domainLabel } from '../pool/failure-domain.js';
 import { fragmentPath } from '../pool/layout.js';
-import type { DiskSet } from '../pool/disk-set.js';
+import type { Disk, DiskSet } from '../pool/disk-set.js';
+import { isWritable } from '../pool/disk-health.js';
 import type { ExtentVersions } from '../pool/extent-versions.js';
 import type { DiskErrorKind, HealthThresholds } from '../pool/health-policy.js';
 import type { PoolSettings } from '../pool/pool.js';
-import { decodeExtent, encodeExtent } from '../redundancy/codec.js';
+import { decodeExtent, encodeExtent, fragmentSize } from '../redundancy/codec.js';
 import { formatPolicy, fragmentCount, parsePolicy, type RedundancyPolicy } from '../redundancy/policy.js';
 import { fsError, FsError, isNodeError } from '../util/errors.js';
+import { footprint, Reservation } from './reservation.js';
 
 /** Errors of this process, not of a disk: they never count against a disk's health. */
 const PROCESS_LIMITS = new Set(['EMFILE', 'ENFILE', 'ENOMEM']);
@@ -46,7 +48,7 @@ export interface ExtentStoreHost {
   readonly name: string;
   readonly settings: Pick<PoolSettings, 'extentSize' | 'checksum'>;
   readonly disks: DiskSet;
-  readonly store: Pick<MetadataStore, 'fragmentsForRead' | 'recordFragmentError' | 'fragment' | 'clearFragmentError'>;
+  readonly store: Pick<MetadataStore, 'fragmentsForRead' | 'recordFragmentError' | 'fragment' | 'clearFragmentError' | 'fragmentErrors'>;
   readonly versions: Pick<ExtentVersions, 'begin' | 'abandon' | 'beginRepair' | 'commitRepair'>;
   readonly thresholds: Pick<HealthThresholds, 'slowIoMs'>;
   sharedDomainsAllowed(): boolean;
@@ -79,8 +81,45 @@ export class ExtentStore {
     return this.io.close();
   }
 
-  /** Encodes and stores one extent version. Nothing points at it until the caller commits it. */
-  async write(ino: number, idx: number, data: Buffer, policy: RedundancyPolicy, tier: string | null = null): Promise<WrittenExtent> {
+  /** Disks that take new fragments (of `tier`, when one is named), less those to avoid. */
+  private candidates(tier: string | null, avoid?: Set<string>): Disk[] {
+    return this.pool.disks.writable().filter((d) => !avoid?.has(d.id) && (tier === null || d.tier === tier));
+  }
+
+  /**
+   * Holds the space a version of `length` bytes will take under `policy` (every fragment, each on a
+   * disk placement would pick), or grows `held` to it: on its own disks when they have the room, on
+   * others when they do not. Throws ENOSPC, leaving `held` as it was, when the disks cannot take it.
+   */
+  reserve(policy: RedundancyPolicy, length: number, tier: string | null, held: Reservation | null): Reservation {
+    const perDisk = footprint(fragmentSize(policy, length));
+    if (held?.tryGrow(perDisk)) return held;
+    const choose = () => chooseDisks(this.candidates(tier), fragmentCount(policy), perDisk, formatPolicy(policy), this.placement);
+    const res =
+      held ??
+      new Reservation(
+        this.pool.disks,
+        choose().map((d) => d.id),
+        perDisk,
+      );
+    if (held) held.move(perDisk, choose);
+    this.pool.disks.refreshIfLow(res.disks);
+    return res;
+  }
+
+  /**
+   * Encodes and stores one extent version. Nothing points at it until the caller commits it.
+   * `reserved`: space held for it since its write was accepted; its disks are used when they can
+   * still take it. The caller releases it once the version is committed or dropped.
+   */
+  async write(
+    ino: number,
+    idx: number,
+    data: Buffer,
+    policy: RedundancyPolicy,
+    tier: string | null = null,
+    reserved: Reservation | null = null,
+  ): Promise<WrittenExtent> {
     const policyName = formatPolicy(policy);
     const leased: [BufferPool, Buffer][] = [];
     const fragments = await encodeExtent(policy, data, (n) => this.shardBuffer(n, leased));
@@ -89,18 +128,14 @@ export class ExtentStore {
     try {
       for (let attempt = 0; ; attempt++) {
         try {
-          return await this.place(ino, idx, data.length, policy, policyName, fragments, avoid, tier);
+          return await this.place(ino, idx, data.length, policy, policyName, fragments, avoid, tier, reserved);
         } catch (err) {
           if (!(err instanceof FragmentWriteError) || attempt >= 2) throw err instanceof FragmentWriteError ? err.error : err;
           for (const d of err.disks) avoid.add(d);
+          // The reservation names a disk that failed: its space is given back before looking elsewhere.
+          reserved?.release();
           try {
-            chooseDisks(
-              this.pool.disks.writable().filter((d) => !avoid.has(d.id) && (tier === null || d.tier === tier)),
-              fragmentCount(policy),
-              fragments[0].length,
-              policyName,
-              this.placement,
-            );
+            chooseDisks(this.candidates(tier, avoid), fragmentCount(policy), footprint(fragments[0].length), policyName, this.placement);
           } catch {
             throw err.error; // no other disks to retry on: report the write failure itself
           }
@@ -109,6 +144,20 @@ export class ExtentStore {
     } finally {
       for (const [pool, b] of leased) pool.give(b);
     }
+  }
+
+  /** The reserved disks, in slot order, when they can all take this version's fragments; else null. */
+  private reservedDisks(reserved: Reservation | null, count: number, size: number, avoid: Set<string>, tier: string | null): Disk[] | null {
+    if (!reserved?.active || reserved.disks.length !== count || reserved.perDisk < footprint(size)) return null;
+    const disks: Disk[] = [];
+    for (const id of reserved.disks) {
+      const d = this.pool.disks.get(id);
+      if (!d || !isWritable(d.health) || avoid.has(id) || (tier !== null && d.tier !== tier)) return null;
+      disks.push(d);
+    }
+    // Domains are probed again now and then: two of them may have turned out to be one.
+    if (!this.placement.sharedDomains && new Set(disks.map((d) => d.domain)).size < count) return null;
+    return disks;
   }
 
   /** Page-aligned, recycled memory for erasure shards of full extents (so they move with O_DIRECT). */
@@ -150,16 +199,15 @@ export class ExtentStore {
     fragments: Buffer[],
     avoid: Set<string>,
     tier: string | null,
+    reserved: Reservation | null,
   ): Promise<WrittenExtent> {
     const size = fragments[0].length;
-    const disks = chooseDisks(
-      this.pool.disks.writable().filter((d) => !avoid.has(d.id) && (tier === null || d.tier === tier)),
-      fragmentCount(policy),
-      size,
-      policyName,
-      this.placement,
-    );
-    for (const d of disks) d.reserved += size;
+    const held = this.reservedDisks(reserved, fragmentCount(policy), size, avoid, tier);
+    // Without a reservation that still fits, placed now and held for the time of the write.
+    if (!held) reserved?.release();
+    const disks = held ?? chooseDisks(this.candidates(tier, avoid), fragmentCount(policy), footprint(size), policyName, this.placement);
+    const transient = held ? 0 : footprint(size);
+    for (const d of disks) this.pool.disks.reserve(d.id, transient);
     const placement = disks.map((d, slot) => ({ slot, disk: d.id }));
     const eid = this.pool.versions.begin(placement);
     const alg = this.pool.settings.checksum;
@@ -184,7 +232,7 @@ export class ExtentStore {
         results.forEach((r, slot) => {
           if (r.status !== 'rejected') return;
           // A full disk is not a failing one: stop placing there until statfs says otherwise.
-          if (isNodeError(r.reason, 'ENOSPC') || isNodeError(r.reason, 'EDQUOT')) disks[slot].fsFree = 0;
+          if (isNodeError(r.reason, 'ENOSPC') || isNodeError(r.reason, 'EDQUOT')) this.markFull(disks[slot].id);
           else if (!PROCESS_LIMITS.has((r.reason as NodeJS.ErrnoException | undefined)?.code ?? ''))
             this.pool.recordDiskError(disks[slot].id, isNodeError(r.reason, 'EROFS') ? 'readonly' : 'write');
         });
@@ -200,7 +248,7 @@ export class ExtentStore {
       }
       sums = firstOf.map((first) => (results[first] as PromiseFulfilledResult<string>).value);
     } finally {
-      for (const d of disks) d.reserved -= size;
+      for (const d of disks) this.pool.disks.reserve(d.id, -transient);
     }
     const rows: FragmentRow[] = fragments.map((_, slot) => ({ eid, slot, disk: disks[slot].id, size, checksum: sums[slot] }));
     return {
@@ -231,6 +279,12 @@ export class ExtentStore {
           good++;
         }
       });
+    }
+    if (frags.length === 0) {
+      throw fsError(
+        'EIO',
+        `extent ${ext.eid} (file inode ${ext.ino}, extent ${ext.idx}) was lost: the flush of its last write failed; it reads EIO until rewritten`,
+      );
     }
     if (good < need) {
       throw fsError('EIO', `extent ${ext.eid} (file inode ${ext.ino}, bytes ${ext.idx} extent) has ${good} good fragments, needs ${need}`);
@@ -266,14 +320,39 @@ export class ExtentStore {
     if (!res.ok && PROCESS_LIMITS.has(res.code)) return { data: null, problem: `${res.code}: ${res.message}` };
     const kind = res.ok ? 'checksum' : res.code === 'ENOENT' ? 'missing' : res.code === 'SHORT' ? 'short' : 'io';
     this.counters.fragmentErrors++;
+    let first = true;
     try {
+      first = this.firstError(f);
       this.pool.store.recordFragmentError(f.eid, f.slot, f.disk, kind, Date.now());
     } catch {
       /* metadata closed under us (shutdown): the read result stands */
     }
-    // A missing file is a lost fragment, not a misbehaving disk; anything else counts against the disk.
-    if (kind !== 'missing') this.pool.recordDiskError(f.disk, kind === 'checksum' ? 'checksum' : 'read');
+    // A missing file is a lost fragment, not a misbehaving disk; anything else counts against the
+    // disk that holds the fragment, once: every reader of an extent whose copies are all bad reads
+    // each of them again, and counting each time would turn disks suspect for one bad extent.
+    if (kind !== 'missing' && first) this.pool.recordDiskError(f.disk, kind === 'checksum' ? 'checksum' : 'read');
     return { data: null, problem: kind };
+  }
+
+  /**
+   * Fragments already found bad (and counted against their disk), by `eid.slot@disk`: those on
+   * record when this process started, and those found since. A repair takes its fragment off.
+   */
+  private knownBad: Set<string> | null = null;
+
+  /** Whether this is the first time fragment `f` is found bad; notes that it has been. */
+  private firstError(f: FragmentRow): boolean {
+    this.knownBad ??= new Set(this.pool.store.fragmentErrors().map((e) => `${e.eid}.${e.slot}@${e.disk}`));
+    const key = `${f.eid}.${f.slot}@${f.disk}`;
+    if (this.knownBad.has(key)) return false;
+    this.knownBad.add(key);
+    return true;
+  }
+
+  /** A fragment write found the disk's filesystem full: no new data there until statfs, asked now, says otherwise. */
+  private markFull(id: string): void {
+    this.pool.disks.markFull(id);
+    this.pool.disks.refreshSpace().catch(() => undefined);
   }
 
   /** Counts a fragment operation; one slower than the pool's threshold counts against its disk. */
@@ -337,6 +416,7 @@ export class ExtentStore {
       return false;
     }
     this.pool.store.clearFragmentError(frag.eid, frag.slot);
+    this.knownBad?.delete(`${frag.eid}.${frag.slot}@${frag.disk}`);
     return true;
   }
 
@@ -353,8 +433,8 @@ export class ExtentStore {
         `rebuild of fragment ${frag.eid}.${frag.slot}: no healthy disk outside the failure domains of its other fragments (${[...others].map(domainLabel).join(', ') || 'none'})`,
       );
     }
-    const [target] = chooseDisks(candidates, 1, data.length, `rebuild of fragment ${frag.eid}.${frag.slot}`, this.placement);
-    target.reserved += data.length;
+    const [target] = chooseDisks(candidates, 1, footprint(data.length), `rebuild of fragment ${frag.eid}.${frag.slot}`, this.placement);
+    this.pool.disks.reserve(target.id, footprint(data.length));
     try {
       this.pool.versions.beginRepair(frag.eid, frag.slot, target.id);
       const file = fragmentPath(target.path, frag.eid, frag.slot);
@@ -368,7 +448,7 @@ export class ExtentStore {
       }
       return this.pool.versions.commitRepair(frag.eid, frag.slot, frag.disk, target.id, data.length) ? target.id : null;
     } finally {
-      target.reserved -= data.length;
+      this.pool.disks.reserve(target.id, -footprint(data.length));
     }
   }
 }

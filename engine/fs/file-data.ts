@@ -3,6 +3,8 @@ import type { BufferPool } from '../data/buffer-pool.js';
 import { ExtentCache } from '../data/extent-cache.js';
 import { ExtentStore, fragmentDirs, policyOf, type ExtentStoreHost } from '../data/extent-store.js';
 import { syncFile } from '../data/fragment-io.js';
+import type { Reservation } from '../data/reservation.js';
+import { logger } from '../observability/logger.js';
 import { EXTENT_LOOKAHEAD, type ExtentRow, type MetadataStore } from '../metadata/store.js';
 import type { ExtentVersions } from '../pool/extent-versions.js';
 import type { PoolSettings } from '../pool/pool.js';
@@ -24,7 +26,27 @@ interface DirtyExtent {
   /** extentSize bytes; only the first `len` are meaningful. Never changed once handed to a flush. */
   buf: Buffer;
   len: number;
+  /**
+   * Space held for the version this buffer becomes, taken before the first write into it is
+   * accepted. null: nothing was written into it (a copy of the current version, dropped, not flushed).
+   */
+  res: Reservation | null;
+  /** Bytes of the extent `res` covers. */
+  resLen: number;
 }
+
+/** Where a handle stands in its file's flush errors: each is reported to it once (see FileData.flush). */
+export interface ErrorCursor {
+  errorsSeen: number;
+}
+
+/**
+ * Reservations grow in steps of this many bytes of extent (or the whole extent when it is smaller),
+ * so a writer of small pieces does not reserve with every call.
+ */
+const RESERVE_STEP = 64 * 1024;
+
+const log = logger('file-data');
 
 /** Per-inode state while at least one handle is open: the write buffer and what is being flushed. */
 export interface OpenFile {
@@ -43,7 +65,11 @@ export interface OpenFile {
   chains: Map<number, Promise<void>>;
   /** Fragment files written since the last fsync. */
   unsynced: string[];
-  error: FsError | null;
+  /** Flushes of this file that failed, and the last one's error. */
+  errors: number;
+  lastError: FsError | null;
+  /** `errors` as last reported to anyone: a handle opened later hears of those not reported yet. */
+  reported: number;
   lastReadIdx: number;
   /** Read-ahead has been started up to this extent. */
   prefetchedTo: number;
@@ -141,7 +167,9 @@ export class FileData {
         inflight: new Map(),
         chains: new Map(),
         unsynced: [],
-        error: null,
+        errors: 0,
+        lastError: null,
+        reported: 0,
         lastReadIdx: -2,
         prefetchedTo: -1,
       };
@@ -151,10 +179,13 @@ export class FileData {
     return of;
   }
 
-  /** Drops one reference; returns true when it was the last. Flushes first. */
+  /**
+   * Drops one reference; returns true when it was the last. Flushes first; a failed flush is
+   * reported by flush and fsync (close(2) sends a flush before the release), not here.
+   */
   async release(of: OpenFile): Promise<boolean> {
     try {
-      await this.flush(of);
+      await this.drain(of);
     } finally {
       of.refs--;
       if (of.refs <= 0 && of.dirty.size === 0 && of.chains.size === 0) this.open.delete(of.ino);
@@ -163,22 +194,26 @@ export class FileData {
   }
 
   /**
-   * A background flush that failed makes every later write, flush and fsync of the file fail, until
-   * the last handle is closed. Reporting it once is not enough: the kernel turns an error in the middle
-   * of a large write(2) into a short write, and the caller's retry of the rest must not succeed over
-   * the hole the failed extent left.
+   * Throws the error of a flush that failed since `who` (a handle) was last told, as Linux reports a
+   * writeback error to each open file once, at fsync or close. Without a handle: once per file.
+   * A failed flush does not make later writes fail: its range reads EIO until it is rewritten (see
+   * flushFailed), so nothing can succeed silently over it.
    */
-  private takeError(of: OpenFile): void {
-    if (of.error) throw of.error;
+  private report(of: OpenFile, who?: ErrorCursor): void {
+    const seen = who ? who.errorsSeen : of.reported;
+    if (of.errors <= seen || !of.lastError) return;
+    if (who) who.errorsSeen = of.errors;
+    of.reported = of.errors;
+    throw of.lastError;
   }
 
   /**
    * Copies `len` bytes into the file's write buffers. Returns a plain number when nothing had to be
    * loaded and no back-pressure applies (a sequential writer's every call), so the FUSE reply skips
-   * a promise round trip.
+   * a promise round trip. Nothing is accepted without the space its flush will take (see reserve):
+   * past it the write is short, or fails with ENOSPC when nothing of it fits.
    */
   write(of: OpenFile, src: Buffer, len: number, pos: number): number | Promise<number> {
-    this.takeError(of);
     const policy = policyOf(of.policy);
     const writable = this.pool.disks.writableCount;
     if (writable < fragmentCount(policy)) {
@@ -196,22 +231,85 @@ export class FileData {
     while (done < len) {
       const off = pos + done;
       const idx = Math.floor(off / E);
-      const d = of.dirty.get(idx) ?? this.freshExtent(of, idx);
+      const within = off - idx * E;
+      const n = Math.min(len - done, E - within);
+      const d = of.dirty.get(idx) ?? this.freshExtent(of, idx, within, n);
       if (!d) return this.writeSlow(of, src, len, pos, done);
-      done += this.copyIn(of, d, idx, src, done, off - idx * E, Math.min(len - done, E - (off - idx * E)));
+      if (d.resLen < Math.max(d.len, within + n) && this.reserve(of, idx, d, within + n) !== null)
+        return this.writeSlow(of, src, len, pos, done);
+      done += this.copyIn(of, d, idx, src, done, within, n);
     }
     return this.finishWrite(of, len, pos);
   }
 
+  /**
+   * The same as write() from byte `done` on, waiting for extents to load, and, when the space is
+   * not there, once for space to come free (see waitForSpace) before refusing.
+   */
   private async writeSlow(of: OpenFile, src: Buffer, len: number, pos: number, done: number): Promise<number> {
     const E = this.E;
+    let waited = false;
     while (done < len) {
       const off = pos + done;
       const idx = Math.floor(off / E);
-      const d = await this.dirtyExtent(of, idx);
-      done += this.copyIn(of, d, idx, src, done, off - idx * E, Math.min(len - done, E - (off - idx * E)));
+      const within = off - idx * E;
+      const n = Math.min(len - done, E - within);
+      let d = of.dirty.get(idx) ?? this.freshExtent(of, idx, within, n);
+      if (!d) {
+        const loaded = await this.dirtyExtent(of, idx);
+        // Handed to a flush (or replaced) while it loaded: look again.
+        if (of.dirty.get(idx) !== loaded) continue;
+        d = loaded;
+      }
+      if (d.resLen < Math.max(d.len, within + n)) {
+        const refused = this.reserve(of, idx, d, within + n);
+        if (refused) {
+          if (!waited) {
+            waited = true;
+            await this.waitForSpace();
+            continue;
+          }
+          if (done > 0) break; // a short write: the caller's retry of the rest gets ENOSPC
+          throw refused;
+        }
+      }
+      done += this.copyIn(of, d, idx, src, done, within, n);
     }
-    return this.finishWrite(of, len, pos);
+    return this.finishWrite(of, done, pos);
+  }
+
+  /**
+   * Holds the space extent `idx` will take once flushed, `upTo` bytes of it at least (and all it
+   * already holds: an overwrite writes a whole new version). Returns null, or the ENOSPC error
+   * when the space cannot be had; a buffer made for this write alone is then dropped again.
+   */
+  private reserve(of: OpenFile, idx: number, d: DirtyExtent, upTo: number): FsError | null {
+    const want = Math.min(this.E, Math.ceil(Math.max(upTo, d.len) / RESERVE_STEP) * RESERVE_STEP);
+    try {
+      d.res = this.extents.reserve(policyOf(of.policy), want, of.tier, d.res);
+    } catch (err) {
+      if (!(err instanceof FsError) || err.code !== 'ENOSPC') throw err;
+      // Empty and made by this write (nobody else has seen it): not worth a buffer. A loaded copy
+      // stays; it is dropped, unwritten, at the next flush.
+      if (d.len === 0 && !d.res && of.dirty.get(idx) === d) {
+        of.dirty.delete(idx);
+        this.buffers.give(d.buf);
+      }
+      return err;
+    }
+    d.resLen = want;
+    return null;
+  }
+
+  /**
+   * Before a write is refused for want of space: the flushes under way finish (an overwrite's old
+   * version turns into garbage then), the garbage reaper deletes what deletes and overwrites left,
+   * and the filesystems are asked for their free space again.
+   */
+  private async waitForSpace(): Promise<void> {
+    await Promise.allSettled([...this.open.values()].flatMap((f) => [...f.chains.values()]));
+    await this.pool.reapGarbage();
+    await this.pool.disks.refreshSpace();
   }
 
   private copyIn(of: OpenFile, d: DirtyExtent, idx: number, src: Buffer, from: number, within: number, n: number): number {
@@ -234,13 +332,20 @@ export class FileData {
     })();
   }
 
-  /** A write buffer made without waiting: nothing committed to load, or only an in-flight version to copy. */
-  private freshExtent(of: OpenFile, idx: number): DirtyExtent | null {
+  /**
+   * A write buffer made without waiting: nothing committed to load, or only an in-flight version to
+   * copy, or a write of bytes [within, within + n) that covers all of the current version (which
+   * needs nothing of it: so a lost extent can be rewritten).
+   */
+  private freshExtent(of: OpenFile, idx: number, within: number, n: number): DirtyExtent | null {
     if (of.loading.has(idx)) return null;
     const newer = of.inflight.get(idx);
-    if (!newer && this.pool.store.extent(of.ino, idx)) return null;
-    const fresh = { buf: this.buffers.take(), len: 0 };
-    if (newer) {
+    if (!newer) {
+      const ext = this.pool.store.extent(of.ino, idx);
+      if (ext && (within > 0 || n < ext.length)) return null;
+    }
+    const fresh: DirtyExtent = { buf: this.buffers.take(), len: 0, res: null, resLen: 0 };
+    if (newer && (within > 0 || n < newer.len)) {
       copyBytes(newer.buf, 0, newer.len, fresh.buf, 0);
       fresh.len = newer.len;
     }
@@ -284,7 +389,7 @@ export class FileData {
         copyBytes(data, 0, len, buf, 0);
       }
     }
-    const fresh = { buf, len };
+    const fresh: DirtyExtent = { buf, len, res: null, resLen: 0 };
     of.dirty.set(idx, fresh);
     return fresh;
   }
@@ -293,14 +398,18 @@ export class FileData {
     const d = of.dirty.get(idx);
     if (!d) return;
     of.dirty.delete(idx);
+    if (!d.res) {
+      // Nothing was written into it: the version it copies stands.
+      this.buffers.give(d.buf);
+      return;
+    }
     of.inflight.set(idx, d);
     const prev = of.chains.get(idx) ?? Promise.resolve();
     const p: Promise<void> = prev
       .then(() => this.flushSlots.run(() => this.commitExtent(of, idx, d)))
-      .catch((err: unknown) => {
-        of.error ??= err instanceof FsError ? err : fsError('EIO', String(err));
-      })
+      .catch((err: unknown) => this.flushFailed(of, idx, d, err instanceof FsError ? err : fsError('EIO', String(err))))
       .finally(() => {
+        d.res?.release();
         if (of.inflight.get(idx) === d) of.inflight.delete(idx);
         this.buffers.give(d.buf);
         if (of.chains.get(idx) === p) of.chains.delete(idx);
@@ -309,9 +418,59 @@ export class FileData {
     of.chains.set(idx, p);
   }
 
+  /**
+   * A flush that failed after its writes were acknowledged (a disk filled or failed under it): the
+   * bytes are gone, and no reader may take zeros or the older version for them. Inside the file's
+   * size the extent becomes a lost one, a version without fragments, which reads EIO until it is
+   * rewritten; at the end of the file the size goes back to what the other data covers. fsync and
+   * close report the error (see report).
+   */
+  private flushFailed(of: OpenFile, idx: number, d: DirtyExtent, err: FsError): void {
+    of.errors++;
+    of.lastError = err;
+    const E = this.E;
+    // The file's size without this extent's bytes: what is committed and what other buffers hold.
+    let without = of.persistedSize;
+    for (const [i, x] of of.dirty) without = Math.max(without, i * E + x.len);
+    for (const [i, x] of of.inflight) if (x !== d) without = Math.max(without, i * E + x.len);
+    const size = Math.min(of.size, without);
+    log.event('error', `a flush of inode ${of.ino} failed; bytes ${idx * E}-${idx * E + d.len} are lost: ${err.message}`, {
+      ino: of.ino,
+      extent: idx,
+      size,
+      code: err.code,
+    });
+    try {
+      const store = this.pool.store;
+      if (!store.inode(of.ino)) return;
+      if (idx * E < size) {
+        const eid = this.pool.versions.begin([]);
+        const length = Math.min(d.len, size - idx * E);
+        const lost = {
+          ino: of.ino,
+          idx,
+          eid,
+          policy: of.policy,
+          length,
+          encoded_length: length,
+          checksum_alg: this.pool.settings.checksum,
+        };
+        this.pool.versions.commit(lost, [], of.persistedSize, of.mtime);
+      }
+      if (size < of.size) {
+        of.size = size;
+        // Extents marked lost past the new end would turn a later hole there into EIO: they go.
+        store.tx(() => store.truncateExtents(of.ino, size, E));
+      }
+    } catch (e) {
+      of.size = size;
+      log.error(`could not mark bytes ${idx * E}-${idx * E + d.len} of inode ${of.ino} lost: ${String(e)}`, { ino: of.ino });
+    }
+  }
+
   private async commitExtent(of: OpenFile, idx: number, d: DirtyExtent): Promise<void> {
     const data = d.buf.subarray(0, d.len);
-    const written = await this.extents.write(of.ino, idx, data, policyOf(of.policy), of.tier);
+    const written = await this.extents.write(of.ino, idx, data, policyOf(of.policy), of.tier, d.res);
     const committed = this.pool.versions.commit(written.extent, written.fragments, Math.min(of.size, idx * this.E + d.len), of.mtime);
     if (committed) {
       of.unsynced.push(...written.files);
@@ -319,8 +478,16 @@ export class FileData {
     }
   }
 
-  /** Pushes every buffered byte of the file into committed extents and the size into metadata. */
-  async flush(of: OpenFile): Promise<void> {
+  /**
+   * Pushes every buffered byte of the file into committed extents and the size into metadata, then
+   * reports a failed flush `who` has not heard of (see report).
+   */
+  async flush(of: OpenFile, who?: ErrorCursor): Promise<void> {
+    await this.drain(of);
+    this.report(of, who);
+  }
+
+  private async drain(of: OpenFile): Promise<void> {
     for (;;) {
       for (const idx of [...of.dirty.keys()]) this.startFlush(of, idx);
       if (of.loading.size) await Promise.allSettled(of.loading.values());
@@ -331,17 +498,17 @@ export class FileData {
       this.pool.store.setSize(of.ino, of.size, of.mtime);
       of.persistedSize = of.size;
     }
-    this.takeError(of);
   }
 
-  /** flush, then make the fragments and the metadata durable. */
-  async fsync(of: OpenFile): Promise<void> {
-    await this.flush(of);
+  /** flush, then make the fragments and the metadata durable; a failed flush is reported after. */
+  async fsync(of: OpenFile, who?: ErrorCursor): Promise<void> {
+    await this.drain(of);
     const files = of.unsynced;
     of.unsynced = [];
     await Promise.all(files.map((f) => syncFile(f)));
     await Promise.all(fragmentDirs(files).map((dir) => syncFile(dir)));
     this.pool.store.makeDurable();
+    this.report(of, who);
   }
 
   /**
@@ -461,6 +628,7 @@ export class FileData {
         const start = idx * this.E;
         if (start >= size) {
           of.dirty.delete(idx);
+          d.res?.release();
           this.buffers.give(d.buf);
         } else if (start + d.len > size) {
           d.len = size - start;

@@ -54,6 +54,8 @@ interface Handle {
   flags: number;
   file: OpenFile | null;
   volume: string | null;
+  /** Flush errors of its file reported to this handle (each once, at fsync or close). */
+  errorsSeen: number;
 }
 
 /**
@@ -534,7 +536,7 @@ export class FileSystem {
     if (volume) this.openPerVolume.set(volume.name, held + 1);
     const file = isReg(row.mode) ? this.data.acquire(ino, row.size, row.mtime, policy, volume?.tier ?? null) : null;
     const fh = this.nextHandle++;
-    this.handles.set(fh, { ino, flags, file, volume: volume?.name ?? null });
+    this.handles.set(fh, { ino, flags, file, volume: volume?.name ?? null, errorsSeen: file?.reported ?? 0 });
     return fh;
   }
 
@@ -565,12 +567,12 @@ export class FileSystem {
 
   async flush(fh: number): Promise<void> {
     const h = this.handle(fh);
-    if (h.file) await this.data.flush(h.file);
+    if (h.file) await this.data.flush(h.file, h);
   }
 
   async fsync(fh: number): Promise<void> {
     const h = this.handle(fh);
-    if (h.file) await this.data.fsync(h.file);
+    if (h.file) await this.data.fsync(h.file, h);
     else this.pool.store.makeDurable();
   }
 

@@ -15,11 +15,16 @@ export interface Disk {
   healthChangedAt: number;
   /** Bytes of committed fragments on this disk (from metadata). */
   used: number;
-  /** Free bytes of the filesystem under the disk, from the last statfs. */
+  /**
+   * Free bytes of the filesystem under the disk: the last statfs, less what was committed on that
+   * filesystem since, plus what the garbage reaper deleted (see DiskSet.noteUsed).
+   */
   fsFree: number;
   fsTotal: number;
-  /** Bytes placed on this disk by writes that have not committed yet. */
+  /** Bytes held on this disk for data accepted but not committed yet (see data/reservation.ts). */
   reserved: number;
+  /** `reserved` summed over every disk on this disk's filesystem: they share its free space. */
+  fsReserved: number;
   readErrors: number;
   writeErrors: number;
   checksumErrors: number;
@@ -43,7 +48,15 @@ export function diskCapacity(d: Disk): number {
 /** Bytes a new fragment may still use on this disk. */
 export function diskFree(d: Disk): number {
   const byCap = d.cap === null ? Infinity : d.cap - d.used - d.reserved;
-  return Math.max(0, Math.min(byCap, d.fsFree - d.reserved));
+  return Math.max(0, Math.min(byCap, d.fsFree - d.fsReserved));
+}
+
+/** The block size space is counted in: a fragment file takes whole blocks of its filesystem. */
+export const FS_BLOCK = 4096;
+
+/** Bytes a fragment file of `size` bytes takes on its filesystem (whole blocks). */
+export function onDisk(size: number): number {
+  return Math.ceil(size / FS_BLOCK) * FS_BLOCK;
 }
 
 /** What a device probe found for a disk (see DiskSet.refreshDomains). */
@@ -67,6 +80,7 @@ function fromRow(r: DiskRow, prev: Disk | undefined, probed: Probed | undefined)
     fsFree: prev?.fsFree ?? 0,
     fsTotal: prev?.fsTotal ?? 0,
     reserved: prev?.reserved ?? 0,
+    fsReserved: prev?.fsReserved ?? 0,
     readErrors: r.read_errors,
     writeErrors: r.write_errors,
     checksumErrors: r.checksum_errors,
@@ -96,6 +110,25 @@ export class DiskSet {
     for (const r of this.store.disks()) next.set(r.id, fromRow(r, this.byId.get(r.id), this.probed.get(r.id)));
     this.byId = next;
     this.countWritable();
+    this.sumReserved();
+  }
+
+  /** Keeps each disk's `fsReserved` the sum over the disks of its filesystem. */
+  private sumReserved(): void {
+    const byFs = new Map<string, number>();
+    for (const d of this.byId.values()) byFs.set(d.fs, (byFs.get(d.fs) ?? 0) + d.reserved);
+    for (const d of this.byId.values()) d.fsReserved = byFs.get(d.fs) ?? 0;
+  }
+
+  /**
+   * Holds (`bytes` > 0) or gives back (< 0) space on a disk, by id: the Disk objects are replaced
+   * whenever the rows are reloaded (a health change), and a count kept on a replaced object is lost.
+   */
+  reserve(id: string, bytes: number): void {
+    const d = this.byId.get(id);
+    if (!d) return;
+    d.reserved = Math.max(0, d.reserved + bytes);
+    for (const x of this.byId.values()) if (x.fs === d.fs) x.fsReserved = Math.max(0, x.fsReserved + bytes);
   }
 
   private countWritable(): void {
@@ -128,18 +161,64 @@ export class DiskSet {
     return d !== undefined && isReadable(d.health);
   }
 
+  /** Bytes committed on each filesystem since the pool was opened (see refreshSpace). */
+  private committed = new Map<string, number>();
+
+  /**
+   * Asks each disk's filesystem for its free space. Commits made while statfs was under way are
+   * taken off its answer (it may not have seen them), and deletions made meanwhile are not added
+   * (it may have seen them): an answer can be short of the truth until the next one, never over it.
+   */
   async refreshSpace(): Promise<void> {
+    const marks = new Map(this.committed);
     await Promise.all(
-      this.all().map(async (d) => {
+      this.all().map(async ({ id, path }) => {
+        let free = 0;
+        let total: number | null = null;
         try {
-          const s = await fsp.statfs(d.path);
-          d.fsFree = s.bavail * s.bsize;
-          d.fsTotal = s.blocks * s.bsize;
+          const s = await fsp.statfs(path);
+          // No inodes left is no room either (a filesystem that counts none, btrfs, says files = 0).
+          free = s.files > 0 && s.ffree === 0 ? 0 : s.bavail * s.bsize;
+          total = s.blocks * s.bsize;
         } catch {
-          d.fsFree = 0;
+          /* unreachable: no room */
         }
+        const d = this.byId.get(id); // the disk as it is now: a reload may have replaced the object
+        if (!d) return;
+        d.fsFree = Math.max(0, free - ((this.committed.get(d.fs) ?? 0) - (marks.get(d.fs) ?? 0)));
+        if (total !== null) d.fsTotal = total;
       }),
     );
+    this.refreshedAt = Date.now();
+  }
+
+  /** When refreshSpace last answered (ms since the epoch). */
+  refreshedAt = 0;
+  private refreshing = false;
+
+  /**
+   * A statfs in the background, at most once a second, when a filesystem of these disks is getting
+   * full: what was counted since the last one may be off (another program writing there).
+   */
+  refreshIfLow(ids: string[]): void {
+    if (this.refreshing || Date.now() - this.refreshedAt < 1000) return;
+    const low = ids.some((id) => {
+      const d = this.byId.get(id);
+      return d !== undefined && d.fsFree - d.fsReserved < d.fsTotal / 10;
+    });
+    if (!low) return;
+    this.refreshing = true;
+    this.refreshSpace()
+      .catch(() => undefined)
+      .finally(() => {
+        this.refreshing = false;
+      });
+  }
+
+  /** A fragment write found the disk's filesystem full: no room there until statfs says otherwise. */
+  markFull(id: string): void {
+    const d = this.byId.get(id);
+    if (d) for (const x of this.byId.values()) if (x.fs === d.fs) x.fsFree = 0;
   }
 
   /**
@@ -171,11 +250,20 @@ export class DiskSet {
     // The disks as they are now (a reload may have replaced the objects while the probes ran).
     for (const d of this.all()) Object.assign(d, this.probed.get(d.id) ?? {});
     this.countWritable();
+    this.sumReserved();
   }
 
-  /** Applies a committed change in used bytes to the in-memory view (metadata already has it). */
+  /**
+   * Applies a committed change in used bytes to the in-memory view (metadata already has it): a
+   * fragment committed (delta > 0) or deleted (< 0). The free space of its filesystem follows, in
+   * whole blocks, for every disk on it, so placement and reservations need no statfs per write.
+   */
   noteUsed(id: string, delta: number): void {
     const d = this.byId.get(id);
-    if (d) d.used = Math.max(0, d.used + delta);
+    if (!d) return;
+    d.used = Math.max(0, d.used + delta);
+    const blocks = Math.sign(delta) * onDisk(Math.abs(delta));
+    if (blocks > 0) this.committed.set(d.fs, (this.committed.get(d.fs) ?? 0) + blocks);
+    for (const x of this.byId.values()) if (x.fs === d.fs) x.fsFree = Math.max(0, x.fsFree - blocks);
   }
 }

@@ -643,9 +643,13 @@ export class Pool {
         .all()
         .filter((d) => d.health !== 'failed')
         .slice(0, METADATA_MIRRORS);
+      // A copy takes room on a data disk beside the fragments: held while it is made (the old copy
+      // and the new are both there until the rename), and statfs asked again after.
+      const room = await metadataBytes(this.store.file);
       for (const d of targets) {
         const dest = mirrorPath(d.path);
         const tmp = `${dest}.tmp`;
+        this.disks.reserve(d.id, room);
         try {
           // An empty 0600 file for SQLite's backup to fill: a copy names every file of the pool.
           await fsp.rm(tmp, { force: true });
@@ -655,8 +659,11 @@ export class Pool {
           await fsp.rename(tmp, dest);
         } catch {
           await fsp.rm(tmp, { force: true }).catch(() => undefined);
+        } finally {
+          this.disks.reserve(d.id, -room);
         }
       }
+      if (targets.length) await this.disks.refreshSpace();
     });
     return this.mirroring;
   }
@@ -693,6 +700,16 @@ export class Pool {
     this.store.close();
     this.lock.release();
   }
+}
+
+/** Bytes a copy of the metadata may take: the database and its write-ahead log. */
+async function metadataBytes(file: string): Promise<number> {
+  const size = (f: string) =>
+    fsp.stat(f).then(
+      (st) => st.size,
+      () => 0,
+    );
+  return (await size(file)) + (await size(`${file}-wal`));
 }
 
 async function restoreFromMirror(poolDir: string, poolId: string, dbFile: string): Promise<void> {

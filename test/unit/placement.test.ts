@@ -20,6 +20,7 @@ function disk(id: string, cap: number, used = 0, health: Disk['health'] = 'healt
     fsFree: 1e15,
     fsTotal: 1e15,
     reserved: 0,
+    fsReserved: 0,
     readErrors: 0,
     writeErrors: 0,
     checksumErrors: 0,
