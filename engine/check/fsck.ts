@@ -1,4 +1,5 @@
 import { promises as fsp } from 'node:fs';
+import { printableName } from '../util/byte-names.js';
 import path from 'node:path';
 import { DISK_DATA_DIR, fragmentPath } from '../pool/layout.js';
 import type { Pool } from '../pool/pool.js';
@@ -32,7 +33,19 @@ export async function fsck(pool: Pool, options: { repair?: boolean; graceMs?: nu
   const ns = store.namespaceProblems();
   checked.inodes = ns.inodes;
   for (const r of ns.danglingDirents) {
-    problems.push({ kind: 'dangling-dirent', detail: `entry '${r.name}' in directory ${r.parent} points at missing inode ${r.ino}` });
+    problems.push({
+      kind: 'dangling-dirent',
+      detail: `entry '${printableName(r.name)}' in directory ${r.parent} points at missing inode ${r.ino}`,
+    });
+  }
+  for (const r of ns.parentlessDirents) {
+    problems.push({
+      kind: 'parentless-dirent',
+      detail: `entry '${printableName(r.name)}' (inode ${r.ino}) is in directory ${r.parent}, which no longer exists`,
+    });
+  }
+  for (const v of ns.rootlessVolumes) {
+    problems.push({ kind: 'rootless-volume', detail: `volume ${v}'s root directory no longer exists` });
   }
   for (const ino of ns.unreachableInodes) {
     problems.push({ kind: 'unreachable-inode', detail: `inode ${ino} has links but no directory entry` });

@@ -169,7 +169,7 @@ export class FileSystem {
       return;
     }
     this.kernelRefs.delete(ino);
-    if (this.ns.released(ino)) void this.pool.reapGarbage();
+    if (this.ns.released(ino)) this.freedUnlinked(null);
   }
 
   /** Inodes the kernel holds references to (tests and status). */
@@ -254,12 +254,15 @@ export class FileSystem {
     const to = this.volumeIn(parent)?.name ?? null;
     if (from !== to) throw fsError('EXDEV', `inode ${ino} and '${name}' are in different volumes`);
     // A hard link is a name the metadata keeps: it counts against the inode limit like a new file.
-    this.newInodeIn(parent, () => this.ns.linkAt(ino, parent, name));
+    // The first name of an O_TMPFILE file adds none: the unnamed inode was counted when it was made.
+    if (this.ns.inode(ino).nlink === 0) this.ns.linkAt(ino, parent, name);
+    else this.newInodeIn(parent, () => this.ns.linkAt(ino, parent, name));
     this.changed('link', this.where(parent, name), { ino });
     return this.getattrIno(ino);
   }
 
   createAt(parent: number, name: string, mode: number, flags: number, owner: Owner = this.self): Made {
+    this.handleRoom(this.volumeIn(parent));
     const ino = this.newInodeIn(parent, () => this.ns.makeAt(parent, name, S_IFREG | (mode & 0o7777), owner.uid, owner.gid));
     this.changed('create', this.where(parent, name), { mode });
     const fh = this.openHandle(ino, flags, this.volumeIn(parent), this.ns.policyIn(parent));
@@ -268,6 +271,7 @@ export class FileSystem {
 
   /** O_TMPFILE: an open regular file with no name in directory `parent` (linkat can name it). */
   tmpfileAt(parent: number, mode: number, flags: number, owner: Owner = this.self): Made {
+    this.handleRoom(this.volumeIn(parent));
     const ino = this.newInodeIn(parent, () => this.ns.makeUnnamed(parent, mode, owner.uid, owner.gid));
     this.changed('tmpfile', this.where(parent, ''), { mode });
     const fh = this.openHandle(ino, flags, this.volumeIn(parent), this.ns.policyIn(parent));
@@ -290,6 +294,20 @@ export class FileSystem {
   }
 
   rmdirAt(parent: number, name: string): void {
+    // A volume's root goes only with the volume (volumes/ calls removeVolumeRoot), never through the
+    // mount: the volume's record would be left pointing at nothing, and a plain directory made under
+    // its name later would be deleted with it.
+    if (parent === ROOT_INO && this.quotas.get(name))
+      throw fsError('EBUSY', `'${name}' is a volume; it is removed with the volume (dynamicfs volume delete), not rmdir`);
+    this.removeDir(parent, name);
+  }
+
+  /** The root directory of volume `name`, emptied by the caller, goes (volume deletion). */
+  removeVolumeRoot(name: string): void {
+    this.removeDir(ROOT_INO, name);
+  }
+
+  private removeDir(parent: number, name: string): void {
     this.ns.rmdirAt(parent, name);
     this.recountIn(parent);
     this.changed('rmdir', this.where(parent, name));
@@ -522,10 +540,10 @@ export class FileSystem {
     return h;
   }
 
-  private openHandle(ino: number, flags: number, volume: Quota | undefined, policy: string | null): number {
+  /** EMFILE when no handle may be opened (in `volume`): checked before a create makes anything. */
+  private handleRoom(volume: Quota | undefined): void {
     if (this.handles.size >= this.maxOpenFiles)
       throw fsError('EMFILE', `${this.handles.size} files open (security.max_open_files is ${this.maxOpenFiles})`);
-    const row = this.ns.inode(ino);
     // One volume cannot take every handle of the pool from the others.
     const held = volume ? (this.openPerVolume.get(volume.name) ?? 0) : 0;
     if (volume && held >= this.maxOpenPerVolume)
@@ -533,7 +551,12 @@ export class FileSystem {
         'EMFILE',
         `volume ${volume.name} has ${held} files open (security.max_open_files_per_volume is ${this.maxOpenPerVolume})`,
       );
-    if (volume) this.openPerVolume.set(volume.name, held + 1);
+  }
+
+  private openHandle(ino: number, flags: number, volume: Quota | undefined, policy: string | null): number {
+    this.handleRoom(volume);
+    const row = this.ns.inode(ino);
+    if (volume) this.openPerVolume.set(volume.name, (this.openPerVolume.get(volume.name) ?? 0) + 1);
     const file = isReg(row.mode) ? this.data.acquire(ino, row.size, row.mtime, policy, volume?.tier ?? null) : null;
     const fh = this.nextHandle++;
     this.handles.set(fh, { ino, flags, file, volume: volume?.name ?? null, errorsSeen: file?.reported ?? 0 });
@@ -581,7 +604,18 @@ export class FileSystem {
     this.handles.delete(fh);
     if (h.volume !== null) this.openPerVolume.set(h.volume, Math.max(0, (this.openPerVolume.get(h.volume) ?? 1) - 1));
     if (h.file) await this.data.release(h.file);
-    if (this.ns.released(h.ino)) void this.pool.reapGarbage();
+    if (this.ns.released(h.ino)) this.freedUnlinked(h.volume);
+  }
+
+  /**
+   * An unlinked inode was freed (last handle closed, or the kernel forgot it): its bytes and inode
+   * stop counting against its volume (`null`: not known, every volume counts again), and its
+   * fragments are reaped now.
+   */
+  private freedUnlinked(volume: string | null): void {
+    if (volume !== null) this.quotas.recount(volume);
+    else for (const v of this.quotas.list()) this.quotas.recount(v.name);
+    void this.pool.reapGarbage();
   }
 
   async ftruncate(fh: number, size: number): Promise<void> {

@@ -134,6 +134,17 @@ export class Namespace {
     return row;
   }
 
+  /**
+   * A directory new entries may go into: a removed one (nlink 0, still held by someone: a shell's
+   * working directory, a volume deleted under a process) refuses them with ENOENT, as ext4 does; an
+   * entry made there would outlive its parent, unreachable.
+   */
+  private liveDir(ino: number): InodeRow {
+    const row = this.dir(ino);
+    if (row.nlink <= 0) throw fsError('ENOENT', `directory inode ${ino} was removed`);
+    return row;
+  }
+
   private dirIno(p: string): number {
     const ino = this.resolve(p);
     this.dir(ino);
@@ -164,17 +175,28 @@ export class Namespace {
     if (dir === ROOT_INO) return null;
     const hit = this.tops.get(dir);
     if (hit !== undefined) return hit;
+    // Walk up to the first directory whose top is known (or a child of the root), then remember the
+    // answer for every directory on the way: each directory is walked once, however deep the tree.
+    const path: number[] = [];
     let cur = dir;
-    for (let depth = 0; depth < 4096; depth++) {
+    let top: number | null = null;
+    for (;;) {
+      const known = this.tops.get(cur);
+      if (known !== undefined) {
+        top = known;
+        break;
+      }
+      path.push(cur);
       const up = this.store.parentsOf(cur)[0];
-      if (!up) return null; // an unlinked directory
+      if (!up) break; // an unlinked directory: in no volume any more
       if (up.parent === ROOT_INO) {
-        this.tops.set(dir, cur);
-        return cur;
+        top = cur;
+        break;
       }
       cur = up.parent;
     }
-    return null;
+    if (top !== null) for (const d of path) this.tops.set(d, top);
+    return top;
   }
 
   /** The top-level directory a file or directory `ino` lies in (by its first name), or null. */
@@ -228,7 +250,7 @@ export class Namespace {
 
   /** A new entry `name` in directory `parent`: its inode. */
   makeAt(parent: number, name: string, mode: number, uid: number, gid: number, extra: Partial<InodeRow> = {}): number {
-    this.dir(parent);
+    this.liveDir(parent);
     checkName(name);
     return this.store.tx(() => {
       if (this.store.lookup(parent, name) !== undefined) throw fsError('EEXIST', `'${name}' already exists in directory inode ${parent}`);
@@ -246,7 +268,7 @@ export class Namespace {
    * open; a hard link (linkat) can give it a name. A crash before that reclaims it at the next open.
    */
   makeUnnamed(parent: number, mode: number, uid: number, gid: number): number {
-    this.dir(parent);
+    this.liveDir(parent);
     return this.store.insertInode(this.newInodeRow(parent, S_IFREG | (mode & 0o7777), uid, gid, 0, {}));
   }
 
@@ -364,7 +386,7 @@ export class Namespace {
 
   /** Renames; returns the inode a replaced destination name had, if any. */
   renameAt(srcParent: number, srcName: string, dstParent: number, dstName: string, noReplace = false): number | undefined {
-    this.dir(dstParent);
+    this.liveDir(dstParent);
     checkName(dstName);
     const ino = this.lookup(srcParent, srcName);
     const srcRow = this.inode(ino);
@@ -426,7 +448,7 @@ export class Namespace {
   linkAt(ino: number, parent: number, name: string): void {
     const row = this.inode(ino);
     if (isDir(row.mode)) throw fsError('EPERM', `inode ${ino} is a directory; directories cannot be hard-linked`);
-    this.dir(parent);
+    this.liveDir(parent);
     checkName(name);
     this.store.tx(() => {
       if (this.store.lookup(parent, name) !== undefined) throw fsError('EEXIST', `'${name}' already exists`);
@@ -560,12 +582,23 @@ export class Namespace {
     this.removexattrIno(this.resolve(p), name);
   }
 
-  /** Paths that lead to `ino` (for reports naming files). */
+  /** Paths that lead to `ino` (for reports naming files): one per hard link, walked without recursion. */
   pathsOf(ino: number): string[] {
     const out: string[] = [];
     for (const ent of this.store.parentsOf(ino)) {
-      if (ent.parent === ROOT_INO) out.push('/' + ent.name);
-      else for (const up of this.pathsOf(ent.parent)) out.push(`${up}/${ent.name}`);
+      const parts = [ent.name];
+      let cur = ent.parent;
+      let reachable = true;
+      while (cur !== ROOT_INO) {
+        const up = this.store.parentsOf(cur)[0];
+        if (!up) {
+          reachable = false;
+          break;
+        }
+        parts.push(up.name);
+        cur = up.parent;
+      }
+      if (reachable) out.push('/' + parts.reverse().join('/'));
     }
     return out;
   }

@@ -1,4 +1,5 @@
 import type { ExtentStore } from '../data/extent-store.js';
+import { printableName } from '../util/byte-names.js';
 import { policyOf } from '../data/extent-store.js';
 import type { Namespace } from '../fs/namespace.js';
 import type { Pool } from '../pool/pool.js';
@@ -134,7 +135,7 @@ async function scrubTraced(pool: Pool, ns: Namespace, extents: ExtentStore, opts
       for (const slot of bad) {
         log.event(
           'warn',
-          `scrub: fragment ${ext.eid}.${slot} of ${paths[0] ?? `inode ${ext.ino}`} (extent ${ext.idx}) is ${problems.get(slot) ?? 'bad'}${repaired.has(slot) ? ', repaired' : ''}`,
+          `scrub: fragment ${ext.eid}.${slot} of ${paths[0] === undefined ? `inode ${ext.ino}` : printableName(paths[0])} (extent ${ext.idx}) is ${problems.get(slot) ?? 'bad'}${repaired.has(slot) ? ', repaired' : ''}`,
           {
             pool: pool.name,
             eid: ext.eid,

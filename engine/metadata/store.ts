@@ -733,6 +733,10 @@ export class MetadataStore {
   namespaceProblems(): {
     inodes: number;
     danglingDirents: DirentRow[];
+    /** Entries whose directory is gone: unreachable, with whatever they name. */
+    parentlessDirents: DirentRow[];
+    /** Volumes whose root directory is gone. */
+    rootlessVolumes: string[];
     unreachableInodes: number[];
     extentsWithoutInode: { ino: number; idx: number }[];
   } {
@@ -745,6 +749,16 @@ export class MetadataStore {
         )
         .all()
         .map(loadedDirent),
+      parentlessDirents: db
+        .prepare<[], { parent: number; name: StoredName; ino: number }>(
+          'SELECT d.* FROM dirents d LEFT JOIN inodes p ON p.ino = d.parent WHERE p.ino IS NULL',
+        )
+        .all()
+        .map(loadedDirent),
+      rootlessVolumes: db
+        .prepare<[], { name: string }>('SELECT v.name FROM volumes v LEFT JOIN inodes i ON i.ino = v.ino WHERE i.ino IS NULL')
+        .all()
+        .map((r) => r.name),
       unreachableInodes: db
         .prepare<[number], { ino: number }>(
           'SELECT i.ino FROM inodes i WHERE i.ino != ? AND NOT EXISTS (SELECT 1 FROM dirents d WHERE d.ino = i.ino) AND i.nlink > 0',

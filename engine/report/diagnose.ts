@@ -1,4 +1,5 @@
 import type { PoolStatus } from './status.js';
+import { printableName } from '../util/byte-names.js';
 import type { EngineConfig } from '../config/schema.js';
 import { lastScrub } from '../heal/scrub.js';
 import { diskIo } from '../observability/disk-io.js';
@@ -260,7 +261,7 @@ export function diagnose(
       category: 'reliability',
       value: status.extents.unrecoverable,
       threshold: 0,
-      message: `${status.extents.unrecoverable} extent(s) unrecoverable in ${files.length} file(s): ${files.slice(0, 5).join(', ')}${files.length > 5 ? ', ...' : ''}`,
+      message: `${status.extents.unrecoverable} extent(s) unrecoverable in ${files.length} file(s): ${files.slice(0, 5).map(printableName).join(', ')}${files.length > 5 ? ', ...' : ''}`,
       recommendation:
         'bring back a failed disk if it can be read (set it healthy after a probe), else restore those byte ranges from backup; status lists them',
       runbook: RUNBOOKS.unrecoverable,

@@ -1,6 +1,6 @@
 import type { FileSystem } from '../fs/filesystem.js';
 import { MAX_INODES, type Quota } from '../fs/quota.js';
-import type { MetadataStore } from '../metadata/store.js';
+import { ROOT_INO, type MetadataStore } from '../metadata/store.js';
 import { domainCount, rawSpace, usableSpace } from '../pool/capacity.js';
 import type { Disk } from '../pool/disk-set.js';
 import type { Pool } from '../pool/pool.js';
@@ -40,7 +40,10 @@ export interface VolumeHost {
 }
 
 /** What volume lifecycle changes in the filesystem: the volume's directory tree and its quota. */
-export type VolumeFileSystem = Pick<FileSystem, 'mkdir' | 'readdir' | 'getattr' | 'unlink' | 'rmdir' | 'ns' | 'quotas'>;
+export type VolumeFileSystem = Pick<
+  FileSystem,
+  'mkdir' | 'readdir' | 'getattr' | 'entries' | 'unlinkAt' | 'rmdirAt' | 'removeVolumeRoot' | 'ns' | 'quotas'
+>;
 
 export function volumeHostOf(pool: Pool): VolumeHost {
   return {
@@ -174,15 +177,31 @@ export class Volumes {
     return true;
   }
 
+  /**
+   * Removes a volume's tree by inode (a path walk per entry would be quadratic in the depth), depth
+   * first without recursion (a tree may be deeper than the stack).
+   */
   private removeTree(dir: string): void {
     if (!this.exists(dir)) return;
-    for (const entry of this.fs.readdir(dir)) {
-      if (entry === '.' || entry === '..') continue;
-      const p = `${dir}/${entry}`;
-      if ((this.fs.getattr(p).mode & 0o170000) === 0o040000) this.removeTree(p);
-      else this.fs.unlink(p);
+    const name = dir.slice(1);
+    const stack: { ino: number; parent: number; name: string; listed: boolean }[] = [
+      { ino: this.fs.ns.resolve(dir), parent: ROOT_INO, name, listed: false },
+    ];
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1];
+      if (top.listed) {
+        stack.pop();
+        if (top.parent === ROOT_INO) this.fs.removeVolumeRoot(top.name);
+        else this.fs.rmdirAt(top.parent, top.name);
+        continue;
+      }
+      top.listed = true;
+      for (const e of this.fs.entries(top.ino)) {
+        if (e.name === '.' || e.name === '..') continue;
+        if ((e.mode & 0o170000) === 0o040000) stack.push({ ino: e.ino, parent: top.ino, name: e.name, listed: false });
+        else this.fs.unlinkAt(top.ino, e.name);
+      }
     }
-    this.fs.rmdir(dir);
   }
 
   private exists(p: string): boolean {

@@ -6,9 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Pool } from '../../engine/pool/pool.js';
-import { cleanup, eventually, makePool, MountedPool, type TestPool } from '../helpers/env.js';
+import { CLI, cleanup, cli, cliJson, eventually, makePool, MountedPool, type TestPool } from '../helpers/env.js';
 
 /** Runs a python3 program with the mount as argv[1]; it prints one JSON value, which is returned. */
 function py<T>(mnt: string, program: string, ...args: string[]): T {
@@ -298,5 +300,146 @@ sys.stdin.read()
     // The kill left the inode in the metadata with no name; opening the pool reclaims it.
     assert.deepEqual(await inodeInPool(p.pool, ino), { exists: false, nlink: null, extents: 0 });
     m = await MountedPool.start(p.pool, p.mnt);
+  });
+});
+
+/** What a hostile tenant tried after the rewrite (each case failed on the first inode-based version). */
+describe('POSIX semantics inside volumes, against a hostile tenant', () => {
+  let p: TestPool;
+  let m: MountedPool;
+  let cfg: string;
+  before(async () => {
+    p = await makePool({ redundancy: 'replication:2', disks: 3 });
+    cfg = path.join(p.root, 'limits.yaml');
+    writeFileSync(cfg, 'security:\n  max_open_files_per_volume: 5\n');
+    m = await MountedPool.start(p.pool, p.mnt, ['--config', cfg]);
+  });
+  after(async () => {
+    await m?.stop();
+    cleanup(p.root);
+  });
+  const volume = (name: string, ...args: string[]): void => {
+    const r = cli('volume', 'create', p.pool, name, ...args);
+    assert.equal(r.code, 0, r.stderr);
+  };
+
+  test('a process inside a deleted volume cannot make entries there; nothing is left unreachable', () => {
+    volume('gone', '--capacity', '10MiB');
+    const r = py<{ made: string; listed: string[] }>(
+      p.mnt,
+      `
+import subprocess
+os.chdir(p('gone'))
+d = subprocess.run([sys.argv[2], sys.argv[3], 'volume', 'delete', sys.argv[4], 'gone', '--yes'], capture_output=True)
+assert d.returncode == 0, d.stderr
+print(json.dumps(dict(made=err(lambda: open('newfile', 'wb').write(b'x' * 500000)), listed=os.listdir('.'))))
+`,
+      process.execPath,
+      CLI,
+      p.pool,
+    );
+    assert.deepEqual(r, { made: 'ENOENT', listed: [] });
+  });
+
+  test("the volume's root cannot be removed through the mount, only with the volume", () => {
+    volume('keep', '--capacity', '1MiB');
+    assert.deepEqual(py(p.mnt, `print(json.dumps(err(lambda: os.rmdir(p('keep')))))`), 'EBUSY');
+    const list = cliJson<{ volumes: { name: string }[] }>('volume', 'list', p.pool);
+    assert.ok(list.volumes.some((v) => v.name === 'keep'));
+  });
+
+  test('closing the last handle of an unlinked or O_TMPFILE file gives its bytes and inode back to the volume', () => {
+    volume('cap', '--capacity', '1MiB', '--inodes', '10');
+    const r = py<{ tmpfiles: string; bytes: string }>(
+      p.mnt,
+      `
+def tmpfiles():
+    for i in range(12): os.close(os.open(p('cap'), os.O_TMPFILE | os.O_RDWR, 0o600))
+def bytes_back():
+    fd = os.open(p('cap/big'), os.O_CREAT | os.O_WRONLY, 0o600)
+    os.write(fd, b'x' * 900000); os.fsync(fd); os.unlink(p('cap/big')); os.close(fd)
+    fd = os.open(p('cap/next'), os.O_CREAT | os.O_WRONLY, 0o600)
+    os.write(fd, b'y' * 300000); os.fsync(fd); os.close(fd)
+print(json.dumps(dict(tmpfiles=err(tmpfiles), bytes=err(bytes_back))))
+`,
+    );
+    assert.deepEqual(r, { tmpfiles: 'OK', bytes: 'OK' });
+  });
+
+  test('an O_TMPFILE file can be named at the inode limit; a create refused with EMFILE leaves nothing behind', () => {
+    volume('lim', '--capacity', '10MiB', '--inodes', '4');
+    const r = py<{ named: string; files: string[]; emfile: string; left: string[]; tmpEmfile: string; unnamedMade: number }>(
+      p.mnt,
+      `
+open(p('lim/a'), 'wb').close(); open(p('lim/b'), 'wb').close()
+fd = os.open(p('lim'), os.O_TMPFILE | os.O_RDWR, 0o600)
+os.write(fd, b'atomic replace')
+named = err(lambda: linkfd(fd, p('lim/c')))
+os.close(fd)
+files = sorted(x.decode() for x in os.listdir(p('lim')))
+for n in ['a', 'b', 'c']: os.unlink(p('lim', n))
+held = [os.open(p('lim/h%d' % i), os.O_CREAT | os.O_RDWR, 0o600) for i in range(3)]
+fds = held + [os.open(p('lim/h0'), os.O_RDONLY), os.open(p('lim/h1'), os.O_RDONLY)]
+import sqlite3
+db = sqlite3.connect('file:' + sys.argv[2] + '/metadata.db?mode=ro', uri=True)
+unnamed = lambda: db.execute('SELECT count(*) FROM inodes WHERE nlink = 0').fetchone()[0]
+before = unnamed()
+emfile = err(lambda: os.open(p('lim/extra'), os.O_CREAT | os.O_RDWR, 0o600))
+tmpEmfile = err(lambda: os.open(p('lim'), os.O_TMPFILE | os.O_RDWR, 0o600))
+left = sorted(x.decode() for x in os.listdir(p('lim')))
+unnamedMade = unnamed() - before
+for f in fds: os.close(f)
+print(json.dumps(dict(named=named, files=files, emfile=emfile, left=left, tmpEmfile=tmpEmfile, unnamedMade=unnamedMade)))
+`,
+      p.pool,
+    );
+    assert.deepEqual(r, {
+      named: 'OK',
+      files: ['a', 'b', 'c'],
+      emfile: 'EMFILE',
+      left: ['h0', 'h1', 'h2'],
+      tmpEmfile: 'EMFILE',
+      unnamedMade: 0,
+    });
+  });
+
+  test('rewinddir shows the directory as it is now', () => {
+    const r = py<{ first: string[]; again: string[] }>(
+      p.mnt,
+      `
+os.mkdir(p('rew')); open(p('rew/one'), 'wb').close()
+fd = os.open(p('rew'), os.O_RDONLY)
+first = sorted(x for x in os.listdir(fd))
+open(p('rew/two'), 'wb').close(); os.unlink(p('rew/one'))
+again = sorted(x for x in os.listdir(fd))  # listdir(fd) rewinds the same open directory
+os.close(fd)
+print(json.dumps(dict(first=first, again=again)))
+`,
+    );
+    assert.deepEqual(r, { first: ['one'], again: ['two'] });
+  });
+
+  test('a tree deeper than 4096 levels stays in its volume: quota, statfs, delete, status', () => {
+    volume('deep', '--capacity', '1MiB', '--inodes', '10000');
+    const r = py<{ write: string; blocks: number; depth: number }>(
+      p.mnt,
+      `
+os.chdir(p('deep'))
+for i in range(4200):
+    os.mkdir('d'); os.chdir('d')
+def big():
+    fd = os.open('big', os.O_CREAT | os.O_WRONLY, 0o600)
+    try:
+        os.write(fd, b'x' * 2000000); os.fsync(fd)
+    finally:
+        os.close(fd)
+st = os.statvfs('.')
+print(json.dumps(dict(write=err(big), blocks=st.f_blocks * st.f_frsize, depth=4200)))
+`,
+    );
+    assert.deepEqual(r, { write: 'EDQUOT', blocks: 1 << 20, depth: 4200 });
+    assert.equal(cli('status', p.pool).code, 0);
+    const del = cli('volume', 'delete', p.pool, 'deep', '--yes');
+    assert.equal(del.code, 0, del.stderr);
   });
 });

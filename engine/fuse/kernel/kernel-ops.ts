@@ -47,7 +47,8 @@ export interface KernelOpsOptions {
  * request; the kernel checks permissions itself (default_permissions).
  */
 export function kernelOperations(fs: FileSystem, observe: OpObserver, opts: KernelOpsOptions): (session: KernelSession) => Dispatch {
-  const dirs = new Map<number, DirEntry[]>();
+  /** Open directories: the listing, and whether it was taken for the read at offset 0 still to come. */
+  const dirs = new Map<number, { ino: number; list: DirEntry[]; fresh: boolean }>();
   let nextDir = 1;
   const readBuffers: Buffer[] = [];
 
@@ -273,18 +274,23 @@ export function kernelOperations(fs: FileSystem, observe: OpObserver, opts: Kern
         case OP.OPENDIR:
           return run(req, () => {
             // A listing taken at open: offsets into it stay valid while entries come and go.
-            const listing = fs.entries(req.nodeid);
+            const list = fs.entries(req.nodeid);
             const fh = nextDir++;
-            dirs.set(fh, listing);
+            dirs.set(fh, { ino: req.nodeid, list, fresh: true });
             ok(req, openOut(fh));
           });
         case OP.READDIR:
           return run(req, () => {
-            const list = dirs.get(Number(b.readBigUInt64LE(0))) ?? [];
+            const open = dirs.get(Number(b.readBigUInt64LE(0)));
+            const from = Number(b.readBigUInt64LE(8));
+            // Offset 0 again (rewinddir, or a second pass through one handle): the directory as it is now.
+            if (open && from === 0 && !open.fresh) open.list = fs.entries(open.ino);
+            if (open) open.fresh = false;
+            const list = open?.list ?? [];
             const size = b.readUInt32LE(16);
             const out: Buffer[] = [];
             let used = 0;
-            for (let i = Number(b.readBigUInt64LE(8)); i < list.length; i++) {
+            for (let i = from; i < list.length; i++) {
               const e = list[i];
               // d_type is the file type's bits of the mode, shifted (DT_DIR 4, DT_REG 8, DT_CHR 2, ...).
               const d = dirent(e.ino, i + 1, (e.mode & S_IFMT) >>> 12, encodeName(e.name));
