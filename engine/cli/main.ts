@@ -406,7 +406,18 @@ export function buildCli(): Command {
         const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out, out] });
         let exited: number | null = null;
         child.on('exit', (code) => (exited = code ?? 1));
-        const ok = await waitFor(async () => exited !== null || (await isMounted(abs)), 30_000);
+        // A mount left by a daemon killed with -9 is still listed (every call on it fails with ENOTCONN),
+        // and mount ids are reused: mounted means listed and answering. This process does not serve the
+        // mount, so it may wait on it (never longer than a few seconds per try).
+        const mountedNow = async (): Promise<boolean> => {
+          if (!(await isMounted(abs))) return false;
+          const answered = fsp.stat(abs).then(
+            () => true,
+            () => false,
+          );
+          return Promise.race([answered, new Promise<boolean>((r) => setTimeout(() => r(false), 5000).unref())]);
+        };
+        const ok = await waitFor(async () => exited !== null || (await mountedNow()), 30_000);
         if (!ok || exited !== null) {
           const tail = (await fsp.readFile(logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join('\n');
           throw new Error(`mount of ${abs} failed${exited !== null ? ` (daemon exited with ${exited})` : ' (timed out)'}:\n${tail}`);

@@ -350,3 +350,33 @@ ${disks.map((d) => `    - path: ${d}\n      capacity: 64Mi\n      failureDomain:
     }
   },
 );
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('`dynamicfs mount` over the dead mount of a daemon killed with -9 returns once the new mount answers', async () => {
+  const p = await makePool({ disks: 2 });
+  try {
+    const first = cliJson<{ pid: number }>('mount', p.pool, p.mnt);
+    // Written and closed by another process: this one must not block on a mount it may have to kill.
+    assert.equal(spawnSync('sh', ['-c', `printf kept > '${path.join(p.mnt, 'kept')}'`]).status, 0);
+    process.kill(first.pid, 'SIGKILL');
+    await eventually('the killed daemon is gone', () => (isAlive(first.pid) ? undefined : true));
+    const again = cli('mount', p.pool, p.mnt);
+    assert.equal(again.code, 0, again.stderr);
+    // The very next call on the mount point is served (before, it failed with ENOTCONN for ~0.5 s).
+    const r = spawnSync('cat', [path.join(p.mnt, 'kept')], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'kept');
+  } finally {
+    await execAsync(process.execPath, [CLI, 'umount', p.pool]).catch(() => undefined);
+    if (await isMounted(p.mnt)) await lazyUnmount(p.mnt);
+    cleanup(p.root);
+  }
+});
