@@ -500,7 +500,11 @@ export class Namespace {
       this.setPolicyIno(ino, text);
       return;
     }
-    this.store.setXattr(ino, name, value);
+    this.store.tx(() => {
+      this.store.setXattr(ino, name, value);
+      // An attribute change is an inode change: ctime moves, as on ext4 (backup tools look at it).
+      this.store.setCtime(ino, Date.now());
+    });
     if (name === CAPABILITY_XATTR) this.capabilitiesSet = true;
   }
 
@@ -576,6 +580,7 @@ export class Namespace {
       return;
     }
     if (!this.store.removeXattr(ino, name)) throw fsError('ENODATA', `no xattr ${name} on inode ${ino}`);
+    this.store.setCtime(ino, Date.now());
   }
 
   removexattr(p: string, name: string): void {

@@ -403,6 +403,25 @@ print(json.dumps(dict(named=named, files=files, emfile=emfile, left=left, tmpEmf
     });
   });
 
+  test('setting or removing an extended attribute moves ctime, as on ext4', () => {
+    const r = py<{ set: boolean; removed: boolean }>(
+      p.mnt,
+      `
+import time
+open(p('xc'), 'wb').close()
+c0 = os.stat(p('xc')).st_ctime_ns
+time.sleep(0.01)
+os.setxattr(p('xc'), 'user.k', b'v')
+c1 = os.stat(p('xc')).st_ctime_ns
+time.sleep(0.01)
+os.removexattr(p('xc'), 'user.k')
+c2 = os.stat(p('xc')).st_ctime_ns
+print(json.dumps(dict(set=c1 > c0, removed=c2 > c1)))
+`,
+    );
+    assert.deepEqual(r, { set: true, removed: true });
+  });
+
   test('rewinddir shows the directory as it is now', () => {
     const r = py<{ first: string[]; again: string[] }>(
       p.mnt,

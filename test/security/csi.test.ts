@@ -73,10 +73,12 @@ test('NodePublishVolume: strictly inside the target root, no symbolic link on th
     assert.deepEqual(fs.readdirSync(path.join(n.targets, 'pods')), ['evil']);
     assert.deepEqual(await mountsUnder(n.pool.root).then((l) => l.filter((p) => p !== n?.pool.mnt)), []);
 
-    // A mount that fails (the volume's directory was removed under it) leaves no mount and none of the
-    // directories the publish made.
+    // A publish that fails (the volume was deleted in the engine under the plugin) leaves no mount and none
+    // of the directories it made. (A volume's directory can no longer be removed through the mount: EBUSY.)
     await c.controller.CreateVolume({ name: 'pvc-gone', capacity_range: { required_bytes: MiB }, volume_capabilities: [MOUNT] });
-    fs.rmdirSync(path.join(n.pool.mnt, 'pvc-gone'));
+    const goneDir = path.join(n.pool.mnt, 'pvc-gone');
+    assert.throws(() => fs.rmdirSync(goneDir), /EBUSY/);
+    await callControl(n.pool.pool, 'volume-delete', { name: 'pvc-gone' });
     const gone = await grpcError(
       c.node.NodePublishVolume({
         volume_id: 'pool:pvc-gone',
