@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { fragmentPath } from '../../engine/pool/layout.js';
 import { Pool } from '../../engine/pool/pool.js';
 import { CLI, cleanup, cli, cliJson, eventually, makePool, MountedPool, type TestPool } from '../helpers/env.js';
 
@@ -460,5 +461,38 @@ print(json.dumps(dict(write=err(big), blocks=st.f_blocks * st.f_frsize, depth=42
     assert.equal(cli('status', p.pool).code, 0);
     const del = cli('volume', 'delete', p.pool, 'deep', '--yes');
     assert.equal(del.code, 0, del.stderr);
+  });
+
+  test('a hostile file name with lost data is escaped in scrub, status and diagnose output', () => {
+    const made = py<{ ino: number }>(
+      p.mnt,
+      `
+fd = os.open(p(b'bad\\nname\\x1b[31m\\xe8'), os.O_CREAT | os.O_WRONLY, 0o644)
+os.write(fd, b'q' * 100000); os.fsync(fd); os.close(fd)
+print(json.dumps(dict(ino=os.stat(p(b'bad\\nname\\x1b[31m\\xe8')).st_ino)))
+`,
+    );
+    // Every copy of its data damaged on the disks: the file is named in the reports as unrecoverable.
+    const rows = spawnSync(
+      'sqlite3',
+      [
+        '-readonly',
+        `${p.pool}/metadata.db`,
+        `SELECT d.path, f.eid, f.slot FROM extents e JOIN fragments f ON f.eid = e.eid JOIN disks d ON d.id = f.disk WHERE e.ino = ${made.ino}`,
+      ],
+      { encoding: 'utf8' },
+    ).stdout.trim();
+    assert.notEqual(rows, '');
+    for (const line of rows.split('\n')) {
+      const [disk, eid, slot] = line.split('|');
+      writeFileSync(fragmentPath(disk, Number(eid), Number(slot)), Buffer.alloc(4096, 0x55));
+    }
+    for (const command of ['scrub', 'status', 'diagnose']) {
+      const out = cli(command, p.pool);
+      const text = out.stdout + out.stderr;
+      assert.match(text, /bad\\nname\\x1b\[31m\\xe8/, `${command} names the file, escaped:\n${text}`);
+      assert.ok(!text.includes('\x1b'), `${command} wrote a raw escape character`);
+      assert.ok(!/^name/m.test(text), `${command} let the name break a line`);
+    }
   });
 });
