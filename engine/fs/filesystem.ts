@@ -197,8 +197,8 @@ export class FileSystem {
     return top === null ? undefined : this.quotas.ofRoot(top);
   }
 
-  private volumeOfInode(ino: number): Quota | undefined {
-    const top = this.ns.topOfInode(ino);
+  /** `top`: the top-level directory `ino` lies in, when the caller has it already. */
+  private volumeOfInode(ino: number, top = this.ns.topOfInode(ino)): Quota | undefined {
     if (top !== null) return this.quotas.ofRoot(top);
     // No name left (unlinked, O_TMPFILE): the volume its open handles were charged to.
     for (const h of this.handles.values()) if (h.ino === ino && h.volume !== null) return this.quotas.get(h.volume);
@@ -282,8 +282,7 @@ export class FileSystem {
     const row = this.ns.inode(ino);
     if (isDir(row.mode) && (flags & 3) !== 0) throw fsError('EISDIR', `inode ${ino} is a directory`);
     const top = this.ns.topOfInode(ino);
-    const policy = top === null ? null : (this.ns.inode(top).policy ?? null);
-    return this.openHandle(ino, flags, this.volumeOfInode(ino), policy);
+    return this.openHandle(ino, flags, this.volumeOfInode(ino, top), this.ns.policyOfTop(top));
   }
 
   unlinkAt(parent: number, name: string): void {
@@ -603,8 +602,9 @@ export class FileSystem {
     const h = this.handle(fh);
     this.handles.delete(fh);
     if (h.volume !== null) this.openPerVolume.set(h.volume, Math.max(0, (this.openPerVolume.get(h.volume) ?? 1) - 1));
-    if (h.file) await this.data.release(h.file);
-    if (this.ns.released(h.ino)) this.freedUnlinked(h.volume);
+    // Still open through another handle: nothing to free, no metadata to read.
+    const last = h.file ? await this.data.release(h.file) : true;
+    if (last && this.ns.released(h.ino)) this.freedUnlinked(h.volume);
   }
 
   /**

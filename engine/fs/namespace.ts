@@ -208,17 +208,13 @@ export class Namespace {
     return up ? this.topOf(up.parent) : null;
   }
 
-  /** The redundancy policy for new data under `p`: its top-level directory's, else null (pool default). */
-  policyFor(p: string): string | null {
-    const parts = splitPath(p);
-    if (parts.length < 2) return null;
-    const top = this.store.lookup(ROOT_INO, parts[0]);
-    return top === undefined ? null : (this.store.inode(top)?.policy ?? null);
-  }
-
   /** The redundancy policy for new data in directory `dir`: its top-level directory's, else null. */
   policyIn(dir: number): string | null {
-    const top = this.topOf(dir);
+    return this.policyOfTop(this.topOf(dir));
+  }
+
+  /** The policy set on top-level directory `top` (null: none there, or no top: the pool default). */
+  policyOfTop(top: number | null): string | null {
     return top === null ? null : (this.store.inode(top)?.policy ?? null);
   }
 

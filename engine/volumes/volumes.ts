@@ -40,10 +40,7 @@ export interface VolumeHost {
 }
 
 /** What volume lifecycle changes in the filesystem: the volume's directory tree and its quota. */
-export type VolumeFileSystem = Pick<
-  FileSystem,
-  'mkdir' | 'readdir' | 'getattr' | 'entries' | 'unlinkAt' | 'rmdirAt' | 'removeVolumeRoot' | 'ns' | 'quotas'
->;
+export type VolumeFileSystem = Pick<FileSystem, 'mkdir' | 'entries' | 'unlinkAt' | 'rmdirAt' | 'removeVolumeRoot' | 'ns' | 'quotas'>;
 
 export function volumeHostOf(pool: Pool): VolumeHost {
   return {

@@ -264,7 +264,7 @@ export function kernelOperations(fs: FileSystem, observe: OpObserver, opts: Kern
         case OP.LISTXATTR:
           return run(req, () => {
             const names = fs.listxattrIno(req.nodeid);
-            xattrReply(req, b.readUInt32LE(0), Buffer.concat(names.map((n) => Buffer.concat([encodeName(n), NUL]))));
+            xattrReply(req, b.readUInt32LE(0), Buffer.concat(names.flatMap((n) => [encodeName(n), NUL])));
           });
         case OP.REMOVEXATTR:
           return run(req, () => {
